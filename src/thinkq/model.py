@@ -1,0 +1,252 @@
+"""The paper's model (section II) and the derivatives of its objective (section III).
+
+Every formula of the paper lives here, vectorised over the N task types:
+
+* service time t_k(l_k) = t0_k + c_k l_k (eq. 1), in seconds;
+* accuracy p_k(l_k) = A_k (1 - exp(-b_k l_k)) + D_k (eq. 2);
+* moments E[S], E[S^2] (eq. 3), stability lambda E[S] < 1 (eq. 4);
+* Pollaczek-Khinchine mean wait (eq. 5) and mean system time (eq. 6), in seconds;
+* the objective J (eq. 7), its gradient (eqs. 10, 15) and Hessian (eqs. 33, 34);
+* the KKT best response of the fixed-point method (eqs. 19-22), evaluated with the
+  Wright omega function so that neither overflow nor cancellation occurs.
+
+Budgets ``l`` are arrays of tokens, one per task type, in the profile's order.
+Outside the stability region the wait is ``inf`` and J is ``-inf``.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+from scipy.special import wrightomega
+
+from thinkq.profile import Profile
+
+__all__ = [
+    "HessianParts",
+    "Moments",
+    "accuracy",
+    "best_response",
+    "gradient",
+    "hessian",
+    "hessian_parts",
+    "kkt_residual",
+    "mean_accuracy",
+    "moments",
+    "objective",
+    "objective_change",
+    "service_time",
+    "system_time",
+    "utilization",
+    "waiting_time",
+]
+
+FloatArray = NDArray[np.float64]
+
+
+class Moments(NamedTuple):
+    """The two aggregates through which the queue couples the task types (eq. 3).
+
+    ``mean`` is E[S] (s), ``second`` is E[S^2] (s^2) and ``slack`` is
+    1 - lambda E[S], positive exactly when the queue is stable (eq. 4).
+    """
+
+    mean: float
+    second: float
+    slack: float
+
+
+class HessianParts(NamedTuple):
+    """The Hessian of J as diagonal plus rank two (eqs. 33, 34).
+
+    ``hessian(J) = -diag(diagonal) - cross * (u v^T + v u^T) - outer * u u^T`` with
+    u_k = pi_k c_k and v_k = pi_k c_k t_k. ``diagonal`` is positive and ``cross``,
+    ``outer`` are non-negative, so -hessian is positive definite (Lemma 1).
+    """
+
+    diagonal: FloatArray
+    u: FloatArray
+    v: FloatArray
+    cross: float
+    outer: float
+
+
+def _budgets(profile: Profile, budgets: ArrayLike) -> FloatArray:
+    l = np.asarray(budgets, dtype=np.float64)
+    if l.shape != (profile.size,):
+        raise ValueError(f"budgets: expected {profile.size} values, got shape {l.shape}")
+    return l
+
+
+def service_time(profile: Profile, budgets: ArrayLike) -> FloatArray:
+    """t_k(l_k) = t0_k + c_k l_k (eq. 1), seconds per query of each type."""
+    l = _budgets(profile, budgets)
+    return profile.t0 + profile.c * l
+
+
+def accuracy(profile: Profile, budgets: ArrayLike) -> FloatArray:
+    """p_k(l_k) = A_k (1 - exp(-b_k l_k)) + D_k (eq. 2), per type."""
+    l = _budgets(profile, budgets)
+    return profile.A * -np.expm1(-profile.b * l) + profile.D
+
+
+def mean_accuracy(profile: Profile, budgets: ArrayLike) -> float:
+    """sum_k pi_k p_k(l_k): the accuracy of a random query."""
+    return float(np.dot(profile.share, accuracy(profile, budgets)))
+
+
+def _moments(profile: Profile, t: FloatArray) -> Moments:
+    weighted = profile.share * t
+    mean = float(np.sum(weighted))
+    return Moments(mean, float(np.dot(weighted, t)), 1.0 - profile.rate * mean)
+
+
+def moments(profile: Profile, budgets: ArrayLike) -> Moments:
+    """E[S], E[S^2] (eq. 3) and the stability slack 1 - lambda E[S] (eq. 4)."""
+    return _moments(profile, service_time(profile, budgets))
+
+
+def utilization(profile: Profile, budgets: ArrayLike) -> float:
+    """rho = lambda E[S]; the queue is stable iff rho < 1 (eq. 4)."""
+    return profile.rate * moments(profile, budgets).mean
+
+
+def _wait(rate: float, m: Moments) -> float:
+    if m.slack <= 0:
+        return float("inf")
+    return rate * m.second / (2.0 * m.slack)
+
+
+def waiting_time(profile: Profile, budgets: ArrayLike) -> float:
+    """Mean wait in queue, Pollaczek-Khinchine (eq. 5), seconds; inf if unstable."""
+    return _wait(profile.rate, moments(profile, budgets))
+
+
+def system_time(profile: Profile, budgets: ArrayLike) -> float:
+    """Mean system time E[W] + E[S] (eq. 6), seconds; inf if unstable."""
+    m = moments(profile, budgets)
+    return _wait(profile.rate, m) + m.mean
+
+
+def objective(profile: Profile, budgets: ArrayLike) -> float:
+    """J(l) = alpha sum_k pi_k p_k - E[W] - E[S] (eq. 7); -inf outside stability."""
+    l = _budgets(profile, budgets)
+    m = moments(profile, l)
+    if m.slack <= 0:
+        return float("-inf")
+    return profile.alpha * mean_accuracy(profile, l) - _wait(profile.rate, m) - m.mean
+
+
+def objective_change(profile: Profile, budgets: ArrayLike, new_budgets: ArrayLike) -> float:
+    """J(new) - J(old), computed from the differences without cancellation.
+
+    Near the optimum the change of J is many orders of magnitude below J itself, so
+    subtracting two objective values loses every digit; this form keeps them: the
+    accuracy term uses ``expm1`` and the queue term the exact identity
+    q'/D' - q/D = (dq D + q lambda dE[S]) / (D D').
+    Returns ``-inf`` if ``new_budgets`` is unstable.
+    """
+    l = _budgets(profile, budgets)
+    l_new = _budgets(profile, new_budgets)
+    dl = l_new - l
+    pi, c, rate = profile.share, profile.c, profile.rate
+    t = profile.t0 + profile.c * l
+    m = _moments(profile, t)
+    ds = float(np.dot(pi * c, dl))
+    dq = float(np.dot(pi * c * dl, 2.0 * t + c * dl))
+    slack_new = m.slack - rate * ds
+    if slack_new <= 0:
+        return float("-inf")
+    # A e^{-b l} (1 - e^{-b dl}) = -A e^{-b l} expm1(-b dl)
+    d_acc = float(np.dot(pi * profile.A * np.exp(-profile.b * l), -np.expm1(-profile.b * dl)))
+    d_wait = rate * (dq * m.slack + m.second * rate * ds) / (2.0 * m.slack * slack_new)
+    return profile.alpha * d_acc - d_wait - ds
+
+
+def _marginal_cost(profile: Profile, t: FloatArray, m: Moments) -> FloatArray:
+    """d E[T] / d l_k divided by pi_k: c_k (1 + lambda t_k / D + lambda^2 E[S^2] / (2 D^2))."""
+    rate, d = profile.rate, m.slack
+    return profile.c * (1.0 + rate * t / d + rate * rate * m.second / (2.0 * d * d))
+
+
+def gradient(profile: Profile, budgets: ArrayLike) -> FloatArray:
+    """dJ/dl_k = pi_k (alpha A_k b_k e^{-b_k l_k} - c_k (1 + lambda t_k/D + ...)) (10, 15).
+
+    Units: objective per token. Raises ``ValueError`` outside the stability region.
+    """
+    l = _budgets(profile, budgets)
+    t = profile.t0 + profile.c * l
+    m = _moments(profile, t)
+    if m.slack <= 0:
+        raise ValueError("budgets: outside the stability region (rate * E[S] >= 1)")
+    gain = profile.alpha * profile.A * profile.b * np.exp(-profile.b * l)
+    return profile.share * (gain - _marginal_cost(profile, t, m))
+
+
+def hessian_parts(profile: Profile, budgets: ArrayLike) -> HessianParts:
+    """The Hessian of J as diagonal plus rank two, in O(N) memory (eqs. 33, 34)."""
+    l = _budgets(profile, budgets)
+    t = profile.t0 + profile.c * l
+    m = _moments(profile, t)
+    if m.slack <= 0:
+        raise ValueError("budgets: outside the stability region (rate * E[S] >= 1)")
+    rate, d, pi, c = profile.rate, m.slack, profile.share, profile.c
+    curvature = profile.alpha * profile.A * profile.b**2 * np.exp(-profile.b * l)
+    diagonal = pi * (curvature + rate * c * c / d)
+    u = pi * c
+    return HessianParts(
+        diagonal=diagonal,
+        u=u,
+        v=u * t,
+        cross=rate * rate / (d * d),
+        outer=rate**3 * m.second / d**3,
+    )
+
+
+def hessian(profile: Profile, budgets: ArrayLike) -> FloatArray:
+    """The dense N x N Hessian of J (eqs. 33, 34). Negative definite when stable."""
+    h = hessian_parts(profile, budgets)
+    dense = -h.cross * (np.outer(h.u, h.v) + np.outer(h.v, h.u)) - h.outer * np.outer(h.u, h.u)
+    dense[np.diag_indices_from(dense)] -= h.diagonal
+    return dense
+
+
+def best_response(profile: Profile, budgets: ArrayLike) -> FloatArray:
+    """The unprojected fixed-point map l_hat(l) of eq. (22).
+
+    With the aggregates E[S], E[S^2] of ``budgets`` held fixed, l_hat_k solves the
+    stationarity condition (19) l - L_k e^{-b_k l} = K_k. With y = log(b L) - b K,
+    W(b L e^{-b K}) = omega(y) (Wright omega: no overflow for large y) and
+    l_hat = (log(b L) - log omega) / b, which avoids the cancellation of
+    omega / b + K; where y <= 0 the two forms agree and the latter is used (omega
+    may underflow there). Units: tokens.
+    """
+    l = _budgets(profile, budgets)
+    t = profile.t0 + profile.c * l
+    m = _moments(profile, t)
+    if m.slack <= 0:
+        raise ValueError("budgets: outside the stability region (rate * E[S] >= 1)")
+    rate, d, b, c = profile.rate, m.slack, profile.b, profile.c
+    # log(b L), L = alpha A b D / (lambda c^2) (eq. 20), in logs so nothing overflows
+    log_bl = np.log(profile.alpha * profile.A) + 2 * np.log(b) + np.log(d / rate) - 2 * np.log(c)
+    # K (eq. 21) is negative; -b K >= 0
+    k = -(profile.t0 / c) - d / (rate * c) - rate * m.second / (2.0 * c * d)
+    y = log_bl - b * k
+    omega = wrightomega(y)
+    with np.errstate(divide="ignore"):
+        direct = (log_bl - np.log(omega)) / b
+    result: FloatArray = np.where(y > 0, direct, k + omega / b)
+    return result
+
+
+def kkt_residual(profile: Profile, budgets: ArrayLike) -> float:
+    """max_k |l_k - clip(l_hat_k(l), 0, l_max)| in tokens: zero exactly at the optimum.
+
+    This is the residual of the projected KKT system (23): how many tokens a type's
+    budget is away from its best response to the load the budgets create.
+    """
+    l = _budgets(profile, budgets)
+    target = np.clip(best_response(profile, l), 0.0, profile.max_tokens)
+    return float(np.max(np.abs(l - target)))

@@ -1,0 +1,191 @@
+"""Result objects of the solvers (in the manner of ``scipy.optimize.root_scalar``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+from numpy.typing import NDArray
+
+from thinkq import model
+from thinkq.profile import Profile
+
+__all__ = ["Bounds", "ContinuousResult", "Method", "SolveResult"]
+
+FloatArray = NDArray[np.float64]
+IntArray = NDArray[np.int64]
+Method = Literal["auto", "newton", "fixed-point", "gradient"]
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """Lemma 2's contraction constant and Lemma 3's Lipschitz constant, with their region.
+
+    The paper states both on the box [0, l_max]^N under rho_max < 1. Where that fails
+    (the paper's own instance has rho_max of about 41), they are computed on the
+    region {l in box : lambda E[S(l)] <= rho_bar}, which contains the optimum and every
+    iterate that does not decrease J below its value at the start point.
+
+    Attributes
+    ----------
+    region:
+        ``"box"`` when the paper's assumption holds on [0, l_max]^N, else ``"level-set"``.
+    rho_max:
+        The paper's rho_max = lambda E[S]_max over the box.
+    rho_bar:
+        The utilisation bound of the region used (equals ``rho_max`` for the box).
+    contraction:
+        L_inf of eq. (26): the fixed-point map is a contraction in the region if < 1.
+    lipschitz:
+        L_J of eq. (32): a Lipschitz constant of grad J in the region.
+    step_bound:
+        2 / L_J: projected gradient ascent converges for 0 < eta < step_bound (38).
+    """
+
+    region: Literal["box", "level-set"]
+    rho_max: float
+    rho_bar: float
+    contraction: float
+    lipschitz: float
+    step_bound: float
+
+
+@dataclass(frozen=True)
+class ContinuousResult:
+    """The solution of the continuous relaxation (9) by one method.
+
+    Attributes
+    ----------
+    budgets:
+        l*, tokens per type (floats in [0, l_max]).
+    objective:
+        J(l*).
+    converged:
+        Whether the stopping test (KKT residual <= tolerance) was met.
+    iterations:
+        Iterations taken.
+    evaluations:
+        Objective/gradient evaluations (each is O(N) work).
+    method:
+        The method that ran (``"newton"``, ``"fixed-point"``, ``"gradient"``).
+    message:
+        Why it stopped, in words.
+    kkt_residual:
+        max_k |l_k - clip(l_hat_k(l))| in tokens (eq. 23): zero exactly at the optimum.
+    gap_bound:
+        An upper bound on J(l_opt) - J(l*) (the Frank-Wolfe gap over the box, valid
+        because J is concave on the convex stability region).
+    bounds:
+        Lemma 2 and Lemma 3 constants and where they hold.
+    """
+
+    budgets: FloatArray
+    objective: float
+    converged: bool
+    iterations: int
+    evaluations: int
+    method: str
+    message: str
+    kkt_residual: float
+    gap_bound: float
+    bounds: Bounds
+
+
+@dataclass(frozen=True)
+class SolveResult:
+    """Optimal integer budgets with the continuous optimum behind them.
+
+    Attributes
+    ----------
+    profile:
+        The instance solved.
+    budgets:
+        Integer budgets (tokens per type), from ``integer`` rounding of ``continuous``.
+    integer:
+        The rounding rule used: ``"best"`` (eq. 39 or local search) or ``"round"`` (40).
+    objective:
+        J at the integer budgets.
+    continuous:
+        The continuous solution and its certificate.
+    lower_bound:
+        The paper's J-bar (41), or ``None`` where lambda (E[S] + c_max) >= 1.
+    """
+
+    profile: Profile
+    budgets: IntArray
+    integer: str
+    objective: float
+    continuous: ContinuousResult
+    lower_bound: float | None
+
+    @property
+    def continuous_objective(self) -> float:
+        """J(l*) of the continuous relaxation: an upper bound on any integer J."""
+        return self.continuous.objective
+
+    @property
+    def accuracy(self) -> float:
+        """sum_k pi_k p_k at the integer budgets."""
+        return model.mean_accuracy(self.profile, self.budgets)
+
+    @property
+    def utilization(self) -> float:
+        """lambda E[S] at the integer budgets."""
+        return model.utilization(self.profile, self.budgets)
+
+    @property
+    def mean_waiting_time(self) -> float:
+        """P-K mean wait (eq. 5) at the integer budgets, seconds."""
+        return model.waiting_time(self.profile, self.budgets)
+
+    @property
+    def mean_system_time(self) -> float:
+        """Mean system time (eq. 6) at the integer budgets, seconds."""
+        return model.system_time(self.profile, self.budgets)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The result as plain JSON-ready data (the schema of ``thinkq solve --json``)."""
+        p = self.profile
+        accuracy = model.accuracy(p, self.budgets)
+        service = model.service_time(p, self.budgets)
+        c = self.continuous
+        return {
+            "objective": self.objective,
+            "continuous_objective": self.continuous_objective,
+            "lower_bound": self.lower_bound,
+            "accuracy": self.accuracy,
+            "utilization": self.utilization,
+            "mean_waiting_time": self.mean_waiting_time,
+            "mean_system_time": self.mean_system_time,
+            "rate": p.rate,
+            "alpha": p.alpha,
+            "max_tokens": p.max_tokens,
+            "integer": self.integer,
+            "tasks": [
+                {
+                    "name": name,
+                    "share": float(p.share[k]),
+                    "budget": int(self.budgets[k]),
+                    "continuous_budget": float(c.budgets[k]),
+                    "accuracy": float(accuracy[k]),
+                    "service_time": float(service[k]),
+                }
+                for k, name in enumerate(p.names)
+            ],
+            "solver": {
+                "method": c.method,
+                "converged": c.converged,
+                "iterations": c.iterations,
+                "evaluations": c.evaluations,
+                "message": c.message,
+                "kkt_residual": c.kkt_residual,
+                "gap_bound": c.gap_bound,
+                "contraction_bound": c.bounds.contraction,
+                "step_bound": c.bounds.step_bound,
+                "lipschitz_bound": c.bounds.lipschitz,
+                "bounds_region": c.bounds.region,
+                "rho_max": c.bounds.rho_max,
+                "rho_bar": c.bounds.rho_bar,
+            },
+        }
