@@ -27,6 +27,8 @@ from thinkq.profile import Profile
 __all__ = [
     "HessianParts",
     "Moments",
+    "Point",
+    "Workspace",
     "accuracy",
     "best_response",
     "gradient",
@@ -150,25 +152,17 @@ def objective_change(profile: Profile, budgets: ArrayLike, new_budgets: ArrayLik
     """
     l = _budgets(profile, budgets)
     l_new = _budgets(profile, new_budgets)
-    dl = l_new - l
-    pi, c, rate = profile.share, profile.c, profile.rate
-    t = profile.t0 + profile.c * l
-    m = _moments(profile, t)
-    ds = float(np.dot(pi * c, dl))
-    dq = float(np.dot(pi * c * dl, 2.0 * t + c * dl))
-    slack_new = m.slack - rate * ds
-    if slack_new <= 0:
-        return float("-inf")
-    # A e^{-b l} (1 - e^{-b dl}) = -A e^{-b l} expm1(-b dl)
-    d_acc = float(np.dot(pi * profile.A * np.exp(-profile.b * l), -np.expm1(-profile.b * dl)))
-    d_wait = rate * (dq * m.slack + m.second * rate * ds) / (2.0 * m.slack * slack_new)
-    return profile.alpha * d_acc - d_wait - ds
+    workspace = Workspace(profile)
+    return workspace.change(workspace.point(l), l_new)
 
 
-def _marginal_cost(profile: Profile, t: FloatArray, m: Moments) -> FloatArray:
-    """d E[T] / d l_k divided by pi_k: c_k (1 + lambda t_k / D + lambda^2 E[S^2] / (2 D^2))."""
-    rate, d = profile.rate, m.slack
-    return profile.c * (1.0 + rate * t / d + rate * rate * m.second / (2.0 * d * d))
+def _derivatives(profile: Profile, budgets: ArrayLike) -> tuple[FloatArray, HessianParts]:
+    l = _budgets(profile, budgets)
+    workspace = Workspace(profile)
+    x = workspace.point(l)
+    if x.moments.slack <= 0:
+        raise ValueError("budgets: outside the stability region (rate * E[S] >= 1)")
+    return workspace.derivatives(x)
 
 
 def gradient(profile: Profile, budgets: ArrayLike) -> FloatArray:
@@ -176,33 +170,12 @@ def gradient(profile: Profile, budgets: ArrayLike) -> FloatArray:
 
     Units: objective per token. Raises ``ValueError`` outside the stability region.
     """
-    l = _budgets(profile, budgets)
-    t = profile.t0 + profile.c * l
-    m = _moments(profile, t)
-    if m.slack <= 0:
-        raise ValueError("budgets: outside the stability region (rate * E[S] >= 1)")
-    gain = profile.alpha * profile.A * profile.b * np.exp(-profile.b * l)
-    return profile.share * (gain - _marginal_cost(profile, t, m))
+    return _derivatives(profile, budgets)[0]
 
 
 def hessian_parts(profile: Profile, budgets: ArrayLike) -> HessianParts:
     """The Hessian of J as diagonal plus rank two, in O(N) memory (eqs. 33, 34)."""
-    l = _budgets(profile, budgets)
-    t = profile.t0 + profile.c * l
-    m = _moments(profile, t)
-    if m.slack <= 0:
-        raise ValueError("budgets: outside the stability region (rate * E[S] >= 1)")
-    rate, d, pi, c = profile.rate, m.slack, profile.share, profile.c
-    curvature = profile.alpha * profile.A * profile.b**2 * np.exp(-profile.b * l)
-    diagonal = pi * (curvature + rate * c * c / d)
-    u = pi * c
-    return HessianParts(
-        diagonal=diagonal,
-        u=u,
-        v=u * t,
-        cross=rate * rate / (d * d),
-        outer=rate**3 * m.second / d**3,
-    )
+    return _derivatives(profile, budgets)[1]
 
 
 def hessian(profile: Profile, budgets: ArrayLike) -> FloatArray:
@@ -250,3 +223,62 @@ def kkt_residual(profile: Profile, budgets: ArrayLike) -> float:
     l = _budgets(profile, budgets)
     target = np.clip(best_response(profile, l), 0.0, profile.max_tokens)
     return float(np.max(np.abs(l - target)))
+
+
+class Point(NamedTuple):
+    """J's ingredients at one budget vector, shared by the derivatives and line search."""
+
+    budgets: FloatArray
+    service: FloatArray
+    decay: FloatArray
+    moments: Moments
+
+
+class Workspace:
+    """A profile's constant coefficients, for solvers that evaluate J many times.
+
+    The same formulas as the functions above (eqs. 3, 7, 10, 15, 33, 34), with the
+    per-type constants (pi c, alpha A b, ...) computed once and exp(-b l), t and the
+    moments shared between the gradient, the Hessian and the line search.
+    """
+
+    def __init__(self, profile: Profile) -> None:
+        self.profile = profile
+        pi, c = profile.share, profile.c
+        self.pc = pi * c
+        self.pc2 = self.pc * c
+        self.gain = profile.alpha * profile.A * profile.b
+        self.pi_gain = pi * self.gain
+        self.pi_curvature = self.pi_gain * profile.b
+        self.pi_a = pi * profile.A
+
+    def point(self, budgets: FloatArray) -> Point:
+        p = self.profile
+        t = p.t0 + p.c * budgets
+        return Point(budgets, t, np.exp(-p.b * budgets), _moments(p, t))
+
+    def derivatives(self, x: Point) -> tuple[FloatArray, HessianParts]:
+        """The gradient (10, 15) and the Hessian parts (33, 34) at a stable point."""
+        rate, m = self.profile.rate, x.moments
+        d = m.slack
+        v = self.pc * x.service
+        # pi_k c_k (1 + lambda t_k / D + lambda^2 E[S^2] / (2 D^2)): the marginal cost
+        cost = self.pc * (1.0 + rate * rate * m.second / (2.0 * d * d)) + (rate / d) * v
+        grad = self.pi_gain * x.decay - cost
+        diagonal = self.pi_curvature * x.decay + (rate / d) * self.pc2
+        parts = HessianParts(diagonal, self.pc, v, rate * rate / (d * d), rate**3 * m.second / d**3)
+        return grad, parts
+
+    def change(self, x: Point, new_budgets: FloatArray) -> float:
+        """J(new) - J(x) without cancellation (see :func:`objective_change`)."""
+        p, m = self.profile, x.moments
+        dl = new_budgets - x.budgets
+        pcdl = self.pc * dl
+        ds = float(np.sum(pcdl))
+        dq = float(np.dot(pcdl, 2.0 * x.service + p.c * dl))
+        slack_new = m.slack - p.rate * ds
+        if slack_new <= 0:
+            return float("-inf")
+        d_acc = float(np.dot(self.pi_a * x.decay, -np.expm1(-p.b * dl)))
+        d_wait = p.rate * (dq * m.slack + m.second * p.rate * ds) / (2.0 * m.slack * slack_new)
+        return p.alpha * d_acc - d_wait - ds

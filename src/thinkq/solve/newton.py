@@ -32,38 +32,31 @@ _MAX_BACKTRACKS = 80
 
 
 def newton_direction(
-    parts: model.HessianParts, grad: FloatArray, free: FloatArray
+    parts: model.HessianParts, grad: FloatArray, inverse: FloatArray
 ) -> FloatArray:
     """Solve (-Hess J)_FF d_F = grad_F on the free set F in O(N) (Woodbury, rank two).
 
-    -Hess J = Delta + U C U^T with Delta = diag(diagonal), U = [u, v] and
-    C = [[outer, cross], [cross, 0]]; then
+    ``inverse`` is 1 / diagonal on F and 0 elsewhere. With -Hess J = Delta + U C U^T,
+    Delta = diag(diagonal), U = [u, v] and C = [[outer, cross], [cross, 0]],
     d = Delta^-1 g - Delta^-1 U C (I + U^T Delta^-1 U C)^-1 U^T Delta^-1 g,
     a form that never inverts C (which is ill-conditioned at low load).
     """
-    inv = np.where(free, 1.0 / np.where(free, parts.diagonal, 1.0), 0.0)
-    u = parts.u * inv
-    v = parts.v * inv
-    dg = grad * inv
-    # G = U^T Delta^-1 U restricted to F
-    uu = float(np.dot(parts.u, u))
-    uv = float(np.dot(parts.u, v))
-    vv = float(np.dot(parts.v, v))
-    rhs = np.array([np.dot(parts.u, dg), np.dot(parts.v, dg)])
-    c = np.array([[parts.outer, parts.cross], [parts.cross, 0.0]])
-    gram = np.array([[uu, uv], [uv, vv]])
-    coef = c @ np.linalg.solve(np.eye(2) + gram @ c, rhs)
-    direction: FloatArray = dg - coef[0] * u - coef[1] * v
+    u = parts.u * inverse
+    v = parts.v * inverse
+    dg = grad * inverse
+    uu, uv, vv = float(np.dot(parts.u, u)), float(np.dot(parts.u, v)), float(np.dot(parts.v, v))
+    ug, vg = float(np.dot(parts.u, dg)), float(np.dot(parts.v, dg))
+    a, x = parts.outer, parts.cross
+    # M = I + G C with G = [[uu, uv], [uv, vv]], C = [[a, x], [x, 0]]
+    m11, m12 = 1.0 + uu * a + uv * x, uu * x
+    m21, m22 = uv * a + vv * x, 1.0 + uv * x
+    det = m11 * m22 - m12 * m21
+    y1 = (m22 * ug - m12 * vg) / det
+    y2 = (m11 * vg - m21 * ug) / det
+    # coefficients C y
+    k1, k2 = a * y1 + x * y2, x * y1
+    direction: FloatArray = dg - k1 * u - k2 * v
     return direction
-
-
-def _scaled_step(
-    profile: Profile, budgets: FloatArray, grad: FloatArray, diag: FloatArray
-) -> FloatArray:
-    """l - clip(l + grad / diag): a diagonally scaled projected gradient, in tokens."""
-    safe = np.where(diag > 0, diag, 1.0)
-    target = np.clip(budgets + grad / safe, 0.0, profile.max_tokens)
-    return budgets - target
 
 
 def projected_newton(
@@ -80,38 +73,38 @@ def projected_newton(
     confirms with the KKT residual of eq. 23).
     """
     l_max = float(profile.max_tokens)
-    l = np.clip(np.asarray(start, dtype=np.float64), 0.0, l_max)
+    workspace = model.Workspace(profile)
+    idle = profile.share <= 0
+    x = workspace.point(np.clip(np.asarray(start, dtype=np.float64), 0.0, l_max))
     evaluations = 0
     for iteration in range(1, max_iter + 1):
-        grad = model.gradient(profile, l)
-        parts = model.hessian_parts(profile, l)
+        l = x.budgets
+        grad, parts = workspace.derivatives(x)
         evaluations += 1
-        # the diagonal of -Hess J, for scaling and the epsilon-active set
-        diag = parts.diagonal + 2.0 * parts.cross * parts.u * parts.v + parts.outer * parts.u**2
-        step = _scaled_step(profile, l, grad, diag)
-        width = float(np.max(np.abs(step))) if l.size else 0.0
+        # the diagonal of -Hess J scales the step and defines the epsilon-active set
+        diag = parts.diagonal + (2.0 * parts.cross) * parts.v * parts.u + parts.outer * parts.u**2
+        diag[idle] = 1.0
+        scaled = grad / diag
+        # the stopping test uses each type's own curvature (the rank-two part left out),
+        # the first Newton step of its best response (22): a distance in tokens
+        own = np.where(idle, 1.0, parts.diagonal)
+        width = float(np.max(np.abs(l - np.clip(l + grad / own, 0.0, l_max))))
         if width <= tol:
             return l, iteration - 1, evaluations, "KKT residual below tolerance"
         eps = min(width, 1.0)
-        active = ((l <= eps) & (grad < 0)) | ((l >= l_max - eps) & (grad > 0))
-        active |= profile.share <= 0
-        free = ~active
-        direction = newton_direction(parts, grad, free)
-        safe = np.where(diag > 0, diag, 1.0)
-        direction = np.where(active, np.where(profile.share > 0, grad / safe, 0.0), direction)
-        alpha = 1.0
+        active = ((l <= eps) & (grad < 0)) | ((l >= l_max - eps) & (grad > 0)) | idle
+        inverse = 1.0 / np.where(active, np.inf, parts.diagonal)
+        direction = newton_direction(parts, grad, inverse)
+        direction[active] = scaled[active]
+        step = 1.0
         for _ in range(_MAX_BACKTRACKS):
-            trial = np.clip(l + alpha * direction, 0.0, l_max)
-            change = model.objective_change(profile, l, trial)
+            trial = np.clip(l + step * direction, 0.0, l_max)
+            change = workspace.change(x, trial)
             evaluations += 1
-            moved = trial - l
-            predicted = float(np.dot(grad[free], moved[free])) + float(
-                np.dot(grad[active], moved[active])
-            )
-            if np.isfinite(change) and change >= max(_ARMIJO * predicted, 0.0):
+            if np.isfinite(change) and change >= max(_ARMIJO * float(np.dot(grad, trial - l)), 0.0):
                 break
-            alpha *= 0.5
+            step *= 0.5
         else:
             return l, iteration, evaluations, "line search failed to improve J"
-        l = trial
-    return l, max_iter, evaluations, "iteration limit reached"
+        x = workspace.point(trial)
+    return x.budgets, max_iter, evaluations, "iteration limit reached"
