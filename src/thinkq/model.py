@@ -39,6 +39,7 @@ __all__ = [
     "moments",
     "objective",
     "objective_change",
+    "project",
     "service_time",
     "system_time",
     "utilization",
@@ -82,6 +83,12 @@ def _budgets(profile: Profile, budgets: ArrayLike) -> FloatArray:
     return l
 
 
+def project(budgets: FloatArray, max_tokens: float) -> FloatArray:
+    """The projection onto the box [0, l_max]^N of eqs. (23), (24) and (29)."""
+    result: FloatArray = np.minimum(np.maximum(budgets, 0.0), max_tokens)
+    return result
+
+
 def service_time(profile: Profile, budgets: ArrayLike) -> FloatArray:
     """t_k(l_k) = t0_k + c_k l_k (eq. 1), seconds per query of each type."""
     l = _budgets(profile, budgets)
@@ -101,7 +108,7 @@ def mean_accuracy(profile: Profile, budgets: ArrayLike) -> float:
 
 def _moments(profile: Profile, t: FloatArray) -> Moments:
     weighted = profile.share * t
-    mean = float(np.sum(weighted))
+    mean = float(np.add.reduce(weighted))
     return Moments(mean, float(np.dot(weighted, t)), 1.0 - profile.rate * mean)
 
 
@@ -221,8 +228,8 @@ def kkt_residual(profile: Profile, budgets: ArrayLike) -> float:
     budget is away from its best response to the load the budgets create.
     """
     l = _budgets(profile, budgets)
-    target = np.clip(best_response(profile, l), 0.0, profile.max_tokens)
-    return float(np.max(np.abs(l - target)))
+    target = project(best_response(profile, l), profile.max_tokens)
+    return float(np.maximum.reduce(np.abs(l - target), initial=0.0))
 
 
 class Point(NamedTuple):
@@ -274,7 +281,7 @@ class Workspace:
         p, m = self.profile, x.moments
         dl = new_budgets - x.budgets
         pcdl = self.pc * dl
-        ds = float(np.sum(pcdl))
+        ds = float(np.add.reduce(pcdl))
         dq = float(np.dot(pcdl, 2.0 * x.service + p.c * dl))
         slack_new = m.slack - p.rate * ds
         if slack_new <= 0:

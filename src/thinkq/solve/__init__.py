@@ -48,7 +48,7 @@ def _start(profile: Profile, start: ArrayLike | None) -> FloatArray:
         raise ValueError(f"start: expected {profile.size} budgets, got shape {l.shape}")
     if not np.all(np.isfinite(l)):
         raise ValueError("start: budgets must be finite")
-    l = np.clip(l, 0.0, profile.max_tokens)
+    l = model.project(l, profile.max_tokens)
     if model.utilization(profile, l) >= 1.0:
         raise ValueError("start: budgets outside the stability region (rate * E[S] >= 1)")
     return l
@@ -105,7 +105,7 @@ def solve_continuous(
         # types with zero share do not move J; give them their best response
         idle = profile.share <= 0
         if np.any(idle):
-            response = np.clip(model.best_response(profile, l), 0.0, profile.max_tokens)
+            response = model.project(model.best_response(profile, l), profile.max_tokens)
             l = np.where(idle, response, l)
         residual = model.kkt_residual(profile, l)
         gap = frank_wolfe_gap(profile, l, model.gradient(profile, l))

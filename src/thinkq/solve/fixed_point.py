@@ -24,11 +24,11 @@ def projected_fixed_point(
 
     Returns the budgets, the iterations, the map evaluations and why it stopped.
     """
-    l = np.clip(np.asarray(start, dtype=np.float64), 0.0, profile.max_tokens)
+    l = model.project(np.asarray(start, dtype=np.float64), profile.max_tokens)
     for iteration in range(1, max_iter + 1):
         if model.utilization(profile, l) >= 1.0:
             return l, iteration - 1, iteration - 1, "left the stability region (diverged)"
-        new = np.clip(model.best_response(profile, l), 0.0, profile.max_tokens)
+        new = model.project(model.best_response(profile, l), profile.max_tokens)
         change = float(np.max(np.abs(new - l)))
         l = new
         if change <= tol:

@@ -32,9 +32,9 @@ def projected_gradient(
 
     Returns the budgets, the iterations, the gradient evaluations and why it stopped.
     """
-    l = np.clip(np.asarray(start, dtype=np.float64), 0.0, profile.max_tokens)
+    l = model.project(np.asarray(start, dtype=np.float64), profile.max_tokens)
     for iteration in range(1, max_iter + 1):
-        l = np.clip(l + step * model.gradient(profile, l), 0.0, profile.max_tokens)
+        l = model.project(l + step * model.gradient(profile, l), profile.max_tokens)
         if iteration % _CHECK_EVERY == 0 and model.kkt_residual(profile, l) <= tol:
             return l, iteration, iteration, "KKT residual below tolerance"
     return l, max_iter, max_iter, "iteration limit reached"
