@@ -125,6 +125,16 @@ class SolveResult:
         return self.continuous.objective
 
     @property
+    def loss_bound(self) -> float:
+        """An upper bound on J(l_opt) - J(l_int): what the integer budgets can lose.
+
+        J(l_opt) <= J(l*) + gap_bound (the continuous certificate), so the bound is
+        ``continuous_objective + continuous.gap_bound - objective``; it also bounds
+        the loss against the best integer budgets.
+        """
+        return self.continuous_objective + self.continuous.gap_bound - self.objective
+
+    @property
     def accuracy(self) -> float:
         """sum_k pi_k p_k at the integer budgets."""
         return model.mean_accuracy(self.profile, self.budgets)
@@ -154,6 +164,7 @@ class SolveResult:
             "objective": self.objective,
             "continuous_objective": self.continuous_objective,
             "lower_bound": self.lower_bound,
+            "loss_bound": self.loss_bound,
             "accuracy": self.accuracy,
             "utilization": self.utilization,
             "mean_waiting_time": self.mean_waiting_time,
