@@ -133,7 +133,12 @@ class Profile:
         """Build and validate a profile from :class:`Task` objects."""
         return cls.from_arrays(
             names=[t.name for t in tasks],
-            **{key: [getattr(t, key) for t in tasks] for key in ("share", *PARAMETERS)},
+            share=[t.share for t in tasks],
+            A=[t.A for t in tasks],
+            b=[t.b for t in tasks],
+            D=[t.D for t in tasks],
+            t0=[t.t0 for t in tasks],
+            c=[t.c for t in tasks],
             rate=rate,
             alpha=alpha,
             max_tokens=max_tokens,
@@ -232,7 +237,9 @@ def _validate(profile: Profile) -> None:
     _check_scalar("alpha", profile.alpha, positive=True)
     mt = profile.max_tokens
     if not isinstance(mt, int | np.integer) or isinstance(mt, bool):
-        raise ProfileError(f"field 'max_tokens': expected an integer, got {mt!r}", field="max_tokens")
+        raise ProfileError(
+            f"field 'max_tokens': expected an integer, got {mt!r}", field="max_tokens"
+        )
     if mt < 0:
         raise ProfileError(f"field 'max_tokens': must be >= 0, got {mt}", field="max_tokens")
     n = len(profile.names)
@@ -242,7 +249,9 @@ def _validate(profile: Profile) -> None:
     for k, name in enumerate(profile.names):
         if not isinstance(name, str) or not name.strip():
             raise ProfileError(
-                f"task #{k + 1}: field 'name': expected a non-empty string", field="name"
+                f"task #{k + 1}: field 'name': expected a non-empty string",
+                field="name",
+                task=f"#{k + 1}",
             )
         if name in seen:
             raise ProfileError(
@@ -313,34 +322,36 @@ def _columns(tasks: Sequence[Any]) -> dict[str, list[Any]]:
     """Check each task table's keys and types and turn them into columns."""
     columns: dict[str, list[Any]] = {key: [] for key in _TASK_KEYS}
     for k, entry in enumerate(tasks):
-        label = f"task #{k + 1}"
+        # the task as messages and ProfileError.task name it: by name, else by position
+        label, task = f"task #{k + 1}", f"#{k + 1}"
         if not isinstance(entry, Mapping):
-            raise ProfileError(f"{label}: expected a table of fields", field="tasks")
+            raise ProfileError(f"{label}: expected a table of fields", field="tasks", task=task)
         name = entry.get("name")
         if isinstance(name, str) and name.strip():
-            label = f"task '{name}'"
+            label, task = f"task '{name}'", name
         unknown = [key for key in entry if key not in _TASK_KEYS]
         if unknown:
             raise ProfileError(
-                f"{label}: field '{unknown[0]}': unknown field "
-                f"(expected {', '.join(_TASK_KEYS)})",
+                f"{label}: field '{unknown[0]}': unknown field (expected {', '.join(_TASK_KEYS)})",
                 field=str(unknown[0]),
-                task=str(name),
+                task=task,
             )
         for key in _TASK_KEYS:
             if key not in entry:
-                raise ProfileError(f"{label}: field '{key}': missing", field=key, task=str(name))
+                raise ProfileError(f"{label}: field '{key}': missing", field=key, task=task)
             value = entry[key]
             if key == "name":
                 if not isinstance(value, str):
                     raise ProfileError(
-                        f"{label}: field 'name': expected a string, got {value!r}", field="name"
+                        f"{label}: field 'name': expected a string, got {value!r}",
+                        field="name",
+                        task=task,
                     )
             elif not _is_number(value):
                 raise ProfileError(
                     f"{label}: field '{key}': expected a number, got {value!r}",
                     field=key,
-                    task=str(name),
+                    task=task,
                 )
             columns[key].append(value)
     return columns
