@@ -325,7 +325,9 @@ def _columns(tasks: Sequence[Any]) -> dict[str, list[Any]]:
         # the task as messages and ProfileError.task name it: by name, else by position
         label, task = f"task #{k + 1}", f"#{k + 1}"
         if not isinstance(entry, Mapping):
-            raise ProfileError(f"{label}: expected a table of fields", field="tasks", task=task)
+            raise ProfileError(
+                f"{label}: field 'tasks': expected a table of fields", field="tasks", task=task
+            )
         name = entry.get("name")
         if isinstance(name, str) and name.strip():
             label, task = f"task '{name}'", name
