@@ -320,6 +320,7 @@ def _summary(result: SolveResult) -> Table:
         f"J at integer budgets ({result.integer})": _num(result.objective, ".6f"),
         "J(l*) continuous": _num(result.continuous_objective, ".6f"),
         "lower bound (41)": _num(result.lower_bound, ".6f"),
+        "loss bound of integer budgets": _num(result.loss_bound, ".3g"),
         "solver": f"{c.method}, {c.iterations} iterations, {c.evaluations} evaluations",
         "converged": "yes" if c.converged else f"NO: {c.message}",
         "KKT residual (tokens)": _num(c.kkt_residual, ".3g"),
