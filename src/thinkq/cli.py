@@ -308,10 +308,7 @@ def _grid(title: str, rows: dict[str, str]) -> Table:
 
 def _summary(result: SolveResult) -> Table:
     c, b = result.continuous, result.continuous.bounds
-    if b.region == "box":
-        region = f"box [0, l_max]^N (rho_max = {b.rho_max:.4g} < 1)"
-    else:
-        region = f"level set, rho_bar = {b.rho_bar:.4g} (rho_max = {b.rho_max:.4g})"
+    region = "box [0, l_max]^N" if b.region == "box" else "level set {rho <= rho_bar}"
     rows = {
         "mean accuracy": _num(result.accuracy, ".4f"),
         "utilisation (rho)": _num(result.utilization, ".4f"),
@@ -328,6 +325,7 @@ def _summary(result: SolveResult) -> Table:
         "contraction L_inf (26)": _num(b.contraction, ".4g"),
         "step bound 2/L_J (38)": f"{_num(b.step_bound, '.4g')} (L_J = {_num(b.lipschitz, '.4g')})",
         "bounds hold on": region,
+        "rho_bar, rho_max": f"{_num(b.rho_bar, '.4g')}, {_num(b.rho_max, '.4g')}",
     }
     return _grid("Summary", rows)
 
