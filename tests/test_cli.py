@@ -270,6 +270,20 @@ def test_no_spinner_below_the_threshold(monkeypatch: pytest.MonkeyPatch) -> None
     assert result.stderr == ""
 
 
+def test_undefined_lower_bound_is_null_and_n_a(write_profile: WriteProfile) -> None:
+    # (41) needs lambda (E[S] + c_max) < 1; here 0.1 * (1.0 + 9.5) >= 1
+    slow = {"name": "slow", "share": 1, "A": 0.5, "b": 0.05, "D": 0.1, "t0": 1.0, "c": 9.5}
+    path = write_profile({"rate": 0.1, "alpha": 30.0, "max_tokens": 100, "tasks": [slow]})
+    data = solve_json(path)
+    assert data["lower_bound"] is None
+    assert [t["budget"] for t in data["tasks"]] == [0]
+    table = run("solve", path)
+    assert table.exit_code == 0
+    assert [line.split()[-1] for line in table.stdout.splitlines() if "lower bound" in line] == [
+        "n/a"
+    ]
+
+
 def test_non_finite_values_become_null() -> None:
     data = {"a": math.inf, "b": [math.nan, 1.5, {"c": -math.inf}], "d": "x", "e": 3, "f": None}
     assert cli._finite(data) == {
