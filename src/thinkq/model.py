@@ -52,7 +52,8 @@ FloatArray = NDArray[np.float64]
 class Moments(NamedTuple):
     """The two aggregates through which the queue couples the task types (eq. 3).
 
-    ``mean`` is E[S] (s), ``second`` is E[S^2] (s^2) and ``slack`` is
+    ``mean`` is E[S] (s), ``second`` is E[S^2] (s^2; it includes the profile's
+    service-time variance, sum_k pi_k Var(S_k), zero in the paper) and ``slack`` is
     1 - lambda E[S], positive exactly when the queue is stable (eq. 4).
     """
 
@@ -109,7 +110,8 @@ def mean_accuracy(profile: Profile, budgets: ArrayLike) -> float:
 def _moments(profile: Profile, t: FloatArray) -> Moments:
     weighted = profile.share * t
     mean = float(np.add.reduce(weighted))
-    return Moments(mean, float(np.dot(weighted, t)), 1.0 - profile.rate * mean)
+    second = float(np.dot(weighted, t)) + profile.extra_second_moment
+    return Moments(mean, second, 1.0 - profile.rate * mean)
 
 
 def moments(profile: Profile, budgets: ArrayLike) -> Moments:

@@ -32,7 +32,9 @@ FloatArray = NDArray[np.float64]
 
 #: The curve parameters of a task, as the paper writes them: accuracy (2) and latency (1).
 PARAMETERS: tuple[str, ...] = ("A", "b", "D", "t0", "c")
+_COLUMNS = ("share", *PARAMETERS, "variance")
 _TASK_KEYS = ("name", "share", *PARAMETERS)
+_OPTIONAL_TASK_KEYS = ("variance",)
 _TOP_KEYS = ("rate", "alpha", "max_tokens", "tasks")
 # A + D <= 1 is checked with this slack so that 0.7230 + 0.277 passes in binary floats.
 _SUM_SLACK = 1e-9
@@ -53,6 +55,9 @@ class Task:
     t0, c:
         Service time t(l) = t0 + c l (eq. 1); ``t0`` in seconds, ``c`` in seconds
         per thinking token.
+    variance:
+        Variance of the service time around t(l), seconds squared (the variable
+        answer part; 0 in the paper's model). It adds to E[S^2] (eq. 3).
     """
 
     name: str
@@ -62,6 +67,7 @@ class Task:
     D: float
     t0: float
     c: float
+    variance: float = 0.0
 
 
 @dataclass(frozen=True, eq=False)
@@ -81,10 +87,13 @@ class Profile:
     D: FloatArray
     t0: FloatArray
     c: FloatArray
+    variance: FloatArray
     rate: float
     alpha: float
     max_tokens: int
     source: str = field(default="<memory>", repr=False)
+    #: sum_k pi_k variance_k: what service-time variability adds to E[S^2] (s^2).
+    extra_second_moment: float = field(init=False, repr=False)
 
     @classmethod
     def from_arrays(
@@ -100,10 +109,17 @@ class Profile:
         rate: float,
         alpha: float,
         max_tokens: int,
+        variance: Any = None,
         source: str = "<memory>",
     ) -> Profile:
-        """Build and validate a profile from parameter arrays (one entry per task)."""
-        columns = {"share": share, "A": A, "b": b, "D": D, "t0": t0, "c": c}
+        """Build and validate a profile from parameter arrays (one entry per task).
+
+        ``variance`` (seconds squared, per task) defaults to zero: deterministic
+        service times, as in the paper.
+        """
+        if variance is None:
+            variance = np.zeros(len(names))
+        columns = {"share": share, "A": A, "b": b, "D": D, "t0": t0, "c": c, "variance": variance}
         arrays: dict[str, FloatArray] = {}
         for key, value in columns.items():
             try:
@@ -139,6 +155,7 @@ class Profile:
             D=[t.D for t in tasks],
             t0=[t.t0 for t in tasks],
             c=[t.c for t in tasks],
+            variance=[t.variance for t in tasks],
             rate=rate,
             alpha=alpha,
             max_tokens=max_tokens,
@@ -146,6 +163,7 @@ class Profile:
 
     def __post_init__(self) -> None:
         _validate(self)
+        object.__setattr__(self, "extra_second_moment", float(np.dot(self.share, self.variance)))
 
     @property
     def size(self) -> int:
@@ -164,8 +182,7 @@ class Profile:
         """The k-th task type."""
         return Task(
             name=self.names[k],
-            share=float(self.share[k]),
-            **{key: float(getattr(self, key)[k]) for key in PARAMETERS},
+            **{key: float(getattr(self, key)[k]) for key in _COLUMNS},
         )
 
     def replace(
@@ -185,9 +202,30 @@ class Profile:
             changes["max_tokens"] = max_tokens
         return dataclasses.replace(self, **changes)
 
+    def with_variance(self, variance: Any) -> Profile:
+        """A copy whose service times vary by ``variance`` (s^2 per task) around t(l)."""
+        return dataclasses.replace(self, variance=_readonly(variance, "variance"))
+
+    def with_answer_times(self, answer_times: Sequence[Any]) -> Profile:
+        """A copy whose t0 and variance are the means and variances of ``answer_times``.
+
+        ``answer_times`` holds one :mod:`thinkq.distributions` object per task: the
+        answer part X_k of the service time, so that S_k = c_k l_k + X_k.
+        """
+        if len(answer_times) != self.size:
+            raise ValueError(
+                f"answer_times: expected {self.size} distributions, got {len(answer_times)}"
+            )
+        return dataclasses.replace(
+            self,
+            t0=_readonly([d.mean for d in answer_times], "t0"),
+            variance=_readonly([d.variance for d in answer_times], "variance"),
+        )
+
     def to_dict(self) -> dict[str, Any]:
         """The profile in file form (the keys of :func:`load_profile`)."""
-        columns = {key: getattr(self, key).tolist() for key in ("share", *PARAMETERS)}
+        keys = _COLUMNS if np.any(self.variance) else ("share", *PARAMETERS)
+        columns = {key: getattr(self, key).tolist() for key in keys}
         return {
             "rate": self.rate,
             "alpha": self.alpha,
@@ -197,6 +235,15 @@ class Profile:
                 for k, name in enumerate(self.names)
             ],
         }
+
+
+def _readonly(values: Any, name: str) -> FloatArray:
+    try:
+        array = np.array(values, dtype=np.float64, copy=True).reshape(-1)
+    except (TypeError, ValueError) as exc:
+        raise ProfileError(f"field '{name}': not a number array", field=name) from exc
+    array.flags.writeable = False
+    return array
 
 
 # --------------------------------------------------------------------------- validation
@@ -229,6 +276,7 @@ _RULES: tuple[tuple[str, Any, str], ...] = (
     ("D", lambda p: p.A + p.D > 1 + _SUM_SLACK, "A + D must be <= 1"),
     ("t0", lambda p: p.t0 < 0, "must be >= 0 (seconds)"),
     ("c", lambda p: p.c <= 0, "must be > 0 (seconds per token)"),
+    ("variance", lambda p: p.variance < 0, "must be >= 0 (seconds squared)"),
 )
 
 
@@ -258,7 +306,7 @@ def _validate(profile: Profile) -> None:
                 f"task '{name}': field 'name': duplicate task name", field="name", task=name
             )
         seen.add(name)
-    for key in ("share", *PARAMETERS):
+    for key in _COLUMNS:
         array = getattr(profile, key)
         if array.shape != (n,):
             raise ProfileError(
@@ -331,10 +379,11 @@ def _columns(tasks: Sequence[Any]) -> dict[str, list[Any]]:
         name = entry.get("name")
         if isinstance(name, str) and name.strip():
             label, task = f"task '{name}'", name
-        unknown = [key for key in entry if key not in _TASK_KEYS]
+        unknown = [key for key in entry if key not in _TASK_KEYS + _OPTIONAL_TASK_KEYS]
         if unknown:
             raise ProfileError(
-                f"{label}: field '{unknown[0]}': unknown field (expected {', '.join(_TASK_KEYS)})",
+                f"{label}: field '{unknown[0]}': unknown field "
+                f"(expected {', '.join(_TASK_KEYS + _OPTIONAL_TASK_KEYS)})",
                 field=str(unknown[0]),
                 task=task,
             )
@@ -356,6 +405,15 @@ def _columns(tasks: Sequence[Any]) -> dict[str, list[Any]]:
                     task=task,
                 )
             columns[key].append(value)
+        for key in _OPTIONAL_TASK_KEYS:
+            value = entry.get(key, 0.0)
+            if not _is_number(value):
+                raise ProfileError(
+                    f"{label}: field '{key}': expected a number, got {value!r}",
+                    field=key,
+                    task=task,
+                )
+            columns.setdefault(key, []).append(value)
     return columns
 
 
@@ -378,7 +436,7 @@ def profile_from_dict(data: Any, *, source: str = "<memory>") -> Profile:
     columns = _columns(tasks)
     return Profile.from_arrays(
         names=columns["name"],
-        **{key: columns[key] for key in ("share", *PARAMETERS)},
+        **{key: columns[key] for key in _COLUMNS if key in columns},
         rate=data["rate"],
         alpha=data["alpha"],
         max_tokens=data["max_tokens"],
