@@ -111,8 +111,12 @@ class _Histogram:
 
     def index(self, values: FloatArray) -> IntArray:
         with np.errstate(divide="ignore"):
-            position = (np.log2(values) - _LOW) * self.scale
-        index: IntArray = np.clip(np.floor(position) + 1, 0, self.bins - 1).astype(np.int64)
+            position = np.log2(values)
+        position -= _LOW
+        position *= self.scale
+        position += 1.0  # bin 0 holds the times below 2^_LOW s, zero included
+        np.clip(position, 0.0, self.bins - 1, out=position)
+        index: IntArray = position.astype(np.int64)
         return index
 
     def add(self, values: FloatArray, groups: IntArray | None = None) -> None:
@@ -133,10 +137,32 @@ class _Histogram:
         return float(2.0 ** (_LOW + (k - 0.5) / self.scale))
 
 
-def _type_sampler(profile: Profile) -> tuple[FloatArray, int]:
-    cdf = np.cumsum(profile.share)
-    cdf /= cdf[-1]
-    return cdf, profile.size
+class _TypeSampler:
+    """Walker's alias method: a query type per uniform draw in O(1), for any N."""
+
+    def __init__(self, share: FloatArray) -> None:
+        n = share.size
+        prob = share * n / share.sum()
+        alias = np.zeros(n, dtype=np.int64)
+        small = [k for k in range(n) if prob[k] < 1.0]
+        large = [k for k in range(n) if prob[k] >= 1.0]
+        while small and large:
+            s, g = small.pop(), large.pop()
+            alias[s] = g
+            prob[g] -= 1.0 - prob[s]
+            (small if prob[g] < 1.0 else large).append(g)
+        for k in small + large:
+            prob[k] = 1.0
+        self.n, self.prob, self.alias = n, prob, alias
+
+    def draw(self, rng: np.random.Generator, size: int) -> IntArray:
+        if self.n == 1:
+            return np.zeros(size, dtype=np.int64)
+        scaled = rng.random(size) * self.n
+        column = scaled.astype(np.int64)
+        np.minimum(column, self.n - 1, out=column)
+        result: IntArray = np.where(scaled - column < self.prob[column], column, self.alias[column])
+        return result
 
 
 def _answer_sampler(
@@ -212,68 +238,58 @@ def simulate(
         raise ValueError("budgets: the queue is unstable at these budgets (rate * E[S] >= 1)")
 
     rng = np.random.default_rng(seed)
-    cdf, n_types = _type_sampler(profile)
+    sampler = _TypeSampler(profile.share)
+    n_types = profile.size
     thinking = profile.c * l
     service_of = thinking + profile.t0
     correct_of = model.accuracy(profile, l)
-    per_type = n_types <= _PER_TYPE_LIMIT
     overall_wait, overall_system = _Histogram(_FINE), _Histogram(_FINE)
-    type_system = _Histogram(_COARSE, n_types) if per_type else None
+    type_system = _Histogram(_COARSE, n_types) if n_types <= _PER_TYPE_LIMIT else None
     count = np.zeros(n_types, dtype=np.int64)
     sum_wait = np.zeros(n_types)
-    sum_system = np.zeros(n_types)
+    sum_service = np.zeros(n_types)
     sum_correct = np.zeros(n_types)
     batch_wait = np.zeros(_BATCHES)
     batch_system = np.zeros(_BATCHES)
     batch_correct = np.zeros(_BATCHES)
     busy = span = 0.0
-    wait_carry = service_carry = 0.0
-    total = warm + queries
-    for start in range(0, total, _BLOCK):
-        size = min(_BLOCK, total - start)
-        gaps = rng.exponential(1.0 / profile.rate, size)
-        types = (
-            np.minimum(np.searchsorted(cdf, rng.random(size), side="right"), n_types - 1)
-            if n_types > 1
-            else np.zeros(size, dtype=np.int64)
-        )
-        service = service_of[types]
-        if answers is not None:
-            service = thinking[types] + _draw(answers, types, rng)
-        # Lindley: X_n = S_{n-1} - A_n, with the previous block's last service carried
-        increments = np.empty(size)
-        increments[0] = service_carry - gaps[0]
-        np.subtract(service[:-1], gaps[1:], out=increments[1:])
-        walk = wait_carry + np.cumsum(increments)
-        wait = walk - np.minimum.accumulate(np.minimum(walk, 0.0))
-        wait_carry, service_carry = float(wait[-1]), float(service[-1])
-        correct = rng.random(size) < correct_of[types]
-        first = max(warm - start, 0)
-        if first >= size:
-            continue
-        types, wait, service, correct = (
-            types[first:],
-            wait[first:],
-            service[first:],
-            correct[first:],
-        )
-        system = wait + service
-        busy += float(service.sum())
-        span += float(gaps[first:].sum())
-        count += np.bincount(types, minlength=n_types)
-        sum_wait += np.bincount(types, weights=wait, minlength=n_types)
-        sum_system += np.bincount(types, weights=system, minlength=n_types)
-        sum_correct += np.bincount(types, weights=correct, minlength=n_types)
-        batch = (np.arange(start + first, start + size) - warm) * _BATCHES // queries
-        batch_wait += np.bincount(batch, weights=wait, minlength=_BATCHES)
-        batch_system += np.bincount(batch, weights=system, minlength=_BATCHES)
-        batch_correct += np.bincount(batch, weights=correct, minlength=_BATCHES)
-        overall_wait.add(wait)
-        overall_system.add(system)
-        if type_system is not None:
-            type_system.add(system, types)
-
-    batch_size = np.bincount(np.arange(queries) * _BATCHES // queries, minlength=_BATCHES)
+    carry = (0.0, 0.0)  # the wait and the service of the last query so far
+    # the warm-up, then the batches of the confidence intervals, each in blocks
+    edges = [warm + queries * b // _BATCHES for b in range(_BATCHES + 1)]
+    segments = [(-1, 0, warm)] + [(b, edges[b], edges[b + 1]) for b in range(_BATCHES)]
+    for batch, first, last in segments:
+        for start in range(first, last, _BLOCK):
+            size = min(_BLOCK, last - start)
+            gaps = rng.exponential(1.0 / profile.rate, size)
+            types = sampler.draw(rng, size)
+            service = service_of[types]
+            if answers is not None:
+                service = thinking[types] + _draw(answers, types, rng)
+            wait, carry = _lindley(gaps, service, carry)
+            if batch < 0:
+                continue
+            system = wait + service
+            n_k = np.bincount(types, minlength=n_types)
+            # a Bernoulli draw per query, summed per type: one binomial draw per type
+            correct_k = rng.binomial(n_k, correct_of)
+            count += n_k
+            sum_correct += correct_k
+            sum_wait += np.bincount(types, weights=wait, minlength=n_types)
+            if answers is None:
+                sum_service += n_k * service_of
+            else:
+                sum_service += np.bincount(types, weights=service, minlength=n_types)
+            busy += float(service.sum())
+            span += float(gaps.sum())
+            batch_wait[batch] += float(wait.sum())
+            batch_system[batch] += float(system.sum())
+            batch_correct[batch] += float(correct_k.sum())
+            overall_wait.add(wait)
+            overall_system.add(system)
+            if type_system is not None:
+                type_system.add(system, types)
+    sum_system = sum_wait + sum_service
+    batch_size = np.diff(edges)
     analytic = profile if variance is None else profile.with_variance(variance)
     wait_pk = model.waiting_time(analytic, l)
 
@@ -323,6 +339,26 @@ def simulate(
         analytic_accuracy=model.mean_accuracy(profile, l),
         tasks=tasks,
     )
+
+
+def _lindley(
+    gaps: FloatArray, service: FloatArray, carry: tuple[float, float]
+) -> tuple[FloatArray, tuple[float, float]]:
+    """Waits of a block by Lindley's recursion, and the carry to the next block.
+
+    W_n = max(0, W_{n-1} + X_n) with X_n = S_{n-1} - A_n; with Y_n = W_carry +
+    sum_{i<=n} X_i the solution is W_n = Y_n - min(0, min_{k<=n} Y_k).
+    """
+    wait_carry, service_carry = carry
+    increments = np.empty(gaps.size)
+    increments[0] = service_carry - gaps[0]
+    np.subtract(service[:-1], gaps[1:], out=increments[1:])
+    walk = np.cumsum(increments)
+    walk += wait_carry
+    floor = np.minimum(walk, 0.0)
+    np.minimum.accumulate(floor, out=floor)
+    walk -= floor
+    return walk, (float(walk[-1]), float(service[-1]))
 
 
 def _draw(answers: Sequence[Distribution], types: IntArray, rng: np.random.Generator) -> FloatArray:
