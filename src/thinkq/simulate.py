@@ -65,9 +65,10 @@ class TaskStatistics:
 class Simulation:
     """The outcome of :func:`simulate` (times in seconds).
 
-    ``*_ci`` are two-sided confidence intervals (level ``ci_level``) from batch means;
-    ``analytic_*`` are the Pollaczek-Khinchine figures (eqs. 3-6) for the same
-    budgets and service distributions.
+    ``objective`` is J (eq. 7) as realised: alpha times the realised accuracy minus
+    the simulated mean system time. ``*_ci`` are two-sided confidence intervals
+    (level ``ci_level``) from batch means; ``analytic_*`` are the Pollaczek-Khinchine
+    figures (eqs. 3-7) for the same budgets and service distributions.
     """
 
     queries: int
@@ -87,16 +88,19 @@ class Simulation:
     mean_waiting_time_ci: tuple[float, float]
     mean_system_time_ci: tuple[float, float]
     accuracy_ci: tuple[float, float]
+    objective: float
+    objective_ci: tuple[float, float]
     analytic_mean_waiting_time: float
     analytic_mean_system_time: float
     analytic_utilization: float
     analytic_accuracy: float
+    analytic_objective: float
     tasks: tuple[TaskStatistics, ...]
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready data (the schema of ``thinkq simulate --json``)."""
         data = asdict(self)
-        for key in ("mean_waiting_time_ci", "mean_system_time_ci", "accuracy_ci"):
+        for key in ("mean_waiting_time_ci", "mean_system_time_ci", "accuracy_ci", "objective_ci"):
             data[key] = list(data[key])
         return data
 
@@ -333,10 +337,13 @@ def simulate(
         mean_waiting_time_ci=interval(batch_wait),
         mean_system_time_ci=interval(batch_system),
         accuracy_ci=interval(batch_correct),
+        objective=float(profile.alpha * sum_correct.sum() / queries - sum_system.sum() / queries),
+        objective_ci=interval(profile.alpha * batch_correct - batch_system),
         analytic_mean_waiting_time=wait_pk,
         analytic_mean_system_time=model.system_time(analytic, l),
         analytic_utilization=model.utilization(analytic, l),
         analytic_accuracy=model.mean_accuracy(profile, l),
+        analytic_objective=model.objective(analytic, l),
         tasks=tasks,
     )
 

@@ -1,0 +1,165 @@
+"""What-if sweeps: optimal budgets and their outcome across a range of rate or alpha.
+
+Over ``alpha`` a sweep traces the accuracy-latency frontier: for any exact maximiser
+of alpha * accuracy - system time, both accuracy and system time are non-decreasing
+in alpha (compare the optimality of the two solutions at two values of alpha). Over
+``rate`` it shows budgets shrinking as load grows, up to the rate where even zero
+budgets are unstable (rate * E[S(0)] >= 1); points beyond it are reported as
+``stable=False`` rather than solved.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from thinkq import model
+from thinkq.errors import UnstableLoadError
+from thinkq.profile import Profile
+from thinkq.simulate import simulate
+from thinkq.solve import solve
+from thinkq.solve.result import FloatArray
+
+__all__ = ["SWEEP_PARAMETERS", "Sweep", "SweepPoint", "sweep"]
+
+SWEEP_PARAMETERS = ("rate", "alpha")
+
+
+@dataclass(frozen=True)
+class SweepPoint:
+    """The optimum at one value of the swept parameter (times in seconds).
+
+    ``accuracy``, ``mean_system_time`` and ``utilization`` are the analytic figures
+    at the continuous optimum l* (the frontier itself); ``budgets`` are the integer
+    budgets to deploy; ``p95_system_time`` is simulated at those budgets (``None`` if
+    no simulation was asked for).
+    """
+
+    value: float
+    stable: bool
+    budgets: tuple[int, ...] | None
+    continuous_budgets: tuple[float, ...] | None
+    objective: float | None
+    accuracy: float | None
+    mean_system_time: float | None
+    utilization: float | None
+    p95_system_time: float | None
+
+    @property
+    def total_budget(self) -> float | None:
+        """sum_k l*_k: all thinking tokens of one query of each type."""
+        return None if self.continuous_budgets is None else float(sum(self.continuous_budgets))
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """A sweep of ``parameter`` over ``points``; ``names`` are the task names."""
+
+    parameter: str
+    names: tuple[str, ...]
+    points: tuple[SweepPoint, ...]
+    saturation_rate: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready data (the schema of ``thinkq sweep --json``)."""
+        return {
+            "parameter": self.parameter,
+            "saturation_rate": self.saturation_rate,
+            "tasks": list(self.names),
+            "points": [
+                {
+                    self.parameter: p.value,
+                    "stable": p.stable,
+                    "budgets": None
+                    if p.budgets is None
+                    else dict(zip(self.names, p.budgets, strict=True)),
+                    "continuous_budgets": p.continuous_budgets,
+                    "objective": p.objective,
+                    "accuracy": p.accuracy,
+                    "mean_system_time": p.mean_system_time,
+                    "utilization": p.utilization,
+                    "p95_system_time": p.p95_system_time,
+                }
+                for p in self.points
+            ],
+        }
+
+
+def sweep(
+    profile: Profile,
+    *,
+    over: Literal["rate", "alpha"],
+    start: float,
+    stop: float,
+    points: int = 20,
+    queries: int | None = 20_000,
+    seed: int = 0,
+    progress: Callable[[int, int], None] | None = None,
+) -> Sweep:
+    """Solve ``profile`` at ``points`` values of ``over`` from ``start`` to ``stop``.
+
+    Values are evenly spaced (geometrically when the range spans more than a factor
+    of 20 and both ends are positive). Each solve is warm-started from the previous
+    optimum. With ``queries``, each point is also simulated (seeded) for the p95
+    system time; ``queries=None`` skips the simulations. ``progress(done, total)`` is
+    called after each point.
+    """
+    if over not in SWEEP_PARAMETERS:
+        raise ValueError(f"over: expected rate or alpha, got {over!r}")
+    if not (np.isfinite(start) and np.isfinite(stop) and 0 < start < stop):
+        raise ValueError(f"start, stop: expected 0 < start < stop, got {start!r}, {stop!r}")
+    if isinstance(points, bool) or not isinstance(points, int) or points < 2:
+        raise ValueError(f"points: expected an integer >= 2, got {points!r}")
+    geometric = stop / start > 20
+    values = np.geomspace(start, stop, points) if geometric else np.linspace(start, stop, points)
+    saturation = 1.0 / float(np.dot(profile.share, profile.t0))
+    results: list[SweepPoint] = []
+    previous: FloatArray | None = None
+    for i, value in enumerate(values.tolist()):
+        results.append(_point(profile, over, value, previous, queries, seed))
+        budgets = results[-1].continuous_budgets
+        previous = None if budgets is None else np.array(budgets)
+        if progress is not None:
+            progress(i + 1, points)
+    return Sweep(
+        parameter=over,
+        names=profile.names,
+        points=tuple(results),
+        saturation_rate=saturation,
+    )
+
+
+def _point(
+    profile: Profile,
+    over: str,
+    value: float,
+    previous: FloatArray | None,
+    queries: int | None,
+    seed: int,
+) -> SweepPoint:
+    try:
+        here = profile.replace(rate=value) if over == "rate" else profile.replace(alpha=value)
+    except UnstableLoadError:
+        return SweepPoint(value, False, None, None, None, None, None, None, None)
+    start = previous
+    if start is not None and model.utilization(here, start) >= 1.0:
+        start = None
+    result = solve(here, start=start)
+    l = result.continuous.budgets
+    p95 = None
+    if queries is not None and result.utilization < 1.0:
+        p95 = simulate(here, result.budgets, queries=queries, seed=seed).p95_system_time
+    return SweepPoint(
+        value=value,
+        stable=True,
+        budgets=tuple(int(x) for x in result.budgets),
+        continuous_budgets=tuple(float(x) for x in l),
+        objective=result.continuous_objective,
+        accuracy=model.mean_accuracy(here, l),
+        mean_system_time=model.system_time(here, l),
+        utilization=model.utilization(here, l),
+        p95_system_time=p95,
+    )
