@@ -248,6 +248,34 @@ BAD_PROFILES: tuple[BadProfile, ...] = (
     BadProfile("t0-negative", ".toml", _task(AIME, t0=-0.1), ProfileError, "t0", "AIME", ">= 0"),
     BadProfile("c-zero", ".json", _task(ARC, c=0), ProfileError, "c", "ARC-Challenge", "> 0"),
     BadProfile("c-negative", ".toml", _task(ARC, c=-0.01), ProfileError, "c", "ARC-Challenge"),
+    # the optional service-time variance (s^2)
+    BadProfile(
+        "variance-negative",
+        ".toml",
+        _task(BBH, variance=-0.5),
+        ProfileError,
+        "variance",
+        "BBH",
+        ">= 0",
+    ),
+    BadProfile(
+        "variance-string",
+        ".json",
+        _task(AIME, variance="1"),
+        ProfileError,
+        "variance",
+        "AIME",
+        "number",
+    ),
+    BadProfile(
+        "variance-nan",
+        ".toml",
+        _task(GPQA, variance=NAN),
+        ProfileError,
+        "variance",
+        "GPQA",
+        "finite",
+    ),
     BadProfile(
         "share-negative", ".toml", _task(GPQA, share=-1.0), ProfileError, "share", "GPQA", ">= 0"
     ),

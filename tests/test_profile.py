@@ -81,6 +81,16 @@ def test_integers_are_accepted_for_real_fields(
     assert profile.b.dtype == np.float64
 
 
+def test_variance_is_optional_and_zero_by_default(
+    write_profile: WriteProfile, paper_doc: Document
+) -> None:
+    assert np.all(load_profile(write_profile(paper_doc)).variance == 0.0)
+    paper_doc["tasks"][GSM8K]["variance"] = 2.5
+    profile = load_profile(write_profile(paper_doc, "var.json"))
+    np.testing.assert_array_equal(profile.variance, [0, 2.5, 0, 0, 0, 0])
+    assert profile.extra_second_moment == pytest.approx(2.5 / 6)
+
+
 # --------------------------------------------------------------------------- shares
 
 
