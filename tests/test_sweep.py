@@ -1,0 +1,68 @@
+"""What-if sweeps: monotone frontiers and the saturation point reported, not crashed into."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import thinkq
+from thinkq.sweep import sweep
+
+
+@pytest.fixture(scope="module")
+def paper() -> thinkq.Profile:
+    return thinkq.paper_profile()
+
+
+def test_alpha_sweep_never_lowers_accuracy_or_system_time(paper):
+    result = sweep(paper, over="alpha", start=1.0, stop=2000.0, points=40, queries=None)
+    accuracy = np.array([p.accuracy for p in result.points])
+    system = np.array([p.mean_system_time for p in result.points])
+    assert np.all(np.diff(accuracy) >= -1e-12)
+    assert np.all(np.diff(system) >= -1e-12)
+    assert accuracy[-1] > accuracy[0] + 0.1  # the sweep really moves along the frontier
+
+
+def test_rate_sweep_never_raises_the_total_budget_and_reports_saturation(paper):
+    saturation = 1.0 / float(np.dot(paper.share, paper.t0))
+    result = sweep(paper, over="rate", start=0.01, stop=1.5 * saturation, points=40, queries=2000)
+    assert result.saturation_rate == pytest.approx(saturation)
+    stable = [p for p in result.points if p.stable]
+    unstable = [p for p in result.points if not p.stable]
+    assert unstable
+    assert all(p.value >= saturation for p in unstable)
+    assert all(p.value < saturation for p in stable)
+    assert all(p.budgets is None and p.accuracy is None for p in unstable)
+    total = np.array([p.total_budget for p in stable])
+    assert np.all(np.diff(total) <= 1e-9)
+    assert total[0] > total[-1]
+    assert all(p.p95_system_time is not None and p.p95_system_time > 0 for p in stable)
+
+
+def test_sweep_points_are_the_solver_optimum(paper):
+    result = sweep(paper, over="rate", start=0.05, stop=0.5, points=3, queries=None)
+    for point in result.points:
+        direct = thinkq.solve(paper.replace(rate=point.value))
+        assert point.budgets == tuple(direct.budgets.tolist())
+        assert point.objective == pytest.approx(direct.continuous_objective, rel=1e-12)
+
+
+def test_to_dict_names_the_budgets(paper):
+    data = sweep(paper, over="alpha", start=10, stop=30, points=2, queries=None).to_dict()
+    assert data["parameter"] == "alpha"
+    assert data["points"][1]["alpha"] == 30
+    assert data["points"][1]["budgets"]["GSM8K"] == 341
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [
+        ({"over": "beta", "start": 1, "stop": 2}, "over"),
+        ({"over": "rate", "start": 2, "stop": 1}, "start"),
+        ({"over": "rate", "start": 0, "stop": 1}, "start"),
+        ({"over": "rate", "start": 1, "stop": 2, "points": 1}, "points"),
+    ],
+)
+def test_bad_arguments_name_the_argument(paper, kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        sweep(paper, **kwargs)
