@@ -255,7 +255,7 @@ def test_up_to_the_limit_every_task_is_a_row(write_profile: WriteProfile) -> Non
 
 
 def test_spinner_goes_to_stderr_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cli, "SPINNER_MIN_TASKS", 1)
+    monkeypatch.setattr(cli._solve, "SPINNER_MIN_TASKS", 1)
     monkeypatch.setenv("FORCE_COLOR", "1")  # make Rich treat stderr as a terminal
     result = run("solve", "--json")
     assert result.exit_code == 0
@@ -286,7 +286,7 @@ def test_undefined_lower_bound_is_null_and_n_a(write_profile: WriteProfile) -> N
 
 def test_non_finite_values_become_null() -> None:
     data = {"a": math.inf, "b": [math.nan, 1.5, {"c": -math.inf}], "d": "x", "e": 3, "f": None}
-    assert cli._finite(data) == {
+    assert cli.finite(data) == {
         "a": None,
         "b": [None, 1.5, {"c": None}],
         "d": "x",

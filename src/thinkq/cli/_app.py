@@ -1,0 +1,162 @@
+"""The command line's shared parts: the app, one-line errors, profile loading, output.
+
+Every error a user can cause (a bad profile file, a bad option value, a bad command
+line) prints one line ``error: <message>`` on stderr and exits with code 2. A solver
+that stops before reaching its tolerance prints the result, then a ``warning:`` line
+on stderr, and exits with code 1. ``--json`` writes exactly one JSON object on stdout
+(:meth:`thinkq.SolveResult.to_dict`, non-finite numbers as ``null``).
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated, Any, NoReturn, Protocol, cast
+
+import typer
+from rich import box
+from rich.table import Table
+from rich.text import Text
+from typer.core import TyperGroup
+
+from thinkq import __version__
+from thinkq.errors import ProfileError, ThinkqError
+from thinkq.profile import Profile, load_profile, paper_profile
+
+__all__ = ["OPTIONS", "app", "fail", "finite", "grid", "load", "main", "num"]
+
+# API argument or profile field -> the option that sets it
+OPTIONS = {
+    "rate": "--rate",
+    "alpha": "--alpha",
+    "max_tokens": "--max-tokens",
+    "tol": "--tol",
+    "max_iter": "--max-iter",
+}
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def fail(message: str) -> NoReturn:
+    """Print ``error: message`` as one line on stderr and exit with code 2."""
+    sys.stderr.write(f"error: {' '.join(message.splitlines())}\n")
+    raise typer.Exit(2)
+
+
+class _UsageErrorLike(Protocol):
+    ctx: typer.Context | None
+
+    def format_message(self) -> str: ...
+
+
+def _usage_error_type() -> type[Exception]:
+    # click's UsageError is the base of every error Typer raises for a bad command line
+    # (bad option value, unknown option, missing command). Typer vendors click and
+    # exports only the subclass BadParameter, so the base is found from there.
+    for cls in typer.BadParameter.__mro__:
+        if cls.__name__ == "UsageError" and issubclass(cls, Exception):
+            return cls
+    return typer.BadParameter  # pragma: no cover
+
+
+_UsageError = _usage_error_type()
+
+
+class _OneLineErrors(TyperGroup):
+    """Typer's command group, with usage errors printed as one ``error:`` line."""
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        windows_expand_args: bool = True,
+        **extra: Any,
+    ) -> Any:
+        run = super().main
+        if not standalone_mode:
+            return run(args, prog_name, complete_var, False, windows_expand_args, **extra)
+        try:
+            code = run(args, prog_name, complete_var, False, windows_expand_args, **extra)
+        except _UsageError as exc:
+            usage = cast(_UsageErrorLike, exc)
+            command = usage.ctx.command_path if usage.ctx is not None else "thinkq"
+            message = " ".join(usage.format_message().splitlines())
+            sys.stderr.write(f"error: {message} (see '{command} --help')\n")
+            sys.exit(2)
+        except typer.Abort:
+            sys.stderr.write("error: aborted\n")
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+# --------------------------------------------------------------------------- the app
+
+app = typer.Typer(
+    cls=_OneLineErrors,
+    help="Queueing-aware reasoning-token budgets for LLM servers (arXiv 2601.10274).",
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+)
+
+
+@app.callback(invoke_without_command=True)
+def _root(
+    ctx: typer.Context,
+    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
+) -> None:
+    if version:
+        typer.echo(f"thinkq {__version__}")
+        raise typer.Exit(0)
+    if ctx.invoked_subcommand is None:
+        typer.echo(ctx.get_help())
+        raise typer.Exit(0)
+
+
+def load(
+    path: Path | None, *, rate: float | None, alpha: float | None, max_tokens: int | None
+) -> Profile:
+    try:
+        profile = paper_profile() if path is None else load_profile(path)
+    except ThinkqError as exc:
+        fail(str(exc))
+    try:
+        return profile.replace(rate=rate, alpha=alpha, max_tokens=max_tokens)
+    except ProfileError as exc:
+        option = OPTIONS.get(exc.field or "")
+        fail(f"option {option}: {exc}" if option else str(exc))
+
+
+def finite(value: Any) -> Any:
+    """``value`` with every non-finite float replaced by ``None`` (JSON null)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite(item) for item in value]
+    return value
+
+
+def num(value: float | None, spec: str) -> str:
+    if value is None:
+        return "n/a"
+    return format(value, spec) if math.isfinite(value) else str(value)
+
+
+def grid(title: str, rows: dict[str, str]) -> Table:
+    table = Table(title=title, title_justify="left", show_header=False, box=box.SIMPLE)
+    table.add_column(no_wrap=True)
+    table.add_column(overflow="fold")
+    for label, value in rows.items():
+        table.add_row(label, Text(value))
+    return table
+
+
+def main() -> None:
+    """Entry point of the ``thinkq`` console script."""
+    app(prog_name="thinkq")

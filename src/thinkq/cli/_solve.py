@@ -1,0 +1,207 @@
+"""``thinkq solve``: the optimal budgets, as a table or one JSON object.
+
+A solver that stops before reaching its tolerance prints the result, then a
+``warning:`` line on stderr, and exits with code 1. ``--json`` writes exactly one JSON
+object on stdout (:meth:`thinkq.SolveResult.to_dict`, non-finite numbers as ``null``).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import typer
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from thinkq import model
+from thinkq.cli._app import OPTIONS, app, fail, finite, grid, load, num
+from thinkq.profile import Profile
+from thinkq.solve import DEFAULT_TOL, SolveResult, solve
+
+__all__ = ["IntegerChoice", "MethodChoice", "solve_command"]
+
+#: Above this many task types the solve runs under a spinner on stderr.
+SPINNER_MIN_TASKS = 10_000
+#: Above this many task types the table is a summary plus the largest budgets.
+FULL_TABLE_MAX_TASKS = 50
+#: How many of the largest budgets the summary form lists.
+LARGEST_SHOWN = 20
+
+
+class MethodChoice(StrEnum):
+    """Values of ``--method`` (the ``method`` argument of :func:`thinkq.solve`)."""
+
+    auto = "auto"
+    newton = "newton"
+    fixed_point = "fixed-point"
+    gradient = "gradient"
+
+
+class IntegerChoice(StrEnum):
+    """Values of ``--integer`` (the ``integer`` argument of :func:`thinkq.solve`)."""
+
+    best = "best"
+    round = "round"
+
+
+def _solve(profile: Profile, **options: Any) -> SolveResult:
+    try:
+        return solve(profile, **options)
+    except ValueError as exc:  # solve() names the bad argument: "max_iter: ..."
+        name, colon, rest = str(exc).partition(":")
+        option = OPTIONS.get(name)
+        fail(f"option {option}:{rest}" if colon and option else str(exc))
+
+
+def _status(profile: Profile) -> AbstractContextManager[Any]:
+    if profile.size < SPINNER_MIN_TASKS:
+        return nullcontext()
+    return Console(stderr=True).status(f"Solving for {profile.size:,} task types...")
+
+
+@app.command("solve")
+def solve_command(
+    profile_path: Annotated[
+        Path | None,
+        typer.Argument(
+            metavar="[PROFILE]",
+            help="Profile file (.toml or .json). Default: the paper's Table I.",
+            show_default=False,
+        ),
+    ] = None,
+    rate: Annotated[
+        float | None, typer.Option("--rate", help="Override the arrival rate lambda (1/s).")
+    ] = None,
+    alpha: Annotated[
+        float | None, typer.Option("--alpha", help="Override alpha (weight of accuracy).")
+    ] = None,
+    max_tokens: Annotated[
+        int | None, typer.Option("--max-tokens", help="Override l_max (tokens).")
+    ] = None,
+    method: Annotated[
+        MethodChoice, typer.Option("--method", help="Continuous solver.")
+    ] = MethodChoice.auto,
+    integer: Annotated[
+        IntegerChoice,
+        typer.Option("--integer", help="best: floor/ceil search (39); round: (40)."),
+    ] = IntegerChoice.best,
+    tol: Annotated[
+        float, typer.Option("--tol", help="Tolerance on the KKT residual (tokens).")
+    ] = DEFAULT_TOL,
+    max_iter: Annotated[
+        int | None,
+        typer.Option("--max-iter", help="Iteration limit (default: per method).", min=1),
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the result as one JSON object.")
+    ] = False,
+) -> None:
+    """Compute the optimal thinking-token budget of every task type."""
+    profile = load(profile_path, rate=rate, alpha=alpha, max_tokens=max_tokens)
+    with _status(profile):
+        result = _solve(
+            profile, method=method.value, integer=integer.value, tol=tol, max_iter=max_iter
+        )
+        payload = _json(result) if as_json else None
+    if payload is not None:
+        sys.stdout.write(payload + "\n")
+    else:
+        _render(Console(), result)
+    c = result.continuous
+    if not c.converged:
+        sys.stderr.write(
+            f"warning: the {c.method} solver did not converge ({c.message}): KKT residual "
+            f"{c.kkt_residual:.3g} tokens > tolerance {tol:g} after {c.iterations} iterations\n"
+        )
+        raise typer.Exit(1)
+
+
+# --------------------------------------------------------------------------- output
+
+
+def _json(result: SolveResult) -> str:
+    return json.dumps(finite(result.to_dict()), allow_nan=False)
+
+
+def _task_table(result: SolveResult, rows: Sequence[int], title: str) -> Table:
+    p = result.profile
+    accuracy = model.accuracy(p, result.budgets)
+    service = model.service_time(p, result.budgets)
+    table = Table(title=title, title_justify="left")
+    table.add_column("task", no_wrap=True)
+    for header in ("share", "budget", "continuous", "accuracy", "service (s)"):
+        table.add_column(header, justify="right", no_wrap=True)
+    for k in rows:
+        table.add_row(
+            Text(p.names[k]),
+            f"{p.share[k]:.4f}",
+            str(int(result.budgets[k])),
+            f"{result.continuous.budgets[k]:.2f}",
+            f"{accuracy[k]:.4f}",
+            f"{service[k]:.4f}",
+        )
+    return table
+
+
+def _budget_summary(result: SolveResult) -> Table:
+    budgets = result.budgets
+    l_max = result.profile.max_tokens
+    at_zero = int(np.count_nonzero(budgets == 0))
+    at_max = int(np.count_nonzero(budgets == l_max)) if l_max > 0 else 0
+    rows = {
+        "task types (N)": f"{budgets.size:,}",
+        "at zero": f"{at_zero:,}",
+        f"at l_max = {l_max}": f"{at_max:,}",
+        "in between": f"{budgets.size - at_zero - at_max:,}",
+        "total budget (tokens)": f"{int(budgets.sum()):,}",
+        "mean budget per type": f"{float(budgets.mean()):.2f}",
+        "mean budget per query": f"{float(np.dot(result.profile.share, budgets)):.2f}",
+    }
+    return grid("Budgets", rows)
+
+
+def _summary(result: SolveResult) -> Table:
+    c, b = result.continuous, result.continuous.bounds
+    region = "box [0, l_max]^N" if b.region == "box" else "level set {rho <= rho_bar}"
+    rows = {
+        "mean accuracy": num(result.accuracy, ".4f"),
+        "utilisation (rho)": num(result.utilization, ".4f"),
+        "mean waiting time (s)": num(result.mean_waiting_time, ".4f"),
+        "mean system time (s)": num(result.mean_system_time, ".4f"),
+        f"J at integer budgets ({result.integer})": num(result.objective, ".6f"),
+        "J(l*) continuous": num(result.continuous_objective, ".6f"),
+        "lower bound (41)": num(result.lower_bound, ".6f"),
+        "loss bound of integer budgets": num(result.loss_bound, ".3g"),
+        "solver": f"{c.method}, {c.iterations} iterations, {c.evaluations} evaluations",
+        "converged": "yes" if c.converged else f"NO: {c.message}",
+        "KKT residual (tokens)": num(c.kkt_residual, ".3g"),
+        "gap bound on J": num(c.gap_bound, ".3g"),
+        "contraction L_inf (26)": num(b.contraction, ".4g"),
+        "step bound 2/L_J (38)": f"{num(b.step_bound, '.4g')} (L_J = {num(b.lipschitz, '.4g')})",
+        "bounds hold on": region,
+        "rho_bar, rho_max": f"{num(b.rho_bar, '.4g')}, {num(b.rho_max, '.4g')}",
+    }
+    return grid("Summary", rows)
+
+
+def _render(console: Console, result: SolveResult) -> None:
+    p = result.profile
+    console.print(
+        Text(f"profile: {p.source}  (rate {p.rate:g}/s, alpha {p.alpha:g}, l_max {p.max_tokens})")
+    )
+    if p.size <= FULL_TABLE_MAX_TASKS:
+        console.print(_task_table(result, range(p.size), "Optimal budgets"))
+    else:
+        console.print(_budget_summary(result))
+        order = np.lexsort((-result.continuous.budgets, -result.budgets))[:LARGEST_SHOWN]
+        rows = [int(k) for k in order]
+        console.print(_task_table(result, rows, f"The {len(rows)} largest budgets"))
+    console.print(_summary(result))
