@@ -17,7 +17,7 @@ doubling overall, 0.27 % relative resolution; 64 per doubling per type, for up t
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -201,6 +201,7 @@ def simulate(
     seed: int | None = None,
     warmup: int | None = None,
     answer_times: Sequence[Distribution] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Simulation:
     """Simulate ``queries`` queries of the FIFO M/G/1 server at ``budgets``.
 
@@ -221,6 +222,8 @@ def simulate(
         One distribution per type for the answer part X_k of the service time (mean
         t0_k). Default: deterministic, as in the paper. The analytic figures use the
         same distributions' variances.
+    progress:
+        Called as ``progress(done, total)`` after each block of queries.
 
     Returns
     -------
@@ -270,6 +273,8 @@ def simulate(
             if answers is not None:
                 service = thinking[types] + _draw(answers, types, rng)
             wait, carry = _lindley(gaps, service, carry)
+            if progress is not None:
+                progress(start + size, warm + queries)
             if batch < 0:
                 continue
             system = wait + service
