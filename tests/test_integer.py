@@ -7,9 +7,11 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import thinkq
-from instances import oracle_instances, random_profile, random_stable_point
+from instances import oracle_instances, profiles, random_profile, random_stable_point
 from oracle import objective_value, term_scale
 from thinkq import Profile
 from thinkq.solve.integer import EXHAUSTIVE_LIMIT, best_integer, round_budgets
@@ -84,6 +86,22 @@ def test_best_equals_brute_force(seed: int) -> None:
         best_value, _ = _brute_force(p, budgets)
         tol = 1e-13 * term_scale(p, chosen)
         assert objective_value(p, chosen) >= best_value - tol
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(p=profiles(max_n=8, max_tokens_max=5000), seed=st.integers(0, 2**32 - 1))
+def test_best_equals_brute_force_on_generated_instances(p: Profile, seed: int) -> None:
+    """The same on hypothesis-drawn profiles (extreme b, c, t0, shares 0 and 1e-12)."""
+    budgets = random_stable_point(p, np.random.default_rng(seed))
+    chosen = best_integer(p, budgets)
+    for k, values in enumerate(_candidates(p, budgets)):
+        assert chosen[k] in values
+    best_value, best = _brute_force(p, budgets)
+    value = objective_value(p, chosen)
+    if best_value == -math.inf:  # every combination is unstable (budgets at the edge)
+        assert value == -math.inf
+    else:
+        assert value >= best_value - 1e-12 * term_scale(p, best)
 
 
 def test_best_on_table_one_is_the_brute_force_optimum() -> None:

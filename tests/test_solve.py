@@ -138,6 +138,25 @@ def test_result_certificate(profile: Profile) -> None:
     assert result.objective <= c.objective
 
 
+@pytest.mark.parametrize("tol", [1e-3, 1e-7, 1e-10])
+def test_tolerance_is_met(tol: float) -> None:
+    for p in (thinkq.paper_profile(), ORACLE_INSTANCES[1]):
+        result = solve_continuous(p, tol=tol)
+        assert result.converged
+        assert model.kkt_residual(p, result.budgets) <= tol
+
+
+@pytest.mark.parametrize("method", ["auto", "fixed-point", "gradient"])
+def test_iteration_limit_is_reported_honestly(method: str) -> None:
+    """Stopped after one iteration, no method may claim convergence."""
+    p = thinkq.paper_profile()
+    result = solve_continuous(p, method=method, max_iter=1)
+    assert result.iterations == 1
+    assert not result.converged
+    assert result.kkt_residual > DEFAULT_TOL
+    assert "limit" in result.message
+
+
 # --------------------------------------------------------------------- property test
 
 
