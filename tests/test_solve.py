@@ -210,10 +210,11 @@ def test_warm_start_gives_the_same_answer(profile: Profile) -> None:
 def test_warm_start_at_a_saturated_budget() -> None:
     """BUG: warm start at l_max with b l_max > 709 overflows in objective_change.
 
-    The first line-search trial cuts the 1000-token budget of the b = 10 type to
-    about 1 token; model.objective_change then computes exp(-10000) * expm1(10000)
-    = 0 * inf, which warns (overflow in expm1) and is nan. Under the project's
-    warnings-as-errors the solve raises; without it, it recovers by backtracking.
+    From the start (1000, 0) the solver asks for the change of J to a point where
+    the b = 10 type has about 1 token; model.objective_change then computes
+    exp(-10000) * expm1(10000) = 0 * inf, which warns (overflow in expm1) and is
+    nan. Under the project's warnings-as-errors the solve raises; without it, it
+    recovers by backtracking.
     """
     p = Profile.from_arrays(
         names=["fast", "slow"],
