@@ -182,11 +182,11 @@ def test_lemma3_on_the_level_set(profile: Profile) -> None:
 
 
 def test_lemma3_with_service_time_variance() -> None:
-    """BUG: with service-time variance the reported L_J is not a bound.
+    """With service-time variance the reported L_J must still be a bound (regression).
 
     P-K uses E[S^2] = sum pi t^2 + sum pi Var, and so does the Hessian's outer term
-    lambda^3 E[S^2] / D^3; bounds.lemma_bounds takes E[S^2]_max = sum pi (t^max)^2
-    only. On this box instance (rho_max = 0.8) the queue terms of (31) are attained
+    lambda^3 E[S^2] / D^3; bounds.lemma_bounds once took E[S^2]_max = sum pi
+    (t^max)^2 only. On this box instance (rho_max = 0.8) the queue terms of (31) are attained
     at l_max, so a variance of 0.25 s^2 (a standard deviation of a quarter of the
     2-second service time) puts ||Hess J(l_max)||_inf = 0.0026 above L_J = 0.0025.
     """

@@ -318,12 +318,13 @@ def test_objective_change_at_the_optimum_beats_subtraction() -> None:
 
 
 def test_objective_change_when_a_saturated_budget_falls() -> None:
-    """BUG: exp(-b l) * expm1(-b dl) is 0 * inf once b l > 709 and -b dl > 709.
+    """A saturated budget that falls keeps its digits (regression).
 
-    b = 10 per token, a budget of 100 tokens cut to 0: J(0) - J(100) is an ordinary
-    number (-14.898...), but objective_change overflows in expm1 (a RuntimeWarning)
-    and returns nan. The solver meets this in its line search from a warm start at
-    l_max (see test_solve.py::test_warm_start_at_a_saturated_budget).
+    exp(-b l) * expm1(-b dl) is 0 * inf once b l > 709 and -b dl > 709. b = 10 per
+    token, a budget of 100 tokens cut to 0: J(0) - J(100) is an ordinary number
+    (-14.898...); objective_change once overflowed in expm1 and returned nan. The
+    solver meets this in its line search from a warm start at l_max (see
+    test_solve.py::test_warm_start_at_a_saturated_budget).
     """
     p = Profile.from_arrays(
         names=["x"],

@@ -212,7 +212,7 @@ def test_warm_start_gives_the_same_answer(profile: Profile) -> None:
 
 
 def test_warm_start_at_a_saturated_budget() -> None:
-    """BUG: warm start at l_max with b l_max > 709 overflows in objective_change.
+    """Warm start at l_max with b l_max > 709 (regression: objective_change overflowed).
 
     From the start (1000, 0) the solver asks for the change of J to a point where
     the b = 10 type has about 1 token; model.objective_change then computes
@@ -300,12 +300,12 @@ def test_hard_instance(profile: Profile) -> None:
 
 
 def test_auto_converges_near_the_stability_boundary() -> None:
-    """BUG: the default solver stops unconverged on this valid 3-type profile.
+    """The default solver converges near the stability boundary (regression).
 
     Found by test_solution_is_optimal_on_generated_instances (then shrunk). The
-    optimum (20.666, 0, 0) has utilisation 0.9991; projected Newton creeps along
-    the stability boundary and needs 1292 iterations, above its default limit of
-    500, so solve() returns converged=False at J = 829.9 instead of 882.97.
+    optimum (20.666, 0, 0) has utilisation 0.9991; projected Newton once crept along
+    the stability boundary (an active budget a hair above 0 moved by grad / diag,
+    tiny near saturation) and needed 1292 iterations; it now takes about 20.
     """
     p = Profile.from_arrays(
         names=["a", "b", "c"],
@@ -325,8 +325,8 @@ def test_auto_converges_near_the_stability_boundary() -> None:
 
 
 def test_huge_rate_with_zero_overheads() -> None:
-    """BUG: rate = 1e16 with t0 = 0 is a valid profile (rate E[S(0)] = 0) but solve()
-    raises ZeroDivisionError in bounds.lemma_bounds: rho_bar = 1 - 1/(x + hypot(1, x))
+    """Rate = 1e16 with t0 = 0 is a valid profile (rate E[S(0)] = 0); solve() once
+    raised ZeroDivisionError in bounds.lemma_bounds: rho_bar = 1 - 1/(x + hypot(1, x))
     rounds to 1 for x = rate * T_bar > ~1e16, and the slack 1 - rho_bar is 0.
 
     Every positive budget above ~1e-10 tokens is unstable, so the answer is 0.

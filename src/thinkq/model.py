@@ -288,6 +288,10 @@ class Workspace:
         slack_new = m.slack - p.rate * ds
         if slack_new <= 0:
             return float("-inf")
-        d_acc = float(np.dot(self.pi_a * x.decay, -np.expm1(-p.b * dl)))
+        # e^{-b l} - e^{-b l'} = sign(dl) e^{-b min(l, l')} (1 - e^{-b |dl|}): no overflow
+        # whichever way the budget moves (a falling saturated budget would give 0 * inf)
+        low = np.minimum(x.budgets, new_budgets)
+        gain = np.sign(dl) * np.exp(-p.b * low) * -np.expm1(-p.b * np.abs(dl))
+        d_acc = float(np.dot(self.pi_a, gain))
         d_wait = p.rate * (dq * m.slack + m.second * p.rate * ds) / (2.0 * m.slack * slack_new)
         return p.alpha * d_acc - d_wait - ds

@@ -30,16 +30,31 @@ from thinkq import model
 from thinkq.profile import Profile
 from thinkq.solve.result import Bounds, FloatArray
 
-__all__ = ["frank_wolfe_gap", "lemma_bounds", "paper_lower_bound", "utilization_bound"]
+__all__ = [
+    "frank_wolfe_gap",
+    "lemma_bounds",
+    "paper_lower_bound",
+    "slack_bound",
+    "utilization_bound",
+]
+
+
+def slack_bound(profile: Profile, reference_objective: float) -> float:
+    """1 - rho_bar: lambda E[S] <= 1 - slack for every budget vector with J >= reference.
+
+    Returned as the slack itself, 1 / (x + sqrt(1 + x^2)) with x = lambda T_bar, since
+    1 - rho_bar rounds to zero for x above about 1e16.
+    """
+    best_accuracy = model.mean_accuracy(profile, np.full(profile.size, float(profile.max_tokens)))
+    t_bar = profile.alpha * best_accuracy - reference_objective
+    x = profile.rate * t_bar
+    # 1 - rho_bar with rho_bar = 1 + x - sqrt(1 + x^2), without cancellation
+    return 1.0 / (x + math.hypot(1.0, x))
 
 
 def utilization_bound(profile: Profile, reference_objective: float) -> float:
     """rho_bar: lambda E[S] <= rho_bar for every budget vector with J >= reference."""
-    best_accuracy = model.mean_accuracy(profile, np.full(profile.size, float(profile.max_tokens)))
-    t_bar = profile.alpha * best_accuracy - reference_objective
-    x = profile.rate * t_bar
-    # 1 + x - sqrt(1 + x^2) = 1 - 1 / (x + sqrt(1 + x^2)), without cancellation
-    return 1.0 - 1.0 / (x + math.hypot(1.0, x))
+    return 1.0 - slack_bound(profile, reference_objective)
 
 
 def lemma_bounds(profile: Profile, reference_objective: float) -> Bounds:
@@ -54,17 +69,20 @@ def lemma_bounds(profile: Profile, reference_objective: float) -> Bounds:
     rho_max = rate * float(np.dot(pi, t_box))
     if rho_max < 1.0:
         region, rho, t_hi = "box", rho_max, t_box
+        slack = 1.0 - rho
         second = float(np.dot(pi, t_box * t_box))
     else:
         region = "level-set"
-        rho = utilization_bound(profile, reference_objective)
+        slack = slack_bound(profile, reference_objective)
+        rho = 1.0 - slack
         s_bar = rho / rate
         room = max(s_bar - float(np.dot(pi, t0)), 0.0)
         with np.errstate(divide="ignore"):
             l_hi = np.minimum(l_max, np.where(pi > 0, room / (pi * c), l_max))
         t_hi = t0 + c * l_hi
         second = min(float(np.dot(pi, t_hi * t_hi)), float(np.max(t_hi)) * s_bar)
-    slack = 1.0 - rho
+    # service-time variance adds to E[S^2] everywhere (eq. 3)
+    second += profile.extra_second_moment
     t_max = float(np.max(t_hi))
     sum_pc = float(np.dot(pi, c))
     # Lemma 2, eq. (26)

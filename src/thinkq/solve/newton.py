@@ -100,7 +100,14 @@ def projected_newton(
         active = ((l <= eps) & (grad < 0)) | ((l >= l_max - eps) & (grad > 0)) | idle
         inverse = 1.0 / np.where(active, np.inf, parts.diagonal)
         direction = newton_direction(parts, grad, inverse)
-        direction[active] = scaled[active]
+        # active variables lie within eps of a bound their gradient pushes against;
+        # scale their step (any positive diagonal scaling is allowed) so that a full
+        # step reaches the bound: near saturation grad / diag is tiny (diag grows like
+        # 1/D^3) and a variable a hair above its bound would creep there for ever
+        to_bound = np.where(grad < 0, l, l_max - l)
+        direction[active] = np.sign(grad[active]) * np.maximum(
+            np.abs(scaled[active]), to_bound[active]
+        )
         step = 1.0
         for _ in range(_MAX_BACKTRACKS):
             trial = model.project(l + step * direction, l_max)
