@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
 
@@ -21,7 +22,10 @@ def save(figure: Figure, stem: Path, *, formats: tuple[str, ...] = ("png", "svg"
     paths = []
     for fmt in formats:
         buffer = io.BytesIO()
-        figure.savefig(buffer, format=fmt, dpi=150, bbox_inches="tight")
+        # no creation date and fixed ids in SVG, so the same data give the same file
+        metadata = {"Date": None} if fmt == "svg" else None
+        with matplotlib.rc_context({"svg.hashsalt": "thinkq"}):
+            figure.savefig(buffer, format=fmt, dpi=150, bbox_inches="tight", metadata=metadata)
         paths.append(write_atomic(stem.with_suffix(f".{fmt}"), buffer.getvalue()))
     return paths
 
