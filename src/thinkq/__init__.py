@@ -3,28 +3,42 @@
 Implements Ozbas & Bastopcu, "Queueing-Aware Optimization of Reasoning Tokens for
 Accuracy-Latency Trade-offs in LLM Servers" (arXiv 2601.10274): N query types share
 one FIFO M/G/1 server; type k gets l_k thinking tokens; thinkq finds the budgets that
-maximise alpha * mean accuracy - mean system time, and certifies them.
+maximise alpha * mean accuracy - mean system time, certifies them, simulates them and
+reproduces the paper's experiments.
 """
 
 from thinkq import model
+from thinkq.distributions import Deterministic, Distribution, Empirical, Lognormal
 from thinkq.errors import ProfileError, ProfileFileError, ThinkqError, UnstableLoadError
 from thinkq.profile import Profile, Task, load_profile, paper_profile
+from thinkq.simulate import Simulation, TaskStatistics, simulate
 from thinkq.solve import Bounds, ContinuousResult, SolveResult, solve
+from thinkq.sweep import Sweep, SweepPoint, sweep
 
 __all__ = [
     "Bounds",
     "ContinuousResult",
+    "Deterministic",
+    "Distribution",
+    "Empirical",
+    "Lognormal",
     "Profile",
     "ProfileError",
     "ProfileFileError",
+    "Simulation",
     "SolveResult",
+    "Sweep",
+    "SweepPoint",
     "Task",
+    "TaskStatistics",
     "ThinkqError",
     "UnstableLoadError",
     "load_profile",
     "model",
     "paper_profile",
+    "simulate",
     "solve",
+    "sweep",
 ]
 
 __version__ = "0.1.0"
