@@ -293,4 +293,7 @@ def _render_sweep(console: Console, result: Sweep) -> None:
         Text(f"tasks: {', '.join(result.names[:8])}{' ...' if len(result.names) > 8 else ''}")
     )
     console.print(table)
-    console.print(Text(f"zero budgets are unstable from rate {result.saturation_rate:.4g}/s on"))
+    if result.parameter == "rate":
+        console.print(
+            Text(f"zero budgets are unstable from rate {result.saturation_rate:.4g}/s on")
+        )
