@@ -54,6 +54,7 @@ import argparse
 import math
 import platform
 import statistics
+import subprocess
 import sys
 import time
 import warnings
@@ -504,6 +505,21 @@ def machine() -> list[str]:
     return [f"{model_name}, {os.cpu_count()} logical CPUs", versions, f"BLAS threads: {blas}"]
 
 
+def revision() -> str:
+    """The git commit of this checkout, and whether src/ differs from it."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "src"], cwd=root, capture_output=True, text=True
+        ).stdout.strip()
+    except OSError:
+        return "git commit: unknown"
+    return f"git commit {head or 'unknown'}" + (" (src/ modified)" if dirty else "")
+
+
 def load() -> str:
     one, five, fifteen = os.getloadavg()
     return f"{one:.2f} {five:.2f} {fifteen:.2f}"
@@ -545,7 +561,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--markdown", type=Path, metavar="FILE", help="write the table here")
     args = parser.parse_args(argv)
     cases = QUICK_CASES if args.quick else FULL_CASES
-    began, load_before = time.perf_counter(), load()
+    began, load_before, revision_before = time.perf_counter(), load(), revision()
     rows: list[Row] = []
     best: list[str] = []
     for n, stress in cases:
@@ -555,8 +571,12 @@ def main(argv: list[str] | None = None) -> int:
         rows.extend(found)
         best.append(f"{label}: {value:.10g}")
     elapsed = time.perf_counter() - began
+    revision_after = revision()
+    if revision_after != revision_before:
+        revision_after = f"{revision_before}, changed during the run to {revision_after}"
     notes = [
         *machine(),
+        revision_after,
         f"load average (1, 5, 15 min) before: {load_before}, after: {load()}; "
         f"whole run {elapsed:.0f} s",
         "J gap: best J of any continuous method minus this method's J (thinkq.model.objective);"
