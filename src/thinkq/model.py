@@ -162,7 +162,7 @@ def objective_change(profile: Profile, budgets: ArrayLike, new_budgets: ArrayLik
     l = _budgets(profile, budgets)
     l_new = _budgets(profile, new_budgets)
     workspace = Workspace(profile)
-    return workspace.change(workspace.point(l), l_new)
+    return workspace.change(workspace.point(l), workspace.point(l_new))
 
 
 def _derivatives(profile: Profile, budgets: ArrayLike) -> tuple[FloatArray, HessianParts]:
@@ -278,20 +278,22 @@ class Workspace:
         parts = HessianParts(diagonal, self.pc, v, rate * rate / (d * d), rate**3 * m.second / d**3)
         return grad, parts
 
-    def change(self, x: Point, new_budgets: FloatArray) -> float:
-        """J(new) - J(x) without cancellation (see :func:`objective_change`)."""
+    def change(self, x: Point, y: Point) -> float:
+        """J(y) - J(x) without cancellation (see :func:`objective_change`)."""
         p, m = self.profile, x.moments
-        dl = new_budgets - x.budgets
+        if y.moments.slack <= 0:
+            return float("-inf")
+        dl = y.budgets - x.budgets
         pcdl = self.pc * dl
         ds = float(np.add.reduce(pcdl))
-        dq = float(np.dot(pcdl, 2.0 * x.service + p.c * dl))
+        dq = float(np.dot(pcdl, x.service + y.service))
         slack_new = m.slack - p.rate * ds
         if slack_new <= 0:
             return float("-inf")
         # e^{-b l} - e^{-b l'} = sign(dl) e^{-b min(l, l')} (1 - e^{-b |dl|}): no overflow
         # whichever way the budget moves (a falling saturated budget would give 0 * inf)
-        low = np.minimum(x.budgets, new_budgets)
-        gain = np.sign(dl) * np.exp(-p.b * low) * -np.expm1(-p.b * np.abs(dl))
+        nearer = np.where(dl >= 0, x.decay, y.decay)
+        gain = np.sign(dl) * nearer * -np.expm1(-p.b * np.abs(dl))
         d_acc = float(np.dot(self.pi_a, gain))
         d_wait = p.rate * (dq * m.slack + m.second * p.rate * ds) / (2.0 * m.slack * slack_new)
         return p.alpha * d_acc - d_wait - ds

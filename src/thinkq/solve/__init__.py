@@ -87,7 +87,7 @@ def solve_continuous(
     name = "newton" if method == "auto" else method
     limit = max_iter if max_iter is not None else _MAX_ITER[name]
     l0 = _start(profile, start)
-    bounds = lemma_bounds(profile, model.objective(profile, l0))
+    start_objective = model.objective(profile, l0)
     if name == "newton":
         l, iterations, evaluations, message = projected_newton(
             profile, l0, tol=tol / 16.0, max_iter=limit
@@ -97,8 +97,9 @@ def solve_continuous(
             profile, l0, tol=tol, max_iter=limit
         )
     else:
+        step = 1.0 / lemma_bounds(profile, start_objective).lipschitz
         l, iterations, evaluations, message = projected_gradient(
-            profile, l0, step=1.0 / bounds.lipschitz, tol=tol, max_iter=limit
+            profile, l0, step=step, tol=tol, max_iter=limit
         )
     stable = model.utilization(profile, l) < 1.0
     if stable:
@@ -121,7 +122,8 @@ def solve_continuous(
         message=message,
         kkt_residual=residual,
         gap_bound=gap,
-        bounds=bounds,
+        profile=profile,
+        start_objective=start_objective,
     )
 
 

@@ -78,18 +78,14 @@ def projected_newton(
     x = workspace.point(model.project(np.asarray(start, dtype=np.float64), l_max))
     # one step of the paper's fixed point (24) is often most of the way: take it when
     # it is stable and improves J (it halves the iterations on typical instances)
-    seed = model.project(model.best_response(profile, x.budgets), l_max)
+    seed = workspace.point(model.project(model.best_response(profile, x.budgets), l_max))
     evaluations = 1
     if workspace.change(x, seed) > 0.0:
-        x = workspace.point(seed)
+        x = seed
     for iteration in range(1, max_iter + 1):
         l = x.budgets
         grad, parts = workspace.derivatives(x)
         evaluations += 1
-        # the diagonal of -Hess J scales the step and defines the epsilon-active set
-        diag = parts.diagonal + (2.0 * parts.cross) * parts.v * parts.u + parts.outer * parts.u**2
-        diag[idle] = 1.0
-        scaled = grad / diag
         # the stopping test uses each type's own curvature (the rank-two part left out),
         # the first Newton step of its best response (22): a distance in tokens
         own = np.where(idle, 1.0, parts.diagonal)
@@ -100,23 +96,20 @@ def projected_newton(
         active = ((l <= eps) & (grad < 0)) | ((l >= l_max - eps) & (grad > 0)) | idle
         inverse = 1.0 / np.where(active, np.inf, parts.diagonal)
         direction = newton_direction(parts, grad, inverse)
-        # active variables lie within eps of a bound their gradient pushes against;
-        # scale their step (any positive diagonal scaling is allowed) so that a full
-        # step reaches the bound: near saturation grad / diag is tiny (diag grows like
-        # 1/D^3) and a variable a hair above its bound would creep there for ever
-        to_bound = np.where(grad < 0, l, l_max - l)
-        direction[active] = np.sign(grad[active]) * np.maximum(
-            np.abs(scaled[active]), to_bound[active]
-        )
+        # active variables take a step scaled by their own curvature: the full diagonal
+        # grows like 1/D^3 near saturation and would leave a budget a hair above its
+        # bound creeping there for hundreds of iterations
+        direction[active] = grad[active] / own[active]
         step = 1.0
         for _ in range(_MAX_BACKTRACKS):
-            trial = model.project(l + step * direction, l_max)
+            trial = workspace.point(model.project(l + step * direction, l_max))
             change = workspace.change(x, trial)
             evaluations += 1
-            if np.isfinite(change) and change >= max(_ARMIJO * float(np.dot(grad, trial - l)), 0.0):
+            predicted = float(np.dot(grad, trial.budgets - l))
+            if np.isfinite(change) and change >= max(_ARMIJO * predicted, 0.0):
                 break
             step *= 0.5
         else:
             return l, iteration, evaluations, "line search failed to improve J"
-        x = workspace.point(trial)
+        x = trial
     return x.budgets, max_iter, evaluations, "iteration limit reached"

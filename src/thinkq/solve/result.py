@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Literal
 
 import numpy as np
@@ -76,8 +77,10 @@ class ContinuousResult:
     gap_bound:
         An upper bound on J(l_opt) - J(l*) (the Frank-Wolfe gap over the box, valid
         because J is concave on the convex stability region).
-    bounds:
-        Lemma 2 and Lemma 3 constants and where they hold.
+    profile:
+        The instance solved.
+    start_objective:
+        J at the start point; it defines the region of :attr:`bounds`.
     """
 
     budgets: FloatArray
@@ -89,7 +92,18 @@ class ContinuousResult:
     message: str
     kkt_residual: float
     gap_bound: float
-    bounds: Bounds
+    profile: Profile = field(repr=False, compare=False)
+    start_objective: float = field(repr=False, compare=False)
+
+    @cached_property
+    def bounds(self) -> Bounds:
+        """Lemma 2 and Lemma 3 constants, on the region defined by J at the start point.
+
+        Computed on first access: the default solver does not need them.
+        """
+        from thinkq.solve.bounds import lemma_bounds  # here: bounds imports this module
+
+        return lemma_bounds(self.profile, self.start_objective)
 
 
 @dataclass(frozen=True)
