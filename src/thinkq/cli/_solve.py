@@ -142,7 +142,7 @@ def _task_table(result: SolveResult, rows: Sequence[int], title: str) -> Table:
     for k in rows:
         table.add_row(
             Text(p.names[k]),
-            f"{p.share[k]:.4f}",
+            f"{p.share[k]:.4g}",
             str(int(result.budgets[k])),
             f"{result.continuous.budgets[k]:.2f}",
             f"{accuracy[k]:.4f}",
