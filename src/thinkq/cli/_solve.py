@@ -30,6 +30,8 @@ __all__ = ["IntegerChoice", "MethodChoice", "solve_command"]
 
 #: Above this many task types the solve runs under a spinner on stderr.
 SPINNER_MIN_TASKS = 10_000
+#: Profile files larger than this load under a spinner on stderr.
+LOADING_SPINNER_BYTES = 1 << 20
 #: Above this many task types the table is a summary plus the largest budgets.
 FULL_TABLE_MAX_TASKS = 50
 #: How many of the largest budgets the summary form lists.
@@ -59,6 +61,17 @@ def _solve(profile: Profile, **options: Any) -> SolveResult:
         name, colon, rest = str(exc).partition(":")
         option = OPTIONS.get(name)
         fail(f"option {option}:{rest}" if colon and option else str(exc))
+
+
+def _loading(path: Path | None) -> AbstractContextManager[Any]:
+    """A spinner on stderr while a large profile file (over a megabyte) loads."""
+    try:
+        large = path is not None and path.stat().st_size > LOADING_SPINNER_BYTES
+    except OSError:  # a missing file: load() reports it
+        large = False
+    if not large:
+        return nullcontext()
+    return Console(stderr=True).status(f"Loading {path}...")
 
 
 def _status(profile: Profile) -> AbstractContextManager[Any]:
@@ -105,7 +118,8 @@ def solve_command(
     ] = False,
 ) -> None:
     """Compute the optimal thinking-token budget of every task type."""
-    profile = load(profile_path, rate=rate, alpha=alpha, max_tokens=max_tokens)
+    with _loading(profile_path):
+        profile = load(profile_path, rate=rate, alpha=alpha, max_tokens=max_tokens)
     with _status(profile):
         result = _solve(
             profile, method=method.value, integer=integer.value, tol=tol, max_iter=max_iter
