@@ -196,3 +196,33 @@ def test_to_dict_has_the_cli_keys(paper, optimum):
         assert key in data
     assert len(data["tasks"]) == 6
     assert {"name", "mean_system_time", "p95_system_time", "accuracy"} <= set(data["tasks"][0])
+
+
+def test_profile_variance_is_simulated_by_default(paper):
+    p, l = _busy(paper)
+    varied = p.with_variance((0.8 * p.t0) ** 2)
+    assert model.system_time(varied, l) > model.system_time(p, l)
+    run = simulate(varied, l, queries=2_000_000, seed=8)
+    assert run.analytic_mean_system_time == pytest.approx(model.system_time(varied, l))
+    lo, hi = run.mean_system_time_ci
+    assert lo <= run.analytic_mean_system_time <= hi
+    plain = simulate(p, l, queries=2_000_000, seed=8)
+    assert run.mean_system_time > plain.mean_system_time  # the variability really is there
+
+
+def test_variance_around_a_zero_t0_is_refused(paper, optimum):
+    zero = thinkq.Profile.from_arrays(
+        names=["x"],
+        share=[1],
+        A=[0.5],
+        b=[0.01],
+        D=[0.1],
+        t0=[0.0],
+        c=[0.01],
+        variance=[0.5],
+        rate=0.1,
+        alpha=30.0,
+        max_tokens=100,
+    )
+    with pytest.raises(ValueError, match="task 'x'"):
+        simulate(zero, [10.0], queries=1000)

@@ -26,7 +26,7 @@ from numpy.typing import ArrayLike, NDArray
 from scipy import stats
 
 from thinkq import model
-from thinkq.distributions import Distribution
+from thinkq.distributions import Deterministic, Distribution, Lognormal
 from thinkq.profile import Profile
 
 __all__ = ["Simulation", "TaskStatistics", "simulate"]
@@ -173,7 +173,7 @@ def _answer_sampler(
     profile: Profile, answer_times: Sequence[Distribution] | None
 ) -> Sequence[Distribution] | None:
     if answer_times is None:
-        return None
+        return _profile_answer_times(profile)
     if len(answer_times) != profile.size:
         raise ValueError(
             f"answer_times: expected {profile.size} distributions (one per type), "
@@ -191,6 +191,28 @@ def _answer_sampler(
                 "(use Profile.with_answer_times to take t0 from the distributions)"
             )
     return answer_times
+
+
+def _profile_answer_times(profile: Profile) -> list[Distribution] | None:
+    """The profile's own service variability: lognormal where its variance is positive.
+
+    ``None`` (deterministic, the paper's model) when no task has a variance.
+    """
+    if not np.any(profile.variance > 0):
+        return None
+    answers: list[Distribution] = []
+    for k, (mean, variance) in enumerate(zip(profile.t0, profile.variance, strict=True)):
+        if variance == 0:
+            answers.append(Deterministic(float(mean)))
+        elif mean > 0:
+            answers.append(Lognormal(float(mean), math.sqrt(variance) / float(mean)))
+        else:
+            raise ValueError(
+                f"profile: task '{profile.names[k]}' has variance {variance:g} s^2 around "
+                "t0 = 0: a non-negative answer time with mean 0 cannot vary; "
+                "pass answer_times explicitly"
+            )
+    return answers
 
 
 def simulate(
@@ -220,8 +242,9 @@ def simulate(
         ``queries // 10``.
     answer_times:
         One distribution per type for the answer part X_k of the service time (mean
-        t0_k). Default: deterministic, as in the paper. The analytic figures use the
-        same distributions' variances.
+        t0_k). Default: the profile's own variability: deterministic (as in the
+        paper) where a task's ``variance`` is 0, else lognormal with mean t0_k and
+        that variance. The analytic figures use the same distributions' variances.
     progress:
         Called as ``progress(done, total)`` after each block of queries.
 
