@@ -85,7 +85,8 @@ BBH_TASKS: dict[str, str] = {
 #: Longest output a grader reads, in characters; the tail is kept (answers come last).
 MAX_OUTPUT_CHARS = 200_000
 
-_CUE = re.compile(r"(?i)\b(?:final\s+)?answer\b(?:\s*(?:is|would\s+be|should\s+be))?\s*[:]?|####")
+# "answer" alone is no cue ("is this answer right?"): it must be followed by is, be or ':'
+_CUE = re.compile(r"(?i)\banswer\b\s*(?:is|would\s+be|should\s+be|:)\s*:?|####")
 _NUMBER = re.compile(r"(?<![\w.])-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?!\d)|(?<![\w.])-?\.\d+")
 _INTEGER = re.compile(r"(?<![\d.])\d+(?!\d|\.\d)")
 _SIGNED_INTEGER = re.compile(r"(?<![\w.])-?\d+(?!\d|\.\d)")
@@ -192,7 +193,7 @@ def grade_gsm8k(item: Item, output: str) -> Grade:
     if found is None:
         return _verdict(None, False)
     value, reference = _decimal(found.group()), _decimal(item.answer)
-    extracted = str(value.normalize()) if value is not None else found.group()
+    extracted = format(value.normalize(), "f") if value is not None else found.group()
     return _verdict(extracted, value is not None and value == reference)
 
 
@@ -228,7 +229,7 @@ def grade_aime(item: Item, output: str) -> Grade:
 # ---------------------------------------------------------------- multiple choice
 
 _LETTER_CUE = re.compile(
-    r"(?i:\b(?:final\s+)?answer\b)(?:\s*(?i:is|would\s+be|should\s+be))?\s*[:]?"
+    r"(?i:\banswer\b\s*(?:is|would\s+be|should\s+be|:)\s*:?)"
     r"[\s*$\[{]*(?:\\(?:boxed|textbf|text|mathrm)\{)?\s*(?:(?i:option|choice)\s+)?"
     r"\(?([A-Z])(?![A-Za-z0-9])"
 )
@@ -237,8 +238,12 @@ _BARE_LETTER = re.compile(r"[\s*\[(]*([A-Z])[\s*\])]*[.]?\s*")
 _PAREN_LETTER = re.compile(r"\(([A-Z])\)")
 
 
-def _choice_letter(text: str, letters: tuple[str, ...]) -> str | None:
-    """The option letter a model chose: the last valid cued letter, else fallbacks."""
+def _choice_letter(text: str, letters: tuple[str, ...], *, parens: bool) -> str | None:
+    """The option letter a model chose: the last valid cued letter, else fallbacks.
+
+    Fallbacks: a bare letter on the last line; with ``parens``, the last ``(X)``
+    anywhere (lm-evaluation-harness's BBH filter; simple-evals has no such fallback).
+    """
     matches = (*_LETTER_CUE.finditer(text), *_BOXED_LETTER.finditer(text))
     cued = [m for m in matches if m[1] in letters]
     if cued:
@@ -248,13 +253,15 @@ def _choice_letter(text: str, letters: tuple[str, ...]) -> str | None:
         bare = _BARE_LETTER.fullmatch(lines[-1])
         if bare and bare[1] in letters:
             return bare[1]
-    parens = [m[1] for m in _PAREN_LETTER.finditer(text) if m[1] in letters]
-    return parens[-1] if parens else None
+    if not parens:
+        return None
+    found = [m[1] for m in _PAREN_LETTER.finditer(text) if m[1] in letters]
+    return found[-1] if found else None
 
 
 def grade_choice(item: Item, output: str) -> Grade:
     """GPQA and ARC-Challenge: the option letter, one of ``item.choices``."""
-    letter = _choice_letter(_clean(output), item.choices)
+    letter = _choice_letter(_clean(output), item.choices, parens=False)
     return _verdict(letter, letter == item.answer)
 
 
@@ -297,7 +304,7 @@ def grade_bbh(item: Item, output: str) -> Grade:
     """
     text, kind = _clean(output), _bbh_kind(item)
     if kind == "choice":
-        letter = _choice_letter(text, item.choices)
+        letter = _choice_letter(text, item.choices, parens=True)
         return _verdict(None if letter is None else f"({letter})", f"({letter})" == item.answer)
     if kind in _WORDS:
         word = _cued_or_last(text, _WORDS[kind])
