@@ -6,7 +6,7 @@ written to an output file that did not complete.
 """
 
 from thinkq import __version__
-from thinkq.cli import _experiments  # noqa: F401  (registers simulate, reproduce, sweep)
+from thinkq.cli import _experiments, _fit  # noqa: F401  (register simulate, reproduce, sweep, fit)
 from thinkq.cli._app import app, finite, main
 from thinkq.cli._solve import IntegerChoice, MethodChoice
 

@@ -22,6 +22,7 @@ from rich.table import Table
 from rich.text import Text
 
 from thinkq import model
+from thinkq.cli import _fit
 from thinkq.cli._app import OPTIONS, app, fail, finite, grid, load, num
 from thinkq.profile import Profile
 from thinkq.solve import DEFAULT_TOL, SolveResult, solve
@@ -116,6 +117,15 @@ def solve_command(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the result as one JSON object.")
     ] = False,
+    uncertainty: Annotated[
+        int | None,
+        typer.Option(
+            "--uncertainty",
+            metavar="REPLICATES",
+            help="Also solve this many bootstrap replicates of the fit (see thinkq fit).",
+            min=1,
+        ),
+    ] = None,
 ) -> None:
     """Compute the optimal thinking-token budget of every task type."""
     with _loading(profile_path):
@@ -125,10 +135,26 @@ def solve_command(
             profile, method=method.value, integer=integer.value, tol=tol, max_iter=max_iter
         )
         payload = _json(result) if as_json else None
+    spread = None
+    if uncertainty is not None:  # the fit's bootstrap replicates, solved the same way
+        spread = _fit.uncertainty(
+            profile_path,
+            profile,
+            result,
+            uncertainty,
+            method=method.value,
+            tol=tol,
+            integer=integer.value,
+        )
+        if payload is not None:
+            data = json.loads(payload) | {"uncertainty": finite(spread.to_dict())}
+            payload = json.dumps(data, allow_nan=False)
     if payload is not None:
         sys.stdout.write(payload + "\n")
     else:
         _render(Console(), result)
+        if spread is not None:
+            _fit.render_uncertainty(Console(), spread)
     c = result.continuous
     if not c.converged:
         sys.stderr.write(

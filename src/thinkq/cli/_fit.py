@@ -1,0 +1,276 @@
+"""``thinkq fit``: a profile from measurements; and ``solve --uncertainty``'s parts.
+
+Malformed measurement files print one ``error: FILE:LINE: field: problem`` line per
+bad line on stderr and exit with code 2, writing nothing. Fit warnings (a flat curve,
+b on a bound, many outliers) go to stderr as ``warning:`` lines; the fit still
+succeeds.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import typer
+from rich.console import Console, Group
+from rich.table import Table
+from rich.text import Text
+
+from thinkq.cli._app import OPTIONS, app, fail, finite, grid
+from thinkq.cli._experiments import _progress
+from thinkq.errors import ProfileError, ThinkqError
+from thinkq.fit import (
+    DEFAULT_ALPHA,
+    DEFAULT_BOOTSTRAP,
+    DEFAULT_RATE,
+    FitError,
+    FitResult,
+    Propagation,
+    fit_records,
+    propagate,
+)
+from thinkq.fit.files import read_replicates, report_path, write_fit
+from thinkq.fit.plots import save_plots
+from thinkq.profile import Profile
+from thinkq.records import RecordError, read_records
+from thinkq.solve import SolveResult
+
+__all__ = ["fit_command", "render_uncertainty", "uncertainty"]
+
+
+class SharesChoice(StrEnum):
+    """Values of ``--shares``."""
+
+    empirical = "empirical"
+    uniform = "uniform"
+
+
+def _records_error(exc: RecordError) -> None:
+    for line in str(exc).splitlines():
+        sys.stderr.write(f"error: {line}\n")
+    raise typer.Exit(2)
+
+
+@app.command("fit")
+def fit_command(
+    records: Annotated[
+        list[Path],
+        typer.Argument(
+            metavar="RECORDS",
+            help="Measurements: .jsonl records (one answered query a line) or .csv summaries.",
+            show_default=False,
+        ),
+    ],
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "-o",
+            "--output",
+            help="Write the profile (.toml or .json) and, beside it, NAME.fit.json.",
+        ),
+    ] = None,
+    rate: Annotated[
+        float, typer.Option("--rate", help="Arrival rate lambda of the profile (1/s).")
+    ] = DEFAULT_RATE,
+    alpha: Annotated[
+        float, typer.Option("--alpha", help="Weight of accuracy in the profile.")
+    ] = DEFAULT_ALPHA,
+    shares: Annotated[
+        SharesChoice,
+        typer.Option("--shares", help="empirical: task frequencies in the records; uniform."),
+    ] = SharesChoice.empirical,
+    max_tokens: Annotated[
+        int | None,
+        typer.Option("--max-tokens", help="l_max (default: the largest measured budget)."),
+    ] = None,
+    plots: Annotated[
+        Path | None,
+        typer.Option("--plots", help="Folder for accuracy and latency plots (PNG, SVG)."),
+    ] = None,
+    bootstrap: Annotated[
+        int, typer.Option("--bootstrap", help="Bootstrap replicates (0: no intervals).", min=0)
+    ] = DEFAULT_BOOTSTRAP,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the bootstrap.")] = 0,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the fit report as one JSON object.")
+    ] = False,
+) -> None:
+    """Fit accuracy and latency curves to measurements and write a profile."""
+    if output is not None and output.suffix.lower() not in (".toml", ".json"):
+        fail(f"option -o: {output}: a profile file ends in .toml or .json")
+    if plots is not None and plots.exists() and not plots.is_dir():
+        fail(f"option --plots: {plots}: not a folder")
+    try:
+        record_set = read_records(records)
+    except RecordError as exc:
+        _records_error(exc)
+    tasks = len(record_set.task_names)
+    try:
+        with _progress("bootstrapping", bootstrap * tasks >= 1000) as update:
+            result = fit_records(
+                record_set,
+                rate=rate,
+                alpha=alpha,
+                max_tokens=max_tokens,
+                shares=shares.value,
+                bootstrap=bootstrap,
+                seed=seed,
+                progress=update,
+            )
+    except ProfileError as exc:
+        option = OPTIONS.get(exc.field or "")
+        fail(f"option {option}: {exc}" if option else str(exc))
+    except FitError as exc:
+        fail(str(exc))
+    written: list[Path] = []
+    try:
+        if plots is not None:
+            written += save_plots(result, plots)
+        if output is not None:
+            written += write_fit(result, output)
+    except OSError as exc:
+        fail(f"{exc.filename or output}: cannot write: {exc.strerror or exc}")
+    if as_json:
+        data = result.to_dict() | {"written": [str(p) for p in written]}
+        sys.stdout.write(json.dumps(finite(data), allow_nan=False) + "\n")
+    else:
+        _render(Console(), result, written)
+    for warning in result.warnings:
+        sys.stderr.write(f"warning: {warning}\n")
+
+
+# --------------------------------------------------------------------------- output
+
+
+def _cell(
+    value: float, interval: tuple[float, float] | None, spec: str, scale: float = 1.0
+) -> Text:
+    text = format(value * scale, spec)
+    if interval is not None:
+        text += f"\n[{interval[0] * scale:{spec}}, {interval[1] * scale:{spec}}]"
+    return Text(text)
+
+
+def _fit_cell(statistic: float | None, dof: int, p_value: float | None) -> Text:
+    if statistic is None or dof <= 0:
+        return Text("n/a")
+    return Text(f"{statistic:.1f}/{dof}\np={p_value:.2g}")
+
+
+def _tables(result: FitResult) -> tuple[Table, Table]:
+    level = f"{result.level:.0%} intervals" if result.replicates else "no intervals"
+    accuracy = Table(title=f"Accuracy p(l) = A (1 - e^(-b l)) + D  ({level})", title_justify="left")
+    latency = Table(title=f"Service time t(l) = t0 + c l  ({level})", title_justify="left")
+    accuracy.add_column("task")
+    latency.add_column("task")
+    for header in ("A", "b (1/token)", "D", "G2/dof"):
+        accuracy.add_column(header, justify="right")
+    for header in ("t0 (s)", "c (ms/token)", "sd (s)", "outliers", "chi2/dof"):
+        latency.add_column(header, justify="right")
+    for t in result.tasks:
+        a, s, iv = t.accuracy, t.latency, t.intervals
+        name = t.name if a.status == "ok" else f"{t.name}\n({a.status})"
+        accuracy.add_row(
+            Text(name),
+            _cell(a.A, iv.get("A"), ".3f"),
+            _cell(a.b, iv.get("b"), ".2e"),
+            _cell(a.D, iv.get("D"), ".3f"),
+            _fit_cell(a.deviance, a.dof, a.p_value),
+        )
+        sd = iv.get("variance")
+        latency.add_row(
+            Text(t.name),
+            _cell(s.t0, iv.get("t0"), ".4f"),
+            _cell(s.c, iv.get("c"), ".3f", scale=1e3),
+            _cell(s.variance**0.5, (sd[0] ** 0.5, sd[1] ** 0.5) if sd else None, ".3f"),
+            f"{s.outliers}",
+            _fit_cell(s.chi2, s.dof, s.p_value),
+        )
+    return accuracy, latency
+
+
+def _render(console: Console, result: FitResult, written: list[Path]) -> None:
+    p = result.profile
+    accuracy, latency = _tables(result)
+    resampling = sorted({t.data.resampling for t in result.tasks})
+    replicates = result.replicates.count if result.replicates else 0
+    rows = {
+        "measurements": ", ".join(result.files),
+        "model": result.model or "(not given)",
+        "queries": f"{sum(t.data.queries for t in result.tasks):,} in {p.size} tasks",
+        "bootstrap": f"{replicates} replicates ({', '.join(resampling)} resampled), "
+        f"seed {result.seed}"
+        if replicates
+        else "none",
+        "profile": f"rate {p.rate:g}/s, alpha {p.alpha:g}, l_max {p.max_tokens} "
+        f"(largest measured budget {result.measured_max})",
+        "written": ", ".join(str(w) for w in written) or "nothing (use -o FILE.toml)",
+    }
+    console.print(Group(accuracy, latency, grid("Fit", rows)))
+
+
+# --------------------------------------------------------------------------- solve --uncertainty
+
+
+def uncertainty(
+    profile_path: Path | None, profile: Profile, point: SolveResult, count: int, **options: Any
+) -> Propagation:
+    """``thinkq solve --uncertainty``: solve the fit's replicates (errors exit 2)."""
+    if profile_path is None:
+        fail("option --uncertainty: give the PROFILE that thinkq fit wrote (it reads its report)")
+    try:
+        replicates = read_replicates(profile, profile_path)
+    except ValueError as exc:
+        fail(f"option --uncertainty: {exc}")
+    if count > replicates.count:
+        fail(
+            f"option --uncertainty: {report_path(profile_path)} holds {replicates.count} "
+            f"replicates, {count} were asked for"
+        )
+    try:
+        with _progress("solving replicates", count * profile.size >= 20_000) as update:
+            return propagate(
+                profile, replicates, count=count, point=point, progress=update, **options
+            )
+    except ThinkqError as exc:
+        fail(f"option --uncertainty: {exc}")
+
+
+def render_uncertainty(console: Console, spread: Propagation) -> None:
+    """The budget and J intervals as a table and a summary."""
+    level = f"{spread.level:.0%}"
+    table = Table(
+        title=f"Uncertainty of the budgets ({spread.replicates} bootstrap replicates of the "
+        f"fit, {level} intervals)",
+        title_justify="left",
+    )
+    table.add_column("task", no_wrap=True)
+    for header in ("budget", "interval", "median", "zero in"):
+        table.add_column(header, justify="right", no_wrap=True)
+    for k, (name, (low, high)) in enumerate(
+        zip(spread.names, spread.budget_intervals(), strict=True)
+    ):
+        column = spread.budgets[:, k]
+        table.add_row(
+            Text(name),
+            str(int(spread.point.budgets[k])),
+            f"[{low:.0f}, {high:.0f}]",
+            f"{np.median(column):.0f}",
+            f"{np.mean(column == 0):.0%}",
+        )
+    low, high = spread.interval(spread.objective)
+    ship_low, ship_high = spread.interval(spread.shipped)
+    regret = spread.regret
+    rows = {
+        "J at the point budgets": f"{spread.point.objective:.6f}",
+        f"optimal J, {level} interval": f"[{low:.6f}, {high:.6f}]",
+        f"J of the point budgets, {level}": f"[{ship_low:.6f}, {ship_high:.6f}]",
+        "regret of the point budgets": f"mean {np.mean(regret):.3g}, "
+        f"{spread.level:.0%} quantile {np.quantile(regret, spread.level):.3g}",
+        "replicates left out": f"{spread.failed} (unstable at this rate)",
+    }
+    console.print(Group(table, grid("Uncertainty of J", rows)))

@@ -1,0 +1,151 @@
+"""Writing a fit: the profile file and, beside it, the fit report with its replicates.
+
+``thinkq fit ... -o NAME.toml`` writes two files, each atomically:
+
+* ``NAME.toml`` (or ``.json``): an ordinary profile that :func:`thinkq.load_profile`
+  and ``thinkq solve`` read; the TOML form notes each parameter's interval in a
+  comment;
+* ``NAME.fit.json``: the fit report (:meth:`FitResult.to_dict`) with the bootstrap
+  replicates, which ``thinkq solve NAME.toml --uncertainty R`` reads.
+
+The profile stays the one source of the operating point and the shares (edit them
+freely); :func:`read_replicates` refuses a report whose curve parameters are no longer
+the profile's, so a stale report is never propagated silently.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from thinkq._files import write_atomic
+from thinkq.fit import FitResult, Replicates
+from thinkq.fit.uncertainty import PARAMETERS
+from thinkq.profile import Profile
+
+__all__ = ["profile_text", "read_replicates", "report_path", "write_fit"]
+
+_UNITS = {
+    "A": "",
+    "b": "per token",
+    "D": "",
+    "t0": "s",
+    "c": "s per token",
+    "variance": "s^2",
+}
+
+
+def report_path(profile_path: Path) -> Path:
+    """Where the fit report of ``profile_path`` lives: ``NAME.fit.json`` beside it."""
+    return profile_path.with_name(f"{profile_path.stem}.fit.json")
+
+
+def _toml_string(text: str) -> str:
+    return json.dumps(text)  # a JSON string with \\uXXXX escapes is a TOML basic string
+
+
+def profile_text(result: FitResult, *, suffix: str = ".toml") -> str:
+    """The profile file's text, TOML (commented) or JSON."""
+    p = result.profile
+    if suffix == ".json":
+        return json.dumps(p.to_dict(), indent=2) + "\n"
+    level = f"{result.level:.0%}"
+    lines = [
+        f"# Fitted by thinkq fit from {', '.join(result.files)}"
+        + (f" (model {result.model})" if result.model else ""),
+        "# accuracy p(l) = A (1 - exp(-b l)) + D (eq. 2), service time t(l) = t0 + c l (eq. 1);",
+        f"# comments give {level} bootstrap intervals; the fit report is in "
+        "the .fit.json file beside this one.",
+        f"rate = {p.rate!r}          # queries per second (set with thinkq fit --rate)",
+        f"alpha = {p.alpha!r}       # weight of accuracy against one second of system time",
+        f"max_tokens = {p.max_tokens}  # l_max (largest measured budget: {result.measured_max})",
+    ]
+    for k, task in enumerate(result.tasks):
+        lines += [
+            "",
+            "[[tasks]]",
+            f"name = {_toml_string(task.name)}",
+            f"share = {float(p.share[k])!r}  # {task.data.queries} queries measured",
+        ]
+        for key in PARAMETERS:
+            value = float(getattr(p, key)[k])
+            note = []
+            if key in task.intervals:
+                low, high = task.intervals[key]
+                note.append(f"[{low:.4g}, {high:.4g}]")
+            if _UNITS[key]:
+                note.append(_UNITS[key])
+            comment = f"  # {' '.join(note)}" if note else ""
+            lines.append(f"{key} = {value!r}{comment}")
+    return "\n".join(lines) + "\n"
+
+
+def write_fit(result: FitResult, path: Path) -> list[Path]:
+    """Write the profile to ``path`` (.toml or .json) and its report beside it.
+
+    Each file is written atomically; the report goes first, and is removed again if
+    the profile cannot be written, so no half pair is left behind.
+    """
+    suffix = path.suffix.lower()
+    if suffix not in (".toml", ".json"):
+        raise ValueError(f"path: {path}: a profile file ends in .toml or .json")
+    report = report_path(path)
+    payload = _finite(result.to_dict(replicates=True))
+    write_atomic(report, json.dumps(payload, indent=1, allow_nan=False) + "\n")
+    try:
+        write_atomic(path, profile_text(result, suffix=suffix))
+    except BaseException:
+        report.unlink(missing_ok=True)
+        raise
+    return [path, report]
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(item) for item in value]
+    return value
+
+
+def read_replicates(profile: Profile, profile_path: Path) -> Replicates:
+    """The bootstrap replicates of the fit that wrote ``profile_path``.
+
+    Raises ``ValueError`` (one line, naming the report file) when the report is
+    missing, malformed, has no replicates, or no longer matches the profile's tasks
+    and curve parameters.
+    """
+    report = report_path(profile_path)
+    try:
+        data = json.loads(report.read_text("utf-8"))
+    except FileNotFoundError as exc:
+        raise ValueError(
+            f"{report}: no fit report beside the profile (thinkq fit -o {profile_path} writes one)"
+        ) from exc
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{report}: not a fit report: {exc}") from exc
+    if not isinstance(data, dict) or data.get("format") != "thinkq-fit/1":
+        raise ValueError(f"{report}: not a thinkq fit report (format thinkq-fit/1)")
+    if "replicates" not in data:
+        raise ValueError(f"{report}: the fit stored no replicates (it ran with --bootstrap 0)")
+    try:
+        replicates = Replicates.from_dict(data["replicates"])
+    except ValueError as exc:
+        raise ValueError(f"{report}: {exc}") from exc
+    fitted = data.get("profile", {}).get("tasks", [])
+    if [t.get("name") for t in fitted if isinstance(t, dict)] != list(profile.names):
+        raise ValueError(f"{report}: the fit's tasks are not those of {profile_path}")
+    for key in PARAMETERS:
+        values = np.array([float(t.get(key, 0.0)) for t in fitted])
+        if not np.allclose(values, getattr(profile, key), rtol=1e-9, atol=0.0):
+            raise ValueError(
+                f"{report}: {profile_path} was edited after the fit (its '{key}' differs "
+                "from the fitted one); refit, or propagate without --uncertainty"
+            )
+    return replicates
