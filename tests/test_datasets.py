@@ -265,6 +265,8 @@ def test_gpqa_errors_name_the_field_not_the_content(tmp_path):
     with pytest.raises(DatasetError) as info:
         load_dataset("gpqa", data_dir=tmp_path)
     message = str(info.value)
+    assert info.value.__cause__ is None
+    assert info.value.__suppress_context__, "pydantic's error quotes the row"
     assert "row 1" in message
     assert "incorrect" in message
     assert secret not in message
@@ -377,3 +379,18 @@ def test_hub_failures_become_one_line_dataset_errors(monkeypatch):
     _fake_hub(monkeypatch, {})
     with pytest.raises(DatasetError, match=r"^gpqa: cannot load Idavidrein/gpqa .*ConnectionError"):
         load_dataset("gpqa")
+
+
+@pytest.mark.parametrize("seed", [-1, 1.5, None])
+def test_seed_must_be_a_non_negative_integer(seed):
+    with pytest.raises(DatasetError, match=r"^seed: ") as info:
+        load_dataset("gsm8k", data_dir="unused", n=3, seed=seed)
+    assert info.value.field == "seed"
+
+
+@pytest.mark.parametrize(("name", "subset"), [("aime", None), ("bbh", None), ("bbh", ["a", "b"])])
+def test_one_file_cannot_hold_a_set_of_several_files(tmp_path, name, subset):
+    path = tmp_path / "one.json"
+    path.write_text("{}", encoding="utf-8")
+    with pytest.raises(DatasetError, match=r"^data_dir: .* spans several files"):
+        load_dataset(name, data_dir=path, subset=subset)

@@ -140,7 +140,14 @@ def load_dataset(
         raise DatasetError(f"subset: only bbh has tasks to choose, not {name}", field="subset")
     if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
         raise DatasetError(f"n: must be a positive integer or None, got {n!r}", field="n")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise DatasetError(f"seed: must be a non-negative integer, got {seed!r}", field="seed")
     directory = None if data_dir is None else Path(data_dir)
+    if directory is not None and directory.is_file() and not _one_file(name, subset):
+        raise DatasetError(
+            f"data_dir: {name} spans several files; give their folder, not one file",
+            field="data_dir",
+        )
     if name == "aime":
         items = _aime(directory, year=2024) + _aime(directory, year=2025)
     elif name in ("aime24", "aime25"):
@@ -150,6 +157,15 @@ def load_dataset(
     else:
         items = _BUILDERS[name](directory)
     return sample_items(items, n, seed=seed)
+
+
+def _one_file(name: str, subset: Sequence[str] | None) -> bool:
+    """Whether benchmark ``name`` (with ``subset``) is read from a single file."""
+    if name == "aime":
+        return False
+    if name == "bbh":
+        return subset is not None and (isinstance(subset, str) or len(subset) == 1)
+    return True
 
 
 def sample_items(items: Sequence[Item], n: int | None, *, seed: int = 0) -> list[Item]:
@@ -245,10 +261,10 @@ def _validate(model: type[_M], row: Row, where: str, number: int) -> _M:
     except ValidationError as exc:
         error = exc.errors()[0]
         field = ".".join(str(part) for part in error["loc"]) or "row"
-        # the message names the field and the problem, never the value (GPQA is private)
-        raise DatasetError(
-            f"{where} row {number}: field '{field}' {error['msg'].lower()}", field=field
-        ) from exc
+        # name the field and the problem, never the value; "from None" keeps pydantic's
+        # message, which quotes the row, out of tracebacks (GPQA is private)
+        message = f"{where} row {number}: field '{field}' {error['msg'].lower()}"
+    raise DatasetError(message, field=field) from None
 
 
 # ---------------------------------------------------------------- builders
