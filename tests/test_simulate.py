@@ -11,7 +11,8 @@ from scipy import stats
 import thinkq
 from thinkq import model
 from thinkq.distributions import Deterministic, Empirical, Lognormal
-from thinkq.simulate import _Histogram, _lindley, _TypeSampler, simulate
+from thinkq.queueing import Histogram, TypeSampler, lindley
+from thinkq.simulate import simulate
 
 PAPER_PK = 2.1784  # the P-K mean system time at the paper's optimum, seconds
 
@@ -140,8 +141,8 @@ def test_lindley_blocks_equal_a_per_query_loop():
         if n:
             w = max(0.0, w + service[n - 1] - gaps[n])
         expected[n] = w
-    got, carry = _lindley(gaps[:1234], service[:1234], (0.0, 0.0))
-    rest, _ = _lindley(gaps[1234:], service[1234:], carry)
+    got, carry = lindley(gaps[:1234], service[:1234], (0.0, 0.0))
+    rest, _ = lindley(gaps[1234:], service[1234:], carry)
     assert np.allclose(np.concatenate([got, rest]), expected, rtol=1e-12, atol=1e-9)
     assert np.all(expected >= 0)
     assert expected.max() > 5
@@ -149,7 +150,7 @@ def test_lindley_blocks_equal_a_per_query_loop():
 
 def test_type_sampler_draws_the_shares():
     share = np.array([0.5, 0.2, 0.2, 0.1, 0.0])
-    counts = np.bincount(_TypeSampler(share).draw(np.random.default_rng(1), 200_000), minlength=5)
+    counts = np.bincount(TypeSampler(share).draw(np.random.default_rng(1), 200_000), minlength=5)
     assert counts[4] == 0
     result = stats.chisquare(counts[:4], 200_000 * share[:4])
     assert result.pvalue > 1e-3
@@ -157,11 +158,11 @@ def test_type_sampler_draws_the_shares():
 
 def test_histogram_quantiles_are_within_their_resolution():
     values = np.random.default_rng(2).lognormal(0.0, 1.0, 100_000)
-    hist = _Histogram(256)
+    hist = Histogram(256)
     hist.add(values)
     for q in (0.5, 0.95, 0.99):
         assert hist.quantile(q) == pytest.approx(np.quantile(values, q), rel=0.005)
-    zeros = _Histogram(256)
+    zeros = Histogram(256)
     zeros.add(np.zeros(10))
     assert zeros.quantile(0.5) == 0.0
 

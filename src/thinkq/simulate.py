@@ -28,6 +28,7 @@ from scipy import stats
 from thinkq import model
 from thinkq.distributions import Deterministic, Distribution, Lognormal
 from thinkq.profile import Profile
+from thinkq.queueing import Histogram, TypeSampler, draw_answer_times, lindley
 
 __all__ = ["Simulation", "TaskStatistics", "simulate"]
 
@@ -37,8 +38,6 @@ IntArray = NDArray[np.int64]
 _BLOCK = 1 << 18
 _BATCHES = 20
 _LEVEL = 0.95
-_LOW = -20.0  # log2 of the smallest resolved time (about 1 microsecond)
-_HIGH = 27.0  # log2 of the largest resolved time (about 4 years)
 _FINE = 256  # bins per doubling, overall
 _COARSE = 64  # bins per doubling, per type
 _PER_TYPE_LIMIT = 256
@@ -103,70 +102,6 @@ class Simulation:
         for key in ("mean_waiting_time_ci", "mean_system_time_ci", "accuracy_ci", "objective_ci"):
             data[key] = list(data[key])
         return data
-
-
-class _Histogram:
-    """Counts of times in log-spaced bins, with a bin for (near-)zero times."""
-
-    def __init__(self, per_doubling: int, groups: int = 1) -> None:
-        self.scale = per_doubling
-        self.bins = int((_HIGH - _LOW) * per_doubling) + 2
-        self.counts = np.zeros(groups * self.bins, dtype=np.int64)
-
-    def index(self, values: FloatArray) -> IntArray:
-        with np.errstate(divide="ignore"):
-            position = np.log2(values)
-        position -= _LOW
-        position *= self.scale
-        position += 1.0  # bin 0 holds the times below 2^_LOW s, zero included
-        np.clip(position, 0.0, self.bins - 1, out=position)
-        index: IntArray = position.astype(np.int64)
-        return index
-
-    def add(self, values: FloatArray, groups: IntArray | None = None) -> None:
-        index = self.index(values)
-        if groups is not None:
-            index += groups * self.bins
-        self.counts += np.bincount(index, minlength=self.counts.size)
-
-    def quantile(self, q: float, group: int = 0) -> float:
-        counts = self.counts[group * self.bins : (group + 1) * self.bins]
-        total = int(counts.sum())
-        if total == 0:
-            return math.nan
-        k = int(np.searchsorted(np.cumsum(counts), q * total))
-        if k == 0:
-            return 0.0
-        # the geometric middle of bin k
-        return float(2.0 ** (_LOW + (k - 0.5) / self.scale))
-
-
-class _TypeSampler:
-    """Walker's alias method: a query type per uniform draw in O(1), for any N."""
-
-    def __init__(self, share: FloatArray) -> None:
-        n = share.size
-        prob = share * n / share.sum()
-        alias = np.zeros(n, dtype=np.int64)
-        small = [k for k in range(n) if prob[k] < 1.0]
-        large = [k for k in range(n) if prob[k] >= 1.0]
-        while small and large:
-            s, g = small.pop(), large.pop()
-            alias[s] = g
-            prob[g] -= 1.0 - prob[s]
-            (small if prob[g] < 1.0 else large).append(g)
-        for k in small + large:
-            prob[k] = 1.0
-        self.n, self.prob, self.alias = n, prob, alias
-
-    def draw(self, rng: np.random.Generator, size: int) -> IntArray:
-        if self.n == 1:
-            return np.zeros(size, dtype=np.int64)
-        scaled = rng.random(size) * self.n
-        column = scaled.astype(np.int64)
-        np.minimum(column, self.n - 1, out=column)
-        result: IntArray = np.where(scaled - column < self.prob[column], column, self.alias[column])
-        return result
 
 
 def _answer_sampler(
@@ -268,13 +203,13 @@ def simulate(
         raise ValueError("budgets: the queue is unstable at these budgets (rate * E[S] >= 1)")
 
     rng = np.random.default_rng(seed)
-    sampler = _TypeSampler(profile.share)
+    sampler = TypeSampler(profile.share)
     n_types = profile.size
     thinking = profile.c * l
     service_of = thinking + profile.t0
     correct_of = model.accuracy(profile, l)
-    overall_wait, overall_system = _Histogram(_FINE), _Histogram(_FINE)
-    type_system = _Histogram(_COARSE, n_types) if n_types <= _PER_TYPE_LIMIT else None
+    overall_wait, overall_system = Histogram(_FINE), Histogram(_FINE)
+    type_system = Histogram(_COARSE, n_types) if n_types <= _PER_TYPE_LIMIT else None
     count = np.zeros(n_types, dtype=np.int64)
     sum_wait = np.zeros(n_types)
     sum_service = np.zeros(n_types)
@@ -294,8 +229,8 @@ def simulate(
             types = sampler.draw(rng, size)
             service = service_of[types]
             if answers is not None:
-                service = thinking[types] + _draw(answers, types, rng)
-            wait, carry = _lindley(gaps, service, carry)
+                service = thinking[types] + draw_answer_times(answers, types, rng)
+            wait, carry = lindley(gaps, service, carry)
             if progress is not None:
                 progress(start + size, warm + queries)
             if batch < 0:
@@ -374,38 +309,3 @@ def simulate(
         analytic_objective=model.objective(analytic, l),
         tasks=tasks,
     )
-
-
-def _lindley(
-    gaps: FloatArray, service: FloatArray, carry: tuple[float, float]
-) -> tuple[FloatArray, tuple[float, float]]:
-    """Waits of a block by Lindley's recursion, and the carry to the next block.
-
-    W_n = max(0, W_{n-1} + X_n) with X_n = S_{n-1} - A_n; with Y_n = W_carry +
-    sum_{i<=n} X_i the solution is W_n = Y_n - min(0, min_{k<=n} Y_k).
-    """
-    wait_carry, service_carry = carry
-    increments = np.empty(gaps.size)
-    increments[0] = service_carry - gaps[0]
-    np.subtract(service[:-1], gaps[1:], out=increments[1:])
-    walk = np.cumsum(increments)
-    walk += wait_carry
-    floor = np.minimum(walk, 0.0)
-    np.minimum.accumulate(floor, out=floor)
-    walk -= floor
-    return walk, (float(walk[-1]), float(service[-1]))
-
-
-def _draw(answers: Sequence[Distribution], types: IntArray, rng: np.random.Generator) -> FloatArray:
-    """One answer time per query, each from its type's distribution."""
-    order = np.argsort(types, kind="stable")
-    counts = np.bincount(types, minlength=len(answers))
-    drawn = np.empty(types.size)
-    position = 0
-    sorted_values = np.empty(types.size)
-    for k, n in enumerate(counts.tolist()):
-        if n:
-            sorted_values[position : position + n] = answers[k].sample(rng, n)
-            position += n
-    drawn[order] = sorted_values
-    return drawn
