@@ -9,7 +9,13 @@ reproduces the paper's experiments.
 
 from thinkq import model
 from thinkq.distributions import Deterministic, Distribution, Empirical, Lognormal
-from thinkq.errors import ProfileError, ProfileFileError, ThinkqError, UnstableLoadError
+from thinkq.errors import (
+    DatasetError,
+    ProfileError,
+    ProfileFileError,
+    ThinkqError,
+    UnstableLoadError,
+)
 from thinkq.profile import Profile, Task, load_profile, paper_profile
 from thinkq.simulate import Simulation, TaskStatistics, simulate
 from thinkq.solve import Bounds, ContinuousResult, SolveResult, solve
@@ -18,6 +24,7 @@ from thinkq.sweep import Sweep, SweepPoint, sweep
 __all__ = [
     "Bounds",
     "ContinuousResult",
+    "DatasetError",
     "Deterministic",
     "Distribution",
     "Empirical",
