@@ -166,6 +166,7 @@ def test_operating_point_options(small: Path, tmp_path: Path):
         (("--rate", 50), "option --rate: "),
         (("--alpha", -1), "option --alpha: "),
         (("-o", "profile.yaml"), "option -o: "),
+        (("-o", "absent/profile.toml"), "no such folder"),
     ],
 )
 def test_bad_options_exit_2_and_write_nothing(small: Path, tmp_path: Path, args, fragment):

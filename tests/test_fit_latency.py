@@ -295,3 +295,17 @@ def test_intervals_of_t0_and_c_cover_the_truth_at_about_their_nominal_rate():
             p_values.append(fit.p_value)
     assert 0.85 <= hits / total <= 0.99
     assert np.mean(np.array(p_values) < 0.05) <= 0.2
+
+
+@pytest.mark.parametrize(
+    ("options", "name"),
+    [
+        ({"shares": "by-volume"}, "shares"),
+        ({"bootstrap": -1}, "bootstrap"),
+        ({"level": 1.5}, "level"),
+    ],
+)
+def test_bad_fit_arguments_name_the_argument(options, name):
+    records = sample_records(one_task(0.15, 0.0125), [0, 64], items=5, runs=1, seed=12)
+    with pytest.raises(ValueError, match=f"^{name}: "):
+        fit_records(record_set(records), **options)

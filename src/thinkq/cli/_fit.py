@@ -102,6 +102,8 @@ def fit_command(
     """Fit accuracy and latency curves to measurements and write a profile."""
     if output is not None and output.suffix.lower() not in (".toml", ".json"):
         fail(f"option -o: {output}: a profile file ends in .toml or .json")
+    if output is not None and not output.parent.is_dir():
+        fail(f"option -o: {output}: no such folder {output.parent}")
     if plots is not None and plots.exists() and not plots.is_dir():
         fail(f"option --plots: {plots}: not a folder")
     try:

@@ -26,6 +26,7 @@ import numpy as np
 from thinkq.fit.accuracy import A_MIN, AccuracyFit, FloatArray, fit_accuracy, refit_accuracy
 from thinkq.fit.data import FitError, TaskData, resample, task_data
 from thinkq.fit.latency import C_MIN, LatencyFit, fit_latency, fit_line, pooled_variance
+from thinkq.fit.report import task_report
 from thinkq.fit.uncertainty import PARAMETERS, Propagation, Replicates, propagate
 from thinkq.profile import Profile
 from thinkq.records import RecordSet, read_records
@@ -108,64 +109,12 @@ class FitResult:
             "bootstrap": self.replicates.count if self.replicates else 0,
             "seed": self.seed,
             "profile": self.profile.to_dict(),
-            "tasks": [_task_dict(t) for t in self.tasks],
+            "tasks": [task_report(t) for t in self.tasks],
             "warnings": list(self.warnings),
         }
         if replicates and self.replicates is not None:
             data["replicates"] = self.replicates.to_dict()
         return data
-
-
-def _task_dict(t: TaskFit) -> dict[str, Any]:
-    a, s, d = t.accuracy, t.latency, t.data
-    intervals = {key: list(value) for key, value in t.intervals.items()}
-    fitted_p, fitted_t = a.curve(d.budgets), s.line(d.budgets)
-    return {
-        "name": t.name,
-        "share": t.share,
-        "queries": d.queries,
-        "resampling": d.resampling,
-        "accuracy": {
-            "A": a.A,
-            "b": a.b,
-            "D": a.D,
-            "status": a.status,
-            "intervals": {k: v for k, v in intervals.items() if k in ("A", "b", "D")},
-            "deviance": a.deviance,
-            "pearson": a.pearson,
-            "dof": a.dof,
-            "p_value": a.p_value,
-            "dispersion": a.dispersion,
-            "b_bounds": list(a.b_bounds) if a.b_bounds else None,
-        },
-        "latency": {
-            "t0": s.t0,
-            "c": s.c,
-            "variance": s.variance,
-            "intervals": {k: v for k, v in intervals.items() if k in ("t0", "c", "variance")},
-            "chi2": s.chi2,
-            "dof": s.dof,
-            "p_value": s.p_value,
-            "outliers": s.outliers,
-            "requests": s.requests,
-            "c_borrowed": s.c_borrowed,
-        },
-        "budgets": [
-            {
-                "budget": int(d.budgets[j]),
-                "trials": int(d.trials[j]),
-                "correct": int(d.correct[j]),
-                "accuracy": float(d.correct[j] / d.trials[j]),
-                "fitted_accuracy": float(fitted_p[j]),
-                "latency_n": int(d.latency.n[j]),
-                "mean_latency_s": float(d.latency.mean[j]),
-                "latency_variance_s2": float(s.budget_variance[j]) if d.variance_known else None,
-                "fitted_latency_s": float(fitted_t[j]),
-            }
-            for j in range(d.budgets.size)
-        ],
-        "warnings": list(t.warnings),
-    }
 
 
 def _latency_fits(tasks: tuple[TaskData, ...]) -> list[LatencyFit]:

@@ -60,8 +60,8 @@ def profile_text(result: FitResult, *, suffix: str = ".toml") -> str:
         "# accuracy p(l) = A (1 - exp(-b l)) + D (eq. 2), service time t(l) = t0 + c l (eq. 1);",
         f"# comments give {level} bootstrap intervals; the fit report is in "
         "the .fit.json file beside this one.",
-        f"rate = {p.rate!r}          # queries per second (set with thinkq fit --rate)",
-        f"alpha = {p.alpha!r}       # weight of accuracy against one second of system time",
+        f"rate = {p.rate!r}  # queries per second (thinkq fit --rate)",
+        f"alpha = {p.alpha!r}  # weight of accuracy against one second of system time",
         f"max_tokens = {p.max_tokens}  # l_max (largest measured budget: {result.measured_max})",
     ]
     for k, task in enumerate(result.tasks):

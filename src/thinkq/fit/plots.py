@@ -156,11 +156,24 @@ def _axes(count: int, title: str) -> tuple[Figure, list[Axes]]:
     return figure, axes[:shown]
 
 
-def _symlog(axes: Axes, budgets: FloatArray) -> None:
+def _budget_axis(axes: Axes, budgets: FloatArray, grid: FloatArray) -> None:
+    """Budgets on a symmetric-log axis from 0: linear up to the smallest positive budget."""
     positive = budgets[budgets > 0]
-    axes.set_xscale("symlog", linthresh=float(positive.min()) if positive.size else 1.0)
+    threshold = float(positive.min()) if positive.size else 1.0
+    axes.set_xscale("symlog", linthresh=threshold)
+    top = float(grid.max())
+    powers = 10.0 ** np.arange(np.ceil(np.log10(threshold)), np.floor(np.log10(top)) + 1)
+    ticks = [0.0, *powers.tolist()]
+    axes.set_xticks(ticks, [f"{t:g}" for t in ticks])
+    axes.set_xlim(0, top)
     axes.set_xlabel("thinking-token budget l (tokens)")
     axes.grid(alpha=0.3)
+
+
+def _legend(figure: Figure, axes: list[Axes]) -> None:
+    if axes:
+        handles, labels = axes[0].get_legend_handles_labels()
+        figure.legend(handles, labels, loc="outside lower center", ncols=3, fontsize="small")
 
 
 def draw_accuracy(panels: list[AccuracyPanel], *, level: float = 0.95) -> Figure:
@@ -169,7 +182,7 @@ def draw_accuracy(panels: list[AccuracyPanel], *, level: float = 0.95) -> Figure
     for ax, p in zip(axes, panels, strict=False):
         if p.band is not None:
             ax.fill_between(p.grid, *p.band, alpha=0.25, label=f"{level:.0%} bootstrap band")
-        ax.plot(p.grid, p.fitted, label="fit A (1 - e^{-b l}) + D")
+        ax.plot(p.grid, p.fitted, label="fit A (1 - exp(-b l)) + D")
         bars = np.maximum(np.vstack([p.accuracy - p.low, p.high - p.accuracy]), 0.0)
         ax.errorbar(
             p.budgets,
@@ -184,14 +197,14 @@ def draw_accuracy(panels: list[AccuracyPanel], *, level: float = 0.95) -> Figure
         ax.set_ylim(-0.02, 1.02)
         ax.set_ylabel("accuracy")
         ax.set_title(p.name, fontsize="medium")
-        _symlog(ax, p.budgets)
-    if axes:
-        axes[0].legend(fontsize="x-small", loc="lower right")
+        _budget_axis(ax, p.budgets, p.grid)
+    _legend(figure, axes)
     return figure
 
 
 def draw_latency(panels: list[LatencyPanel], *, level: float = 0.95) -> Figure:
-    """Mean latency (+- 1 sd of requests) and the fitted line, one panel per task."""
+    """Mean latency (+- 1 sd of requests) and the fitted line, one panel per task, on
+    linear axes so that a departure from the line t0 + c l is visible."""
     figure, axes = _axes(len(panels), "Latency against the thinking budget")
     for ax, p in zip(axes, panels, strict=False):
         if p.band is not None:
@@ -210,10 +223,11 @@ def draw_latency(panels: list[LatencyPanel], *, level: float = 0.95) -> Figure:
         ax.set_ylabel("latency (s)")
         note = f" ({p.outliers} outliers set aside)" if p.outliers else ""
         ax.set_title(p.name + note, fontsize="medium")
-        _symlog(ax, p.budgets)
-        ax.set_yscale("symlog", linthresh=max(float(p.mean.min()), 1e-3))
-    if axes:
-        axes[0].legend(fontsize="x-small", loc="upper left")
+        ax.set_xlim(0, float(p.grid.max()))
+        ax.set_ylim(bottom=0)
+        ax.set_xlabel("thinking-token budget l (tokens)")
+        ax.grid(alpha=0.3)
+    _legend(figure, axes)
     return figure
 
 
