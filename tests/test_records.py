@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from record_cases import BAD_RECORDS, SUMMARY_HEADER, BadRecords, good_lines, good_rows, line
-from thinkq.errors import ThinkqError
-from thinkq.records import SHOWN_PROBLEMS, Problem, Record, RecordError, read_records
+from thinkq.errors import SHOWN_PROBLEMS, RecordError, ThinkqError
+from thinkq.records import Problem, Record, read_records
 
 
 def write(path: Path, *lines: str) -> Path:

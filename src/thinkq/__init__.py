@@ -11,8 +11,10 @@ from thinkq import model
 from thinkq.distributions import Deterministic, Distribution, Empirical, Lognormal
 from thinkq.errors import (
     DatasetError,
+    FitError,
     ProfileError,
     ProfileFileError,
+    RecordError,
     ThinkqError,
     UnstableLoadError,
 )
@@ -28,10 +30,12 @@ __all__ = [
     "Deterministic",
     "Distribution",
     "Empirical",
+    "FitError",
     "Lognormal",
     "Profile",
     "ProfileError",
     "ProfileFileError",
+    "RecordError",
     "Simulation",
     "SolveResult",
     "Sweep",

@@ -7,6 +7,10 @@
     │   └── UnstableLoadError   the load is unstable even with zero thinking tokens
     ├── ProfileFileError        a profile file that is missing or does not parse
     │                           (also a ProfileError)
+    ├── RecordError             measurement records with malformed lines; one
+    │                           ``FILE:LINE: field: problem`` line each (also a ValueError)
+    ├── FitError                measurements from which no profile can be fitted
+    │                           (also a ValueError)
     └── DatasetError            a benchmark set that cannot be loaded: unknown name,
                                 missing or malformed file, or the ``hf`` extra absent
 
@@ -16,10 +20,18 @@ and the problem, so the command line can print it as it is.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+#: A RecordError's message lists at most this many problems (all are in ``problems``).
+SHOWN_PROBLEMS = 50
+
 __all__ = [
+    "SHOWN_PROBLEMS",
     "DatasetError",
+    "FitError",
     "ProfileError",
     "ProfileFileError",
+    "RecordError",
     "ThinkqError",
     "UnstableLoadError",
 ]
@@ -66,3 +78,22 @@ class DatasetError(ThinkqError, ValueError):
     def __init__(self, message: str, *, field: str | None = None):
         super().__init__(message)
         self.field = field
+
+
+class RecordError(ThinkqError, ValueError):
+    """Records that cannot be used; ``problems`` lists every malformed line.
+
+    Each problem's ``str`` is one ``FILE:LINE: field: problem`` line; ``str(error)``
+    shows at most :data:`SHOWN_PROBLEMS` of them, then how many more.
+    """
+
+    def __init__(self, problems: Sequence[object]):
+        self.problems = tuple(problems)
+        lines = [str(p) for p in self.problems[:SHOWN_PROBLEMS]]
+        if len(self.problems) > SHOWN_PROBLEMS:
+            lines.append(f"... and {len(self.problems) - SHOWN_PROBLEMS} more malformed lines")
+        super().__init__("\n".join(lines))
+
+
+class FitError(ThinkqError, ValueError):
+    """Measurements from which a profile cannot be fitted (the message says why)."""

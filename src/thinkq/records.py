@@ -28,14 +28,13 @@ from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from thinkq.errors import ThinkqError
+from thinkq.errors import RecordError
 
 __all__ = [
     "RECORD_SUFFIXES",
     "SUMMARY_SUFFIXES",
     "Problem",
     "Record",
-    "RecordError",
     "RecordSet",
     "SummaryRow",
     "read_records",
@@ -43,8 +42,6 @@ __all__ = [
 
 RECORD_SUFFIXES = (".jsonl", ".ndjson")
 SUMMARY_SUFFIXES = (".csv",)
-#: A RecordError's message lists at most this many problems (all are in ``problems``).
-SHOWN_PROBLEMS = 50
 
 
 class Problem(NamedTuple):
@@ -58,21 +55,6 @@ class Problem(NamedTuple):
     def __str__(self) -> str:
         where = self.path if self.line is None else f"{self.path}:{self.line}"
         return f"{where}: {self.field}: {self.message}"
-
-
-class RecordError(ThinkqError, ValueError):
-    """Records that cannot be used; ``problems`` lists every malformed line.
-
-    ``str(error)`` is one ``FILE:LINE: field: problem`` line per problem (at most
-    :data:`SHOWN_PROBLEMS`, then how many more).
-    """
-
-    def __init__(self, problems: Sequence[Problem]):
-        self.problems = tuple(problems)
-        lines = [str(p) for p in self.problems[:SHOWN_PROBLEMS]]
-        if len(self.problems) > SHOWN_PROBLEMS:
-            lines.append(f"... and {len(self.problems) - SHOWN_PROBLEMS} more malformed lines")
-        super().__init__("\n".join(lines))
 
 
 class Record(BaseModel):

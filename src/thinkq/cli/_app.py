@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, Protocol, cast
 
 import typer
 from rich import box
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 from rich.text import Text
 from typer.core import TyperGroup
@@ -25,7 +28,7 @@ from thinkq import __version__
 from thinkq.errors import ProfileError, ThinkqError
 from thinkq.profile import Profile, load_profile, paper_profile
 
-__all__ = ["OPTIONS", "app", "fail", "finite", "grid", "load", "main", "num"]
+__all__ = ["OPTIONS", "app", "fail", "finite", "grid", "load", "main", "num", "progress"]
 
 # API argument or profile field -> the option that sets it
 OPTIONS = {
@@ -160,3 +163,26 @@ def grid(title: str, rows: dict[str, str]) -> Table:
 def main() -> None:
     """Entry point of the ``thinkq`` console script."""
     app(prog_name="thinkq")
+
+
+@contextmanager
+def progress(label: str, enabled: bool) -> Iterator[Callable[[int, int], None] | None]:
+    """A Rich progress bar on stderr, handing out its ``update(done, total)``."""
+    if not enabled:
+        yield None
+        return
+    bar = Progress(
+        TextColumn(label),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    )
+    with bar:
+        task = bar.add_task(label, total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update

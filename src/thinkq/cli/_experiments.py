@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -13,12 +11,11 @@ from typing import Annotated, Any
 import numpy as np
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 from rich.text import Text
 
 from thinkq import figures
-from thinkq.cli._app import app, fail, finite, grid, load, num
+from thinkq.cli._app import app, fail, finite, grid, load, num, progress
 from thinkq.errors import ThinkqError
 from thinkq.profile import Profile
 from thinkq.reproduce import reproduce
@@ -53,29 +50,6 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as on
 
 def _dump(data: dict[str, Any]) -> None:
     sys.stdout.write(json.dumps(finite(data), allow_nan=False) + "\n")
-
-
-@contextmanager
-def _progress(label: str, enabled: bool) -> Iterator[Callable[[int, int], None] | None]:
-    """A Rich progress bar on stderr, handing out its ``update(done, total)``."""
-    if not enabled:
-        yield None
-        return
-    bar = Progress(
-        TextColumn(label),
-        BarColumn(),
-        TextColumn("{task.percentage:>3.0f}%"),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-        transient=True,
-    )
-    with bar:
-        task = bar.add_task(label, total=None)
-
-        def update(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
-
-        yield update
 
 
 # --------------------------------------------------------------------------- simulate
@@ -143,7 +117,7 @@ def simulate_command(
     profile = load(profile_path, rate=rate, alpha=alpha, max_tokens=max_tokens)
     l = _budgets(budgets, profile)
     try:
-        with _progress("simulating", queries >= PROGRESS_MIN_QUERIES) as update:
+        with progress("simulating", queries >= PROGRESS_MIN_QUERIES) as update:
             run = simulate(profile, l, queries=queries, seed=seed, progress=update)
     except ValueError as exc:
         name, colon, rest = str(exc).partition(":")
@@ -243,7 +217,7 @@ def sweep_command(
     if plot is not None and plot.suffix.lower() not in (".png", ".svg"):
         fail(f"option --plot: {plot}: use a .png or .svg file name")
     try:
-        with _progress("sweeping", True) as update:
+        with progress("sweeping", True) as update:
             result = sweep(
                 profile,
                 over=over.value,

@@ -20,9 +20,8 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from thinkq.cli._app import OPTIONS, app, fail, finite, grid
-from thinkq.cli._experiments import _progress
-from thinkq.errors import ProfileError, ThinkqError
+from thinkq.cli._app import OPTIONS, app, fail, finite, grid, progress
+from thinkq.errors import ProfileError, RecordError, ThinkqError
 from thinkq.fit import (
     DEFAULT_ALPHA,
     DEFAULT_BOOTSTRAP,
@@ -36,7 +35,7 @@ from thinkq.fit import (
 from thinkq.fit.files import read_replicates, report_path, write_fit
 from thinkq.fit.plots import save_plots
 from thinkq.profile import Profile
-from thinkq.records import RecordError, read_records
+from thinkq.records import read_records
 from thinkq.solve import SolveResult
 
 __all__ = ["fit_command", "render_uncertainty", "uncertainty"]
@@ -112,7 +111,7 @@ def fit_command(
         _records_error(exc)
     tasks = len(record_set.task_names)
     try:
-        with _progress("bootstrapping", bootstrap * tasks >= 1000) as update:
+        with progress("bootstrapping", bootstrap * tasks >= 1000) as update:
             result = fit_records(
                 record_set,
                 rate=rate,
@@ -234,7 +233,7 @@ def uncertainty(
             f"replicates, {count} were asked for"
         )
     try:
-        with _progress("solving replicates", count * profile.size >= 20_000) as update:
+        with progress("solving replicates", count * profile.size >= 20_000) as update:
             return propagate(
                 profile, replicates, count=count, point=point, progress=update, **options
             )

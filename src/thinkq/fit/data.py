@@ -22,19 +22,14 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from thinkq.errors import ThinkqError
 from thinkq.fit.latency import LatencyStats, inliers
 from thinkq.records import RecordSet
 
-__all__ = ["FitError", "TaskData", "resample", "task_data"]
+__all__ = ["TaskData", "resample", "task_data"]
 
 FloatArray = NDArray[np.float64]
 #: Resampling a task holds at most this many weights in memory at once.
 _CHUNK = 4_000_000
-
-
-class FitError(ThinkqError, ValueError):
-    """Measurements from which a profile cannot be fitted (the message says why)."""
 
 
 @dataclass(frozen=True)
