@@ -45,7 +45,7 @@ def report_path(profile_path: Path) -> Path:
 
 
 def _toml_string(text: str) -> str:
-    return json.dumps(text)  # a JSON string with \\uXXXX escapes is a TOML basic string
+    return json.dumps(text)  # a JSON string (with \\u escapes) is also a valid TOML basic string
 
 
 def profile_text(result: FitResult, *, suffix: str = ".toml") -> str:
