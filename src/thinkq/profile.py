@@ -12,8 +12,6 @@ arrival rate ``rate`` (lambda, queries per second), the accuracy weight ``alpha`
 from __future__ import annotations
 
 import dataclasses
-import json
-import math
 import tomllib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,20 +22,14 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from thinkq.errors import ProfileError, ProfileFileError, UnstableLoadError
+from thinkq._profile_checks import COLUMNS, PARAMETERS, TOP_KEYS, validate
+from thinkq._profile_files import columns as task_columns
+from thinkq._profile_files import parse
+from thinkq.errors import ProfileError
 
 __all__ = ["PARAMETERS", "Profile", "Task", "load_profile", "paper_profile"]
 
 FloatArray = NDArray[np.float64]
-
-#: The curve parameters of a task, as the paper writes them: accuracy (2) and latency (1).
-PARAMETERS: tuple[str, ...] = ("A", "b", "D", "t0", "c")
-_COLUMNS = ("share", *PARAMETERS, "variance")
-_TASK_KEYS = ("name", "share", *PARAMETERS)
-_OPTIONAL_TASK_KEYS = ("variance",)
-_TOP_KEYS = ("rate", "alpha", "max_tokens", "tasks")
-# A + D <= 1 is checked with this slack so that 0.7230 + 0.277 passes in binary floats.
-_SUM_SLACK = 1e-9
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,7 +154,7 @@ class Profile:
         )
 
     def __post_init__(self) -> None:
-        _validate(self)
+        validate(self)
         object.__setattr__(self, "extra_second_moment", float(np.dot(self.share, self.variance)))
 
     @property
@@ -182,7 +174,7 @@ class Profile:
         """The k-th task type."""
         return Task(
             name=self.names[k],
-            **{key: float(getattr(self, key)[k]) for key in _COLUMNS},
+            **{key: float(getattr(self, key)[k]) for key in COLUMNS},
         )
 
     def replace(
@@ -224,7 +216,7 @@ class Profile:
 
     def to_dict(self) -> dict[str, Any]:
         """The profile in file form (the keys of :func:`load_profile`)."""
-        keys = _COLUMNS if np.any(self.variance) else ("share", *PARAMETERS)
+        keys = COLUMNS if np.any(self.variance) else ("share", *PARAMETERS)
         columns = {key: getattr(self, key).tolist() for key in keys}
         return {
             "rate": self.rate,
@@ -246,197 +238,26 @@ def _readonly(values: Any, name: str) -> FloatArray:
     return array
 
 
-# --------------------------------------------------------------------------- validation
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _check_scalar(name: str, value: Any, *, positive: bool) -> None:
-    if not _is_number(value):
-        raise ProfileError(f"field '{name}': expected a number, got {value!r}", field=name)
-    if not math.isfinite(value):
-        raise ProfileError(f"field '{name}': must be finite, got {value!r}", field=name)
-    if positive and value <= 0:
-        raise ProfileError(f"field '{name}': must be > 0, got {value!r}", field=name)
-
-
-def _task_label(profile: Profile, k: int) -> str:
-    name = profile.names[k] if k < len(profile.names) else ""
-    return f"task '{name}'" if name else f"task #{k + 1}"
-
-
-# (field, predicate that is True where the value is bad, what the value must be)
-_RULES: tuple[tuple[str, Any, str], ...] = (
-    ("share", lambda p: p.share < 0, "must be >= 0"),
-    ("A", lambda p: (p.A <= 0) | (p.A > 1), "must be in (0, 1]"),
-    ("b", lambda p: p.b <= 0, "must be > 0 (per token)"),
-    ("D", lambda p: (p.D < 0) | (p.D > 1), "must be in [0, 1]"),
-    ("D", lambda p: p.A + p.D > 1 + _SUM_SLACK, "A + D must be <= 1"),
-    ("t0", lambda p: p.t0 < 0, "must be >= 0 (seconds)"),
-    ("c", lambda p: p.c <= 0, "must be > 0 (seconds per token)"),
-    ("variance", lambda p: p.variance < 0, "must be >= 0 (seconds squared)"),
-)
-
-
-def _validate(profile: Profile) -> None:
-    _check_scalar("rate", profile.rate, positive=True)
-    _check_scalar("alpha", profile.alpha, positive=True)
-    mt = profile.max_tokens
-    if not isinstance(mt, int | np.integer) or isinstance(mt, bool):
-        raise ProfileError(
-            f"field 'max_tokens': expected an integer, got {mt!r}", field="max_tokens"
-        )
-    if mt < 0:
-        raise ProfileError(f"field 'max_tokens': must be >= 0, got {mt}", field="max_tokens")
-    n = len(profile.names)
-    if n == 0:
-        raise ProfileError("field 'tasks': at least one task is required", field="tasks")
-    seen: set[str] = set()
-    for k, name in enumerate(profile.names):
-        if not isinstance(name, str) or not name.strip():
-            raise ProfileError(
-                f"task #{k + 1}: field 'name': expected a non-empty string",
-                field="name",
-                task=f"#{k + 1}",
-            )
-        if name in seen:
-            raise ProfileError(
-                f"task '{name}': field 'name': duplicate task name", field="name", task=name
-            )
-        seen.add(name)
-    for key in _COLUMNS:
-        array = getattr(profile, key)
-        if array.shape != (n,):
-            raise ProfileError(
-                f"field '{key}': expected {n} values (one per task), got {array.size}", field=key
-            )
-        bad = np.flatnonzero(~np.isfinite(array))
-        if bad.size:
-            k = int(bad[0])
-            raise ProfileError(
-                f"{_task_label(profile, k)}: field '{key}': must be finite, got {array[k]}",
-                field=key,
-                task=profile.names[k],
-            )
-    for key, is_bad, rule in _RULES:
-        bad = np.flatnonzero(is_bad(profile))
-        if bad.size:
-            k = int(bad[0])
-            value = getattr(profile, key)[k]
-            raise ProfileError(
-                f"{_task_label(profile, k)}: field '{key}': {rule}, got {value:g}",
-                field=key,
-                task=profile.names[k],
-            )
-    if not float(np.sum(profile.share)) > 0:
-        raise ProfileError("field 'share': the shares must have a positive sum", field="share")
-    load = profile.rate * float(np.dot(profile.share, profile.t0))
-    if not load < 1:
-        raise UnstableLoadError(
-            f"field 'rate': the queue is unstable even at zero budgets: "
-            f"rate * E[S(0)] = {load:.6g} >= 1",
-            field="rate",
-        )
-
-
-# --------------------------------------------------------------------------- files
-
-
-def _parse(path: Path) -> Any:
-    try:
-        text = path.read_bytes()
-    except FileNotFoundError as exc:
-        raise ProfileFileError(f"{path}: no such profile file") from exc
-    except OSError as exc:
-        raise ProfileFileError(f"{path}: cannot read: {exc.strerror or exc}") from exc
-    suffix = path.suffix.lower()
-    try:
-        if suffix == ".json":
-            return json.loads(text)
-        if suffix == ".toml":
-            return tomllib.loads(text.decode("utf-8"))
-    except json.JSONDecodeError as exc:
-        raise ProfileFileError(f"{path}:{exc.lineno}: invalid JSON: {exc.msg}") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ProfileFileError(f"{path}: invalid TOML: {exc}") from exc
-    except UnicodeDecodeError as exc:
-        raise ProfileFileError(f"{path}: not UTF-8 text") from exc
-    raise ProfileFileError(f"{path}: unknown profile format '{suffix}' (use .toml or .json)")
-
-
-def _columns(tasks: Sequence[Any]) -> dict[str, list[Any]]:
-    """Check each task table's keys and types and turn them into columns."""
-    columns: dict[str, list[Any]] = {key: [] for key in _TASK_KEYS}
-    for k, entry in enumerate(tasks):
-        # the task as messages and ProfileError.task name it: by name, else by position
-        label, task = f"task #{k + 1}", f"#{k + 1}"
-        if not isinstance(entry, Mapping):
-            raise ProfileError(
-                f"{label}: field 'tasks': expected a table of fields", field="tasks", task=task
-            )
-        name = entry.get("name")
-        if isinstance(name, str) and name.strip():
-            label, task = f"task '{name}'", name
-        unknown = [key for key in entry if key not in _TASK_KEYS + _OPTIONAL_TASK_KEYS]
-        if unknown:
-            raise ProfileError(
-                f"{label}: field '{unknown[0]}': unknown field "
-                f"(expected {', '.join(_TASK_KEYS + _OPTIONAL_TASK_KEYS)})",
-                field=str(unknown[0]),
-                task=task,
-            )
-        for key in _TASK_KEYS:
-            if key not in entry:
-                raise ProfileError(f"{label}: field '{key}': missing", field=key, task=task)
-            value = entry[key]
-            if key == "name":
-                if not isinstance(value, str):
-                    raise ProfileError(
-                        f"{label}: field 'name': expected a string, got {value!r}",
-                        field="name",
-                        task=task,
-                    )
-            elif not _is_number(value):
-                raise ProfileError(
-                    f"{label}: field '{key}': expected a number, got {value!r}",
-                    field=key,
-                    task=task,
-                )
-            columns[key].append(value)
-        for key in _OPTIONAL_TASK_KEYS:
-            value = entry.get(key, 0.0)
-            if not _is_number(value):
-                raise ProfileError(
-                    f"{label}: field '{key}': expected a number, got {value!r}",
-                    field=key,
-                    task=task,
-                )
-            columns.setdefault(key, []).append(value)
-    return columns
-
-
 def profile_from_dict(data: Any, *, source: str = "<memory>") -> Profile:
     """Validate a decoded profile document (the TOML/JSON structure) into a Profile."""
     if not isinstance(data, Mapping):
         raise ProfileError("the profile must be a table with rate, alpha, max_tokens and tasks")
-    unknown = [key for key in data if key not in _TOP_KEYS]
+    unknown = [key for key in data if key not in TOP_KEYS]
     if unknown:
         raise ProfileError(
-            f"field '{unknown[0]}': unknown field (expected {', '.join(_TOP_KEYS)})",
+            f"field '{unknown[0]}': unknown field (expected {', '.join(TOP_KEYS)})",
             field=str(unknown[0]),
         )
-    for key in _TOP_KEYS:
+    for key in TOP_KEYS:
         if key not in data:
             raise ProfileError(f"field '{key}': missing", field=key)
     tasks = data["tasks"]
     if not isinstance(tasks, list):
         raise ProfileError("field 'tasks': expected a list of task tables", field="tasks")
-    columns = _columns(tasks)
+    columns = task_columns(tasks)
     return Profile.from_arrays(
         names=columns["name"],
-        **{key: columns[key] for key in _COLUMNS if key in columns},
+        **{key: columns[key] for key in COLUMNS if key in columns},
         rate=data["rate"],
         alpha=data["alpha"],
         max_tokens=data["max_tokens"],
@@ -457,7 +278,7 @@ def load_profile(path: str | Path) -> Profile:
         ``rate * E[S(0)] >= 1``.
     """
     path = Path(path)
-    data = _parse(path)
+    data = parse(path)
     try:
         return profile_from_dict(data, source=str(path))
     except ProfileError as exc:

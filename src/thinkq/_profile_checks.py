@@ -1,0 +1,128 @@
+"""Validation of a profile's values (the rules of README's "Profile files").
+
+Vectorised over the task types; the first offending task is named in a one-line
+:class:`~thinkq.errors.ProfileError`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from thinkq.errors import ProfileError, UnstableLoadError
+
+if TYPE_CHECKING:
+    from thinkq.profile import Profile
+
+__all__ = [
+    "COLUMNS",
+    "OPTIONAL_TASK_KEYS",
+    "PARAMETERS",
+    "TASK_KEYS",
+    "TOP_KEYS",
+    "is_number",
+    "validate",
+]
+
+#: The curve parameters of a task, as the paper writes them: accuracy (2) and latency (1).
+PARAMETERS: tuple[str, ...] = ("A", "b", "D", "t0", "c")
+COLUMNS = ("share", *PARAMETERS, "variance")
+TASK_KEYS = ("name", "share", *PARAMETERS)
+OPTIONAL_TASK_KEYS = ("variance",)
+TOP_KEYS = ("rate", "alpha", "max_tokens", "tasks")
+# A + D <= 1 is checked with this slack so that 0.7230 + 0.277 passes in binary floats.
+SUM_SLACK = 1e-9
+
+
+def is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _check_scalar(name: str, value: Any, *, positive: bool) -> None:
+    if not is_number(value):
+        raise ProfileError(f"field '{name}': expected a number, got {value!r}", field=name)
+    if not math.isfinite(value):
+        raise ProfileError(f"field '{name}': must be finite, got {value!r}", field=name)
+    if positive and value <= 0:
+        raise ProfileError(f"field '{name}': must be > 0, got {value!r}", field=name)
+
+
+def _task_label(profile: Profile, k: int) -> str:
+    name = profile.names[k] if k < len(profile.names) else ""
+    return f"task '{name}'" if name else f"task #{k + 1}"
+
+
+# (field, predicate that is True where the value is bad, what the value must be)
+_RULES: tuple[tuple[str, Any, str], ...] = (
+    ("share", lambda p: p.share < 0, "must be >= 0"),
+    ("A", lambda p: (p.A <= 0) | (p.A > 1), "must be in (0, 1]"),
+    ("b", lambda p: p.b <= 0, "must be > 0 (per token)"),
+    ("D", lambda p: (p.D < 0) | (p.D > 1), "must be in [0, 1]"),
+    ("D", lambda p: p.A + p.D > 1 + SUM_SLACK, "A + D must be <= 1"),
+    ("t0", lambda p: p.t0 < 0, "must be >= 0 (seconds)"),
+    ("c", lambda p: p.c <= 0, "must be > 0 (seconds per token)"),
+    ("variance", lambda p: p.variance < 0, "must be >= 0 (seconds squared)"),
+)
+
+
+def validate(profile: Profile) -> None:
+    _check_scalar("rate", profile.rate, positive=True)
+    _check_scalar("alpha", profile.alpha, positive=True)
+    mt = profile.max_tokens
+    if not isinstance(mt, int | np.integer) or isinstance(mt, bool):
+        raise ProfileError(
+            f"field 'max_tokens': expected an integer, got {mt!r}", field="max_tokens"
+        )
+    if mt < 0:
+        raise ProfileError(f"field 'max_tokens': must be >= 0, got {mt}", field="max_tokens")
+    n = len(profile.names)
+    if n == 0:
+        raise ProfileError("field 'tasks': at least one task is required", field="tasks")
+    seen: set[str] = set()
+    for k, name in enumerate(profile.names):
+        if not isinstance(name, str) or not name.strip():
+            raise ProfileError(
+                f"task #{k + 1}: field 'name': expected a non-empty string",
+                field="name",
+                task=f"#{k + 1}",
+            )
+        if name in seen:
+            raise ProfileError(
+                f"task '{name}': field 'name': duplicate task name", field="name", task=name
+            )
+        seen.add(name)
+    for key in COLUMNS:
+        array = getattr(profile, key)
+        if array.shape != (n,):
+            raise ProfileError(
+                f"field '{key}': expected {n} values (one per task), got {array.size}", field=key
+            )
+        bad = np.flatnonzero(~np.isfinite(array))
+        if bad.size:
+            k = int(bad[0])
+            raise ProfileError(
+                f"{_task_label(profile, k)}: field '{key}': must be finite, got {array[k]}",
+                field=key,
+                task=profile.names[k],
+            )
+    for key, is_bad, rule in _RULES:
+        bad = np.flatnonzero(is_bad(profile))
+        if bad.size:
+            k = int(bad[0])
+            value = getattr(profile, key)[k]
+            raise ProfileError(
+                f"{_task_label(profile, k)}: field '{key}': {rule}, got {value:g}",
+                field=key,
+                task=profile.names[k],
+            )
+    if not float(np.sum(profile.share)) > 0:
+        raise ProfileError("field 'share': the shares must have a positive sum", field="share")
+    load = profile.rate * float(np.dot(profile.share, profile.t0))
+    if not load < 1:
+        raise UnstableLoadError(
+            f"field 'rate': the queue is unstable even at zero budgets: "
+            f"rate * E[S(0)] = {load:.6g} >= 1",
+            field="rate",
+        )
