@@ -32,7 +32,8 @@ COLUMNS = ("share", *PARAMETERS, "variance")
 TASK_KEYS = ("name", "share", *PARAMETERS)
 OPTIONAL_TASK_KEYS = ("variance",)
 TOP_KEYS = ("rate", "alpha", "max_tokens", "tasks")
-# A + D <= 1 is checked with this slack so that 0.7230 + 0.277 passes in binary floats.
+# A + D <= 1 is checked with this slack, so that decimals summing to exactly 1 pass even
+# where their binary sum rounds above it (0.1 + 0.2 + 0.7 = 1.0000000000000002).
 SUM_SLACK = 1e-9
 
 
