@@ -32,8 +32,8 @@ COLUMNS = ("share", *PARAMETERS, "variance")
 TASK_KEYS = ("name", "share", *PARAMETERS)
 OPTIONAL_TASK_KEYS = ("variance",)
 TOP_KEYS = ("rate", "alpha", "max_tokens", "tasks")
-# A + D <= 1 is checked with this slack, so that decimals summing to exactly 1 pass even
-# where their binary sum rounds above it (0.1 + 0.2 + 0.7 = 1.0000000000000002).
+# A + D <= 1 is checked with this slack, so that values computed in floating point (a fit
+# that puts A + D on its bound 1) are not refused for a rounding error.
 SUM_SLACK = 1e-9
 
 
