@@ -20,13 +20,16 @@ from thinkq.solve.result import FloatArray
 
 __all__ = [
     "PAPER_BUDGETS",
+    "PAPER_QUERIES",
     "PAPER_UNIFORM_BUDGETS",
     "Figure2",
     "Figure3",
     "Figure4",
+    "PolicyOutcome",
     "figure2",
     "figure3",
     "figure4",
+    "table_one",
 ]
 
 #: l* as Table I prints it (computed by the authors from unrounded parameters).

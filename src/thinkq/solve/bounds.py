@@ -109,11 +109,11 @@ def lemma_bounds(profile: Profile, reference_objective: float) -> Bounds:
 
 
 def paper_lower_bound(profile: Profile, budgets: FloatArray) -> float | None:
-    """J-bar(l*) of eq. (41), exactly as printed; ``None`` where it does not apply.
+    """J-bar(l*) of eq. (41); ``None`` where its assumption lambda (E[S] + c_max) < 1 fails.
 
-    The paper's assumption is lambda (E[S] + c_max) < 1. The accuracy term is
-    evaluated at max(l_k - 1, 0): a budget is never negative, so accuracy at -1
-    tokens (below D_k) would understate nothing real.
+    As printed, except that the accuracy term is evaluated at max(l_k - 1, 0) rather
+    than l_k - 1: an integer budget is never negative, so this only tightens the bound
+    where l*_k < 1 and keeps it a lower bound.
     """
     m = model.moments(profile, budgets)
     c_max = float(np.max(profile.c))
