@@ -11,8 +11,12 @@
     │                           ``FILE:LINE: field: problem`` line each (also a ValueError)
     ├── FitError                measurements from which no profile can be fitted
     │                           (also a ValueError)
-    └── DatasetError            a benchmark set that cannot be loaded: unknown name,
-                                missing or malformed file, or the ``hf`` extra absent
+    ├── DatasetError            a benchmark set that cannot be loaded: unknown name,
+    │                           missing or malformed file, or the ``hf`` extra absent
+    └── ServerError             an LLM server that cannot be reached, refuses a
+        │                       request or answers outside the OpenAI protocol
+        └── ForcingError        a reply that breaks budget forcing (thinking tokens
+                                other than the budget)
 
 Every message is one line that names the field (and the task, where there is one)
 and the problem, so the command line can print it as it is.
@@ -29,9 +33,11 @@ __all__ = [
     "SHOWN_PROBLEMS",
     "DatasetError",
     "FitError",
+    "ForcingError",
     "ProfileError",
     "ProfileFileError",
     "RecordError",
+    "ServerError",
     "ThinkqError",
     "UnstableLoadError",
 ]
@@ -97,3 +103,35 @@ class RecordError(ThinkqError, ValueError):
 
 class FitError(ThinkqError, ValueError):
     """Measurements from which a profile cannot be fitted (the message says why)."""
+
+
+class ServerError(ThinkqError):
+    """An LLM server that cannot be used (:mod:`thinkq.measure.forcing`).
+
+    Attributes
+    ----------
+    field:
+        The option at fault where it is the user's (``"base_url"``, ``"model"``), or
+        ``None`` for a failure of the server itself.
+    status:
+        The HTTP status of the reply, or ``None`` where there was no reply.
+    transient:
+        Whether trying again may help (refused connection, timeout, 5xx, 429).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        field: str | None = None,
+        status: int | None = None,
+        transient: bool = False,
+    ):
+        super().__init__(message)
+        self.field = field
+        self.status = status
+        self.transient = transient
+
+
+class ForcingError(ServerError):
+    """A reply that breaks budget forcing: the thinking did not have its budget's length."""

@@ -19,9 +19,12 @@ variations of it.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 __all__ = [
+    "Cue",
     "aime_prompt",
+    "answer_cue",
     "bbh_prompt",
     "choice_prompt",
     "cruxeval_prompt",
@@ -110,3 +113,69 @@ def bbh_prompt(question: str, *, kind: str) -> str:
         f'"So the answer is X." where X is {_BBH_FORMATS[kind]}.\n\n'
         "A: Let's think step by step."
     )
+
+
+# ------------------------------------------------------------------- answer cues
+
+
+class Cue(NamedTuple):
+    """What budget forcing appends after the thinking to ask for the answer (phase 2).
+
+    ``text`` is appended after the end of thinking; the model continues it for at most
+    ``max_tokens`` tokens and stops at any of ``stop``. The grader reads
+    ``text + continuation``, so the cue is the start of the answer format the prompt
+    asked for.
+    """
+
+    text: str
+    max_tokens: int
+    stop: tuple[str, ...]
+
+
+_CUES = {
+    "gsm8k": Cue("The answer is", 16, ("\n",)),
+    "aime": Cue("The final answer is \\boxed{", 12, ("}", "\n")),
+    "gpqa": Cue("Answer:", 4, ("\n",)),
+    "arc_challenge": Cue("Answer:", 4, ("\n",)),
+    "bbh": Cue("So the answer is", 24, ("\n",)),
+}
+
+#: Dataset names that share another's cue (the AIME years load as ``"aime"`` items).
+_FAMILIES = {"aime24": "aime", "aime25": "aime"}
+
+_ASSERT_HEAD, _ASSERT_TAIL = "assert f(", ") == ??"
+
+
+def _assertion_input(prompt: str) -> str | None:
+    """The input of the item's own assertion: the last ``assert f(...) == ??``.
+
+    The prompt's worked example has an assertion too; only the last one is the item's.
+    An input may span lines (a multi-line string literal), so it is read from the last
+    ``assert f(`` to the ``) == ??`` that closes it.
+    """
+    start = prompt.rfind(_ASSERT_HEAD)
+    end = prompt.find(_ASSERT_TAIL, start) if start >= 0 else -1
+    return prompt[start + len(_ASSERT_HEAD) : end] if end >= 0 else None
+
+
+def answer_cue(dataset: str, prompt: str) -> Cue:
+    """The answer cue of an item of ``dataset`` (``"bbh/<task>"`` counts as ``"bbh"``).
+
+    CRUXEval's cue restates the item's assertion up to ``==``, read from its prompt,
+    so the continuation is exactly the predicted literal.
+
+    Raises
+    ------
+    ValueError
+        ``dataset`` has no cue (not one of the benchmark families).
+    """
+    family = dataset.split("/")[0]
+    family = _FAMILIES.get(family, family)
+    if family == "cruxeval":
+        input_ = _assertion_input(prompt)
+        head = f"assert f({input_}) == " if input_ is not None else ""
+        return Cue(f"[ANSWER]\n{head}", 64, ("[/ANSWER]", "\n"))
+    try:
+        return _CUES[family]
+    except KeyError:
+        raise ValueError(f"dataset: no answer cue for {dataset!r}") from None

@@ -1,0 +1,334 @@
+"""An OpenAI-compatible LLM server as seen from thinkq: requests, errors, tokenizer.
+
+:class:`Server` wraps an :class:`httpx.AsyncClient` around ``base_url`` (as in the
+OpenAI client: ``http://host:port/v1``). Every failure becomes a one-line
+:class:`~thinkq.errors.ServerError` that says whose fault it is (``field`` names the
+option when it is the user's) and whether trying again may help (``transient``).
+
+The tokenizer and template endpoints are not part of the OpenAI API; each server
+family has its own, and :class:`Server` finds the one that answers:
+
+==================  ===================================  ===============================
+server              tokenize                             render a chat template
+==================  ===================================  ===============================
+llama-cpp-python    ``POST /extras/tokenize``            (none)
+llama.cpp           ``POST /tokenize`` (``content``)     ``POST /apply-template``
+vLLM, SGLang        ``POST /tokenize`` (``prompt``)      ``POST /tokenize`` (``messages``)
+                                                         then ``POST /detokenize``
+==================  ===================================  ===============================
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import httpx
+
+from thinkq.errors import ServerError
+from thinkq.measure.templates import Message
+
+__all__ = ["Server"]
+
+#: Seconds to wait for a connection: a server that is down fails fast.
+CONNECT_TIMEOUT = 5.0
+
+_MISSING = (404, 405, 422)  # an endpoint this server family does not have
+#: While finding the tokenizer, also a body of another family's style: vLLM answers a
+#: llama.cpp-style ``/tokenize`` body (``content``) with 400 (its validation errors).
+_OTHER_STYLE = (400, *_MISSING)
+_TOKENIZE_STYLES = ("extras", "llama.cpp", "vllm")
+
+
+def _reason(response: httpx.Response) -> str:
+    """The server's own one-line reason for a failed request."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    message: Any = None
+    if isinstance(body, dict):
+        error = body.get("error", body.get("detail"))
+        message = error.get("message") if isinstance(error, dict) else error
+    text = str(message) if message else response.text or response.reason_phrase
+    return " ".join(text.split())[:200]
+
+
+class Server:
+    """One OpenAI-compatible server and model.
+
+    Parameters
+    ----------
+    base_url:
+        The API root, as in the OpenAI client: ``http://localhost:8000/v1``.
+    model:
+        The model name sent with every request.
+    api_key:
+        Sent as ``Authorization: Bearer <key>`` where given.
+    timeout:
+        Seconds to wait for a reply (a long generation included).
+    retries:
+        Further attempts after a transient failure (refused connection, timeout, 5xx,
+        429), with exponential backoff from ``backoff`` seconds.
+    transport:
+        An ``httpx`` transport to use instead of the network (tests).
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        *,
+        api_key: str | None = None,
+        timeout: float = 600.0,
+        retries: int = 0,
+        backoff: float = 0.5,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        try:
+            url = httpx.URL(base_url)
+        except httpx.InvalidURL:
+            url = httpx.URL()
+        if url.scheme not in ("http", "https") or not url.host:
+            raise ServerError(
+                f"base_url: {base_url!r} is not an http(s) URL such as http://localhost:8000/v1",
+                field="base_url",
+            )
+        if retries < 0:
+            raise ValueError(f"retries: must be >= 0, not {retries}")
+        if backoff < 0:
+            raise ValueError(f"backoff: must be >= 0 seconds, not {backoff}")
+        self.base_url = base_url.rstrip("/")
+        self.root = self.base_url.removesuffix("/v1")
+        self.model = model
+        self.retries = retries
+        self.backoff = backoff
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self.http = httpx.AsyncClient(
+            headers=headers,
+            timeout=httpx.Timeout(timeout, connect=CONNECT_TIMEOUT),
+            transport=transport,
+        )
+        self._tokenize_style: str | None = None
+        self._bos: list[int] | None = None
+
+    async def __aenter__(self) -> Server:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+    # ------------------------------------------------------------------ requests
+
+    def _failure(self, url: str, exc: httpx.HTTPError) -> ServerError:
+        if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
+            why = str(exc) or (
+                "connection refused"
+                if isinstance(exc, httpx.ConnectError)
+                else f"no connection in {CONNECT_TIMEOUT:g} s"
+            )
+            return ServerError(
+                f"base_url: cannot connect to {url} ({why})",
+                field="base_url",
+                transient=True,
+            )
+        if isinstance(exc, httpx.TimeoutException):
+            return ServerError(f"server: no reply from {url} in time", transient=True)
+        return ServerError(f"server: request to {url} failed: {exc}", transient=True)
+
+    def _check(self, url: str, response: httpx.Response) -> None:
+        code = response.status_code
+        if code < 400:
+            return
+        reason = _reason(response)
+        if code in (401, 403):
+            raise ServerError(
+                f"api_key: {url} refused the key (HTTP {code}: {reason})",
+                field="api_key",
+                status=code,
+            )
+        transient = code >= 500 or code == 429
+        raise ServerError(
+            f"server: HTTP {code} from {url}: {reason}", status=code, transient=transient
+        )
+
+    async def _attempt(self, url: str, body: dict[str, Any]) -> dict[str, Any]:
+        try:
+            response = await self.http.post(url, json=body)
+        except httpx.HTTPError as exc:
+            raise self._failure(url, exc) from exc
+        self._check(url, response)
+        try:
+            reply = response.json()
+        except ValueError:
+            reply = None
+        if not isinstance(reply, dict):
+            raise ServerError(
+                f"server: {url} did not reply with a JSON object", status=response.status_code
+            )
+        return reply
+
+    async def post(self, path: str, body: dict[str, Any], *, root: bool = False) -> dict[str, Any]:
+        """POST ``body`` to ``path`` (under ``base_url``, or the server root), retrying."""
+        url = (self.root if root else self.base_url) + path
+        for attempt in range(self.retries + 1):
+            try:
+                return await self._attempt(url, body)
+            except ServerError as exc:
+                if not exc.transient or attempt == self.retries:
+                    raise
+            await asyncio.sleep(self.backoff * 2**attempt)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def stream(self, path: str, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        """POST ``body`` with ``stream: true`` and yield each server-sent event's JSON."""
+        url = self.base_url + path
+        try:
+            async with self.http.stream("POST", url, json={**body, "stream": True}) as response:
+                if response.status_code >= 400:
+                    await response.aread()
+                    self._check(url, response)
+                async for line in response.aiter_lines():
+                    if not line.startswith("data:"):
+                        continue
+                    data = line[5:].strip()
+                    if data == "[DONE]":
+                        return
+                    try:
+                        event = json.loads(data)
+                    except ValueError as exc:
+                        raise ServerError(f"server: {url} sent an event that is not JSON") from exc
+                    if isinstance(event, dict):
+                        yield event
+        except httpx.HTTPError as exc:
+            raise self._failure(url, exc) from exc
+
+    # ------------------------------------------------------------------ discovery
+
+    async def models(self) -> list[str]:
+        """The model names the server lists at ``GET /models``."""
+        url = self.base_url + "/models"
+        try:
+            response = await self.http.get(url)
+        except httpx.HTTPError as exc:
+            raise self._failure(url, exc) from exc
+        if response.status_code == 404:
+            raise ServerError(
+                f"base_url: no OpenAI API at {self.base_url} (GET /models gave 404; "
+                "the URL usually ends in /v1)",
+                field="base_url",
+                status=404,
+            )
+        self._check(url, response)
+        try:
+            data = response.json()["data"]
+            return [str(entry["id"]) for entry in data]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ServerError(
+                f"base_url: {url} is not an OpenAI model list", field="base_url"
+            ) from exc
+
+    async def check_model(self) -> None:
+        """Fail with a one-line error unless the server lists :attr:`model`."""
+        names = await self.models()
+        if self.model not in names:
+            shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
+            raise ServerError(
+                f"model: the server has no model {self.model!r} (it has: {shown or 'none'})",
+                field="model",
+            )
+
+    async def _tokenize_with(
+        self, style: str, text: str, *, missing: tuple[int, ...]
+    ) -> list[int] | None:
+        """``text``'s ids by the ``style`` endpoint; ``None`` where it gives none.
+
+        A reply whose status is in ``missing`` means this server has no such endpoint.
+        """
+        bodies: dict[str, tuple[str, dict[str, Any]]] = {
+            "extras": ("/extras/tokenize", {"input": text}),
+            "llama.cpp": (
+                "/tokenize",
+                {"content": text, "add_special": False, "parse_special": True},
+            ),
+            "vllm": (
+                "/tokenize",
+                {"model": self.model, "prompt": text, "add_special_tokens": False},
+            ),
+        }
+        path, body = bodies[style]
+        try:
+            reply = await self.post(path, body, root=True)
+        except ServerError as exc:
+            if exc.status in missing:
+                return None
+            raise
+        tokens = reply.get("tokens")
+        if not isinstance(tokens, list) or not all(type(t) is int for t in tokens):
+            return None
+        return tokens
+
+    async def tokenize(self, text: str) -> list[int]:
+        """The token ids of ``text`` by the server's tokenizer, special tokens parsed.
+
+        The first call finds the server's endpoint (in the order of the table above)
+        and the ids it puts before every text (a beginning-of-sequence token, which
+        llama-cpp-python adds); later calls reuse both. The ids returned never start
+        with that beginning of sequence.
+        """
+        style = self._tokenize_style
+        if style is None:
+            for candidate in _TOKENIZE_STYLES:
+                tokens = await self._tokenize_with(candidate, text, missing=_OTHER_STYLE)
+                if tokens is not None:
+                    bos = await self._tokenize_with(candidate, "", missing=_OTHER_STYLE)
+                    self._bos = bos or []
+                    self._tokenize_style = candidate
+                    break
+            else:
+                raise ServerError(
+                    "suppress_ids: the server has no tokenizer endpoint (/extras/tokenize "
+                    "or /tokenize) that answered; give the ids to suppress with "
+                    "--suppress-ids",
+                    field="suppress_ids",
+                )
+        else:
+            found = await self._tokenize_with(style, text, missing=())
+            if found is None:
+                raise ServerError(f"server: the {style} tokenizer replied without token ids")
+            tokens = found
+        bos = self._bos or []
+        return tokens[len(bos) :] if bos and tokens[: len(bos)] == bos else tokens
+
+    async def apply_template(self, messages: Sequence[Message]) -> str:
+        """``messages`` rendered by the model's own chat template, on the server."""
+        listed = [dict(m) for m in messages]
+        try:
+            reply = await self.post("/apply-template", {"messages": listed}, root=True)
+            if isinstance(reply.get("prompt"), str):
+                return str(reply["prompt"])
+        except ServerError as exc:
+            if exc.status not in _OTHER_STYLE:
+                raise
+        try:
+            body = {"model": self.model, "messages": listed, "add_generation_prompt": True}
+            tokens = (await self.post("/tokenize", body, root=True)).get("tokens")
+            if isinstance(tokens, list):
+                text = await self.post(
+                    "/detokenize", {"model": self.model, "tokens": tokens}, root=True
+                )
+                if isinstance(text.get("prompt"), str):
+                    return str(text["prompt"])
+        except ServerError as exc:
+            if exc.status not in _OTHER_STYLE:
+                raise
+        raise ServerError(
+            "template: the server cannot render its chat template; choose one with "
+            "--template (chatml, qwen3, deepseek-r1, llama3, raw)",
+            field="template",
+        )
