@@ -6,6 +6,8 @@ Two forms are read, by file suffix:
   with ``task``, ``budget`` (tokens), ``correct`` (true/false) and ``latency_s``
   (seconds), optionally ``thinking_tokens``, ``answer_tokens``, ``item_id``, ``run``
   and ``model``; any further keys (prompts, answers, timestamps) are kept as they are.
+  A record with an ``error`` (a query that failed, as ``thinkq profile`` writes it)
+  is counted in :attr:`RecordSet.failed` and left out of the measurements.
 * ``.csv``: a summary, one :class:`SummaryRow` per task and budget with ``task``,
   ``budget``, ``n`` (queries), ``correct`` (how many were right), ``mean_latency_s``
   and optionally ``latency_variance_s2`` (seconds squared); further columns are kept.
@@ -71,6 +73,7 @@ class Record(BaseModel):
     item_id: str | int | None = None
     run: str | int | None = None
     model: str | None = None
+    error: str | None = Field(default=None, description="why the query failed, if it did")
 
     @field_validator("task")
     @classmethod
@@ -104,7 +107,8 @@ class SummaryRow(BaseModel):
 class RecordSet:
     """Everything read from the files: records and summary rows, with their origin.
 
-    ``record_lines`` and ``summary_lines`` give ``FILE:LINE`` of each entry.
+    ``record_lines`` and ``summary_lines`` give ``FILE:LINE`` of each entry;
+    ``failed`` counts the records of failed queries, which are left out.
     """
 
     records: tuple[Record, ...]
@@ -112,6 +116,7 @@ class RecordSet:
     summaries: tuple[SummaryRow, ...]
     summary_lines: tuple[str, ...]
     files: tuple[str, ...]
+    failed: int = 0
 
     @property
     def model(self) -> str | None:
@@ -323,8 +328,11 @@ def read_records(paths: Iterable[str | Path]) -> RecordSet:
     if not files:
         problems.append(Problem("records", None, "files", "no files given"))
     _check_consistency(records, summaries, problems)
+    failed = sum(1 for _, r in records if r.error is not None)
+    records = [(w, r) for w, r in records if r.error is None]
     if not problems and not records and not summaries:
-        problems.append(Problem(", ".join(files), None, "records", "no records in the files"))
+        what = f"all {failed} records are failed queries" if failed else "no records in the files"
+        problems.append(Problem(", ".join(files), None, "records", what))
     if problems:
         raise RecordError(problems)
     return RecordSet(
@@ -333,4 +341,5 @@ def read_records(paths: Iterable[str | Path]) -> RecordSet:
         summaries=tuple(s for _, s in summaries),
         summary_lines=tuple(w for w, _ in summaries),
         files=tuple(files),
+        failed=failed,
     )

@@ -20,7 +20,7 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from thinkq.cli._app import OPTIONS, app, fail, finite, grid, progress
+from thinkq.cli._app import OPTIONS, app, fail, finite, grid, num, progress
 from thinkq.errors import ProfileError, RecordError, ThinkqError
 from thinkq.fit import (
     DEFAULT_ALPHA,
@@ -109,6 +109,11 @@ def fit_command(
         record_set = read_records(records)
     except RecordError as exc:
         _records_error(exc)
+    if record_set.failed:
+        sys.stderr.write(
+            f"warning: {record_set.failed} records of failed queries are left out "
+            "(their 'error' says why)\n"
+        )
     tasks = len(record_set.task_names)
     try:
         with progress("bootstrapping", bootstrap * tasks >= 1000) as update:
@@ -170,7 +175,7 @@ def _tables(result: FitResult) -> tuple[Table, Table]:
     latency.add_column("task")
     for header in ("A", "b (1/token)", "D", "G2/dof"):
         accuracy.add_column(header, justify="right")
-    for header in ("t0 (s)", "c (ms/token)", "sd (s)", "outliers", "chi2/dof"):
+    for header in ("t0 (s)", "c (ms/token)", "sd (s)", "R^2", "R^2 means", "outliers", "chi2/dof"):
         latency.add_column(header, justify="right")
     for t in result.tasks:
         a, s, iv = t.accuracy, t.latency, t.intervals
@@ -188,6 +193,8 @@ def _tables(result: FitResult) -> tuple[Table, Table]:
             _cell(s.t0, iv.get("t0"), ".4f"),
             _cell(s.c, iv.get("c"), ".3f", scale=1e3),
             _cell(s.variance**0.5, (sd[0] ** 0.5, sd[1] ** 0.5) if sd else None, ".3f"),
+            num(s.r_squared, ".3f"),
+            num(s.r_squared_means, ".3f"),
             f"{s.outliers}",
             _fit_cell(s.chi2, s.dof, s.p_value),
         )

@@ -33,6 +33,7 @@ __all__ = [
     "fit_line",
     "inliers",
     "pooled_variance",
+    "r_squared",
 ]
 
 FloatArray = NDArray[np.float64]
@@ -126,6 +127,17 @@ def pooled_variance(
     return result
 
 
+def r_squared(budgets: FloatArray, data: LatencyStats, t0: float, c: float) -> float | None:
+    """1 - SSE / SST of the inlier requests around the line t0 + c l (None if SST = 0)."""
+    total = float(data.n.sum())
+    if total == 0:
+        return None
+    grand = float((data.n * data.mean).sum()) / total
+    sse = float((data.ss + data.n * (data.mean - (t0 + c * budgets)) ** 2).sum())
+    sst = float((data.ss + data.n * (data.mean - grand) ** 2).sum())
+    return 1.0 - sse / sst if sst > 0 else None
+
+
 def weights_of(budgets: FloatArray, data: LatencyStats) -> FloatArray:
     """n_j / v(l_j), the inverse variance of each budget mean.
 
@@ -154,8 +166,13 @@ class LatencyFit:
     ``variance`` is the pooled variance around the line (s^2); ``budget_variance`` the
     variance at each budget. ``chi2`` = sum_j w_j (mean_j - t(l_j))^2 on ``dof`` = J - 2
     degrees of freedom, ``p_value`` its upper tail (None for fewer than 3 budgets).
-    ``outliers`` counts the requests set aside; ``c_borrowed`` is True when c came
-    from the other tasks because this one was measured at a single budget.
+    ``r_squared`` is the share of the inlier requests' latency variance that the
+    line explains (None for a summary without variances); ``r_squared_means`` the
+    same for the budget means, weighted by their counts: how straight the mean
+    latency is in the budget, apart from the spread between requests (prompts of
+    different lengths) that no line in l can explain. ``outliers`` counts the
+    requests set aside; ``c_borrowed`` is True when c came from the other tasks
+    because this one was measured at a single budget.
     """
 
     t0: float
@@ -169,6 +186,8 @@ class LatencyFit:
     p_value: float | None
     outliers: int
     requests: int
+    r_squared: float | None = None
+    r_squared_means: float | None = None
     c_borrowed: bool = False
     warnings: tuple[str, ...] = ()
 
@@ -217,6 +236,8 @@ def fit_latency(
         p_value=p_value,
         outliers=outliers,
         requests=int(data.n.sum()) + outliers,
+        r_squared=r_squared(l, data, float(t0), float(c)) if variance_known else None,
+        r_squared_means=r_squared(l, data._replace(ss=np.zeros_like(data.ss)), float(t0), float(c)),
         c_borrowed=c_fixed is not None,
     )
     return LatencyFit(**{**fit.__dict__, "warnings": _warnings(fit, l, variance_known)})

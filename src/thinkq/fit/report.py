@@ -39,6 +39,8 @@ def task_report(t: TaskFit) -> dict[str, Any]:
             "c": s.c,
             "variance": s.variance,
             "intervals": {k: v for k, v in intervals.items() if k in ("t0", "c", "variance")},
+            "r_squared": s.r_squared,
+            "r_squared_means": s.r_squared_means,
             "chi2": s.chi2,
             "dof": s.dof,
             "p_value": s.p_value,
