@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -18,6 +18,8 @@ from typing import Any
 
 import pytest
 
+import llama_server as llama_server_module
+from llama_server import LlamaServer
 from thinkq import ProfileError, ProfileFileError, UnstableLoadError
 
 Document = dict[str, Any]
@@ -354,3 +356,25 @@ def bad_profile(request: pytest.FixtureRequest) -> BadProfile:
 def paper_doc() -> Document:
     """A fresh copy of the paper's profile document."""
     return paper_document()
+
+
+# ------------------------------------------------------------------ the real LLM server
+
+
+@pytest.fixture(scope="session")
+def llama_server() -> Iterator[LlamaServer]:
+    """llama.cpp serving SmolLM2-135M-Instruct on a free loopback port, for the session."""
+    server = llama_server_module.start()
+    try:
+        yield server
+    finally:
+        llama_server_module.stop(server)
+
+
+@pytest.fixture(scope="session")
+def benchmarks_dir() -> Path:
+    """The local benchmark copies (``shared/data/benchmarks`` beside the repository)."""
+    path = Path(__file__).resolve().parents[2] / "shared" / "data" / "benchmarks"
+    if not path.is_dir():
+        pytest.skip(f"the local benchmark copies are absent ({path.name}/ beside the repo)")
+    return path

@@ -1,0 +1,286 @@
+"""``thinkq profile``: measure a model served behind an OpenAI-compatible API.
+
+Before anything is written, the server is checked: it must answer, list the model,
+and (in force mode) tokenize the end-of-thinking texts and render the template. A
+server that is down, a wrong URL or an unknown model gives one ``error:`` line within
+seconds, exit code 2 (1 for a server that fails by itself), and no output file.
+
+During the run every finished query is one line of ``-o``, flushed at once; Ctrl-C
+leaves only complete lines, and the same command run again goes on from there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections import defaultdict
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from thinkq.cli._app import app, fail, progress
+from thinkq.errors import DatasetError, RecordError, ServerError
+from thinkq.measure.datasets import DATASETS, Item, load_dataset
+from thinkq.measure.forcing import Capper, Forcer, Generator, Sampling
+from thinkq.measure.runner import Query, Tally, plan, run
+from thinkq.measure.server import Server
+from thinkq.measure.templates import TEMPLATES, THINKING, Template, get_template
+from thinkq.records import read_records
+
+__all__ = ["profile_command"]
+
+
+class ModeChoice(StrEnum):
+    """Values of ``--mode``."""
+
+    force = "force"
+    cap = "cap"
+
+
+def _numbers(text: str, option: str) -> list[int]:
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        fail(f"option {option}: expected comma-separated integers, got {text!r}")
+    if not values:
+        fail(f"option {option}: give at least one value")
+    if any(v < 0 for v in values):
+        fail(f"option {option}: budgets must be >= 0, got {text!r}")
+    if len(set(values)) != len(values):
+        fail(f"option {option}: a value is given twice in {text!r}")
+    return values
+
+
+def _items(
+    names: str, *, data_dir: Path | None, samples: int, seed: int, bbh_tasks: str | None
+) -> list[Item]:
+    items: list[Item] = []
+    chosen = [n.strip() for n in names.split(",") if n.strip()]
+    if not chosen:
+        fail("option --dataset: give at least one dataset")
+    for name in dict.fromkeys(chosen):
+        if name not in DATASETS:
+            fail(f"option --dataset: unknown dataset {name!r} (one of {', '.join(DATASETS)})")
+        subset = [t.strip() for t in bbh_tasks.split(",")] if bbh_tasks and name == "bbh" else None
+        try:
+            items += load_dataset(name, data_dir=data_dir, n=samples, seed=seed, subset=subset)
+        except DatasetError as exc:
+            fail(f"option --dataset: {exc}")
+    return items
+
+
+async def _preflight(generator: Generator, server: Server, *, force: bool) -> None:
+    await server.check_model()
+    await generator.prepare()
+    if force and isinstance(generator, Forcer):
+        await generator.render([{"role": "user", "content": "2 + 2 = ?"}])
+
+
+def _option(exc: ServerError) -> str:
+    names = {
+        "base_url": "--base-url",
+        "model": "--model",
+        "template": "--template",
+        "suppress_ids": "--suppress-ids",
+        "api_key": "--api-key-env",
+    }
+    message = str(exc)
+    if exc.field in names:
+        field, _, rest = message.partition(": ")
+        message = f"option {names[exc.field]}: {rest or field}"
+    return message
+
+
+def _summary(out: Path, tally: Tally) -> Table:
+    table = Table(
+        title=f"{out}: {tally.answered} answered now, {tally.skipped} resumed, "
+        f"{tally.failed} failed",
+        title_justify="left",
+    )
+    for column in ("task", "budget", "n", "accuracy", "mean latency (s)"):
+        table.add_column(column, justify="left" if column == "task" else "right")
+    cells: dict[tuple[str, int], list[tuple[bool, float]]] = defaultdict(list)
+    for record in read_records([out]).records:
+        cells[(record.task, record.budget)].append((record.correct, record.latency_s))
+    for (task, budget), rows in sorted(cells.items()):
+        accuracy = sum(c for c, _ in rows) / len(rows)
+        latency = sum(t for _, t in rows) / len(rows)
+        table.add_row(task, str(budget), str(len(rows)), f"{accuracy:.3f}", f"{latency:.3f}")
+    return table
+
+
+@app.command("profile")
+def profile_command(
+    base_url: Annotated[
+        str, typer.Option("--base-url", help="API root, e.g. http://localhost:8000/v1.")
+    ],
+    model: Annotated[str, typer.Option("--model", help="Model name as the server lists it.")],
+    dataset: Annotated[
+        str, typer.Option("--dataset", help=f"Comma-separated: {', '.join(DATASETS)}.")
+    ],
+    budgets: Annotated[
+        str, typer.Option("--budgets", help="Thinking budgets (tokens), e.g. 0,32,64,128.")
+    ],
+    output: Annotated[
+        Path, typer.Option("-o", "--output", help="Records file (.jsonl); resumed if it exists.")
+    ],
+    samples: Annotated[int, typer.Option("--samples", min=1, help="Items per dataset.")] = 250,
+    runs: Annotated[int, typer.Option("--runs", min=1, help="Runs per item and budget.")] = 3,
+    concurrency: Annotated[
+        int,
+        typer.Option(
+            "--concurrency", min=1, help="Queries in flight (1: latency is service time)."
+        ),
+    ] = 1,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option("--data-dir", help="Local benchmark copies (default: Hugging Face)."),
+    ] = None,
+    seed: Annotated[
+        int, typer.Option("--seed", help="Seed of the item sample, the order and the sampling.")
+    ] = 0,
+    mode: Annotated[
+        ModeChoice,
+        typer.Option("--mode", help="force: exactly l tokens; cap: the server's native maximum."),
+    ] = ModeChoice.force,
+    template: Annotated[
+        str, typer.Option("--template", help=f"Chat template: server or {', '.join(TEMPLATES)}.")
+    ] = "server",
+    thinking: Annotated[
+        str | None,
+        typer.Option("--thinking", help="tags (<think>) or free text (default: the template's)."),
+    ] = None,
+    cap_field: Annotated[
+        str,
+        typer.Option(
+            "--cap-field", help="Cap mode's budget field (llama.cpp: thinking_budget_tokens)."
+        ),
+    ] = "thinking_token_budget",
+    bbh_tasks: Annotated[
+        str | None, typer.Option("--bbh-tasks", help="BBH tasks to use (default: all 27).")
+    ] = None,
+    temperature: Annotated[float, typer.Option("--temperature", min=0.0)] = 0.6,
+    top_p: Annotated[float, typer.Option("--top-p", min=0.0, max=1.0)] = 0.95,
+    suppress_ids: Annotated[
+        str | None,
+        typer.Option(
+            "--suppress-ids",
+            help="Token ids to suppress while thinking (default: from the server's tokenizer).",
+        ),
+    ] = None,
+    api_key_env: Annotated[
+        str | None, typer.Option("--api-key-env", help="Environment variable holding the API key.")
+    ] = None,
+    retries: Annotated[
+        int, typer.Option("--retries", min=0, help="Retries of a transient failure.")
+    ] = 3,
+    timeout: Annotated[
+        float, typer.Option("--timeout", min=0.1, help="Seconds to wait for one reply.")
+    ] = 600.0,
+) -> None:
+    """Measure accuracy and latency at each thinking budget; write records for `thinkq fit`."""
+    if output.suffix.lower() not in (".jsonl", ".ndjson"):
+        fail(f"option -o: {output}: records go to a .jsonl file")
+    if not output.parent.is_dir():
+        fail(f"option -o: {output}: no such folder {output.parent}")
+    levels = _numbers(budgets, "--budgets")
+    ids = _numbers(suppress_ids, "--suppress-ids") if suppress_ids else None
+    try:
+        chosen = get_template(template)
+    except ValueError as exc:
+        fail(f"option --template: {str(exc).partition(': ')[2]}")
+    if thinking is not None and thinking not in THINKING:
+        fail(f"option --thinking: expected tags or free, got {thinking!r}")
+    key = None
+    if api_key_env is not None:
+        key = os.environ.get(api_key_env)
+        if not key:
+            fail(f"option --api-key-env: the environment variable {api_key_env} is not set")
+    items = _items(dataset, data_dir=data_dir, samples=samples, seed=seed, bbh_tasks=bbh_tasks)
+    queries = plan(items, levels, runs, seed=seed)
+    sampling = Sampling(temperature=temperature, top_p=top_p)
+    try:
+        tally = asyncio.run(
+            _measure(
+                base_url,
+                model,
+                key,
+                timeout,
+                mode,
+                chosen,
+                thinking,
+                cap_field,
+                sampling,
+                ids,
+                queries,
+                output,
+                concurrency,
+                seed,
+                retries,
+            )
+        )
+    except KeyboardInterrupt:
+        sys.stderr.write(
+            "interrupted: finished queries are in the file; run the same command to go on\n"
+        )
+        raise typer.Exit(130) from None
+    except RecordError as exc:
+        fail(f"option -o: {exc}")
+    except ServerError as exc:
+        sys.stderr.write(f"error: {_option(exc)}\n")
+        raise typer.Exit(2 if exc.field else 1) from None
+    Console().print(_summary(output, tally))
+    if tally.failed:
+        sys.stderr.write(
+            f"warning: {tally.failed} queries failed (their records say why); "
+            "run the same command to try them again\n"
+        )
+        raise typer.Exit(1)
+
+
+async def _measure(
+    base_url: str,
+    model: str,
+    key: str | None,
+    timeout: float,
+    mode: ModeChoice,
+    template: Template | None,
+    thinking: str | None,
+    cap_field: str,
+    sampling: Sampling,
+    ids: list[int] | None,
+    queries: list[Query],
+    output: Path,
+    concurrency: int,
+    seed: int,
+    retries: int,
+) -> Tally:
+    async with Server(base_url, model, api_key=key, timeout=timeout) as server:
+        generator: Generator
+        if mode is ModeChoice.cap:
+            generator = Capper(server, field=cap_field, sampling=sampling)
+        else:
+            generator = Forcer(
+                server,
+                template=template,
+                thinking=THINKING[thinking] if thinking else None,
+                sampling=sampling,
+                suppress_ids=ids,
+            )
+        await _preflight(generator, server, force=mode is ModeChoice.force)
+        with progress("measuring", True) as update:
+            return await run(
+                generator,
+                queries,
+                output,
+                model=model,
+                concurrency=concurrency,
+                seed=seed,
+                retries=retries,
+                progress=update,
+            )

@@ -1,0 +1,287 @@
+"""The measurement grid: every (task, item, budget, run), answered, graded and written.
+
+:func:`plan` lays out the grid in a seeded random order, so that slow drifts of the
+server (warm-up, caches, thermal limits) spread over all budgets instead of biasing
+one. :func:`run` answers it with a :class:`~thinkq.measure.forcing.Generator` and
+appends one :class:`~thinkq.records.Record` line per finished query to a ``.jsonl``
+file, flushed as it goes.
+
+Resuming: :func:`finished` reads what an earlier run wrote. Queries with a record are
+skipped, failed ones are tried again (their lines are dropped first, atomically), and
+a last line cut short by a crash is removed. So a run stopped at any point and
+started again completes the grid with nothing lost and nothing twice.
+
+Failures: a transient failure (refused connection, timeout, 5xx) is retried with
+exponential backoff; a query that still fails, or whose thinking missed its budget,
+is written with ``error`` set and ``correct = false`` (the fit leaves it out). A
+server that cannot be reached at all stops the run: writing a failure for every
+remaining query would only have to be undone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import itertools
+import json
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from thinkq._files import write_atomic
+from thinkq.errors import RecordError, ServerError
+from thinkq.measure.datasets import Item
+from thinkq.measure.forcing import Generation, Generator
+from thinkq.measure.graders import grade
+from thinkq.measure.prompts import answer_cue
+
+__all__ = ["Progress", "Query", "Tally", "finished", "plan", "run"]
+
+Key = tuple[str, str, int, int]
+
+#: ``progress(done, total)`` after every finished query.
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """One cell of the grid: an item asked at a budget, in one of the runs."""
+
+    item: Item
+    budget: int
+    run: int
+
+    @property
+    def key(self) -> Key:
+        return (self.item.dataset, self.item.item_id, self.budget, self.run)
+
+    def seed(self, seed: int) -> int:
+        """The sampling seed of this query: fixed by the run's seed and the key."""
+        text = "\x1f".join(map(str, (seed, *self.key)))
+        return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big") >> 1
+
+
+def plan(items: Sequence[Item], budgets: Sequence[int], runs: int, *, seed: int = 0) -> list[Query]:
+    """Every (item, budget, run) once, in a random order fixed by ``seed``.
+
+    Where it can, no query directly follows one of the same item: a server reuses
+    the prompt it just processed (prefix caching), and a measured service time should
+    include the prompt's processing, as it does for live traffic of distinct queries.
+    """
+    grid = [Query(item, budget, run) for run in range(runs) for item in items for budget in budgets]
+    rng = random.Random(seed)
+    best = grid
+    for _ in range(100):  # a shuffle and one repair pass; rarely more than one try
+        order = rng.sample(grid, len(grid))
+        for i in range(1, len(order)):
+            if _item(order[i]) == _item(order[i - 1]):
+                swap = next(
+                    (j for j in range(i + 1, len(order)) if _item(order[j]) != _item(order[i])),
+                    None,
+                )
+                if swap is not None:
+                    order[i], order[swap] = order[swap], order[i]
+        if _repeats(order) < _repeats(best) or best is grid:
+            best = order
+        if _repeats(best) == 0:
+            break
+    return best
+
+
+def _repeats(order: Sequence[Query]) -> int:
+    return sum(_item(a) == _item(b) for a, b in itertools.pairwise(order))
+
+
+def _item(query: Query) -> tuple[str, str]:
+    return (query.item.dataset, query.item.item_id)
+
+
+@dataclass
+class Tally:
+    """What a run did: queries answered, failed, and skipped as already done."""
+
+    total: int
+    skipped: int = 0
+    answered: int = 0
+    failed: int = 0
+
+
+def _key(data: dict[str, Any]) -> Key | None:
+    try:
+        return (str(data["task"]), str(data["item_id"]), int(data["budget"]), int(data["run"]))
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def finished(path: Path, *, model: str) -> set[Key]:
+    """The keys of the queries ``path`` already answers; clean the file for appending.
+
+    A last line without its newline (a crash while writing) and the lines of failed
+    queries are removed, atomically, so that they are asked again.
+
+    Raises
+    ------
+    RecordError
+        The file has lines that are not records of ``thinkq profile``, or records of
+        another model.
+    """
+    if not path.exists():
+        return set()
+    raw = path.read_bytes()
+    complete = raw[: raw.rfind(b"\n") + 1]
+    keep: list[bytes] = []
+    done: set[Key] = set()
+    for number, line in enumerate(complete.splitlines(keepends=True), start=1):
+        if not line.strip():
+            continue
+        try:
+            data = json.loads(line)
+        except ValueError:
+            data = None
+        key = _key(data) if isinstance(data, dict) else None
+        if data is None or key is None:
+            raise RecordError([f"{path}:{number}: record: not a record of thinkq profile"])
+        if data.get("model") != model:
+            raise RecordError(
+                [f"{path}:{number}: model: records of {data.get('model')!r}, not {model!r}; "
+                 "write another model's records to another file"]
+            )  # fmt: skip
+        if data.get("error") is None:
+            keep.append(line)
+            done.add(key)
+    kept = b"".join(keep)
+    if kept != raw:
+        write_atomic(path, kept)
+    return done
+
+
+def _record(query: Query, model: str, concurrency: int, gen: Generation) -> dict[str, Any]:
+    verdict = grade(query.item, gen.answer)
+    return {
+        "task": query.item.dataset,
+        "item_id": query.item.item_id,
+        "budget": query.budget,
+        "run": query.run,
+        "correct": verdict.correct,
+        "latency_s": gen.latency_s,
+        "thinking_tokens": gen.thinking_tokens,
+        "answer_tokens": gen.answer_tokens,
+        "prompt_tokens": gen.prompt_tokens,
+        "model": model,
+        "mode": gen.mode,
+        "concurrency": concurrency,
+        "extracted": verdict.extracted,
+        "thinking": gen.thinking,
+        "answer": gen.answer,
+        "error": None,
+    }
+
+
+def _failure(
+    query: Query, model: str, concurrency: int, error: ServerError, elapsed: float
+) -> dict[str, Any]:
+    return {
+        "task": query.item.dataset,
+        "item_id": query.item.item_id,
+        "budget": query.budget,
+        "run": query.run,
+        "correct": False,
+        "latency_s": elapsed,
+        "model": model,
+        "concurrency": concurrency,
+        "error": str(error),
+    }
+
+
+async def _answer(
+    generator: Generator, query: Query, *, seed: int, retries: int, backoff: float
+) -> Generation:
+    messages = [{"role": "user", "content": query.item.prompt}]
+    cue = answer_cue(query.item.dataset, query.item.prompt)
+    for attempt in range(retries + 1):
+        try:
+            return await generator.generate(messages, query.budget, cue=cue, seed=query.seed(seed))
+        except ServerError as exc:
+            if not exc.transient or attempt == retries:
+                raise
+        await asyncio.sleep(backoff * 2**attempt)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _unreachable(exc: ServerError) -> bool:
+    return exc.field == "base_url"
+
+
+async def run(
+    generator: Generator,
+    queries: Sequence[Query],
+    out: Path,
+    *,
+    model: str,
+    concurrency: int = 1,
+    seed: int = 0,
+    retries: int = 3,
+    backoff: float = 1.0,
+    progress: Progress | None = None,
+) -> Tally:
+    """Answer ``queries`` not yet in ``out`` and append their records to it.
+
+    ``concurrency`` queries are in flight at once (1: latency is the service time).
+
+    Raises
+    ------
+    ServerError
+        The server could not be reached, even after ``retries`` attempts; the
+        records written until then stay, and a new run resumes from them.
+    """
+    done = finished(out, model=model)
+    todo = [q for q in queries if q.key not in done]
+    tally = Tally(total=len(queries), skipped=len(queries) - len(todo))
+    if progress:
+        progress(tally.skipped, tally.total)
+    if not todo:
+        return tally
+    await generator.prepare()
+    lock = asyncio.Lock()
+    stream: IO[str] | None = None
+    pending = iter(todo)
+
+    async def write(line: dict[str, Any]) -> None:
+        nonlocal stream
+        async with lock:
+            if stream is None:
+                stream = out.open("a", encoding="utf-8")
+            stream.write(json.dumps(line, ensure_ascii=False) + "\n")
+            stream.flush()
+            if line["error"] is None:
+                tally.answered += 1
+            else:
+                tally.failed += 1
+            if progress:
+                progress(tally.skipped + tally.answered + tally.failed, tally.total)
+
+    async def worker() -> None:
+        for query in pending:
+            started = asyncio.get_running_loop().time()
+            try:
+                gen = await _answer(generator, query, seed=seed, retries=retries, backoff=backoff)
+            except ServerError as exc:
+                if _unreachable(exc):
+                    raise
+                elapsed = asyncio.get_running_loop().time() - started
+                await write(_failure(query, model, concurrency, exc, elapsed))
+                continue
+            await write(_record(query, model, concurrency, gen))
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            for _ in range(max(1, min(concurrency, len(todo)))):
+                group.create_task(worker())
+    except* ServerError as failures:
+        raise failures.exceptions[0] from None
+    finally:
+        if stream is not None:
+            stream.close()
+    return tally
