@@ -36,3 +36,17 @@ def test_the_documented_workflow_runs():
     assert run.analytic_mean_system_time == thinkq.model.system_time(profile, result.budgets)
     swept = thinkq.sweep(profile, over="alpha", start=10, stop=30, points=2, queries=None)
     assert swept.points[-1].budgets == tuple(result.budgets.tolist())
+
+
+def test_the_measure_package_exports_its_api():
+    import thinkq.measure as measure
+
+    assert measure.__all__ == sorted(measure.__all__, key=lambda n: (not n.isupper(), n))
+    for name in measure.__all__:
+        assert hasattr(measure, name), name
+    public = {
+        name
+        for name, value in vars(measure).items()
+        if not name.startswith("_") and (inspect.isclass(value) or inspect.isfunction(value))
+    }
+    assert public <= set(measure.__all__)

@@ -175,7 +175,7 @@ def _tables(result: FitResult) -> tuple[Table, Table]:
     latency.add_column("task")
     for header in ("A", "b (1/token)", "D", "G2/dof"):
         accuracy.add_column(header, justify="right")
-    for header in ("t0 (s)", "c (ms/token)", "sd (s)", "R^2", "R^2 means", "outliers", "chi2/dof"):
+    for header in ("t0 (s)", "c (ms/token)", "sd (s)", "R^2", "outliers", "chi2/dof"):
         latency.add_column(header, justify="right")
     for t in result.tasks:
         a, s, iv = t.accuracy, t.latency, t.intervals
@@ -193,8 +193,7 @@ def _tables(result: FitResult) -> tuple[Table, Table]:
             _cell(s.t0, iv.get("t0"), ".4f"),
             _cell(s.c, iv.get("c"), ".3f", scale=1e3),
             _cell(s.variance**0.5, (sd[0] ** 0.5, sd[1] ** 0.5) if sd else None, ".3f"),
-            num(s.r_squared, ".3f"),
-            num(s.r_squared_means, ".3f"),
+            Text(f"{num(s.r_squared, '.3f')}\nmeans {num(s.r_squared_means, '.3f')}"),
             f"{s.outliers}",
             _fit_cell(s.chi2, s.dof, s.p_value),
         )

@@ -13,9 +13,13 @@ server              tokenize                             render a chat template
 ==================  ===================================  ===============================
 llama-cpp-python    ``POST /extras/tokenize``            (none)
 llama.cpp           ``POST /tokenize`` (``content``)     ``POST /apply-template``
-vLLM, SGLang        ``POST /tokenize`` (``prompt``)      ``POST /tokenize`` (``messages``)
+vLLM                ``POST /tokenize`` (``prompt``)      ``POST /tokenize`` (``messages``)
                                                          then ``POST /detokenize``
+SGLang              ``POST /v1/tokenize`` (``prompt``)   (none)
 ==================  ===================================  ===============================
+
+They are tried in this order; a reply of 404, 405 or 422 (no such endpoint) or 400
+(another family's body: vLLM answers the llama.cpp body so) means "try the next".
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from typing import Any
 import httpx
 
 from thinkq.errors import ServerError
-from thinkq.measure.templates import Message
+from thinkq.measure.templates import BOS_TEXTS, Message
 
 __all__ = ["Server"]
 
@@ -39,7 +43,7 @@ _MISSING = (404, 405, 422)  # an endpoint this server family does not have
 #: While finding the tokenizer, also a body of another family's style: vLLM answers a
 #: llama.cpp-style ``/tokenize`` body (``content``) with 400 (its validation errors).
 _OTHER_STYLE = (400, *_MISSING)
-_TOKENIZE_STYLES = ("extras", "llama.cpp", "vllm")
+_TOKENIZE_STYLES = ("extras", "llama.cpp", "vllm", "sglang")
 
 
 def _reason(response: httpx.Response) -> str:
@@ -260,10 +264,11 @@ class Server:
                 "/tokenize",
                 {"model": self.model, "prompt": text, "add_special_tokens": False},
             ),
+            "sglang": ("/tokenize", {"model": self.model, "prompt": text}),
         }
         path, body = bodies[style]
         try:
-            reply = await self.post(path, body, root=True)
+            reply = await self.post(path, body, root=style != "sglang")
         except ServerError as exc:
             if exc.status in missing:
                 return None
@@ -306,7 +311,14 @@ class Server:
         return tokens[len(bos) :] if bos and tokens[: len(bos)] == bos else tokens
 
     async def apply_template(self, messages: Sequence[Message]) -> str:
-        """``messages`` rendered by the model's own chat template, on the server."""
+        """``messages`` rendered by the model's own chat template, on the server.
+
+        A leading beginning-of-sequence text is dropped: the completions endpoint adds
+        its own when it tokenizes the prompt.
+        """
+        return _without_bos(await self._render(messages))
+
+    async def _render(self, messages: Sequence[Message]) -> str:
         listed = [dict(m) for m in messages]
         try:
             reply = await self.post("/apply-template", {"messages": listed}, root=True)
@@ -322,8 +334,9 @@ class Server:
                 text = await self.post(
                     "/detokenize", {"model": self.model, "tokens": tokens}, root=True
                 )
-                if isinstance(text.get("prompt"), str):
-                    return str(text["prompt"])
+                rendered = text.get("prompt", text.get("content"))
+                if isinstance(rendered, str):
+                    return rendered
         except ServerError as exc:
             if exc.status not in _OTHER_STYLE:
                 raise
@@ -332,3 +345,10 @@ class Server:
             "--template (chatml, qwen3, deepseek-r1, llama3, raw)",
             field="template",
         )
+
+
+def _without_bos(prompt: str) -> str:
+    for bos in BOS_TEXTS:
+        if prompt.startswith(bos):
+            return prompt[len(bos) :]
+    return prompt

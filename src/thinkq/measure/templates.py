@@ -9,6 +9,9 @@ continues the model's own thinking text, which the chat API cannot do. A
 A template also names how thinking is delimited: ``tags`` for reasoning models that
 think inside ``<think>...</think>`` (Qwen3, DeepSeek-R1), ``free`` for instruct models
 whose thinking is free text before an answer cue (section IV-A's s1-style forcing).
+
+Rendered prompts carry no beginning-of-sequence marker: a completions endpoint adds
+its own when it tokenizes the prompt, and a second one changes what the model sees.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-__all__ = ["END_TEXTS", "TEMPLATES", "Message", "Template", "Thinking", "get_template"]
+__all__ = ["BOS_TEXTS", "END_TEXTS", "TEMPLATES", "Message", "Template", "Thinking", "get_template"]
 
 #: A chat message: ``{"role": "system" | "user" | "assistant", "content": "..."}``.
 Message = Mapping[str, str]
@@ -61,8 +64,6 @@ class Template:
         Format of one message, with ``{role}`` and ``{content}``.
     generation:
         Text that opens the assistant's turn.
-    prefix:
-        Text before the first message (a beginning-of-sequence marker).
     end_texts:
         End-of-turn and end-of-sequence texts of the family, suppressed while thinking.
     thinking:
@@ -79,7 +80,6 @@ class Template:
     generation: str
     end_texts: tuple[str, ...]
     thinking: Thinking
-    prefix: str = ""
     roles: tuple[tuple[str, str], ...] = ()
     formats: tuple[tuple[str, str], ...] = ()
 
@@ -92,7 +92,7 @@ class Template:
             )
             for m in messages
         )
-        return self.prefix + body + self.generation
+        return body + self.generation
 
 
 _CHATML = "<|im_start|>{role}\n{content}<|im_end|>\n"
@@ -111,7 +111,6 @@ TEMPLATES: dict[str, Template] = {
         "<\uff5cAssistant\uff5c>",
         (_DEEPSEEK_END,),
         TAGS,
-        prefix="<\uff5cbegin\u2581of\u2581sentence\uff5c>",
         roles=(
             ("system", ""),
             ("user", "<\uff5cUser\uff5c>"),
@@ -125,7 +124,6 @@ TEMPLATES: dict[str, Template] = {
         "<|start_header_id|>assistant<|end_header_id|>\n\n",
         ("<|eot_id|>", "<|end_of_text|>"),
         FREE,
-        prefix="<|begin_of_text|>",
     ),
     "raw": Template("raw", "{content}\n\n", "", (), FREE),
 }
@@ -138,6 +136,16 @@ END_TEXTS: tuple[str, ...] = tuple(
         [t for template in TEMPLATES.values() for t in template.end_texts]
         + ["</s>", "<|end|>", "<end_of_turn>", "<eos>", "<|endoftext|>"]
     )
+)
+
+
+#: Beginning-of-sequence texts of the common families, dropped from the start of a
+#: prompt the server renders (:meth:`thinkq.measure.server.Server.apply_template`).
+BOS_TEXTS: tuple[str, ...] = (
+    "<|begin_of_text|>",
+    "<\uff5cbegin\u2581of\u2581sentence\uff5c>",
+    "<bos>",
+    "<s>",
 )
 
 
