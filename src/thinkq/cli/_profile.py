@@ -29,7 +29,8 @@ from thinkq.measure.datasets import DATASETS, Item, load_dataset
 from thinkq.measure.forcing import Capper, Forcer, Generator, Sampling
 from thinkq.measure.runner import Query, Tally, plan, run
 from thinkq.measure.server import Server
-from thinkq.measure.templates import TEMPLATES, THINKING, Template, get_template
+from thinkq.measure.templates import TEMPLATES, THINKING, get_template
+from thinkq.measure.tokenizer import LocalTokenizer
 from thinkq.records import read_records
 
 __all__ = ["profile_command"]
@@ -74,10 +75,12 @@ def _items(
     return items
 
 
-async def _preflight(generator: Generator, server: Server, *, force: bool) -> None:
+async def _preflight(generator: Generator, server: Server) -> None:
+    """Fail before writing anything: the server answers, lists the model, and (force
+    mode) tokenizes the end texts and renders the template."""
     await server.check_model()
     await generator.prepare()
-    if force and isinstance(generator, Forcer):
+    if isinstance(generator, Forcer):
         await generator.render([{"role": "user", "content": "2 + 2 = ?"}])
 
 
@@ -88,6 +91,7 @@ def _option(exc: ServerError) -> str:
         "template": "--template",
         "suppress_ids": "--suppress-ids",
         "api_key": "--api-key-env",
+        "tokenizer": "--tokenizer",
     }
     message = str(exc)
     if exc.field in names:
@@ -173,6 +177,13 @@ def profile_command(
             help="Token ids to suppress while thinking (default: from the server's tokenizer).",
         ),
     ] = None,
+    tokenizer: Annotated[
+        Path | None,
+        typer.Option(
+            "--tokenizer",
+            help="The model's tokenizer.json, for a server without a tokenize endpoint.",
+        ),
+    ] = None,
     api_key_env: Annotated[
         str | None, typer.Option("--api-key-env", help="Environment variable holding the API key.")
     ] = None,
@@ -205,25 +216,20 @@ def profile_command(
     queries = plan(items, levels, runs, seed=seed)
     sampling = Sampling(temperature=temperature, top_p=top_p)
     try:
-        tally = asyncio.run(
-            _measure(
-                base_url,
-                model,
-                key,
-                timeout,
-                mode,
-                chosen,
-                thinking,
-                cap_field,
-                sampling,
-                ids,
-                queries,
-                output,
-                concurrency,
-                seed,
-                retries,
+        local = LocalTokenizer(tokenizer) if tokenizer is not None else None
+        server = Server(base_url, model, api_key=key, timeout=timeout, tokenizer=local)
+        generator: Generator
+        if mode is ModeChoice.cap:
+            generator = Capper(server, field=cap_field, sampling=sampling)
+        else:
+            style = THINKING[thinking] if thinking else None
+            generator = Forcer(
+                server, template=chosen, thinking=style, sampling=sampling, suppress_ids=ids
             )
-        )
+        tally = asyncio.run(
+            _measure(generator, server, queries, output, concurrency=concurrency, seed=seed,
+                     retries=retries)
+        )  # fmt: skip
     except KeyboardInterrupt:
         sys.stderr.write(
             "interrupted: finished queries are in the file; run the same command to go on\n"
@@ -244,41 +250,23 @@ def profile_command(
 
 
 async def _measure(
-    base_url: str,
-    model: str,
-    key: str | None,
-    timeout: float,
-    mode: ModeChoice,
-    template: Template | None,
-    thinking: str | None,
-    cap_field: str,
-    sampling: Sampling,
-    ids: list[int] | None,
+    generator: Generator,
+    server: Server,
     queries: list[Query],
     output: Path,
+    *,
     concurrency: int,
     seed: int,
     retries: int,
 ) -> Tally:
-    async with Server(base_url, model, api_key=key, timeout=timeout) as server:
-        generator: Generator
-        if mode is ModeChoice.cap:
-            generator = Capper(server, field=cap_field, sampling=sampling)
-        else:
-            generator = Forcer(
-                server,
-                template=template,
-                thinking=THINKING[thinking] if thinking else None,
-                sampling=sampling,
-                suppress_ids=ids,
-            )
-        await _preflight(generator, server, force=mode is ModeChoice.force)
+    async with server:
+        await _preflight(generator, server)
         with progress("measuring", True) as update:
             return await run(
                 generator,
                 queries,
                 output,
-                model=model,
+                model=server.model,
                 concurrency=concurrency,
                 seed=seed,
                 retries=retries,

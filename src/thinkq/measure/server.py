@@ -33,6 +33,7 @@ import httpx
 
 from thinkq.errors import ServerError
 from thinkq.measure.templates import BOS_TEXTS, Message
+from thinkq.measure.tokenizer import LocalTokenizer
 
 __all__ = ["Server"]
 
@@ -78,6 +79,8 @@ class Server:
         429), with exponential backoff from ``backoff`` seconds.
     transport:
         An ``httpx`` transport to use instead of the network (tests).
+    tokenizer:
+        A local tokenizer that :meth:`tokenize` uses instead of the server's.
     """
 
     def __init__(
@@ -90,6 +93,7 @@ class Server:
         retries: int = 0,
         backoff: float = 0.5,
         transport: httpx.AsyncBaseTransport | None = None,
+        tokenizer: LocalTokenizer | None = None,
     ) -> None:
         try:
             url = httpx.URL(base_url)
@@ -115,6 +119,7 @@ class Server:
             timeout=httpx.Timeout(timeout, connect=CONNECT_TIMEOUT),
             transport=transport,
         )
+        self.tokenizer = tokenizer
         self._tokenize_style: str | None = None
         self._bos: list[int] | None = None
 
@@ -286,6 +291,8 @@ class Server:
         llama-cpp-python adds); later calls reuse both. The ids returned never start
         with that beginning of sequence.
         """
+        if self.tokenizer is not None:
+            return self.tokenizer.encode(text)
         style = self._tokenize_style
         if style is None:
             for candidate in _TOKENIZE_STYLES:
