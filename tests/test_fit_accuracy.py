@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from scipy import optimize
 
-from thinkq.fit.accuracy import A_MIN, AccuracyFit, b_bounds, fit_accuracy, refit_accuracy
+from thinkq.fit import A_MIN
+from thinkq.fit.accuracy import AccuracyFit, b_bounds, fit_accuracy, refit_accuracy
 
 BUDGETS = np.array([0, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096], dtype=float)
 TRIALS = np.full(BUDGETS.size, 750.0)  # 250 items x 3 runs, as in the paper

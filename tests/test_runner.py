@@ -12,8 +12,8 @@ import pytest
 
 from fake_llm import FakeLLM
 from thinkq.errors import RecordError, ServerError
-from thinkq.measure.datasets import Item
 from thinkq.measure.forcing import Forcer
+from thinkq.measure.items import Item
 from thinkq.measure.runner import Query, finished, plan, run
 from thinkq.measure.server import Server
 from thinkq.measure.templates import TEMPLATES

@@ -25,8 +25,9 @@ from rich.table import Table
 
 from thinkq.cli._app import app, fail, progress
 from thinkq.errors import DatasetError, RecordError, ServerError
-from thinkq.measure.datasets import DATASETS, Item, load_dataset
+from thinkq.measure.datasets import DATASETS, load_dataset
 from thinkq.measure.forcing import Capper, Forcer, Generator, Sampling
+from thinkq.measure.items import Item
 from thinkq.measure.runner import Query, Tally, plan, run
 from thinkq.measure.server import Server
 from thinkq.measure.templates import TEMPLATES, THINKING, get_template

@@ -24,7 +24,8 @@ from typing import Any
 import numpy as np
 
 from thinkq.errors import FitError
-from thinkq.fit.accuracy import A_MIN, AccuracyFit, FloatArray, fit_accuracy, refit_accuracy
+from thinkq.fit._likelihood import A_MIN
+from thinkq.fit.accuracy import AccuracyFit, FloatArray, fit_accuracy, refit_accuracy
 from thinkq.fit.data import TaskData, resample, task_data
 from thinkq.fit.latency import C_MIN, LatencyFit, fit_latency, fit_line, pooled_variance
 from thinkq.fit.report import task_report

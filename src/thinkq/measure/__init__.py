@@ -9,7 +9,7 @@ the server's native budget field instead; :func:`plan` and :func:`run` measure a
 grid of items, budgets and runs into a ``.jsonl`` file that ``thinkq fit`` reads.
 """
 
-from thinkq.measure.datasets import DATASETS, PRIVATE_DATASETS, Item, load_dataset, sample_items
+from thinkq.measure.datasets import DATASETS, load_dataset, sample_items
 from thinkq.measure.forcing import Capper, Forcer, Generation, Generator, Piece, Sampling
 from thinkq.measure.graders import (
     BBH_TASKS,
@@ -21,6 +21,7 @@ from thinkq.measure.graders import (
     grade_cruxeval,
     grade_gsm8k,
 )
+from thinkq.measure.items import PRIVATE_DATASETS, Item
 from thinkq.measure.prompts import Cue, answer_cue
 from thinkq.measure.runner import Query, Tally, plan, run
 from thinkq.measure.server import Server

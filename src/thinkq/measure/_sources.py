@@ -96,7 +96,7 @@ def hub_rows(name: str, *, config: str | None = None) -> list[Row]:
     """The rows of benchmark ``name`` from the Hugging Face hub (needs the ``hf`` extra).
 
     ``config`` overrides the configuration (BBH: the task name). Rows keep the hub's
-    field names; :mod:`thinkq.measure.datasets` adapts the few that differ.
+    field names; :mod:`thinkq.measure._loaders` adapts the few that differ.
     """
     try:
         hf = importlib.import_module("datasets")

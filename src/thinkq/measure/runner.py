@@ -32,7 +32,7 @@ from typing import IO, Any
 
 from thinkq._files import write_atomic
 from thinkq.errors import RecordError, ServerError
-from thinkq.measure.datasets import Item
+from thinkq.measure.items import Item
 from thinkq.measure.forcing import Generation, Generator
 from thinkq.measure.graders import grade
 from thinkq.measure.prompts import answer_cue
