@@ -7,6 +7,7 @@ Vectorised over the task types; the first offending task is named in a one-line
 from __future__ import annotations
 
 import math
+import re
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -19,7 +20,9 @@ if TYPE_CHECKING:
 __all__ = [
     "COLUMNS",
     "OPTIONAL_TASK_KEYS",
+    "OPTIONAL_TOP_KEYS",
     "PARAMETERS",
+    "ROUTING_TASK_KEYS",
     "TASK_KEYS",
     "TOP_KEYS",
     "is_number",
@@ -31,7 +34,12 @@ PARAMETERS: tuple[str, ...] = ("A", "b", "D", "t0", "c")
 COLUMNS = ("share", *PARAMETERS, "variance")
 TASK_KEYS = ("name", "share", *PARAMETERS)
 OPTIONAL_TASK_KEYS = ("variance",)
+#: Optional task keys for the gateway's routing (``thinkq serve``): regular expressions
+#: matched against a request's last user message.
+ROUTING_TASK_KEYS = ("match",)
 TOP_KEYS = ("rate", "alpha", "max_tokens", "tasks")
+#: Optional top-level keys: the task of a request that names none and matches no rule.
+OPTIONAL_TOP_KEYS = ("default_task",)
 # A + D <= 1 is checked with this slack, so that values computed in floating point (a fit
 # that puts A + D on its bound 1) are not refused for a rounding error.
 SUM_SLACK = 1e-9
@@ -118,6 +126,7 @@ def validate(profile: Profile) -> None:
                 field=key,
                 task=profile.names[k],
             )
+    _validate_routing(profile)
     if not float(np.sum(profile.share)) > 0:
         raise ProfileError("field 'share': the shares must have a positive sum", field="share")
     load = profile.rate * float(np.dot(profile.share, profile.t0))
@@ -126,4 +135,29 @@ def validate(profile: Profile) -> None:
             f"field 'rate': the queue is unstable even at zero budgets: "
             f"rate * E[S(0)] = {load:.6g} >= 1",
             field="rate",
+        )
+
+
+def _validate_routing(profile: Profile) -> None:
+    """The gateway's routing fields: ``match`` patterns compile, ``default_task`` exists."""
+    if profile.match and len(profile.match) != len(profile.names):
+        raise ProfileError(
+            f"field 'match': expected {len(profile.names)} pattern lists (one per task), "
+            f"got {len(profile.match)}",
+            field="match",
+        )
+    for name, patterns in zip(profile.names, profile.match, strict=False):
+        for pattern in patterns:
+            try:
+                re.compile(pattern)
+            except (re.error, TypeError) as exc:
+                raise ProfileError(
+                    f"task '{name}': field 'match': invalid regular expression {pattern!r}: {exc}",
+                    field="match",
+                    task=name,
+                ) from exc
+    default = profile.default_task
+    if default is not None and default not in profile.names:
+        raise ProfileError(
+            f"field 'default_task': no task is named {default!r}", field="default_task"
         )

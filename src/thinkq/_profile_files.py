@@ -12,7 +12,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from thinkq._profile_checks import OPTIONAL_TASK_KEYS, TASK_KEYS, is_number
+from thinkq._profile_checks import (
+    OPTIONAL_TASK_KEYS,
+    ROUTING_TASK_KEYS,
+    TASK_KEYS,
+    is_number,
+)
 from thinkq.errors import ProfileError, ProfileFileError
 
 __all__ = ["columns", "parse"]
@@ -53,11 +58,11 @@ def columns(tasks: Sequence[Any]) -> dict[str, list[Any]]:
         name = entry.get("name")
         if isinstance(name, str) and name.strip():
             label, task = f"task '{name}'", name
-        unknown = [key for key in entry if key not in TASK_KEYS + OPTIONAL_TASK_KEYS]
+        known = TASK_KEYS + OPTIONAL_TASK_KEYS + ROUTING_TASK_KEYS
+        unknown = [key for key in entry if key not in known]
         if unknown:
             raise ProfileError(
-                f"{label}: field '{unknown[0]}': unknown field "
-                f"(expected {', '.join(TASK_KEYS + OPTIONAL_TASK_KEYS)})",
+                f"{label}: field '{unknown[0]}': unknown field (expected {', '.join(known)})",
                 field=str(unknown[0]),
                 task=task,
             )
@@ -88,4 +93,12 @@ def columns(tasks: Sequence[Any]) -> dict[str, list[Any]]:
                     task=task,
                 )
             columns.setdefault(key, []).append(value)
+        patterns = entry.get("match", [])
+        if not isinstance(patterns, list) or not all(isinstance(p, str) for p in patterns):
+            raise ProfileError(
+                f"{label}: field 'match': expected a list of regular expressions, got {patterns!r}",
+                field="match",
+                task=task,
+            )
+        columns.setdefault("match", []).append(tuple(patterns))
     return columns

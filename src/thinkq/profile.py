@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from thinkq._profile_checks import COLUMNS, PARAMETERS, TOP_KEYS, validate
+from thinkq._profile_checks import COLUMNS, OPTIONAL_TOP_KEYS, PARAMETERS, TOP_KEYS, validate
 from thinkq._profile_files import columns as task_columns
 from thinkq._profile_files import parse
 from thinkq.errors import ProfileError
@@ -70,6 +70,11 @@ class Profile:
     :func:`paper_profile`. Arrays are read-only; ``share`` is normalised to sum to 1.
     Use :meth:`replace` to change the operating point (``rate``, ``alpha``,
     ``max_tokens``); the result is validated again.
+
+    ``match`` (one tuple of regular expressions per task, or empty) and
+    ``default_task`` are the gateway's routing rules (``thinkq serve``): a request
+    that names no task gets the first task whose pattern matches its last user
+    message, else ``default_task``. The solver ignores them.
     """
 
     names: tuple[str, ...]
@@ -84,6 +89,8 @@ class Profile:
     alpha: float
     max_tokens: int
     source: str = field(default="<memory>", repr=False)
+    match: tuple[tuple[str, ...], ...] = field(default=(), repr=False)
+    default_task: str | None = field(default=None, repr=False)
     #: sum_k pi_k variance_k: what service-time variability adds to E[S^2] (s^2).
     extra_second_moment: float = field(init=False, repr=False)
 
@@ -103,11 +110,14 @@ class Profile:
         max_tokens: int,
         variance: Any = None,
         source: str = "<memory>",
+        match: Sequence[Sequence[str]] = (),
+        default_task: str | None = None,
     ) -> Profile:
         """Build and validate a profile from parameter arrays (one entry per task).
 
         ``variance`` (seconds squared, per task) defaults to zero: deterministic
-        service times, as in the paper.
+        service times, as in the paper. ``match`` and ``default_task`` are the
+        gateway's routing rules (see the class).
         """
         if variance is None:
             variance = np.zeros(len(names))
@@ -128,6 +138,8 @@ class Profile:
             alpha=alpha,
             max_tokens=max_tokens,
             source=source,
+            match=tuple(tuple(patterns) for patterns in match),
+            default_task=default_task,
             **arrays,
         )
         for array in arrays.values():
@@ -217,11 +229,15 @@ class Profile:
     def to_dict(self) -> dict[str, Any]:
         """The profile in file form (the keys of :func:`load_profile`)."""
         keys = COLUMNS if np.any(self.variance) else ("share", *PARAMETERS)
-        columns = {key: getattr(self, key).tolist() for key in keys}
+        columns: dict[str, list[Any]] = {key: getattr(self, key).tolist() for key in keys}
+        if any(self.match):
+            columns["match"] = [list(patterns) for patterns in self.match]
+        routing = {} if self.default_task is None else {"default_task": self.default_task}
         return {
             "rate": self.rate,
             "alpha": self.alpha,
             "max_tokens": self.max_tokens,
+            **routing,
             "tasks": [
                 {"name": name, **{key: columns[key][k] for key in columns}}
                 for k, name in enumerate(self.names)
@@ -242,10 +258,11 @@ def profile_from_dict(data: Any, *, source: str = "<memory>") -> Profile:
     """Validate a decoded profile document (the TOML/JSON structure) into a Profile."""
     if not isinstance(data, Mapping):
         raise ProfileError("the profile must be a table with rate, alpha, max_tokens and tasks")
-    unknown = [key for key in data if key not in TOP_KEYS]
+    unknown = [key for key in data if key not in TOP_KEYS + OPTIONAL_TOP_KEYS]
     if unknown:
         raise ProfileError(
-            f"field '{unknown[0]}': unknown field (expected {', '.join(TOP_KEYS)})",
+            f"field '{unknown[0]}': unknown field "
+            f"(expected {', '.join(TOP_KEYS + OPTIONAL_TOP_KEYS)})",
             field=str(unknown[0]),
         )
     for key in TOP_KEYS:
@@ -255,6 +272,12 @@ def profile_from_dict(data: Any, *, source: str = "<memory>") -> Profile:
     if not isinstance(tasks, list):
         raise ProfileError("field 'tasks': expected a list of task tables", field="tasks")
     columns = task_columns(tasks)
+    default_task = data.get("default_task")
+    if default_task is not None and not isinstance(default_task, str):
+        raise ProfileError(
+            f"field 'default_task': expected a task name, got {default_task!r}",
+            field="default_task",
+        )
     return Profile.from_arrays(
         names=columns["name"],
         **{key: columns[key] for key in COLUMNS if key in columns},
@@ -262,6 +285,8 @@ def profile_from_dict(data: Any, *, source: str = "<memory>") -> Profile:
         alpha=data["alpha"],
         max_tokens=data["max_tokens"],
         source=source,
+        match=columns["match"] if any(columns.get("match", ())) else (),
+        default_task=default_task,
     )
 
 
