@@ -32,9 +32,9 @@ from typing import IO, Any
 
 from thinkq._files import write_atomic
 from thinkq.errors import RecordError, ServerError
-from thinkq.measure.items import Item
 from thinkq.measure.forcing import Generation, Generator
 from thinkq.measure.graders import grade
+from thinkq.measure.items import Item
 from thinkq.measure.prompts import answer_cue
 
 __all__ = ["Progress", "Query", "Tally", "finished", "plan", "run"]

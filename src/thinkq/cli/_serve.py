@@ -1,0 +1,178 @@
+"""``thinkq serve`` (the gateway on uvicorn) and ``thinkq loadtest`` (Poisson load).
+
+Startup problems print one line ``error: ...``: exit code 1 when the upstream cannot
+be reached (trying again later may work), 2 for anything the user can fix (a bad
+profile, an unknown model or template, an unset key variable).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Callable
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from thinkq.cli._app import app, fail, load
+from thinkq.errors import ServerError
+from thinkq.measure.server import Server
+from thinkq.measure.templates import TEMPLATES, get_template
+from thinkq.serve import Gateway, create_app
+
+__all__ = ["ModeChoice", "api_key", "serve_command"]
+
+TEMPLATE_NAMES = ", ".join([*TEMPLATES, "server"])
+
+
+class ModeChoice(StrEnum):
+    """Values of ``--mode``: exact budgets (budget forcing) or the server's own cap."""
+
+    force = "force"
+    cap = "cap"
+
+
+def api_key(env: str | None, *, option: str = "--api-key-env") -> str | None:
+    """The key in the environment variable ``env``; a one-line error if it is unset."""
+    if env is None:
+        return None
+    key = os.environ.get(env)
+    if not key:
+        fail(f"option {option}: the environment variable {env} is not set or empty")
+    return key
+
+
+async def _started(server: Server, build: Callable[[Server], Gateway]) -> Gateway:
+    """Check the upstream and its model, then start the gateway; one-line errors."""
+    try:
+        if server.model:
+            await server.check_model()
+        else:
+            names = await server.models()
+            if not names:
+                raise ServerError(f"model: {server.base_url} lists no model", field="model")
+            server.model = names[0]
+        gateway = build(server)
+        await gateway.start()
+    except ServerError as exc:
+        await server.aclose()
+        sys.stderr.write(f"error: {' '.join(str(exc).splitlines())}\n")
+        raise typer.Exit(1 if exc.transient else 2) from None
+    return gateway
+
+
+@app.command("serve")
+def serve_command(
+    upstream: Annotated[
+        str, typer.Option("--upstream", help="The server's API root: http://host:port/v1.")
+    ],
+    profile_path: Annotated[
+        Path, typer.Option("--profile", help="The fitted profile (.toml or .json).")
+    ],
+    model: Annotated[
+        str | None, typer.Option("--model", help="Model name (default: the upstream's first).")
+    ] = None,
+    host: Annotated[str, typer.Option("--host", help="Address to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port to bind.", min=0, max=65535)] = 8000,
+    mode: Annotated[
+        ModeChoice, typer.Option("--mode", help="force: exact budgets; cap: server's cap.")
+    ] = ModeChoice.force,
+    template: Annotated[
+        str, typer.Option("--template", help=f"Chat template of force mode ({TEMPLATE_NAMES}).")
+    ] = "server",
+    budget_field: Annotated[
+        str,
+        typer.Option("--budget-field", help="Request field of cap mode (vLLM's by default)."),
+    ] = "thinking_token_budget",
+    concurrency: Annotated[
+        int, typer.Option("--concurrency", help="Requests served at once (1: M/G/1).", min=1)
+    ] = 1,
+    resolve_every: Annotated[
+        float, typer.Option("--resolve-every", help="Seconds between re-solves.", min=0.01)
+    ] = 5.0,
+    window: Annotated[
+        float, typer.Option("--window", help="Seconds of history of the estimates.", min=0.01)
+    ] = 60.0,
+    max_queue: Annotated[
+        int, typer.Option("--max-queue", help="Requests allowed to wait; more get 503.", min=0)
+    ] = 64,
+    api_key_env: Annotated[
+        str | None,
+        typer.Option("--api-key-env", help="Environment variable holding the gateway's key."),
+    ] = None,
+    upstream_key_env: Annotated[
+        str | None,
+        typer.Option("--upstream-key-env", help="Environment variable holding the upstream's key."),
+    ] = None,
+    timeout: Annotated[
+        float, typer.Option("--timeout", help="Seconds to wait for the upstream.", min=0.01)
+    ] = 600.0,
+    refit: Annotated[
+        bool,
+        typer.Option("--refit", help="Refit each type's latency line from live service times."),
+    ] = False,
+    log_prompts: Annotated[
+        bool, typer.Option("--log-prompts", help="Log each request's last user message.")
+    ] = False,
+) -> None:
+    """Serve an OpenAI-compatible API that gives each request its optimal budget."""
+    profile = load(profile_path, rate=None, alpha=None, max_tokens=None)
+    key = api_key(api_key_env)
+    upstream_key = api_key(upstream_key_env, option="--upstream-key-env")
+    try:
+        chat_template = get_template(template) if mode is ModeChoice.force else None
+    except ValueError as exc:
+        fail(f"option --template: {str(exc).removeprefix('template: ')}")
+    try:
+        server = Server(upstream, model or "", api_key=upstream_key, timeout=timeout)
+    except ServerError as exc:
+        fail(f"option --upstream: {str(exc).removeprefix('base_url: ')}")
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(message)s")
+
+    def build(server: Server) -> Gateway:
+        return Gateway(
+            profile,
+            server,
+            mode=mode.value,
+            template=chat_template,
+            budget_field=budget_field,
+            concurrency=concurrency,
+            max_queue=max_queue,
+            window=window,
+            resolve_every=resolve_every,
+            refit=refit,
+            log_prompts=log_prompts,
+        )
+
+    async def main() -> None:
+        gateway = await _started(server, build)
+        budgets = gateway.state()["budgets"]
+        log = logging.getLogger("thinkq.serve")
+        if profile.default_task is None:
+            log.warning(
+                "the profile has no default_task: requests that name no task (X-Thinkq-Task, "
+                "metadata.task) and match no rule get 400"
+            )
+        log.info(
+            "gateway for %s (%s mode) at http://%s:%d/v1, budgets %s",
+            server.model, mode.value, host, port, budgets,
+        )  # fmt: skip
+        config = uvicorn.Config(
+            create_app(gateway, api_key=key),
+            host=host,
+            port=port,
+            lifespan="off",
+            access_log=False,
+            log_level="info",
+        )
+        try:
+            await uvicorn.Server(config).serve()
+        finally:
+            await gateway.stop()
+
+    asyncio.run(main())

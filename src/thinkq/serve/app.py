@@ -1,0 +1,224 @@
+"""The gateway's HTTP face: a Starlette app over a :class:`~thinkq.serve.gateway.Gateway`.
+
+==========================  ==============================================================
+endpoint                    what it does
+==========================  ==============================================================
+POST /v1/chat/completions   a chat request with its type's budget (streamed or not)
+POST /v1/completions        a completion request with its type's budget
+GET  /v1/models             the upstream's model list, passed through
+GET  /thinkq/state          budgets, estimates, predicted and measured mean system time
+GET  /metrics               Prometheus metrics
+GET  /healthz               ``{"status": "ok"}``; the only endpoint open without the key
+==========================  ==============================================================
+
+Statuses: 400 for a bad request or an unknown task, 401 for a missing or wrong key,
+413 for a body over the limit, 502 with the upstream's reason when the upstream
+fails, 503 with ``Retry-After`` when the gateway protects the server. The app does
+not start or stop the gateway: run it inside ``async with gateway:``.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import AsyncGenerator
+
+import httpx
+from prometheus_client import CONTENT_TYPE_LATEST
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from thinkq.errors import ServerError
+from thinkq.measure.forcing import Sampling
+from thinkq.measure.prompts import Cue
+from thinkq.serve.gateway import DisconnectedError, Gateway, Job, OverloadedError, Stream
+from thinkq.serve.openai import BadRequestError, ChatRequest, Kind, Reply, error_body, parse, sse
+from thinkq.serve.routing import TASK_HEADER, RoutingError, last_user_text
+
+__all__ = ["DEFAULT_BODY_LIMIT", "create_app"]
+
+#: Largest request body accepted, bytes.
+DEFAULT_BODY_LIMIT = 1 << 20
+#: The endpoints open without the API key.
+OPEN_PATHS = frozenset({"/healthz"})
+
+
+class _TooLargeError(Exception):
+    pass
+
+
+def _error(status: int, message: str, kind: str, headers: dict[str, str] | None = None) -> Response:
+    return JSONResponse(error_body(message, kind), status_code=status, headers=headers)
+
+
+class _Auth:
+    """Requires ``Authorization: Bearer <key>`` (constant-time compare) except on /healthz."""
+
+    def __init__(self, app: ASGIApp, *, api_key: str) -> None:
+        self.app = app
+        self.expected = f"Bearer {api_key}".encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] not in OPEN_PATHS:
+            given = next((v for k, v in scope["headers"] if k == b"authorization"), b"")
+            if not hmac.compare_digest(given, self.expected):
+                message = "unauthorized: send the gateway's key as Authorization: Bearer <key>"
+                response = _error(401, message, "authentication_error")
+                response.headers["WWW-Authenticate"] = "Bearer"
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+async def _body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _TooLargeError
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _TooLargeError
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def create_app(
+    gateway: Gateway, *, api_key: str | None = None, body_limit: int = DEFAULT_BODY_LIMIT
+) -> ASGIApp:
+    """The ASGI app of ``gateway``; with ``api_key``, every endpoint but /healthz needs it."""
+
+    async def disconnected(request: Request) -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+
+    def admit(
+        request: Request, kind: Kind, body: bytes
+    ) -> tuple[Job, Reply, bool, bool] | Response:
+        try:
+            query = parse(kind, body)
+            if isinstance(query, ChatRequest):
+                messages = query.chat()
+                text = last_user_text(messages)
+            else:
+                text = query.text()
+                messages = [{"role": "user", "content": text}]
+            task = gateway.router.route(
+                header=request.headers.get(TASK_HEADER), metadata=query.metadata, text=text
+            )
+        except (BadRequestError, RoutingError) as exc:
+            gateway.metrics.outcome("", "bad_request")
+            return _error(400, str(exc), "invalid_request_error")
+        defaults = Sampling()
+        sampling = Sampling(
+            temperature=defaults.temperature if query.temperature is None else query.temperature,
+            top_p=defaults.top_p if query.top_p is None else query.top_p,
+        )
+        cue = Cue("", query.answer_tokens, query.stops)
+        try:
+            job = gateway.admit(
+                task, kind=kind, messages=messages, text=text, cue=cue, sampling=sampling,
+                seed=query.seed,
+            )  # fmt: skip
+        except OverloadedError as exc:
+            return _error(503, str(exc), "overloaded", {"Retry-After": str(exc.retry_after)})
+        reply = Reply(kind, model=gateway.server.model, answer_tokens=query.answer_tokens)
+        return job, reply, query.stream, query.usage_in_stream
+
+    async def generate(request: Request, kind: Kind) -> Response:
+        try:
+            body = await _body(request, body_limit)
+        except _TooLargeError:
+            gateway.metrics.outcome("", "bad_request")
+            return _error(413, f"body: larger than {body_limit} bytes", "invalid_request_error")
+        admitted = admit(request, kind, body)
+        if isinstance(admitted, Response):
+            return admitted
+        job, reply, streamed, usage = admitted
+        try:
+            if streamed:
+                source = await gateway.stream(job, lambda: disconnected(request))
+                return _EventStream(reply, source, usage=usage)
+            generation = await gateway.complete(job, lambda: disconnected(request))
+        except DisconnectedError:
+            return Response(status_code=499)
+        except ServerError as exc:
+            return _error(502, f"upstream: {exc}", "upstream_error")
+        return JSONResponse(reply.response(generation))
+
+    async def chat(request: Request) -> Response:
+        return await generate(request, "chat")
+
+    async def completions(request: Request) -> Response:
+        return await generate(request, "completion")
+
+    async def models(request: Request) -> Response:
+        server = gateway.server
+        try:
+            upstream = await server.http.get(f"{server.base_url}/models")
+        except httpx.HTTPError as exc:
+            return _error(502, f"upstream: GET /models failed: {exc}", "upstream_error")
+        media = upstream.headers.get("content-type", "application/json")
+        return Response(upstream.content, status_code=upstream.status_code, media_type=media)
+
+    async def state(request: Request) -> Response:
+        return JSONResponse(gateway.state())
+
+    async def metrics(request: Request) -> Response:
+        gateway.publish()
+        return Response(gateway.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    app: ASGIApp = Starlette(
+        routes=[
+            Route("/v1/chat/completions", chat, methods=["POST"]),
+            Route("/v1/completions", completions, methods=["POST"]),
+            Route("/v1/models", models, methods=["GET"]),
+            Route("/thinkq/state", state, methods=["GET"]),
+            Route("/metrics", metrics, methods=["GET"]),
+            Route("/healthz", healthz, methods=["GET"]),
+        ]
+    )
+    return app if api_key is None else _Auth(app, api_key=api_key)
+
+
+class _EventStream(StreamingResponse):
+    """A server-sent event stream whose source is closed however the response ends.
+
+    Starlette stops iterating when the client leaves but does not close the
+    iterator; closing it here frees the request's slot at once, not at garbage
+    collection.
+    """
+
+    def __init__(self, reply: Reply, source: Stream, *, usage: bool) -> None:
+        self.events = _events(reply, source, usage=usage)
+        self.source = source
+        super().__init__(self.events, media_type="text/event-stream")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self.events.aclose()
+            await self.source.aclose()
+
+
+async def _events(reply: Reply, source: Stream, *, usage: bool) -> AsyncGenerator[bytes]:
+    try:
+        if reply.kind == "chat":
+            yield sse(reply.first_chunk())
+        async for piece in source:
+            if piece.kind == "done" and piece.generation is not None:
+                for chunk in reply.last_chunks(piece.generation, usage=usage):
+                    yield sse(chunk)
+            elif piece.kind != "done":
+                yield sse(reply.chunk(piece.kind, piece.text))
+    except ServerError as exc:
+        yield sse(error_body(f"upstream: {exc}", "upstream_error"))
+    finally:
+        await source.aclose()
+    yield sse("[DONE]")

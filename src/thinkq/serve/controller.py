@@ -1,0 +1,182 @@
+"""Online control: re-solve the budgets at the estimated load and switch atomically.
+
+Every ``resolve_every`` seconds the gateway calls :meth:`Controller.resolve`: it builds
+the profile at the estimated operating point (rate lambda and shares pi_k from
+:class:`~thinkq.serve.estimator.Estimator`), solves it with the default solver
+(:func:`thinkq.solve`: projected Newton, then the best integer budgets of eq. 39) and
+publishes a new :class:`Plan`. A plan is immutable and replaced as one reference, so
+a request sees either the old budgets or the new ones, never a mixture.
+
+Hysteresis: the budgets in force are kept unless the new ones raise J (eq. 7) at the
+estimated load by more than ``hysteresis`` times |J|. Near the optimum J is flat, so
+the noise of the rate estimate does not make budgets flap by a token or two; a real
+change of load moves them.
+
+When even zero budgets are unstable at the estimated load (lambda E[S(0)] >= 1,
+eq. 4) the plan is *overloaded*: its budgets are zero and the gateway refuses new
+requests (503) until the estimate falls.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from thinkq import model
+from thinkq.errors import UnstableLoadError
+from thinkq.profile import Profile
+from thinkq.serve.estimator import Estimate, Estimator
+from thinkq.serve.refit import LatencyRefit
+from thinkq.solve import solve
+
+__all__ = ["DEFAULT_HYSTERESIS", "MIN_RATE", "Controller", "Plan"]
+
+FloatArray = NDArray[np.float64]
+
+#: Relative gain in J (eq. 7) below which the budgets in force are kept.
+DEFAULT_HYSTERESIS = 1e-3
+#: The rate solved for when no query arrived in the window (1/s): budgets for an idle server.
+MIN_RATE = 1e-6
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """The budgets in force and what the model predicts for them at the estimated load.
+
+    Attributes
+    ----------
+    budgets:
+        Thinking tokens per task type, in the profile's order.
+    rate:
+        The estimated arrival rate the plan was solved for (1/s).
+    shares:
+        The estimated type shares (sum 1).
+    utilization:
+        lambda E[S] at ``budgets`` (at zero budgets when overloaded).
+    predicted_mean_system_time:
+        P-K mean system time (eq. 6) at ``budgets``, seconds; ``inf`` when overloaded.
+    overloaded:
+        Whether even zero budgets are unstable at the estimated load.
+    t0, c:
+        The latency line (eq. 1) solved with: the profile's, or refitted online.
+    switched:
+        Whether this plan's budgets replaced those of the plan before it.
+    """
+
+    budgets: tuple[int, ...]
+    rate: float
+    shares: tuple[float, ...]
+    utilization: float
+    predicted_mean_system_time: float
+    overloaded: bool
+    t0: tuple[float, ...]
+    c: tuple[float, ...]
+    switched: bool = False
+
+
+class Controller:
+    """Publishes the :class:`Plan` for the load the estimator sees.
+
+    Parameters
+    ----------
+    profile:
+        The fitted profile: curves, alpha, l_max, and the prior rate and shares.
+    estimator:
+        The sliding-window load estimates.
+    hysteresis:
+        Relative gain in J required to switch budgets (>= 0).
+    refit:
+        The online refit of the latency lines, or ``None`` to keep the profile's.
+    """
+
+    def __init__(
+        self,
+        profile: Profile,
+        estimator: Estimator,
+        *,
+        hysteresis: float = DEFAULT_HYSTERESIS,
+        refit: LatencyRefit | None = None,
+    ) -> None:
+        if not hysteresis >= 0:
+            raise ValueError(f"hysteresis: must be >= 0, got {hysteresis!r}")
+        self.profile = profile
+        self.estimator = estimator
+        self.hysteresis = hysteresis
+        self.refit = refit
+        self.solves = 0
+        initial = Estimate(profile.rate, np.asarray(profile.share), 0)
+        self.plan = self._plan(initial, current=None)
+
+    def at(self, estimate: Estimate) -> Profile:
+        """The profile at the estimated operating point.
+
+        Raises
+        ------
+        UnstableLoadError
+            Even zero budgets are unstable at the estimated load.
+        """
+        p = self.profile
+        t0, c, variance = self._line()
+        return Profile.from_arrays(
+            names=p.names,
+            share=estimate.shares,
+            A=p.A,
+            b=p.b,
+            D=p.D,
+            t0=t0,
+            c=c,
+            variance=variance,
+            rate=max(estimate.rate, MIN_RATE),
+            alpha=p.alpha,
+            max_tokens=p.max_tokens,
+        )
+
+    def _line(self) -> tuple[FloatArray, FloatArray, FloatArray]:
+        p = self.profile
+        return (p.t0, p.c, p.variance) if self.refit is None else self.refit.fitted()
+
+    def resolve(self) -> Plan:
+        """Re-solve at the current estimate and publish the result as :attr:`plan`."""
+        self.plan = self._plan(self.estimator.estimate(), current=self.plan)
+        return self.plan
+
+    def _plan(self, estimate: Estimate, *, current: Plan | None) -> Plan:
+        shares = tuple(float(s) for s in estimate.shares)
+        try:
+            point = self.at(estimate)
+        except UnstableLoadError:
+            t0, c, _ = self._line()
+            zero_load = estimate.rate * float(np.dot(estimate.shares, t0))
+            return Plan(
+                budgets=(0,) * self.profile.size,
+                rate=estimate.rate,
+                shares=shares,
+                utilization=zero_load,
+                predicted_mean_system_time=math.inf,
+                overloaded=True,
+                t0=tuple(t0.tolist()),
+                c=tuple(c.tolist()),
+                switched=current is not None and any(current.budgets),
+            )
+        self.solves += 1
+        budgets = solve(point).budgets
+        switched = True
+        if current is not None and not current.overloaded:
+            gain = model.objective_change(point, current.budgets, budgets)
+            kept = model.objective(point, current.budgets)
+            if math.isfinite(kept) and gain <= self.hysteresis * abs(kept):
+                budgets, switched = np.asarray(current.budgets), False
+        return Plan(
+            budgets=tuple(int(b) for b in budgets),
+            rate=estimate.rate,
+            shares=shares,
+            utilization=model.utilization(point, budgets),
+            predicted_mean_system_time=model.system_time(point, budgets),
+            overloaded=False,
+            t0=tuple(point.t0.tolist()),
+            c=tuple(point.c.tolist()),
+            switched=switched and current is not None and tuple(budgets) != current.budgets,
+        )

@@ -1,0 +1,114 @@
+"""Prometheus metrics of the gateway, in a registry of its own (no global state).
+
+=========================================  =========  =================================
+metric                                     type       labels
+=========================================  =========  =================================
+``thinkq_requests_total``                  counter    ``task``, ``outcome``
+``thinkq_wait_seconds``                    histogram  ``task``
+``thinkq_service_seconds``                 histogram  ``task``
+``thinkq_thinking_tokens_total``           counter    ``task``
+``thinkq_budget_tokens``                   gauge      ``task``
+``thinkq_rate_estimate``                   gauge      (queries per second)
+``thinkq_utilization``                     gauge      (lambda E[S])
+``thinkq_predicted_mean_system_seconds``   gauge      (P-K, eq. 6)
+``thinkq_measured_mean_system_seconds``    gauge      (over the window)
+``thinkq_queue_waiting``                   gauge      (requests waiting)
+``thinkq_overloaded``                      gauge      (1 when even zero budgets are unstable)
+=========================================  =========  =================================
+
+Outcomes: ``ok``, ``rejected`` (503), ``upstream_error`` (502), ``bad_request`` (400
+or 413), ``disconnected`` (the client left before its reply).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from thinkq.serve.controller import Plan
+from thinkq.serve.queue import Record
+
+__all__ = ["OUTCOMES", "Metrics"]
+
+OUTCOMES = ("ok", "rejected", "upstream_error", "bad_request", "disconnected")
+
+#: Histogram buckets (seconds): from a cached reply to a long reasoning run.
+_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 60, 120, 300)
+
+
+class Metrics:
+    """The gateway's metrics, with the task names known up front.
+
+    Parameters
+    ----------
+    tasks:
+        The profile's task names (every labelled series starts at zero).
+    """
+
+    def __init__(self, tasks: Sequence[str]) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter(
+            "thinkq_requests", "Requests by task and outcome.", ["task", "outcome"], registry=r
+        )
+        self.wait = Histogram(
+            "thinkq_wait_seconds", "Time in the queue.", ["task"], buckets=_BUCKETS, registry=r
+        )
+        self.service = Histogram(
+            "thinkq_service_seconds",
+            "Time in a slot (upstream).",
+            ["task"],
+            buckets=_BUCKETS,
+            registry=r,
+        )
+        self.thinking = Counter(
+            "thinkq_thinking_tokens", "Thinking tokens generated.", ["task"], registry=r
+        )
+        self.budget = Gauge("thinkq_budget_tokens", "Budget in force.", ["task"], registry=r)
+        self.rate = Gauge("thinkq_rate_estimate", "Estimated arrival rate (1/s).", registry=r)
+        self.utilization = Gauge("thinkq_utilization", "lambda E[S] at the budgets.", registry=r)
+        self.predicted = Gauge(
+            "thinkq_predicted_mean_system_seconds", "P-K mean system time (eq. 6).", registry=r
+        )
+        self.measured = Gauge(
+            "thinkq_measured_mean_system_seconds", "Measured mean system time.", registry=r
+        )
+        self.waiting = Gauge("thinkq_queue_waiting", "Requests waiting for a slot.", registry=r)
+        self.overloaded = Gauge(
+            "thinkq_overloaded", "1 when even zero budgets are unstable.", registry=r
+        )
+        self.tasks = tuple(tasks)
+        for task in self.tasks:
+            for outcome in OUTCOMES:
+                self.requests.labels(task, outcome)
+            self.wait.labels(task)
+            self.service.labels(task)
+            self.thinking.labels(task)
+
+    def outcome(self, task: str, outcome: str) -> None:
+        """Count one request of ``task`` that ended with ``outcome``."""
+        self.requests.labels(task, outcome).inc()
+
+    def record(self, record: Record) -> None:
+        """Count a request that reached the queue, and observe its times if served."""
+        self.outcome(record.task, record.outcome)
+        if record.outcome == "ok":
+            self.wait.labels(record.task).observe(record.wait)
+            self.service.labels(record.task).observe(record.service)
+            self.thinking.labels(record.task).inc(record.thinking_tokens)
+
+    def plan(self, plan: Plan, *, measured: float | None, waiting: int) -> None:
+        """Set the gauges from the plan in force."""
+        for task, budget in zip(self.tasks, plan.budgets, strict=True):
+            self.budget.labels(task).set(budget)
+        self.rate.set(plan.rate)
+        self.utilization.set(plan.utilization)
+        self.predicted.set(plan.predicted_mean_system_time)
+        self.measured.set(float("nan") if measured is None else measured)
+        self.waiting.set(waiting)
+        self.overloaded.set(1.0 if plan.overloaded else 0.0)
+
+    def exposition(self) -> bytes:
+        """The metrics in Prometheus's text format."""
+        return generate_latest(self.registry)

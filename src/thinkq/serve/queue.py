@@ -1,0 +1,177 @@
+"""The gateway's queue: the FIFO queue of the model, in front of ``concurrency`` slots.
+
+Requests wait in arrival order and go upstream ``concurrency`` at a time (1 is the
+paper's M/G/1 server). A waiting request that is cancelled (its client disconnected)
+leaves the queue at once; a finished request hands its slot straight to the next
+waiting one, so the queue never stalls, whatever the outcome of a request.
+
+Every request leaves a :class:`Record`: arrival, wait, service time, type, budget,
+thinking tokens and outcome. :class:`Records` keeps those of the last ``window``
+seconds for the measured mean system time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from thinkq.serve.estimator import Clock
+
+__all__ = ["Queue", "QueueFullError", "Record", "Records"]
+
+
+class QueueFullError(Exception):
+    """The queue already holds ``max_queue`` waiting requests."""
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One request as the gateway saw it (times in seconds, by the gateway's clock).
+
+    ``outcome`` is ``"ok"``, ``"upstream_error"`` or ``"disconnected"``; ``wait`` is
+    the time in the queue and ``service`` the time in a slot (both 0 if never served).
+    """
+
+    arrival: float
+    wait: float
+    service: float
+    task: str
+    budget: int
+    thinking_tokens: int
+    outcome: str
+
+    @property
+    def system_time(self) -> float:
+        """Wait plus service: the sojourn time of eq. (6), seconds."""
+        return self.wait + self.service
+
+
+class Queue:
+    """FIFO admission to ``concurrency`` slots, with at most ``max_queue`` waiting.
+
+    Parameters
+    ----------
+    concurrency:
+        Requests served at the same time (>= 1).
+    max_queue:
+        Requests allowed to wait; one more is refused with :class:`QueueFullError`.
+    """
+
+    def __init__(self, *, concurrency: int, max_queue: int) -> None:
+        if concurrency < 1:
+            raise ValueError(f"concurrency: must be >= 1, got {concurrency}")
+        if max_queue < 0:
+            raise ValueError(f"max_queue: must be >= 0, got {max_queue}")
+        self.concurrency = concurrency
+        self.max_queue = max_queue
+        self.busy = 0
+        self._waiting: deque[asyncio.Future[None]] = deque()
+
+    @property
+    def waiting(self) -> int:
+        """Requests waiting for a slot."""
+        return len(self._waiting)
+
+    def full(self) -> bool:
+        """Whether a new request would be refused."""
+        return self.busy >= self.concurrency and len(self._waiting) >= self.max_queue
+
+    def enter(self) -> asyncio.Future[None] | None:
+        """Take a free slot (``None``) or join the queue (a future, done at one's turn).
+
+        Synchronous, so that checking :meth:`full` and entering are one step.
+
+        Raises
+        ------
+        QueueFullError
+            ``max_queue`` requests are already waiting.
+        """
+        if self.busy < self.concurrency and not self._waiting:
+            self.busy += 1
+            return None
+        if len(self._waiting) >= self.max_queue:
+            raise QueueFullError
+        turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting.append(turn)
+        return turn
+
+    def leave(self, turn: asyncio.Future[None]) -> None:
+        """Give up a place in the queue; a slot handed over meanwhile is passed on."""
+        if turn.done() and not turn.cancelled():
+            self.release()
+            return
+        turn.cancel()
+        if turn in self._waiting:
+            self._waiting.remove(turn)
+
+    async def acquire(self) -> None:
+        """Wait for a slot in FIFO order; a cancelled waiter leaves the queue.
+
+        Raises
+        ------
+        QueueFullError
+            ``max_queue`` requests are already waiting.
+        """
+        turn = self.enter()
+        if turn is None:
+            return
+        try:
+            await turn
+        except asyncio.CancelledError:
+            self.leave(turn)
+            raise
+
+    def release(self) -> None:
+        """Hand the slot to the first waiting request, or free it."""
+        while self._waiting:
+            turn = self._waiting.popleft()
+            if not turn.done():
+                turn.set_result(None)
+                return
+        self.busy -= 1
+
+    @asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        """``async with queue.slot():`` hold a slot for the body of the block."""
+        await self.acquire()
+        try:
+            yield
+        finally:
+            self.release()
+
+
+class Records:
+    """The records of the last ``window`` seconds, and totals since start.
+
+    Parameters
+    ----------
+    window:
+        Seconds of history kept for :meth:`mean_system_time`.
+    clock:
+        The gateway's monotonic clock, seconds.
+    """
+
+    def __init__(self, *, window: float, clock: Clock) -> None:
+        self.window = window
+        self.clock = clock
+        self._recent: deque[Record] = deque()
+
+    def add(self, record: Record) -> None:
+        self._recent.append(record)
+
+    def recent(self) -> list[Record]:
+        """The served requests (outcome ``"ok"``) that arrived in the window."""
+        horizon = self.clock() - self.window
+        while self._recent and self._recent[0].arrival < horizon:
+            self._recent.popleft()
+        return [r for r in self._recent if r.outcome == "ok"]
+
+    def mean_system_time(self) -> float | None:
+        """Measured mean wait plus service of the window's served requests, seconds."""
+        served = self.recent()
+        if not served:
+            return None
+        return sum(r.system_time for r in served) / len(served)

@@ -1,0 +1,165 @@
+"""``thinkq serve`` and ``thinkq loadtest``: startup errors, a real run, the load generator."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from conftest import write_document
+from fake_upstream import Upstream, profile
+from llama_server import LlamaServer, free_port
+from thinkq.cli import app
+from thinkq.measure.templates import TEMPLATES
+from thinkq.serve import Gateway, create_app
+from thinkq.serve.loadtest import dataset_of, run_load
+
+START_TIMEOUT_S = 60.0
+
+
+@pytest.fixture
+def profile_file(tmp_path: Path) -> Path:
+    return write_document(tmp_path / "profile.toml", profile().to_dict())
+
+
+def invoke(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(app, list(args))
+    return result.exit_code, result.stderr
+
+
+def test_serve_with_the_upstream_down_is_one_line_and_exit_1(profile_file: Path) -> None:
+    url = f"http://127.0.0.1:{free_port()}/v1"
+    code, err = invoke("serve", "--upstream", url, "--profile", str(profile_file))
+    assert code == 1
+    assert err.startswith("error: base_url: cannot connect")
+    assert err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["--profile", "missing.toml"], "no such profile file"),
+        (["--template", "nope"], "option --template: unknown template 'nope'"),
+        (["--api-key-env", "THINKQ_TEST_UNSET_KEY"], "THINKQ_TEST_UNSET_KEY is not set"),
+        (["--upstream-key-env", "THINKQ_TEST_UNSET_KEY"], "option --upstream-key-env:"),
+        (["--concurrency", "0"], "--concurrency"),
+        (["--upstream", "localhost:8000"], "option --upstream:"),
+    ],
+)
+def test_serve_user_errors_are_one_line_and_exit_2(
+    profile_file: Path, args: list[str], fragment: str
+) -> None:
+    options = {"--upstream": "http://127.0.0.1:9/v1", "--profile": str(profile_file)}
+    options |= dict(zip(args[::2], args[1::2], strict=True))
+    code, err = invoke("serve", *(item for pair in options.items() for item in pair))
+    assert code == 2
+    assert err.startswith("error: ")
+    assert fragment in err
+    assert err.count("\n") == 1
+
+
+def test_serve_with_an_unknown_model_exits_2(llama_server: LlamaServer, profile_file: Path) -> None:
+    code, err = invoke(
+        "serve", "--upstream", llama_server.base_url, "--profile", str(profile_file),
+        "--model", "no-such-model", "--template", "chatml",
+    )  # fmt: skip
+    assert code == 2
+    assert "no model 'no-such-model'" in err
+
+
+def test_thinkq_serve_runs_in_front_of_llama_cpp(
+    llama_server: LlamaServer, profile_file: Path
+) -> None:
+    port = free_port()
+    command = [
+        sys.executable, "-m", "thinkq", "serve", "--upstream", llama_server.base_url,
+        "--profile", str(profile_file), "--template", "chatml", "--port", str(port),
+        "--api-key-env", "THINKQ_TEST_KEY",
+    ]  # fmt: skip
+    env = os.environ | {"THINKQ_TEST_KEY": "k"}
+    process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while True:
+            assert process.poll() is None, process.stderr.read() if process.stderr else ""
+            try:
+                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                assert time.monotonic() < deadline, "the gateway did not start"
+                time.sleep(0.2)
+        headers = {"Authorization": "Bearer k", "X-Thinkq-Task": "chat"}
+        state = httpx.get(f"{base}/thinkq/state", headers=headers, timeout=10).json()
+        body = {"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4}
+        reply = httpx.post(f"{base}/v1/chat/completions", json=body, headers=headers, timeout=60)
+        assert reply.status_code == 200, reply.text
+        usage = reply.json()["usage"]
+        assert usage["completion_tokens_details"]["reasoning_tokens"] == state["budgets"]["chat"]
+        assert httpx.get(f"{base}/metrics", timeout=10).status_code == 401
+    finally:
+        os.kill(process.pid, signal.SIGTERM)
+        _, err = process.communicate(timeout=30)
+    assert "Hi" not in err  # prompts are not logged unless asked
+    assert "task=chat" in err
+
+
+# ------------------------------------------------------------------ loadtest
+
+
+def test_the_load_generator_sends_every_query_and_reports_sojourn_times() -> None:
+    upstream = Upstream(delay=0.002)
+
+    async def main() -> None:
+        gateway = Gateway(profile(), upstream.server(), template=TEMPLATES["chatml"])
+        async with gateway:
+            transport = httpx.ASGITransport(app=create_app(gateway))
+            result = await run_load(
+                "http://gateway.test/v1", rate=200.0, queries=40,
+                mix={"math": 3.0, "chat": 1.0}, prompts={"math": ["1+1?"], "chat": ["Hi"]},
+                transport=transport, seed=3,
+            )  # fmt: skip
+        assert result.overall.sent == 40
+        assert result.overall.served == 40
+        assert sum(t.sent for t in result.tasks) == 40
+        assert result.tasks[0].sent > result.tasks[1].sent  # three quarters are math
+        for stats in (*result.tasks, result.overall):
+            assert stats.mean is not None
+            assert stats.p50 is not None
+            assert stats.p99 is not None
+            assert 0 < stats.p50 <= stats.p99
+        assert len(upstream.completions) == 80  # two phases each
+        data = result.to_dict()
+        assert data["overall"]["served"] == 40
+
+    asyncio.run(main())
+
+
+def test_dataset_of_maps_task_names_to_benchmark_sets() -> None:
+    assert dataset_of("GSM8K") == "gsm8k"
+    assert dataset_of("ARC-Challenge") == "arc_challenge"
+    with pytest.raises(ValueError, match="names no benchmark set"):
+        dataset_of("poetry")
+
+
+def test_loadtest_option_errors_are_one_line() -> None:
+    code, err = invoke(
+        "loadtest", "--target", "http://127.0.0.1:9/v1", "--rate", "1", "--queries", "1",
+        "--mix", "gsm8k",
+    )  # fmt: skip
+    assert code == 2
+    assert err.startswith("error: option --mix: expected task=share")
+    code, err = invoke(
+        "loadtest", "--target", "http://127.0.0.1:9/v1", "--rate", "1", "--queries", "1",
+        "--mix", "poetry=1",
+    )  # fmt: skip
+    assert code == 2
+    assert "names no benchmark set" in err
