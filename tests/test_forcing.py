@@ -29,7 +29,9 @@ from fake_servers import (
     thinking_words,
 )
 from thinkq.errors import ForcingError, ServerError
-from thinkq.measure.forcing import Capper, Forcer, Generation, Piece, Sampling
+from thinkq.measure.cap import Capper
+from thinkq.measure.forcing import Forcer
+from thinkq.measure.generation import Generation, Piece, Sampling
 from thinkq.measure.prompts import Cue
 from thinkq.measure.server import Server
 from thinkq.measure.templates import END_TEXTS, FREE, TAGS, TEMPLATES, Template

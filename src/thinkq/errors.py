@@ -106,7 +106,7 @@ class FitError(ThinkqError, ValueError):
 
 
 class ServerError(ThinkqError):
-    """An LLM server that cannot be used (:mod:`thinkq.measure.forcing`).
+    """An LLM server that cannot be used (:mod:`thinkq.measure.server`).
 
     Attributes
     ----------

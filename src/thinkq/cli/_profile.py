@@ -25,8 +25,10 @@ from rich.table import Table
 
 from thinkq.cli._app import app, fail, progress
 from thinkq.errors import DatasetError, RecordError, ServerError
+from thinkq.measure.cap import Capper
 from thinkq.measure.datasets import DATASETS, load_dataset
-from thinkq.measure.forcing import Capper, Forcer, Generator, Sampling
+from thinkq.measure.forcing import Forcer
+from thinkq.measure.generation import Generator, Sampling
 from thinkq.measure.items import Item
 from thinkq.measure.runner import Query, Tally, plan, run
 from thinkq.measure.server import Server

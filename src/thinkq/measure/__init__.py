@@ -9,8 +9,10 @@ the server's native budget field instead; :func:`plan` and :func:`run` measure a
 grid of items, budgets and runs into a ``.jsonl`` file that ``thinkq fit`` reads.
 """
 
+from thinkq.measure.cap import Capper
 from thinkq.measure.datasets import DATASETS, load_dataset, sample_items
-from thinkq.measure.forcing import Capper, Forcer, Generation, Generator, Piece, Sampling
+from thinkq.measure.forcing import Forcer
+from thinkq.measure.generation import Generation, Generator, Piece, Sampling
 from thinkq.measure.graders import (
     BBH_TASKS,
     Grade,

@@ -13,110 +13,33 @@ two phases (s1-style budget forcing):
 2. the thinking, the end-of-thinking marker and an answer cue go out again; the model
    writes a short answer.
 
-:class:`Capper` is the ``cap`` mode: one chat request with the server's native
-budget field (vLLM ``thinking_token_budget``, llama.cpp ``thinking_budget_tokens``),
-which only bounds the thinking from above.
-
-Both return a :class:`Generation` whose token counts are the server's ``usage``.
+It returns a :class:`~thinkq.measure.generation.Generation` whose token counts are
+the server's ``usage``; :class:`~thinkq.measure.cap.Capper` is the ``cap`` mode.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any
 
 from thinkq.errors import ForcingError, ServerError
+from thinkq.measure.generation import (
+    INCLUDE_USAGE,
+    Generation,
+    Mode,
+    Piece,
+    Sampling,
+    check_budget,
+    first_choice,
+    stream_choices,
+    usage,
+)
 from thinkq.measure.prompts import Cue
 from thinkq.measure.server import Server
 from thinkq.measure.templates import END_TEXTS, FREE, Message, Template, Thinking
 
-__all__ = ["Capper", "Forcer", "Generation", "Generator", "Piece", "Sampling"]
-
-Mode = Literal["force", "cap"]
-
-#: Asks a streaming server for a last event carrying the request's ``usage``.
-_INCLUDE_USAGE: dict[str, Any] = {"stream_options": {"include_usage": True}}
-
-
-@dataclass(frozen=True, slots=True)
-class Sampling:
-    """Sampling parameters sent with every request (``seed`` is per request)."""
-
-    temperature: float = 0.6
-    top_p: float = 0.95
-
-    def body(self, seed: int | None) -> dict[str, Any]:
-        body: dict[str, Any] = {"temperature": self.temperature, "top_p": self.top_p}
-        if seed is not None:
-            body["seed"] = seed
-        return body
-
-
-@dataclass(frozen=True, slots=True)
-class Generation:
-    """One answered query.
-
-    ``answer`` is the cue followed by the model's continuation: what a grader reads.
-    ``latency_s`` is the end-to-end time of the generation requests (seconds): both
-    phases in forcing mode, the one chat request in cap mode. Rendering the prompt
-    with the server's chat template is not part of it.
-    """
-
-    budget: int
-    thinking: str
-    answer: str
-    thinking_tokens: int
-    answer_tokens: int
-    prompt_tokens: int | None
-    latency_s: float
-    mode: Mode
-
-
-@dataclass(frozen=True, slots=True)
-class Piece:
-    """A streamed piece: thinking or answer text, or the finished :class:`Generation`."""
-
-    kind: Literal["thinking", "answer", "done"]
-    text: str = ""
-    generation: Generation | None = None
-
-
-class Generator(Protocol):
-    """What the runner and the gateway need: a budgeted generation for some messages."""
-
-    mode: Mode
-
-    async def prepare(self) -> None: ...
-
-    async def generate(
-        self, messages: Sequence[Message], budget: int, *, cue: Cue, seed: int | None = None
-    ) -> Generation: ...
-
-
-def _usage(reply: dict[str, Any], key: str) -> int | None:
-    usage = reply.get("usage")
-    value = usage.get(key) if isinstance(usage, dict) else None
-    return value if isinstance(value, int) else None
-
-
-def _choice(reply: dict[str, Any], url: str) -> dict[str, Any]:
-    choices = reply.get("choices")
-    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
-        raise ServerError(f"server: the reply of {url} has no choices")
-    return choices[0]
-
-
-def _choices(event: dict[str, Any]) -> list[dict[str, Any]]:
-    """The choices of a streamed event (none in the last one, which carries ``usage``)."""
-    choices = event.get("choices")
-    return [c for c in choices if isinstance(c, dict)] if isinstance(choices, list) else []
-
-
-def _check_budget(budget: int) -> None:
-    if budget < 0:
-        raise ValueError(f"budget: must be >= 0 tokens, not {budget}")
+__all__ = ["Forcer"]
 
 
 class Forcer:
@@ -230,24 +153,24 @@ class Forcer:
         ValueError
             ``budget`` is negative.
         """
-        _check_budget(budget)
+        check_budget(budget)
         prompt = await self.render(messages)
         started = time.perf_counter()
         thinking, prompt_tokens = "", None
         if budget > 0:
             reply = await self.server.post("/completions", self._think_body(prompt, budget, seed))
-            choice = _choice(reply, "/completions")
-            produced = _usage(reply, "completion_tokens")
+            choice = first_choice(reply, "/completions")
+            produced = usage(reply, "completion_tokens")
             self._checked(budget, produced, choice.get("finish_reason"))
             thinking = str(choice.get("text") or "")
-            prompt_tokens = _usage(reply, "prompt_tokens")
+            prompt_tokens = usage(reply, "prompt_tokens")
         head = prompt + thinking + self.thinking.close + cue.text
         reply = await self.server.post("/completions", self._answer_body(head, cue, seed))
-        text = str(_choice(reply, "/completions").get("text") or "")
+        text = str(first_choice(reply, "/completions").get("text") or "")
         latency = time.perf_counter() - started
-        answered = _usage(reply, "completion_tokens")
+        answered = usage(reply, "completion_tokens")
         if prompt_tokens is None:
-            prompt_tokens = _usage(reply, "prompt_tokens")
+            prompt_tokens = usage(reply, "prompt_tokens")
         return Generation(
             budget=budget,
             thinking=thinking,
@@ -268,7 +191,7 @@ class Forcer:
         of ``"length"`` with ``max_tokens = budget`` and the end tokens suppressed
         means ``budget`` tokens; ``usage`` is checked as well where the server sends it.
         """
-        _check_budget(budget)
+        check_budget(budget)
         prompt = await self.render(messages)
         started = time.perf_counter()
         thinking: list[str] = []
@@ -276,11 +199,11 @@ class Forcer:
         if budget > 0:
             finish: object = None
             produced: int | None = None
-            body = {**self._think_body(prompt, budget, seed), **_INCLUDE_USAGE}
+            body = {**self._think_body(prompt, budget, seed), **INCLUDE_USAGE}
             async for event in self.server.stream("/completions", body):
-                produced = _usage(event, "completion_tokens") or produced
-                prompt_tokens = _usage(event, "prompt_tokens") or prompt_tokens
-                for choice in _choices(event):
+                produced = usage(event, "completion_tokens") or produced
+                prompt_tokens = usage(event, "prompt_tokens") or prompt_tokens
+                for choice in stream_choices(event):
                     text = str(choice.get("text") or "")
                     finish = choice.get("finish_reason") or finish
                     if text:
@@ -292,13 +215,13 @@ class Forcer:
             yield Piece("answer", cue.text)
         answer = [cue.text]
         answered: int | None = None
-        body = {**self._answer_body(head, cue, seed), **_INCLUDE_USAGE}
+        body = {**self._answer_body(head, cue, seed), **INCLUDE_USAGE}
         pieces = 0
         async for event in self.server.stream("/completions", body):
-            answered = _usage(event, "completion_tokens") or answered
+            answered = usage(event, "completion_tokens") or answered
             if budget == 0:
-                prompt_tokens = _usage(event, "prompt_tokens") or prompt_tokens
-            for choice in _choices(event):
+                prompt_tokens = usage(event, "prompt_tokens") or prompt_tokens
+            for choice in stream_choices(event):
                 text = str(choice.get("text") or "")
                 if text:
                     pieces += 1
@@ -315,87 +238,3 @@ class Forcer:
             mode="force",
         )
         yield Piece("done", generation=generation)
-
-
-class Capper:
-    """The ``cap`` mode: the server's native thinking budget, an upper bound only.
-
-    Parameters
-    ----------
-    server:
-        The server and model; the server renders its chat template and splits the
-        thinking into ``reasoning_content``.
-    field:
-        The request field carrying the budget: ``"thinking_token_budget"`` (vLLM) or
-        ``"thinking_budget_tokens"`` (llama.cpp).
-    """
-
-    mode: Mode = "cap"
-
-    def __init__(
-        self,
-        server: Server,
-        *,
-        field: str = "thinking_token_budget",
-        sampling: Sampling | None = None,
-    ) -> None:
-        self.server = server
-        self.field = field
-        self.sampling = sampling or Sampling()
-
-    async def prepare(self) -> None:
-        return None
-
-    async def generate(
-        self, messages: Sequence[Message], budget: int, *, cue: Cue, seed: int | None = None
-    ) -> Generation:
-        """One chat request with the thinking capped at ``budget`` tokens.
-
-        The thinking tokens are the server's
-        ``usage.completion_tokens_details.reasoning_tokens`` where it reports them,
-        else the thinking text counted by its tokenizer.
-
-        Raises
-        ------
-        ForcingError
-            The thinking is longer than ``budget``: the server ignored the cap.
-        ValueError
-            ``budget`` is negative.
-        """
-        _check_budget(budget)
-        body = {
-            "model": self.server.model,
-            "messages": [dict(m) for m in messages],
-            "max_tokens": budget + cue.max_tokens + 64,
-            self.field: budget,
-            **self.sampling.body(seed),
-        }
-        started = time.perf_counter()
-        reply = await self.server.post("/chat/completions", body)
-        latency = time.perf_counter() - started
-        message = _choice(reply, "/chat/completions").get("message")
-        if not isinstance(message, dict):
-            message = {}
-        thinking = str(message.get("reasoning_content") or message.get("reasoning") or "")
-        answer = str(message.get("content") or "")
-        usage = reply.get("usage")
-        details = usage.get("completion_tokens_details") if isinstance(usage, dict) else None
-        counted = details.get("reasoning_tokens") if isinstance(details, dict) else None
-        if not isinstance(counted, int):
-            counted = len(await self.server.tokenize(thinking)) if thinking else 0
-        if counted > budget:
-            raise ForcingError(
-                f"cap: the server thought for {counted} tokens over a cap of {budget}; "
-                f"does it support {self.field!r}?"
-            )
-        completion = _usage(reply, "completion_tokens")
-        return Generation(
-            budget=budget,
-            thinking=thinking,
-            answer=answer,
-            thinking_tokens=counted,
-            answer_tokens=max((completion or counted) - counted, 0),
-            prompt_tokens=_usage(reply, "prompt_tokens"),
-            latency_s=latency,
-            mode="cap",
-        )

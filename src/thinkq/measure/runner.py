@@ -2,7 +2,7 @@
 
 :func:`plan` lays out the grid in a seeded random order, so that slow drifts of the
 server (warm-up, caches, thermal limits) spread over all budgets instead of biasing
-one. :func:`run` answers it with a :class:`~thinkq.measure.forcing.Generator` and
+one. :func:`run` answers it with a :class:`~thinkq.measure.generation.Generator` and
 appends one :class:`~thinkq.records.Record` line per finished query to a ``.jsonl``
 file, flushed as it goes.
 
@@ -32,7 +32,7 @@ from typing import IO, Any
 
 from thinkq._files import write_atomic
 from thinkq.errors import RecordError, ServerError
-from thinkq.measure.forcing import Generation, Generator
+from thinkq.measure.generation import Generation, Generator
 from thinkq.measure.graders import grade
 from thinkq.measure.items import Item
 from thinkq.measure.prompts import answer_cue

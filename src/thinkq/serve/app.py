@@ -31,7 +31,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from thinkq.errors import ServerError
-from thinkq.measure.forcing import Sampling
+from thinkq.measure.generation import Sampling
 from thinkq.measure.prompts import Cue
 from thinkq.serve.gateway import DisconnectedError, Gateway, Job, OverloadedError, Stream
 from thinkq.serve.openai import BadRequestError, ChatRequest, Kind, Reply, error_body, parse, sse

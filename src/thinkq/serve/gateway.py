@@ -20,7 +20,9 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from thinkq.errors import ServerError
-from thinkq.measure.forcing import Capper, Forcer, Generation, Sampling
+from thinkq.measure.cap import Capper
+from thinkq.measure.forcing import Forcer
+from thinkq.measure.generation import Generation, Sampling
 from thinkq.measure.prompts import Cue
 from thinkq.measure.server import Server
 from thinkq.measure.templates import Message, Template

@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from thinkq.measure.forcing import Generation
+from thinkq.measure.generation import Generation
 from thinkq.measure.templates import Message
 
 __all__ = [

@@ -2,7 +2,7 @@
 
 :func:`wait_turn` races the queue against the client's disconnection, so a client
 that leaves while waiting leaves the queue; :func:`pieces` gives the same stream of
-:class:`~thinkq.measure.forcing.Piece` for both modes (``cap`` has no streaming
+:class:`~thinkq.measure.generation.Piece` for both modes (``cap`` has no streaming
 client, so its whole generation comes as one thinking and one answer piece);
 :class:`Stream` owns a streamed request's slot until the stream ends, however it ends.
 """
@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from thinkq.errors import ServerError
-from thinkq.measure.forcing import Capper, Forcer, Generation, Piece, Sampling
+from thinkq.measure.cap import Capper
+from thinkq.measure.forcing import Forcer
+from thinkq.measure.generation import Generation, Piece, Sampling
 from thinkq.measure.prompts import Cue
 from thinkq.measure.templates import Message
 from thinkq.serve.queue import Queue

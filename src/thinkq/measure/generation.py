@@ -1,0 +1,117 @@
+"""What a budgeted generation returns, and the helpers both modes share.
+
+:class:`Generation` is one answered query (texts, the server's token counts, the
+end-to-end latency); :class:`Piece` one part of a streamed one; :class:`Generator`
+is what the runner and the gateway ask of :class:`~thinkq.measure.forcing.Forcer`
+(exact budgets) and :class:`~thinkq.measure.cap.Capper` (the server's own cap).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+from thinkq.errors import ServerError
+from thinkq.measure.prompts import Cue
+from thinkq.measure.templates import Message
+
+__all__ = [
+    "INCLUDE_USAGE",
+    "Generation",
+    "Generator",
+    "Mode",
+    "Piece",
+    "Sampling",
+    "check_budget",
+    "first_choice",
+    "stream_choices",
+    "usage",
+]
+
+Mode = Literal["force", "cap"]
+
+#: Asks a streaming server for a last event carrying the request's ``usage``.
+INCLUDE_USAGE: dict[str, Any] = {"stream_options": {"include_usage": True}}
+
+
+@dataclass(frozen=True, slots=True)
+class Sampling:
+    """Sampling parameters sent with every request (``seed`` is per request)."""
+
+    temperature: float = 0.6
+    top_p: float = 0.95
+
+    def body(self, seed: int | None) -> dict[str, Any]:
+        body: dict[str, Any] = {"temperature": self.temperature, "top_p": self.top_p}
+        if seed is not None:
+            body["seed"] = seed
+        return body
+
+
+@dataclass(frozen=True, slots=True)
+class Generation:
+    """One answered query.
+
+    ``answer`` is the cue followed by the model's continuation: what a grader reads.
+    ``latency_s`` is the end-to-end time of the generation requests (seconds): both
+    phases in forcing mode, the one chat request in cap mode. Rendering the prompt
+    with the server's chat template is not part of it.
+    """
+
+    budget: int
+    thinking: str
+    answer: str
+    thinking_tokens: int
+    answer_tokens: int
+    prompt_tokens: int | None
+    latency_s: float
+    mode: Mode
+
+
+@dataclass(frozen=True, slots=True)
+class Piece:
+    """A streamed piece: thinking or answer text, or the finished :class:`Generation`."""
+
+    kind: Literal["thinking", "answer", "done"]
+    text: str = ""
+    generation: Generation | None = None
+
+
+class Generator(Protocol):
+    """What the runner and the gateway need: a budgeted generation for some messages."""
+
+    mode: Mode
+
+    async def prepare(self) -> None: ...
+
+    async def generate(
+        self, messages: Sequence[Message], budget: int, *, cue: Cue, seed: int | None = None
+    ) -> Generation: ...
+
+
+def usage(reply: dict[str, Any], key: str) -> int | None:
+    """``reply["usage"][key]`` where it is an integer, else ``None``."""
+    usage = reply.get("usage")
+    value = usage.get(key) if isinstance(usage, dict) else None
+    return value if isinstance(value, int) else None
+
+
+def first_choice(reply: dict[str, Any], url: str) -> dict[str, Any]:
+    """The first choice of a reply; a reply without one is a :class:`ServerError`."""
+    choices = reply.get("choices")
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        raise ServerError(f"server: the reply of {url} has no choices")
+    return choices[0]
+
+
+def stream_choices(event: dict[str, Any]) -> list[dict[str, Any]]:
+    """The choices of a streamed event (none in the last one, which carries ``usage``)."""
+    choices = event.get("choices")
+    return [c for c in choices if isinstance(c, dict)] if isinstance(choices, list) else []
+
+
+def check_budget(budget: int) -> None:
+    """Raise ``ValueError`` for a negative budget (tokens)."""
+    if budget < 0:
+        raise ValueError(f"budget: must be >= 0 tokens, not {budget}")
