@@ -162,10 +162,10 @@ def profile_command(
         str | None,
         typer.Option("--thinking", help="tags (<think>) or free text (default: the template's)."),
     ] = None,
-    cap_field: Annotated[
+    budget_field: Annotated[
         str,
         typer.Option(
-            "--cap-field", help="Cap mode's budget field (llama.cpp: thinking_budget_tokens)."
+            "--budget-field", help="Cap mode's budget field (llama.cpp: thinking_budget_tokens)."
         ),
     ] = "thinking_token_budget",
     bbh_tasks: Annotated[
@@ -223,7 +223,7 @@ def profile_command(
         server = Server(base_url, model, api_key=key, timeout=timeout, tokenizer=local)
         generator: Generator
         if mode is ModeChoice.cap:
-            generator = Capper(server, field=cap_field, sampling=sampling)
+            generator = Capper(server, field=budget_field, sampling=sampling)
         else:
             style = THINKING[thinking] if thinking else None
             generator = Forcer(
