@@ -8,11 +8,21 @@ describes the formats and exports these types.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Annotated, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 __all__ = ["Problem", "Record", "SummaryRow"]
+
+
+def _named(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must be a non-empty name")
+    return value
+
+
+#: A task name: a string with something besides white space.
+TaskName = Annotated[str, Field(min_length=1), AfterValidator(_named)]
 
 
 class Problem(NamedTuple):
@@ -33,7 +43,7 @@ class Record(BaseModel):
 
     model_config = ConfigDict(extra="allow", strict=True, frozen=True)
 
-    task: str = Field(min_length=1)
+    task: TaskName
     budget: int = Field(ge=0, description="enforced thinking-token budget l (tokens)")
     correct: bool
     latency_s: float = Field(ge=0, allow_inf_nan=False, description="end-to-end seconds")
@@ -44,29 +54,15 @@ class Record(BaseModel):
     model: str | None = None
     error: str | None = Field(default=None, description="why the query failed, if it did")
 
-    @field_validator("task")
-    @classmethod
-    def _named(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("must be a non-empty name")
-        return value
-
 
 class SummaryRow(BaseModel):
     """One task at one budget, one row of a ``.csv`` summary (all text: parsed here)."""
 
     model_config = ConfigDict(extra="allow", frozen=True)
 
-    task: str = Field(min_length=1)
+    task: TaskName
     budget: int = Field(ge=0)
     n: int = Field(ge=1, description="queries measured")
     correct: int = Field(ge=0, description="how many of the n were answered correctly")
     mean_latency_s: float = Field(ge=0, allow_inf_nan=False)
     latency_variance_s2: float | None = Field(default=None, ge=0, allow_inf_nan=False)
-
-    @field_validator("task")
-    @classmethod
-    def _named(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("must be a non-empty name")
-        return value
