@@ -52,6 +52,9 @@ def test_serve_with_the_upstream_down_is_one_line_and_exit_1(profile_file: Path)
         (["--upstream-key-env", "THINKQ_TEST_UNSET_KEY"], "option --upstream-key-env:"),
         (["--concurrency", "0"], "--concurrency"),
         (["--upstream", "localhost:8000"], "option --upstream:"),
+        (["--suppress-ids", "2,x"], "option --suppress-ids: expected comma-separated integers"),
+        (["--suppress-ids", "2,-1"], "option --suppress-ids: values must be >= 0"),
+        (["--tokenizer", "missing.json"], "option --tokenizer: missing.json: no such file"),
     ],
 )
 def test_serve_user_errors_are_one_line_and_exit_2(

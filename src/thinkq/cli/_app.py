@@ -28,7 +28,18 @@ from thinkq import __version__
 from thinkq.errors import ProfileError, ThinkqError
 from thinkq.profile import Profile, load_profile, paper_profile
 
-__all__ = ["OPTIONS", "app", "fail", "finite", "grid", "load", "main", "num", "progress"]
+__all__ = [
+    "OPTIONS",
+    "app",
+    "fail",
+    "finite",
+    "grid",
+    "integers",
+    "load",
+    "main",
+    "num",
+    "progress",
+]
 
 # API argument or profile field -> the option that sets it
 OPTIONS = {
@@ -132,6 +143,21 @@ def load(
     except ProfileError as exc:
         option = OPTIONS.get(exc.field or "")
         fail(f"option {option}: {exc}" if option else str(exc))
+
+
+def integers(text: str, option: str) -> list[int]:
+    """Distinct integers >= 0 from a comma-separated option value; one-line errors."""
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        fail(f"option {option}: expected comma-separated integers, got {text!r}")
+    if not values:
+        fail(f"option {option}: give at least one value")
+    if any(v < 0 for v in values):
+        fail(f"option {option}: values must be >= 0, got {text!r}")
+    if len(set(values)) != len(values):
+        fail(f"option {option}: a value is given twice in {text!r}")
+    return values
 
 
 def finite(value: Any) -> Any:

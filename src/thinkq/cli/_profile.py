@@ -23,7 +23,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from thinkq.cli._app import app, fail, progress
+from thinkq.cli._app import app, fail, integers, progress
 from thinkq.errors import DatasetError, RecordError, ServerError
 from thinkq.measure.cap import Capper
 from thinkq.measure.datasets import DATASETS, load_dataset
@@ -44,20 +44,6 @@ class ModeChoice(StrEnum):
 
     force = "force"
     cap = "cap"
-
-
-def _numbers(text: str, option: str) -> list[int]:
-    try:
-        values = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        fail(f"option {option}: expected comma-separated integers, got {text!r}")
-    if not values:
-        fail(f"option {option}: give at least one value")
-    if any(v < 0 for v in values):
-        fail(f"option {option}: budgets must be >= 0, got {text!r}")
-    if len(set(values)) != len(values):
-        fail(f"option {option}: a value is given twice in {text!r}")
-    return values
 
 
 def _items(
@@ -202,8 +188,8 @@ def profile_command(
         fail(f"option -o: {output}: records go to a .jsonl file")
     if not output.parent.is_dir():
         fail(f"option -o: {output}: no such folder {output.parent}")
-    levels = _numbers(budgets, "--budgets")
-    ids = _numbers(suppress_ids, "--suppress-ids") if suppress_ids else None
+    levels = integers(budgets, "--budgets")
+    ids = integers(suppress_ids, "--suppress-ids") if suppress_ids else None
     try:
         chosen = get_template(template)
     except ValueError as exc:

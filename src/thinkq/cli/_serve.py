@@ -19,10 +19,11 @@ from typing import Annotated
 import typer
 import uvicorn
 
-from thinkq.cli._app import app, fail, load
+from thinkq.cli._app import app, fail, integers, load
 from thinkq.errors import ServerError
 from thinkq.measure.server import Server
 from thinkq.measure.templates import TEMPLATES, get_template
+from thinkq.measure.tokenizer import LocalTokenizer
 from thinkq.serve import Gateway, create_app
 
 __all__ = ["ModeChoice", "api_key", "serve_command"]
@@ -119,6 +120,20 @@ def serve_command(
     log_prompts: Annotated[
         bool, typer.Option("--log-prompts", help="Log each request's last user message.")
     ] = False,
+    suppress_ids: Annotated[
+        str | None,
+        typer.Option(
+            "--suppress-ids",
+            help="Token ids to suppress while thinking (default: from the upstream's tokenizer).",
+        ),
+    ] = None,
+    tokenizer: Annotated[
+        Path | None,
+        typer.Option(
+            "--tokenizer",
+            help="The model's tokenizer.json, for an upstream without a tokenize endpoint.",
+        ),
+    ] = None,
 ) -> None:
     """Serve an OpenAI-compatible API that gives each request its optimal budget."""
     profile = load(profile_path, rate=None, alpha=None, max_tokens=None)
@@ -128,8 +143,15 @@ def serve_command(
         chat_template = get_template(template) if mode is ModeChoice.force else None
     except ValueError as exc:
         fail(f"option --template: {str(exc).removeprefix('template: ')}")
+    ids = integers(suppress_ids, "--suppress-ids") if suppress_ids else None
     try:
-        server = Server(upstream, model or "", api_key=upstream_key, timeout=timeout)
+        local = LocalTokenizer(tokenizer) if tokenizer is not None else None
+    except ServerError as exc:
+        fail(f"option --tokenizer: {str(exc).removeprefix('tokenizer: ')}")
+    try:
+        server = Server(
+            upstream, model or "", api_key=upstream_key, timeout=timeout, tokenizer=local
+        )
     except ServerError as exc:
         fail(f"option --upstream: {str(exc).removeprefix('base_url: ')}")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(message)s")
@@ -147,6 +169,7 @@ def serve_command(
             resolve_every=resolve_every,
             refit=refit,
             log_prompts=log_prompts,
+            suppress_ids=ids,
         )
 
     async def main() -> None:
