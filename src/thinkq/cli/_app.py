@@ -10,6 +10,7 @@ on stderr, and exits with code 1. ``--json`` writes exactly one JSON object on s
 from __future__ import annotations
 
 import math
+import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -30,6 +31,7 @@ from thinkq.profile import Profile, load_profile, paper_profile
 
 __all__ = [
     "OPTIONS",
+    "api_key",
     "app",
     "fail",
     "finite",
@@ -143,6 +145,16 @@ def load(
     except ProfileError as exc:
         option = OPTIONS.get(exc.field or "")
         fail(f"option {option}: {exc}" if option else str(exc))
+
+
+def api_key(env: str | None, *, option: str = "--api-key-env") -> str | None:
+    """The key in the environment variable ``env``; a one-line error if it is unset."""
+    if env is None:
+        return None
+    key = os.environ.get(env)
+    if not key:
+        fail(f"option {option}: the environment variable {env} is not set or empty")
+    return key
 
 
 def integers(text: str, option: str) -> list[int]:

@@ -17,8 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from thinkq.cli._app import app, fail, finite, num, progress
-from thinkq.cli._serve import api_key
+from thinkq.cli._app import api_key, app, fail, finite, num, progress
 from thinkq.errors import DatasetError
 from thinkq.serve.loadtest import LoadResult, load_prompts, run_load
 

@@ -12,7 +12,6 @@ leaves only complete lines, and the same command run again goes on from there.
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 from collections import defaultdict
 from enum import StrEnum
@@ -23,7 +22,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from thinkq.cli._app import app, fail, integers, progress
+from thinkq.cli._app import api_key, app, fail, integers, progress
 from thinkq.errors import DatasetError, RecordError, ServerError
 from thinkq.measure.cap import Capper
 from thinkq.measure.datasets import DATASETS, load_dataset
@@ -196,11 +195,7 @@ def profile_command(
         fail(f"option --template: {str(exc).partition(': ')[2]}")
     if thinking is not None and thinking not in THINKING:
         fail(f"option --thinking: expected tags or free, got {thinking!r}")
-    key = None
-    if api_key_env is not None:
-        key = os.environ.get(api_key_env)
-        if not key:
-            fail(f"option --api-key-env: the environment variable {api_key_env} is not set")
+    key = api_key(api_key_env)
     items = _items(dataset, data_dir=data_dir, samples=samples, seed=seed, bbh_tasks=bbh_tasks)
     queries = plan(items, levels, runs, seed=seed)
     sampling = Sampling(temperature=temperature, top_p=top_p)

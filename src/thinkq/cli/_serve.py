@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import sys
 from collections.abc import Callable
 from enum import StrEnum
@@ -19,14 +18,14 @@ from typing import Annotated
 import typer
 import uvicorn
 
-from thinkq.cli._app import app, fail, integers, load
+from thinkq.cli._app import api_key, app, fail, integers, load
 from thinkq.errors import ServerError
 from thinkq.measure.server import Server
 from thinkq.measure.templates import TEMPLATES, get_template
 from thinkq.measure.tokenizer import LocalTokenizer
 from thinkq.serve import Gateway, create_app
 
-__all__ = ["ModeChoice", "api_key", "serve_command"]
+__all__ = ["ModeChoice", "serve_command"]
 
 TEMPLATE_NAMES = ", ".join([*TEMPLATES, "server"])
 
@@ -36,16 +35,6 @@ class ModeChoice(StrEnum):
 
     force = "force"
     cap = "cap"
-
-
-def api_key(env: str | None, *, option: str = "--api-key-env") -> str | None:
-    """The key in the environment variable ``env``; a one-line error if it is unset."""
-    if env is None:
-        return None
-    key = os.environ.get(env)
-    if not key:
-        fail(f"option {option}: the environment variable {env} is not set or empty")
-    return key
 
 
 async def _started(server: Server, build: Callable[[Server], Gateway]) -> Gateway:
