@@ -6,6 +6,7 @@ import asyncio
 import itertools
 import json
 import re
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -17,7 +18,7 @@ import thinkq
 from fake_upstream import Clock, Upstream, profile
 from thinkq.measure.server import Server
 from thinkq.measure.templates import TEMPLATES
-from thinkq.serve import Gateway, create_app
+from thinkq.serve import Gateway, create_app, upstream_transport
 
 TIMEOUT = 60.0  # generous: only to turn a hang into a failure
 CHAT = {"messages": [{"role": "user", "content": "What is 2 + 3?"}], "max_tokens": 8}
@@ -320,7 +321,10 @@ def test_an_upstream_that_does_not_answer_gives_502_after_the_timeout() -> None:
     async def main() -> None:
         listening = await asyncio.start_server(hang, "127.0.0.1", 0)
         port = listening.sockets[0].getsockname()[1]
-        server = Server(f"http://127.0.0.1:{port}/v1", "fake-model", timeout=0.2)
+        server = Server(
+            f"http://127.0.0.1:{port}/v1", "fake-model", timeout=0.2,
+            transport=upstream_transport(),
+        )  # fmt: skip
         gateway = Gateway(
             profile(), server, template=TEMPLATES["chatml"], resolve_every=0.0,
             suppress_ids=[1],
@@ -340,6 +344,33 @@ def test_an_upstream_that_does_not_answer_gives_502_after_the_timeout() -> None:
         assert gateway.queue.busy == 0
 
     asyncio.run(main())
+
+
+def test_a_refused_upstream_connection_gives_502_on_the_gateways_transport() -> None:
+    with socket.socket() as sock:  # a port that nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+
+    async def main() -> list[httpx.Response]:
+        server = Server(
+            f"http://127.0.0.1:{port}/v1", "fake-model", timeout=5,
+            transport=upstream_transport(),
+        )  # fmt: skip
+        gateway = Gateway(
+            profile(), server, template=TEMPLATES["chatml"], resolve_every=0.0,
+            suppress_ids=[1],
+        )  # fmt: skip
+        async with gateway:
+            transport = httpx.ASGITransport(app=create_app(gateway))
+            async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
+                return [
+                    await client.post("/v1/chat/completions", json=CHAT | {"stream": stream})
+                    for stream in (False, True)
+                ]
+
+    for reply in asyncio.run(asyncio.wait_for(main(), TIMEOUT)):
+        assert reply.status_code == 502
+        assert "cannot connect" in reply.json()["error"]["message"]
 
 
 def test_a_client_that_disconnects_while_waiting_leaves_the_queue() -> None:

@@ -17,7 +17,7 @@ from llama_server import LlamaServer
 from thinkq import Profile
 from thinkq.measure.server import Server
 from thinkq.measure.templates import TEMPLATES
-from thinkq.serve import Gateway, create_app
+from thinkq.serve import Gateway, create_app, upstream_transport
 
 TIMEOUT = 120.0  # generous: only to turn a hang into a failure
 KEY = "test-key"
@@ -46,7 +46,10 @@ Scenario = Callable[[httpx.AsyncClient, Gateway], Awaitable[None]]
 
 def run(llama_server: LlamaServer, scenario: Scenario) -> None:
     async def main() -> None:
-        server = Server(llama_server.base_url, llama_server.model, timeout=TIMEOUT)
+        server = Server(  # the upstream connections of `thinkq serve`
+            llama_server.base_url, llama_server.model, timeout=TIMEOUT,
+            transport=upstream_transport(),
+        )  # fmt: skip
         gateway = Gateway(_profile(), server, template=TEMPLATES["chatml"], resolve_every=0)
         async with gateway:
             transport = httpx.ASGITransport(app=create_app(gateway, api_key=KEY))

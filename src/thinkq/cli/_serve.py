@@ -10,20 +10,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 import uvicorn
 
 from thinkq.cli._app import api_key, app, fail, integers, load
 from thinkq.errors import ServerError
-from thinkq.measure.server import Server
+from thinkq.measure.server import Server, check_base_url
 from thinkq.measure.templates import TEMPLATES, get_template
 from thinkq.measure.tokenizer import LocalTokenizer
 from thinkq.serve import Gateway, create_app
+from thinkq.serve.upstream import upstream_transport
 
 __all__ = ["ModeChoice", "serve_command"]
 
@@ -54,6 +55,17 @@ async def _started(server: Server, build: Callable[[Server], Gateway]) -> Gatewa
         sys.stderr.write(f"error: {' '.join(str(exc).splitlines())}\n")
         raise typer.Exit(1 if exc.transient else 2) from None
     return gateway
+
+
+def _run(main: Coroutine[Any, Any, None]) -> None:
+    """Run the gateway on uvloop where it is installed (not on Windows), else asyncio."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - Windows
+        asyncio.run(main)
+        return
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(main)
 
 
 @app.command("serve")
@@ -138,9 +150,7 @@ def serve_command(
     except ServerError as exc:
         fail(f"option --tokenizer: {str(exc).removeprefix('tokenizer: ')}")
     try:
-        server = Server(
-            upstream, model or "", api_key=upstream_key, timeout=timeout, tokenizer=local
-        )
+        check_base_url(upstream)
     except ServerError as exc:
         fail(f"option --upstream: {str(exc).removeprefix('base_url: ')}")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(message)s")
@@ -162,6 +172,10 @@ def serve_command(
         )
 
     async def main() -> None:
+        server = Server(
+            upstream, model or "", api_key=upstream_key, timeout=timeout, tokenizer=local,
+            transport=upstream_transport(max(100, concurrency)),
+        )  # fmt: skip
         gateway = await _started(server, build)
         budgets = gateway.state()["budgets"]
         log = logging.getLogger("thinkq.serve")
@@ -172,7 +186,7 @@ def serve_command(
             )
         log.info(
             "gateway for %s (%s mode) at http://%s:%d/v1, budgets %s",
-            server.model, mode.value, host, port, budgets,
+            gateway.server.model, mode.value, host, port, budgets,
         )  # fmt: skip
         config = uvicorn.Config(
             create_app(gateway, api_key=key),
@@ -187,4 +201,4 @@ def serve_command(
         finally:
             await gateway.stop()
 
-    asyncio.run(main())
+    _run(main())

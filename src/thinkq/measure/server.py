@@ -35,7 +35,7 @@ from thinkq.errors import ServerError
 from thinkq.measure.templates import BOS_TEXTS, Message
 from thinkq.measure.tokenizer import LocalTokenizer
 
-__all__ = ["Server"]
+__all__ = ["Server", "check_base_url"]
 
 #: Seconds to wait for a connection: a server that is down fails fast.
 CONNECT_TIMEOUT = 5.0
@@ -45,6 +45,19 @@ _MISSING = (404, 405, 422)  # an endpoint this server family does not have
 #: llama.cpp-style ``/tokenize`` body (``content``) with 400 (its validation errors).
 _OTHER_STYLE = (400, *_MISSING)
 _TOKENIZE_STYLES = ("extras", "llama.cpp", "vllm", "sglang")
+
+
+def check_base_url(base_url: str) -> None:
+    """Raise :class:`ServerError` (field ``base_url``) unless it is an http(s) URL."""
+    try:
+        url = httpx.URL(base_url)
+    except httpx.InvalidURL:
+        url = httpx.URL()
+    if url.scheme not in ("http", "https") or not url.host:
+        raise ServerError(
+            f"base_url: {base_url!r} is not an http(s) URL such as http://localhost:8000/v1",
+            field="base_url",
+        )
 
 
 def _reason(response: httpx.Response) -> str:
@@ -78,7 +91,8 @@ class Server:
         Further attempts after a transient failure (refused connection, timeout, 5xx,
         429), with exponential backoff from ``backoff`` seconds.
     transport:
-        An ``httpx`` transport to use instead of the network (tests).
+        The ``httpx`` transport (default: httpx's own; the gateway uses
+        :func:`thinkq.serve.upstream.upstream_transport`, tests a mock).
     tokenizer:
         A local tokenizer that :meth:`tokenize` uses instead of the server's.
     """
@@ -95,15 +109,7 @@ class Server:
         transport: httpx.AsyncBaseTransport | None = None,
         tokenizer: LocalTokenizer | None = None,
     ) -> None:
-        try:
-            url = httpx.URL(base_url)
-        except httpx.InvalidURL:
-            url = httpx.URL()
-        if url.scheme not in ("http", "https") or not url.host:
-            raise ServerError(
-                f"base_url: {base_url!r} is not an http(s) URL such as http://localhost:8000/v1",
-                field="base_url",
-            )
+        check_base_url(base_url)
         if retries < 0:
             raise ValueError(f"retries: must be >= 0, not {retries}")
         if backoff < 0:

@@ -7,7 +7,8 @@ gateway's FIFO queue (the model's M/G/1 queue with ``concurrency = 1``); the bud
 are re-solved as the load moves; impossible load is refused with 503.
 
 :class:`Gateway` is the logic, :func:`create_app` its HTTP face (Starlette), and
-:func:`run_load` a Poisson load generator to measure it (``thinkq loadtest``).
+:func:`run_load` a Poisson load generator to measure it (``thinkq loadtest``);
+:func:`upstream_transport` gives the upstream connections ``thinkq serve`` uses.
 """
 
 from thinkq.serve.app import create_app
@@ -17,6 +18,7 @@ from thinkq.serve.gateway import Gateway
 from thinkq.serve.loadtest import LoadResult, TaskLoad, run_load
 from thinkq.serve.queue import Queue, Record
 from thinkq.serve.routing import Router, RoutingError
+from thinkq.serve.upstream import upstream_transport
 
 __all__ = [
     "Controller",
@@ -32,4 +34,5 @@ __all__ = [
     "TaskLoad",
     "create_app",
     "run_load",
+    "upstream_transport",
 ]
