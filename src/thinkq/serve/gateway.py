@@ -6,7 +6,8 @@ queue is full; :meth:`Gateway.complete` or :meth:`Gateway.stream` wait for a slo
 FIFO order (a client that disconnects first leaves the queue), read the budget of the
 request's type from the plan in force when its service starts, generate upstream with
 exactly that many thinking tokens (``force``) or at most that many (``cap``), release
-the slot whatever happens and leave a :class:`~thinkq.serve.queue.Record`.
+the slot whatever happens and leave a :class:`~thinkq.serve.queue.Record` in the
+books (:mod:`thinkq.serve.ledger`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import logging
 import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 from typing import Any, Literal
 
 from thinkq.errors import ServerError
@@ -29,24 +29,19 @@ from thinkq.measure.templates import Message, Template
 from thinkq.profile import Profile
 from thinkq.serve.controller import DEFAULT_HYSTERESIS, Controller, Plan
 from thinkq.serve.estimator import Clock, Estimator
+from thinkq.serve.ledger import Finished, Ledger
 from thinkq.serve.metrics import Metrics
-from thinkq.serve.queue import Queue, Record, Records
+from thinkq.serve.queue import Queue, Records
 from thinkq.serve.refit import LatencyRefit
 from thinkq.serve.routing import Router
 from thinkq.serve.runs import DisconnectedError, Job, OverloadedError, Stream, pieces, wait_turn
+from thinkq.serve.state import state
 
 __all__ = ["DisconnectedError", "Gateway", "Job", "Mode", "OverloadedError", "Stream"]
 
 Mode = Literal["force", "cap"]
 
 log = logging.getLogger("thinkq.serve")
-
-
-@dataclass(frozen=True, slots=True)
-class _Finished:
-    budget: int
-    started: float
-    generation: Generation | None
 
 
 class Gateway:
@@ -112,7 +107,6 @@ class Gateway:
         self.budget_field = budget_field
         self.resolve_every = resolve_every
         self.clock = clock
-        self.log_prompts = log_prompts
         self.router = Router(profile)
         self.estimator = Estimator(
             prior_rate=profile.rate, prior_shares=profile.share, window=window, clock=clock
@@ -124,6 +118,10 @@ class Gateway:
         self.queue = Queue(concurrency=concurrency, max_queue=max_queue)
         self.records = Records(window=window, clock=clock)
         self.metrics = Metrics(profile.names)
+        self.ledger = Ledger(
+            profile.names, records=self.records, metrics=self.metrics, refit=self.refit,
+            clock=clock, log_prompts=log_prompts,
+        )  # fmt: skip
         self.forcer = Forcer(server, template=template, suppress_ids=suppress_ids)
         thinking = self.forcer.thinking
         self._verbatim = Template("verbatim", "{content}", "", (), thinking)
@@ -251,7 +249,7 @@ class Gateway:
             raise
         finally:
             self.queue.release()
-            self._finish(job, _Finished(budget, started, generation), outcome)
+            self._finish(job, Finished(budget, started, generation), outcome)
         return generation
 
     async def stream(self, job: Job, disconnected: Callable[[], Awaitable[object]]) -> Stream:
@@ -269,11 +267,11 @@ class Gateway:
             await source.aclose()
             self.queue.release()
             outcome = "upstream_error" if isinstance(exc, ServerError) else "disconnected"
-            self._finish(job, _Finished(budget, started, None), outcome)
+            self._finish(job, Finished(budget, started, None), outcome)
             raise
 
         def close(generation: Generation | None, outcome: str) -> None:
-            self.finish(job, _Finished(budget, started, generation), outcome)
+            self.finish(job, Finished(budget, started, generation), outcome)
 
         return Stream(first, source, on_close=close)
 
@@ -281,72 +279,19 @@ class Gateway:
         try:
             await wait_turn(self.queue, disconnected)
         except DisconnectedError:
-            self._finish(job, _Finished(0, self.clock(), None), "disconnected")
+            self._finish(job, Finished(0, self.clock(), None), "disconnected")
             raise
 
-    def finish(self, job: Job, run: _Finished, outcome: str) -> None:
+    def finish(self, job: Job, run: Finished, outcome: str) -> None:
         """Release the job's slot and leave its record."""
         self.queue.release()
         self._finish(job, run, outcome)
 
-    def _finish(self, job: Job, run: _Finished, outcome: str) -> None:
-        now, g = self.clock(), run.generation
-        record = Record(
-            arrival=job.arrival,
-            wait=run.started - job.arrival,
-            service=now - run.started,
-            task=self.profile.names[job.task],
-            budget=run.budget,
-            thinking_tokens=g.thinking_tokens if g is not None else 0,
-            outcome=outcome,
-        )
-        self.records.add(record)
-        self.metrics.record(record)
-        if self.refit is not None and outcome == "ok":
-            self.refit.observe(job.task, record.thinking_tokens, record.service)
-        if log.isEnabledFor(logging.INFO):
-            prompt = f" prompt={job.text[:200]!r}" if self.log_prompts else ""
-            log.info(
-                "%s task=%s budget=%d thinking_tokens=%d wait=%.3fs service=%.3fs%s",
-                outcome,
-                record.task,
-                record.budget,
-                record.thinking_tokens,
-                record.wait,
-                record.service,
-                prompt,
-            )
+    def _finish(self, job: Job, run: Finished, outcome: str) -> None:
+        self.ledger.finish(job, run, outcome)
 
     # ------------------------------------------------------------------ state
 
     def state(self) -> dict[str, Any]:
-        """What ``GET /thinkq/state`` returns (non-finite numbers as ``None``).
-
-        ``rate_estimate`` and ``shares_estimate`` are the estimates the budgets in
-        force were solved for (at the last re-solve).
-        """
-        plan, names = self.controller.plan, self.profile.names
-        measured = self.records.mean_system_time()
-        predicted = plan.predicted_mean_system_time
-        return {
-            "model": self.server.model,
-            "mode": self.mode,
-            "budgets": dict(zip(names, plan.budgets, strict=True)),
-            "rate_estimate": plan.rate,
-            "shares_estimate": dict(zip(names, plan.shares, strict=True)),
-            "utilization": plan.utilization,
-            "predicted_mean_system_time": predicted if math.isfinite(predicted) else None,
-            "measured_mean_system_time": measured,
-            "overloaded": plan.overloaded,
-            "latency": {
-                name: {"t0": t0, "c": c} for name, t0, c in zip(names, plan.t0, plan.c, strict=True)
-            },
-            "refit": self.refit is not None,
-            "waiting": self.queue.waiting,
-            "in_service": self.queue.busy,
-            "concurrency": self.queue.concurrency,
-            "max_queue": self.queue.max_queue,
-            "window": self.estimator.window,
-            "resolve_every": self.resolve_every,
-            "solves": self.controller.solves,
-        }
+        """What ``GET /thinkq/state`` returns (:func:`thinkq.serve.state.state`)."""
+        return state(self)
