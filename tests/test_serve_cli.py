@@ -55,6 +55,7 @@ def test_serve_with_the_upstream_down_is_one_line_and_exit_1(profile_file: Path)
         (["--suppress-ids", "2,x"], "option --suppress-ids: expected comma-separated integers"),
         (["--suppress-ids", "2,-1"], "option --suppress-ids: values must be >= 0"),
         (["--tokenizer", "missing.json"], "option --tokenizer: missing.json: no such file"),
+        (["--max-body", "0"], "--max-body"),
     ],
 )
 def test_serve_user_errors_are_one_line_and_exit_2(
@@ -85,7 +86,7 @@ def test_thinkq_serve_runs_in_front_of_llama_cpp(
     command = [
         sys.executable, "-m", "thinkq", "serve", "--upstream", llama_server.base_url,
         "--profile", str(profile_file), "--template", "chatml", "--port", str(port),
-        "--api-key-env", "THINKQ_TEST_KEY",
+        "--api-key-env", "THINKQ_TEST_KEY", "--max-body", "2000",
     ]  # fmt: skip
     env = os.environ | {"THINKQ_TEST_KEY": "k"}
     process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
@@ -108,6 +109,10 @@ def test_thinkq_serve_runs_in_front_of_llama_cpp(
         usage = reply.json()["usage"]
         assert usage["completion_tokens_details"]["reasoning_tokens"] == state["budgets"]["chat"]
         assert httpx.get(f"{base}/metrics", timeout=10).status_code == 401
+        big = {"messages": [{"role": "user", "content": "x" * 2000}]}
+        too_large = httpx.post(f"{base}/v1/chat/completions", json=big, headers=headers)
+        assert too_large.status_code == 413
+        assert "larger than 2000 bytes" in too_large.json()["error"]["message"]
     finally:
         os.kill(process.pid, signal.SIGTERM)
         _, err = process.communicate(timeout=30)

@@ -24,6 +24,7 @@ from thinkq.measure.server import Server, check_base_url
 from thinkq.measure.templates import TEMPLATES, get_template
 from thinkq.measure.tokenizer import LocalTokenizer
 from thinkq.serve import Gateway, create_app
+from thinkq.serve.app import DEFAULT_BODY_LIMIT
 from thinkq.serve.upstream import upstream_transport
 
 __all__ = ["ModeChoice", "serve_command"]
@@ -100,6 +101,9 @@ def serve_command(
     window: Annotated[
         float, typer.Option("--window", help="Seconds of history of the estimates.", min=0.01)
     ] = 60.0,
+    max_body: Annotated[
+        int, typer.Option("--max-body", help="Largest request body, bytes; larger get 413.", min=1)
+    ] = DEFAULT_BODY_LIMIT,
     max_queue: Annotated[
         int, typer.Option("--max-queue", help="Requests allowed to wait; more get 503.", min=0)
     ] = 64,
@@ -189,7 +193,7 @@ def serve_command(
             gateway.server.model, mode.value, host, port, budgets,
         )  # fmt: skip
         config = uvicorn.Config(
-            create_app(gateway, api_key=key),
+            create_app(gateway, api_key=key, body_limit=max_body),
             host=host,
             port=port,
             lifespan="off",
