@@ -20,7 +20,7 @@ from llama_server import LlamaServer, free_port
 from thinkq.cli import app
 from thinkq.measure.templates import TEMPLATES
 from thinkq.serve import Gateway, create_app
-from thinkq.serve.loadtest import dataset_of, run_load
+from thinkq.serve.loadtest import dataset_of, load_prompts, run_load
 
 START_TIMEOUT_S = 60.0
 
@@ -152,10 +152,23 @@ def test_the_load_generator_sends_every_query_and_reports_sojourn_times() -> Non
 
 
 def test_dataset_of_maps_task_names_to_benchmark_sets() -> None:
-    assert dataset_of("GSM8K") == "gsm8k"
-    assert dataset_of("ARC-Challenge") == "arc_challenge"
-    with pytest.raises(ValueError, match="names no benchmark set"):
-        dataset_of("poetry")
+    assert dataset_of("GSM8K") == ("gsm8k", None)
+    assert dataset_of("ARC-Challenge") == ("arc_challenge", None)
+    assert dataset_of("bbh/boolean_expressions") == ("bbh", ["boolean_expressions"])
+    for name in ("poetry", "gsm8k/main"):
+        with pytest.raises(ValueError, match="names no benchmark set"):
+            dataset_of(name)
+
+
+def test_bbh_tasks_of_a_profile_draw_their_own_prompts(benchmarks_dir: Path) -> None:
+    prompts = load_prompts(
+        ["bbh/boolean_expressions", "bbh/sports_understanding"], data_dir=benchmarks_dir, n=3
+    )
+    assert all("True" in p or "False" in p for p in prompts["bbh/boolean_expressions"])
+    assert all("plausible" in p for p in prompts["bbh/sports_understanding"])
+    assert all(len(v) == 3 for v in prompts.values())
+    with pytest.raises(ValueError, match="no_such_task"):
+        load_prompts(["bbh/no_such_task"], data_dir=benchmarks_dir, n=1)
 
 
 def test_loadtest_option_errors_are_one_line() -> None:

@@ -87,22 +87,27 @@ class LoadResult:
         }
 
 
-def dataset_of(task: str) -> str:
-    """The benchmark set of a task name: ``"GSM8K"`` -> ``gsm8k``, ``"ARC-Challenge"`` ->
-    ``arc_challenge`` (case and dashes do not matter).
+def dataset_of(task: str) -> tuple[str, list[str] | None]:
+    """The benchmark set of a task name and, for one BBH task, that task:
+    ``"GSM8K"`` -> ``("gsm8k", None)``, ``"ARC-Challenge"`` -> ``("arc_challenge",
+    None)``, ``"bbh/boolean_expressions"`` (the names ``thinkq profile`` gives BBH's
+    tasks) -> ``("bbh", ["boolean_expressions"])``; case and dashes in the set's name
+    do not matter.
 
     Raises
     ------
     DatasetError
         The name is not one of the benchmark sets.
     """
-    name = task.strip().lower().replace("-", "_")
-    if name not in DATASETS:
+    head, _, subtask = task.strip().partition("/")
+    name = head.lower().replace("-", "_")
+    if name not in DATASETS or (subtask and name != "bbh"):
         raise DatasetError(
-            f"mix: task {task!r} names no benchmark set (one of {', '.join(DATASETS)})",
+            f"mix: task {task!r} names no benchmark set (one of {', '.join(DATASETS)}, "
+            "or bbh/<task>)",
             field="mix",
         )
-    return name
+    return name, [subtask] if subtask else None
 
 
 def load_prompts(
@@ -111,7 +116,8 @@ def load_prompts(
     """Up to ``n`` prompts of each task's benchmark set (see :func:`dataset_of`)."""
     prompts = {}
     for task in tasks:
-        items = load_dataset(dataset_of(task), data_dir=data_dir, n=n, seed=seed)
+        name, subset = dataset_of(task)
+        items = load_dataset(name, data_dir=data_dir, n=n, seed=seed, subset=subset)
         prompts[task] = [item.prompt for item in items]
     return prompts
 
