@@ -79,6 +79,11 @@ class Upstream:
                 "completion_tokens": cap + len(ANSWER),
                 "completion_tokens_details": {"reasoning_tokens": cap},
             }
+            if body.get("stream"):
+                deltas = [{"reasoning_content": "t"} for _ in range(cap)]
+                deltas += [{"content": piece} for piece in ANSWER]
+                events = [{"choices": [{"index": 0, "delta": d}]} for d in deltas]
+                return _sse([*events, {"choices": [], "usage": usage}])
             choice = {"index": 0, "message": message, "finish_reason": "stop"}
             return httpx.Response(200, json={"choices": [choice], "usage": usage})
         return httpx.Response(404, json={"detail": "Not Found"})
@@ -100,8 +105,12 @@ class Upstream:
         ]
         events.append({"choices": [{"index": 0, "text": "", "finish_reason": finish}]})
         events.append({"choices": [], "usage": usage})
-        text = "".join(f"data: {json.dumps(e)}\n\n" for e in events) + "data: [DONE]\n\n"
-        return httpx.Response(200, text=text, headers={"content-type": "text/event-stream"})
+        return _sse(events)
+
+
+def _sse(events: list[dict[str, Any]]) -> httpx.Response:
+    text = "".join(f"data: {json.dumps(e)}\n\n" for e in events) + "data: [DONE]\n\n"
+    return httpx.Response(200, text=text, headers={"content-type": "text/event-stream"})
 
 
 class Clock:

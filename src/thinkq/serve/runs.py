@@ -2,8 +2,8 @@
 
 :func:`wait_turn` races the queue against the client's disconnection, so a client
 that leaves while waiting leaves the queue; :func:`pieces` gives the same stream of
-:class:`~thinkq.measure.generation.Piece` for both modes (``cap`` has no streaming
-client, so its whole generation comes as one thinking and one answer piece);
+:class:`~thinkq.measure.generation.Piece` for both modes (each streams its upstream
+reply: ``force`` over ``/v1/completions``, ``cap`` over ``/v1/chat/completions``);
 :class:`Stream` owns a streamed request's slot until the stream ends, however it ends.
 """
 
@@ -100,17 +100,19 @@ async def wait_turn(queue: Queue, disconnected: Callable[[], Awaitable[object]])
 
 
 async def pieces(generator: Forcer | Capper, job: Job, budget: int) -> AsyncGenerator[Piece]:
-    """The run of ``job`` at ``budget`` as thinking pieces, answer pieces, then ``done``."""
-    if isinstance(generator, Forcer):
-        async for piece in generator.stream(job.messages, budget, cue=job.cue, seed=job.seed):
+    """The run of ``job`` at ``budget`` as thinking pieces, answer pieces, then ``done``.
+
+    Both modes stream the upstream reply as it arrives (:meth:`Forcer.stream
+    <thinkq.measure.forcing.Forcer.stream>`, :meth:`Capper.stream
+    <thinkq.measure.cap.Capper.stream>`); closing this generator closes that reply.
+    """
+    stream = generator.stream(job.messages, budget, cue=job.cue, seed=job.seed)
+    try:
+        async for piece in stream:
             yield piece
-        return
-    generation = await generator.generate(job.messages, budget, cue=job.cue, seed=job.seed)
-    if generation.thinking:
-        yield Piece("thinking", generation.thinking)
-    if generation.answer:
-        yield Piece("answer", generation.answer)
-    yield Piece("done", generation=generation)
+    finally:
+        if isinstance(stream, AsyncGenerator):
+            await stream.aclose()
 
 
 class Stream:
