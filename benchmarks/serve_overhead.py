@@ -1,14 +1,24 @@
-"""Latency the gateway adds: the same request direct to the upstream and through thinkq serve.
+"""Latency the gateway adds: the same request direct, through a bare proxy, through thinkq.
 
-The upstream is a stub OpenAI-compatible server (this file, ``--stub PORT``) that
-answers ``/v1/completions`` at once with one token, so the difference is the gateway's
-own cost (parsing, routing, admission, templating, one upstream hop, the response),
-not the model's. The gateway runs as ``thinkq serve`` in force mode with a profile
-whose budgets are zero, so that it makes exactly one upstream request, like the
-direct path; ``--concurrency`` is high so that no request waits in its queue.
+Three paths to one stub upstream (this file, ``--stub PORT``) that answers
+``/v1/completions`` at once with one token, so that the differences are the cost of
+what stands in front of it, not the model's:
 
-Poisson load at each rate (default 50 and 200 requests/s); prints p50 and p99 of both
-paths and the added latency. Run: ``python benchmarks/serve_overhead.py``.
+* **direct**: the client to the stub;
+* **proxy**: a bare pass-through proxy on the gateway's own stack (this file,
+  ``--proxy PORT UPSTREAM``: uvicorn, Starlette and the same upstream transport,
+  no thinkq logic), the peer that shows what any Python gateway pays here;
+* **gateway**: ``thinkq serve`` in force mode, with a profile whose budgets are
+  zero so that it makes exactly one upstream request like the others, and a
+  ``--concurrency`` high enough that no request waits in its queue.
+
+At each rate (default 50 and 200 requests/s) the paths take turns in blocks of
+``--block`` Poisson arrivals (direct, proxy, gateway, direct, ...) until each has
+``--queries``, so that a drift in the machine's speed reaches all three alike. The
+client is aiohttp on uvloop, the lightest here, because it shares the two cores. Prints
+p50 and p99 of each path, the added latency (gateway - direct, and proxy - direct) with
+95% bootstrap intervals, and the CPU time per request of each server process.
+Run: ``python benchmarks/serve_overhead.py``.
 """
 
 from __future__ import annotations
@@ -25,8 +35,10 @@ import tempfile
 import time
 from pathlib import Path
 
+import aiohttp
 import httpx
 import numpy as np
+import uvloop
 
 PROFILE = """\
 rate = 1.0
@@ -44,6 +56,7 @@ t0 = 0.001
 c = 0.001
 """
 PROMPT = "Say hello."
+PATHS = ("direct", "proxy", "gateway")
 
 
 def free_port() -> int:
@@ -83,6 +96,34 @@ def stub(port: int) -> None:
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
 
+def proxy(port: int, upstream: str) -> None:
+    """Serve a bare pass-through proxy to ``upstream`` on ``port`` (blocks)."""
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    from thinkq.serve.upstream import upstream_transport
+
+    client: httpx.AsyncClient | None = None
+
+    async def forward(request: Request) -> Response:
+        nonlocal client
+        if client is None:  # created in the server's loop
+            client = httpx.AsyncClient(transport=upstream_transport())
+        reply = await client.post(
+            f"{upstream}/v1/completions",
+            content=await request.body(),
+            headers={"content-type": "application/json"},
+        )
+        return Response(reply.content, status_code=reply.status_code, media_type="application/json")
+
+    app = Starlette(routes=[Route("/v1/completions", forward, methods=["POST"])])
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    uvloop.run(uvicorn.Server(config).serve())
+
+
 def wait_up(url: str, process: subprocess.Popen[bytes]) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -96,89 +137,157 @@ def wait_up(url: str, process: subprocess.Popen[bytes]) -> None:
     raise RuntimeError(f"{url} did not start")
 
 
-async def latencies(url: str, body: dict[str, object], *, rate: float, n: int) -> np.ndarray:
-    """Poisson arrivals at ``rate``; each request's latency from its send (seconds)."""
-    rng = np.random.default_rng(0)
-    times = np.cumsum(rng.exponential(1 / rate, n))
-    out = np.zeros(n)
-    async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=None)) as client:
-        for _ in range(20):  # warm the connection pool
-            await client.post(url, json=body)
-        start = time.perf_counter()
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` so far (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
-        async def one(k: int) -> None:
-            await asyncio.sleep(max(0.0, start + times[k] - time.perf_counter()))
+
+async def measure(
+    targets: dict[str, tuple[str, bytes]], *, rate: float, queries: int, block: int, seed: int
+) -> dict[str, np.ndarray]:
+    """Latency (seconds) of ``queries`` requests per path, blocks of Poisson arrivals."""
+    rng = np.random.default_rng(seed)
+    out: dict[str, list[float]] = {name: [] for name in targets}
+    headers = {"content-type": "application/json"}
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+
+        async def one(url: str, body: bytes, at: float, sink: list[float]) -> None:
+            await asyncio.sleep(max(0.0, at - time.perf_counter()))
             sent = time.perf_counter()
-            reply = await client.post(url, json=body)
-            reply.raise_for_status()
-            out[k] = time.perf_counter() - sent
+            async with session.post(url, data=body, headers=headers) as reply:
+                await reply.read()
+                if reply.status != 200:
+                    raise RuntimeError(f"{url}: HTTP {reply.status}")
+            sink.append(time.perf_counter() - sent)
 
-        await asyncio.gather(*(one(k) for k in range(n)))
-    return out
+        for url, body in targets.values():  # warm every connection pool
+            await asyncio.gather(*(one(url, body, 0.0, []) for _ in range(50)))
+        while min(len(v) for v in out.values()) < queries:
+            for name, (url, body) in targets.items():
+                n = min(block, queries - len(out[name]))
+                start = time.perf_counter() + 0.05
+                times = start + np.cumsum(rng.exponential(1 / rate, n))
+                await asyncio.gather(*(one(url, body, float(t), out[name]) for t in times))
+    return {name: np.array(v) for name, v in out.items()}
+
+
+def added(gateway: np.ndarray, direct: np.ndarray, q: float, seed: int) -> tuple[float, float]:
+    """95% bootstrap interval of percentile ``q`` of ``gateway`` minus that of ``direct``."""
+    rng = np.random.default_rng(seed)
+    draws = [
+        np.percentile(rng.choice(gateway, gateway.size), q)
+        - np.percentile(rng.choice(direct, direct.size), q)
+        for _ in range(1000)
+    ]
+    low, high = np.percentile(draws, [2.5, 97.5])
+    return float(low), float(high)
+
+
+def run(args: argparse.Namespace, ports: dict[str, int], pids: dict[str, int]) -> list[dict]:
+    prompt = f"<|im_start|>user\n{PROMPT}<|im_end|>\n<|im_start|>assistant\n\n\n"
+    direct = json.dumps({"model": "stub", "max_tokens": 1, "prompt": prompt}).encode()
+    chat = json.dumps({"messages": [{"role": "user", "content": PROMPT}], "max_tokens": 1})
+    targets = {
+        "direct": (f"http://127.0.0.1:{ports['stub']}/v1/completions", direct),
+        "proxy": (f"http://127.0.0.1:{ports['proxy']}/v1/completions", direct),
+        "gateway": (f"http://127.0.0.1:{ports['gateway']}/v1/chat/completions", chat.encode()),
+    }
+    rows = []
+    for k, rate in enumerate(float(r) for r in args.rates.split(",")):
+        before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        lat = uvloop.run(
+            measure(targets, rate=rate, queries=args.queries, block=args.block, seed=k)
+        )
+        used = {name: cpu_seconds(pid) - before[name] for name, pid in pids.items()}
+        row: dict[str, float] = {"rate": rate, "queries": args.queries}
+        for q in (50, 99):
+            for name in PATHS:
+                row[f"{name}_p{q}_ms"] = float(np.percentile(lat[name], q)) * 1e3
+            for name in ("proxy", "gateway"):
+                row[f"{name}_added_p{q}_ms"] = row[f"{name}_p{q}_ms"] - row[f"direct_p{q}_ms"]
+                low, high = added(lat[name], lat["direct"], q, seed=k)
+                row[f"{name}_added_p{q}_ci_ms"] = [low * 1e3, high * 1e3]  # type: ignore[assignment]
+        # the stub serves all three paths (3n requests); each server the n of its own
+        row["stub_cpu_ms"] = used["stub"] / (3 * args.queries) * 1e3
+        row["proxy_cpu_ms"] = used["proxy"] / args.queries * 1e3
+        row["gateway_cpu_ms"] = used["gateway"] / args.queries * 1e3
+        rows.append(row)
+    return rows
+
+
+def report(rows: list[dict]) -> None:
+    def ci(row: dict, key: str) -> str:
+        low, high = row[f"{key}_ci_ms"]
+        return f"{row[f'{key}_ms']:6.2f} [{low:5.2f}, {high:5.2f}]"
+
+    for row in rows:
+        print(f"rate {row['rate']:g}/s, {row['queries']} requests per path (ms)")
+        print(f"  {'':8} {'p50':>7} {'p99':>7}   {'added p50 [95% CI]':>22}"
+              f"   {'added p99 [95% CI]':>22}   {'CPU/request':>11}")  # fmt: skip
+        for name in PATHS:
+            line = f"  {name:8} {row[f'{name}_p50_ms']:7.2f} {row[f'{name}_p99_ms']:7.2f}"
+            if name != "direct":
+                p50, p99 = ci(row, f"{name}_added_p50"), ci(row, f"{name}_added_p99")
+                line += f"   {p50:>22}   {p99:>22}   {row[f'{name}_cpu_ms']:11.3f}"
+            else:
+                line += f"   {'':>22}   {'':>22}   {row['stub_cpu_ms']:11.3f} (stub)"
+            print(line)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--stub", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--proxy", nargs=2, help=argparse.SUPPRESS)
     parser.add_argument("--rates", default="50,200", help="Requests per second.")
-    parser.add_argument("--queries", type=int, default=2000, help="Requests per rate and path.")
+    parser.add_argument("--queries", type=int, default=3000, help="Requests per rate and path.")
+    parser.add_argument("--block", type=int, default=250, help="Arrivals per turn of a path.")
     parser.add_argument("--json", action="store_true", help="Print one JSON object.")
     args = parser.parse_args()
     if args.stub is not None:
         stub(args.stub)
         return
-    stub_port, gateway_port = free_port(), free_port()
-    processes: list[subprocess.Popen[bytes]] = []
+    if args.proxy is not None:
+        proxy(int(args.proxy[0]), args.proxy[1])
+        return
+    ports = {name: free_port() for name in ("stub", "proxy", "gateway")}
+    upstream = f"http://127.0.0.1:{ports['stub']}"
+    processes: dict[str, subprocess.Popen[bytes]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         profile = Path(tmp) / "zero.toml"
         profile.write_text(PROFILE)
         try:
-            upstream = subprocess.Popen([sys.executable, __file__, "--stub", str(stub_port)])
-            processes.append(upstream)
-            wait_up(f"http://127.0.0.1:{stub_port}/v1/models", upstream)
-            gateway = subprocess.Popen(
+            processes["stub"] = subprocess.Popen(
+                [sys.executable, __file__, "--stub", str(ports["stub"])]
+            )
+            wait_up(f"{upstream}/v1/models", processes["stub"])
+            processes["proxy"] = subprocess.Popen(
+                [sys.executable, __file__, "--proxy", str(ports["proxy"]), upstream]
+            )
+            processes["gateway"] = subprocess.Popen(
                 [
                     sys.executable, "-m", "thinkq", "serve",
-                    "--upstream", f"http://127.0.0.1:{stub_port}/v1", "--profile", str(profile),
-                    "--template", "chatml", "--port", str(gateway_port),
-                    "--concurrency", "8", "--max-queue", "10000",
+                    "--upstream", f"{upstream}/v1", "--profile", str(profile),
+                    "--template", "chatml", "--port", str(ports["gateway"]),
+                    "--concurrency", "64", "--max-queue", "10000",
                 ],
                 stderr=subprocess.DEVNULL,
             )  # fmt: skip
-            processes.append(gateway)
-            wait_up(f"http://127.0.0.1:{gateway_port}/healthz", gateway)
-            rows = []
-            for rate in (float(r) for r in args.rates.split(",")):
-                direct_body = {"model": "stub", "max_tokens": 1,
-                               "prompt": f"<|im_start|>user\n{PROMPT}<|im_end|>\n"
-                                         "<|im_start|>assistant\n\n\n"}  # fmt: skip
-                chat_body = {"messages": [{"role": "user", "content": PROMPT}], "max_tokens": 1}
-                direct = asyncio.run(
-                    latencies(f"http://127.0.0.1:{stub_port}/v1/completions", direct_body,
-                              rate=rate, n=args.queries)
-                )  # fmt: skip
-                through = asyncio.run(
-                    latencies(f"http://127.0.0.1:{gateway_port}/v1/chat/completions", chat_body,
-                              rate=rate, n=args.queries)
-                )  # fmt: skip
-                row = {"rate": rate, "queries": args.queries}
-                for q in (50, 99):
-                    d, g = np.percentile(direct, q) * 1e3, np.percentile(through, q) * 1e3
-                    row |= {f"direct_p{q}_ms": d, f"gateway_p{q}_ms": g, f"added_p{q}_ms": g - d}
-                rows.append(row)
+            wait_up(f"http://127.0.0.1:{ports['gateway']}/healthz", processes["gateway"])
+            for _ in range(100):  # the proxy has no health endpoint: wait for its port
+                with socket.socket() as sock:
+                    if sock.connect_ex(("127.0.0.1", ports["proxy"])) == 0:
+                        break
+                time.sleep(0.1)
+            rows = run(args, ports, {name: p.pid for name, p in processes.items()})
         finally:
-            for process in reversed(processes):
+            for process in processes.values():
                 os.kill(process.pid, signal.SIGTERM)
                 process.wait(timeout=30)
     if args.json:
         print(json.dumps(rows))
-        return
-    print(f"{'rate/s':>7} {'direct p50':>11} {'gateway p50':>12} {'added p50':>10} "
-          f"{'direct p99':>11} {'gateway p99':>12} {'added p99':>10}   (ms)")  # fmt: skip
-    for r in rows:
-        print(f"{r['rate']:>7g} {r['direct_p50_ms']:>11.2f} {r['gateway_p50_ms']:>12.2f} "
-              f"{r['added_p50_ms']:>10.2f} {r['direct_p99_ms']:>11.2f} "
-              f"{r['gateway_p99_ms']:>12.2f} {r['added_p99_ms']:>10.2f}")  # fmt: skip
+    else:
+        report(rows)
 
 
 if __name__ == "__main__":
