@@ -309,6 +309,25 @@ def test_upstream_down_gives_502_and_the_next_request_is_served_once_it_is_back(
     run(scenario)
 
 
+@asynccontextmanager
+async def on_socket(
+    port: int, *, timeout: float
+) -> AsyncIterator[tuple[httpx.AsyncClient, Gateway]]:
+    """A client of the gateway app whose upstream is a real socket at ``port``, reached
+    over the upstream transport of ``thinkq serve``."""
+    server = Server(
+        f"http://127.0.0.1:{port}/v1", "fake-model", timeout=timeout,
+        transport=upstream_transport(),
+    )  # fmt: skip
+    gateway = Gateway(
+        profile(), server, template=TEMPLATES["chatml"], resolve_every=0.0, suppress_ids=[1]
+    )
+    async with gateway:
+        transport = httpx.ASGITransport(app=create_app(gateway))
+        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
+            yield client, gateway
+
+
 def test_an_upstream_that_does_not_answer_gives_502_after_the_timeout() -> None:
     async def hang(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:  # requests arrive; no reply ever leaves, until the client hangs up
@@ -321,23 +340,11 @@ def test_an_upstream_that_does_not_answer_gives_502_after_the_timeout() -> None:
     async def main() -> None:
         listening = await asyncio.start_server(hang, "127.0.0.1", 0)
         port = listening.sockets[0].getsockname()[1]
-        server = Server(
-            f"http://127.0.0.1:{port}/v1", "fake-model", timeout=0.2,
-            transport=upstream_transport(),
-        )  # fmt: skip
-        gateway = Gateway(
-            profile(), server, template=TEMPLATES["chatml"], resolve_every=0.0,
-            suppress_ids=[1],
-        )  # fmt: skip
-        async with listening, gateway:
-            transport = httpx.ASGITransport(app=create_app(gateway))
-            async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
-                replies = await asyncio.wait_for(
-                    asyncio.gather(
-                        *(client.post("/v1/chat/completions", json=CHAT) for _ in range(2))
-                    ),
-                    TIMEOUT,
-                )
+        async with listening, on_socket(port, timeout=0.2) as (client, gateway):
+            replies = await asyncio.wait_for(
+                asyncio.gather(*(client.post("/v1/chat/completions", json=CHAT) for _ in range(2))),
+                TIMEOUT,
+            )
         for reply in replies:  # the second waited for the first: the queue did not stall
             assert reply.status_code == 502
             assert "no reply" in reply.json()["error"]["message"]
@@ -352,21 +359,11 @@ def test_a_refused_upstream_connection_gives_502_on_the_gateways_transport() -> 
         port = sock.getsockname()[1]
 
     async def main() -> list[httpx.Response]:
-        server = Server(
-            f"http://127.0.0.1:{port}/v1", "fake-model", timeout=5,
-            transport=upstream_transport(),
-        )  # fmt: skip
-        gateway = Gateway(
-            profile(), server, template=TEMPLATES["chatml"], resolve_every=0.0,
-            suppress_ids=[1],
-        )  # fmt: skip
-        async with gateway:
-            transport = httpx.ASGITransport(app=create_app(gateway))
-            async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
-                return [
-                    await client.post("/v1/chat/completions", json=CHAT | {"stream": stream})
-                    for stream in (False, True)
-                ]
+        async with on_socket(port, timeout=5) as (client, _):
+            return [
+                await client.post("/v1/chat/completions", json=CHAT | {"stream": stream})
+                for stream in (False, True)
+            ]
 
     for reply in asyncio.run(asyncio.wait_for(main(), TIMEOUT)):
         assert reply.status_code == 502
