@@ -86,11 +86,8 @@ class Capper:
     async def _generation(
         self, budget: int, thinking: str, answer: str, counts: dict[str, Any], latency: float
     ) -> Generation:
-        """The checked :class:`Generation`; ``counts`` holds the reply's ``usage``.
-
-        The thinking tokens are ``usage.completion_tokens_details.reasoning_tokens``
-        where the server reports them, else the thinking text counted by its tokenizer.
-        """
+        """The checked :class:`Generation` (see :meth:`generate`); ``counts`` holds
+        the reply's ``usage``."""
         found = counts.get("usage")
         details = found.get("completion_tokens_details") if isinstance(found, dict) else None
         counted = details.get("reasoning_tokens") if isinstance(details, dict) else None

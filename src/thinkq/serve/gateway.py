@@ -249,7 +249,7 @@ class Gateway:
             raise
         finally:
             self.queue.release()
-            self._finish(job, Finished(budget, started, generation), outcome)
+            self.ledger.finish(job, Finished(budget, started, generation), outcome)
         return generation
 
     async def stream(self, job: Job, disconnected: Callable[[], Awaitable[object]]) -> Stream:
@@ -267,7 +267,7 @@ class Gateway:
             await source.aclose()
             self.queue.release()
             outcome = "upstream_error" if isinstance(exc, ServerError) else "disconnected"
-            self._finish(job, Finished(budget, started, None), outcome)
+            self.ledger.finish(job, Finished(budget, started, None), outcome)
             raise
 
         def close(generation: Generation | None, outcome: str) -> None:
@@ -279,15 +279,12 @@ class Gateway:
         try:
             await wait_turn(self.queue, disconnected)
         except DisconnectedError:
-            self._finish(job, Finished(0, self.clock(), None), "disconnected")
+            self.ledger.finish(job, Finished(0, self.clock(), None), "disconnected")
             raise
 
     def finish(self, job: Job, run: Finished, outcome: str) -> None:
         """Release the job's slot and leave its record."""
         self.queue.release()
-        self._finish(job, run, outcome)
-
-    def _finish(self, job: Job, run: Finished, outcome: str) -> None:
         self.ledger.finish(job, run, outcome)
 
     # ------------------------------------------------------------------ state
