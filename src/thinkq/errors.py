@@ -13,10 +13,19 @@
     │                           (also a ValueError)
     ├── DatasetError            a benchmark set that cannot be loaded: unknown name,
     │                           missing or malformed file, or the ``hf`` extra absent
-    └── ServerError             an LLM server that cannot be reached, refuses a
-        │                       request or answers outside the OpenAI protocol
-        └── ForcingError        a reply that breaks budget forcing (thinking tokens
-                                other than the budget)
+    ├── ServerError             an LLM server that cannot be used: it refuses a
+    │   │                       request or answers outside the OpenAI protocol
+    │   ├── ServerUnreachableError  no connection to the server (refused, reset,
+    │   │                       timed out, unknown host): a failure, not a user error
+    │   └── ForcingError        a reply that breaks budget forcing (thinking tokens
+    │                           other than the budget)
+    └── GatewayError            a request the gateway (``thinkq serve``) will not
+        │                       serve; ``status`` is its HTTP status
+        ├── BadRequestError     not a valid OpenAI request (400; also a ValueError)
+        ├── RoutingError        its task type is unknown or missing (400; also a
+        │                       ValueError)
+        ├── OverloadedError     refused to protect the server (503, ``retry_after``)
+        └── DisconnectedError   the client left before its reply was ready (499)
 
 Every message is one line that names the field (and the task, where there is one)
 and the problem, so the command line can print it as it is.
@@ -31,13 +40,19 @@ SHOWN_PROBLEMS = 50
 
 __all__ = [
     "SHOWN_PROBLEMS",
+    "BadRequestError",
     "DatasetError",
+    "DisconnectedError",
     "FitError",
     "ForcingError",
+    "GatewayError",
+    "OverloadedError",
     "ProfileError",
     "ProfileFileError",
     "RecordError",
+    "RoutingError",
     "ServerError",
+    "ServerUnreachableError",
     "ThinkqError",
     "UnstableLoadError",
 ]
@@ -135,3 +150,55 @@ class ServerError(ThinkqError):
 
 class ForcingError(ServerError):
     """A reply that breaks budget forcing: the thinking did not have its budget's length."""
+
+
+class ServerUnreachableError(ServerError):
+    """No connection to the server: refused, reset, timed out or an unknown host.
+
+    Always ``transient``; the command line reports it as a failure (exit code 1), not
+    as a user error, since a server that was up may have died.
+    """
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message, field=field, status=None, transient=True)
+
+
+class GatewayError(ThinkqError):
+    """A request the gateway will not serve; :attr:`status` is its HTTP status."""
+
+    #: The HTTP status the gateway answers with.
+    status: int = 500
+    #: The OpenAI error ``type`` of the reply body.
+    kind: str = "server_error"
+
+
+class BadRequestError(GatewayError, ValueError):
+    """A request body that is not a valid OpenAI request (HTTP 400)."""
+
+    status = 400
+    kind = "invalid_request_error"
+
+
+class RoutingError(GatewayError, ValueError):
+    """A request whose task type is unknown or missing (HTTP 400)."""
+
+    status = 400
+    kind = "invalid_request_error"
+
+
+class OverloadedError(GatewayError):
+    """A request refused to protect the server (HTTP 503 with ``Retry-After``)."""
+
+    status = 503
+    kind = "overloaded"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class DisconnectedError(GatewayError):
+    """The client disconnected before its reply was ready (HTTP 499, never sent)."""
+
+    status = 499
+    kind = "client_closed_request"

@@ -23,7 +23,7 @@ from rich.console import Console
 from rich.table import Table
 
 from thinkq.cli._app import api_key, app, fail, integers, progress
-from thinkq.errors import DatasetError, RecordError, ServerError
+from thinkq.errors import DatasetError, RecordError, ServerError, ServerUnreachableError
 from thinkq.measure.cap import Capper
 from thinkq.measure.datasets import DATASETS, load_dataset
 from thinkq.measure.forcing import Forcer
@@ -223,7 +223,9 @@ def profile_command(
         fail(f"option -o: {exc}")
     except ServerError as exc:
         sys.stderr.write(f"error: {_option(exc)}\n")
-        raise typer.Exit(2 if exc.field else 1) from None
+        # a server that cannot be reached may have died: a failure, not a user error
+        user_error = exc.field is not None and not isinstance(exc, ServerUnreachableError)
+        raise typer.Exit(2 if user_error else 1) from None
     Console().print(_summary(output, tally))
     if tally.failed:
         sys.stderr.write(

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from thinkq._files import write_atomic
-from thinkq.errors import RecordError, ServerError
+from thinkq.errors import RecordError, ServerError, ServerUnreachableError
 from thinkq.measure.generation import Generation, Generator
 from thinkq.measure.graders import grade
 from thinkq.measure.items import Item
@@ -210,10 +210,6 @@ async def _answer(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _unreachable(exc: ServerError) -> bool:
-    return exc.field == "base_url"
-
-
 async def run(
     generator: Generator,
     queries: Sequence[Query],
@@ -268,7 +264,7 @@ async def run(
             try:
                 gen = await _answer(generator, query, seed=seed, retries=retries, backoff=backoff)
             except ServerError as exc:
-                if _unreachable(exc):
+                if isinstance(exc, ServerUnreachableError):
                     raise
                 elapsed = asyncio.get_running_loop().time() - started
                 await write(_failure(query, model, concurrency, exc, elapsed))

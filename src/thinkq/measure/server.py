@@ -31,7 +31,7 @@ from typing import Any
 
 import httpx
 
-from thinkq.errors import ServerError
+from thinkq.errors import ServerError, ServerUnreachableError
 from thinkq.measure.templates import BOS_TEXTS, Message
 from thinkq.measure.tokenizer import LocalTokenizer
 
@@ -147,10 +147,8 @@ class Server:
                 if isinstance(exc, httpx.ConnectError)
                 else f"no connection in {CONNECT_TIMEOUT:g} s"
             )
-            return ServerError(
-                f"base_url: cannot connect to {url} ({why})",
-                field="base_url",
-                transient=True,
+            return ServerUnreachableError(
+                f"base_url: cannot connect to {url} ({why})", field="base_url"
             )
         if isinstance(exc, httpx.TimeoutException):
             return ServerError(f"server: no reply from {url} in time", transient=True)
