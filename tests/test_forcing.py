@@ -1,6 +1,6 @@
 """Budget forcing and cap mode against fake servers: request bodies, exactness, streaming.
 
-The fake server (``fake_servers.FakeServer``) honours ``max_tokens`` when the end
+The fake server (``fakes.FakeServer``) honours ``max_tokens`` when the end
 tokens are suppressed and records every request, so each test checks both what
 thinkq sent and what it made of the reply.
 """
@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
-from fake_servers import (
+from fakes import (
     ANSWER,
     ANSWER_TOKENS,
     BASE_URL,
@@ -23,6 +23,7 @@ from fake_servers import (
     PROMPT_TOKENS,
     Body,
     FakeServer,
+    chat_script,
     chatml,
     completion,
     sse,
@@ -304,14 +305,70 @@ def test_server_failure_in_phase_two_propagates() -> None:
     assert not isinstance(info.value, ForcingError)
 
 
-def test_missing_answer_usage_counts_zero() -> None:
+def test_missing_answer_usage_is_counted_by_the_tokenizer() -> None:
     def complete(body: Body) -> Body:
         if "logit_bias" in body:
             return completion(" w", "length", tokens=1)
         return completion(" 42", "stop", tokens=None)
 
-    generation = force(FakeServer(complete=complete), 1)
-    assert (generation.answer, generation.answer_tokens) == (CUE.text + " 42", 0)
+    fake = FakeServer(complete=complete)
+    generation = force(fake, 1)
+    assert (generation.answer, generation.answer_tokens) == (CUE.text + " 42", 3)
+    assert " 42" in [b.get("prompt") for b in fake.bodies("/tokenize")]  # not the cue
+
+
+@pytest.mark.parametrize("family", ["llama-cpp-python", "vllm"])
+def test_plain_and_streamed_count_the_same_answer_tokens_without_usage(family: Any) -> None:
+    answer = ("The", " answer", " is", " 42")
+
+    def complete(body: Body) -> Body | httpx.Response:  # the answer phase has no usage
+        streamed = body.get("stream")
+        if "logit_bias" in body:
+            words = thinking_words(body["max_tokens"])
+            if not streamed:
+                return completion("".join(words), "length", tokens=len(words))
+            events = [{"choices": [{"text": w, "finish_reason": None}]} for w in words]
+            events[-1]["choices"][0]["finish_reason"] = "length"
+            return sse(events)
+        if not streamed:
+            return completion("".join(answer), "stop", tokens=None)
+        return sse([{"choices": [{"text": t, "finish_reason": None}]} for t in answer])
+
+    fake = FakeServer(family=family, complete=complete)
+    whole = force(fake, 2)
+    pieces = stream(fake, 2)[-1].generation
+    assert pieces is not None
+    assert whole.answer == pieces.answer == CUE.text + "The answer is 42"
+    # the fake's tokenizer: one token per character, whichever path
+    assert whole.answer_tokens == pieces.answer_tokens == len("The answer is 42")
+
+
+def test_sampling_is_passed_per_call() -> None:
+    fake = FakeServer()
+
+    async def action(server: Server) -> None:
+        forcer = Forcer(server, template=QWEN3, sampling=Sampling(0.1, 0.5))
+        await forcer.prepare()
+        await forcer.generate(QUESTION, 1, cue=CUE, sampling=Sampling(0.9, 0.7))
+        await forcer.generate(QUESTION, 1, cue=CUE)
+
+    run(fake, action)
+    sent = [(b["temperature"], b["top_p"]) for b in completions(fake)]
+    assert sent == [(0.9, 0.7), (0.9, 0.7), (0.1, 0.5), (0.1, 0.5)]
+
+
+def test_a_prompt_given_as_text_is_continued_as_it_is() -> None:
+    fake = FakeServer()
+
+    async def action(server: Server) -> Generation:
+        forcer = Forcer(server, template=QWEN3)
+        await forcer.prepare()
+        return await forcer.generate("2 + 3 =", 1, cue=CUE)
+
+    run(fake, action)
+    think, answer = completions(fake)
+    assert think["prompt"] == "2 + 3 =" + "<think>\n"
+    assert answer["prompt"] == "2 + 3 =<think>\n w0\n</think>\n\nThe answer is"
 
 
 # ---------------------------------------------------------------- streaming
@@ -334,7 +391,8 @@ def test_stream_pieces_and_final_generation() -> None:
         ("thinking", " w1"),
         ("thinking", " w2"),
         ("answer", CUE.text),
-        ("answer", ANSWER),
+        ("answer", " 4"),
+        ("answer", "2"),
         ("done", ""),
     ]
     generation = pieces[-1].generation
@@ -357,7 +415,7 @@ def test_stream_pieces_and_final_generation() -> None:
 def test_stream_budget_zero_sends_one_request() -> None:
     fake = FakeServer()
     pieces = stream(fake, 0)
-    assert [p.kind for p in pieces] == ["answer", "answer", "done"]
+    assert [p.kind for p in pieces] == ["answer", "answer", "answer", "done"]
     (answer,) = completions(fake)
     assert answer["prompt"].endswith("<think>\n\n</think>\n\nThe answer is")
     generation = pieces[-1].generation
@@ -390,7 +448,7 @@ def test_stream_without_usage_trusts_the_finish_reason() -> None:
     generation = stream(fake, 4)[-1].generation
     assert generation is not None
     assert generation.thinking_tokens == 4
-    assert generation.answer_tokens == 1  # counted pieces: the server sent no usage
+    assert generation.answer_tokens == 3  # " 42" by the tokenizer: the server sent no usage
     assert generation.prompt_tokens is None
 
 
@@ -403,15 +461,9 @@ def chat_reply(
     content: str = " 42",
     usage: Body | None = None,
     key: str = "reasoning_content",
-) -> Callable[[Body], Body]:
-    def chat(body: Body) -> Body:
-        message = {"role": "assistant", "content": " 42", key: reasoning}
-        reply: Body = {"choices": [{"index": 0, "message": message, "finish_reason": "stop"}]}
-        if usage is not None:
-            reply["usage"] = usage
-        return reply
-
-    return chat
+) -> Callable[[Body], Body | httpx.Response]:
+    """A chat endpoint that thinks ``reasoning`` in one delta and answers ``content``."""
+    return chat_script((reasoning,) if reasoning else (), (content,), usage, keys=(key,))
 
 
 def cap(fake: FakeServer, budget: int, **options: Any) -> Generation:
@@ -435,12 +487,14 @@ def test_cap_request_body() -> None:
     assert body == {
         "model": MODEL,
         "messages": QUESTION,
-        "max_tokens": 32 + CUE.max_tokens + 64,
+        "max_tokens": 32 + CUE.max_tokens,
         "thinking_budget_tokens": 32,
         "temperature": 0.0,
         "top_p": 1.0,
         "seed": 5,
-    }
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }  # the cue's stop ("\n") is applied to the answer by thinkq, not sent
 
 
 def test_cap_reasoning_tokens_from_usage() -> None:
@@ -474,8 +528,9 @@ def test_cap_counts_the_thinking_by_tokenizer(family: Any, key: str) -> None:
 def test_cap_without_thinking_counts_zero() -> None:
     fake = FakeServer(chat=chat_reply(reasoning="", usage=None))
     generation = cap(fake, 0)
-    assert (generation.thinking_tokens, generation.answer_tokens) == (0, 0)
-    assert fake.paths() == ["/v1/chat/completions"]
+    assert (generation.thinking_tokens, generation.answer_tokens) == (0, 3)  # answer tokenized
+    assert fake.paths()[0] == "/v1/chat/completions"
+    assert {b.get("prompt") for b in fake.bodies("/tokenize")} <= {" 42", "", None}
 
 
 @pytest.mark.parametrize(
@@ -500,7 +555,7 @@ def test_cap_at_the_cap_is_fine() -> None:
 
 def test_cap_on_a_server_without_chat() -> None:
     with pytest.raises(ServerError) as info:
-        cap(FakeServer(), 8)
+        cap(FakeServer(chat=lambda body: None), 8)
     assert info.value.status == 404
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from fake_llm import FakeLLM
+from fakes import MODEL, FakeServer
 from thinkq.errors import RecordError, ServerError
 from thinkq.measure.forcing import Forcer
 from thinkq.measure.items import Item
@@ -25,11 +25,16 @@ ITEMS = [Item("gsm8k", f"q{i}", f"What is 6 x 7? ({i})", "42") for i in range(4)
 BUDGETS = [0, 8, 32]
 
 
-def measure(fake: FakeLLM, out: Path, queries: list[Query], **options: Any) -> Any:
+def fake_llm(**hooks: Any) -> FakeServer:
+    """A fake llama-cpp-python server (its tokenizer finds ChatML's end tokens)."""
+    return FakeServer(family="llama-cpp-python", **hooks)
+
+
+def measure(fake: FakeServer, out: Path, queries: list[Query], **options: Any) -> Any:
     async def go() -> Any:
-        async with Server("http://fake/v1", fake.model, transport=fake.transport()) as server:
+        async with fake.server() as server:
             forcer = Forcer(server, template=TEMPLATES["chatml"])
-            return await run(forcer, queries, out, model=fake.model, backoff=0.0, **options)
+            return await run(forcer, queries, out, model=MODEL, backoff=0.0, **options)
 
     return asyncio.run(go())
 
@@ -61,14 +66,14 @@ def test_query_seeds_are_fixed_and_differ() -> None:
 
 
 def test_run_writes_one_graded_record_per_query(tmp_path: Path) -> None:
-    fake, out = FakeLLM(), tmp_path / "r.jsonl"
+    fake, out = fake_llm(), tmp_path / "r.jsonl"
     queries = plan(ITEMS, BUDGETS, 1)
     tally = measure(fake, out, queries)
     rows = lines(out)
     assert (tally.answered, tally.failed, tally.skipped) == (len(queries), 0, 0)
     assert sorted(keys(rows)) == sorted(q.key for q in queries)
     assert all(r["thinking_tokens"] == r["budget"] for r in rows)
-    assert all(r["error"] is None and r["model"] == "fake" for r in rows)
+    assert all(r["error"] is None and r["model"] == MODEL for r in rows)
     gsm8k = [r for r in rows if r["task"] == "gsm8k"]
     assert all(r["correct"] and r["extracted"] == "42" for r in gsm8k)  # "The answer is 42"
     assert not any(r["correct"] for r in rows if r["task"] == "arc_challenge")
@@ -78,31 +83,31 @@ def test_run_writes_one_graded_record_per_query(tmp_path: Path) -> None:
 def test_a_stopped_run_resumes_without_loss_or_duplicates(tmp_path: Path) -> None:
     out = tmp_path / "r.jsonl"
     queries = plan(ITEMS, BUDGETS, 2, seed=1)
-    measure(FakeLLM(), out, queries[:9])
+    measure(fake_llm(), out, queries[:9])
     with out.open("ab") as stream:  # a crash in the middle of writing a line
         stream.write(b'{"task": "gsm8k", "item_id": "q1", "bud')
-    tally = measure(FakeLLM(), out, queries)
+    tally = measure(fake_llm(), out, queries)
     rows = lines(out)
     assert tally.skipped == 9
     assert tally.answered == len(queries) - 9
     assert sorted(keys(rows)) == sorted(q.key for q in queries)
-    assert measure(FakeLLM(), out, queries).answered == 0  # nothing left to do
+    assert measure(fake_llm(), out, queries).answered == 0  # nothing left to do
 
 
 def test_failed_queries_are_recorded_then_retried_on_the_next_run(tmp_path: Path) -> None:
     out = tmp_path / "r.jsonl"
     queries = plan(ITEMS[:2], [8], 1)
-    fake = FakeLLM()
+    fake = fake_llm()
     for number in range(1, 20):  # every attempt of the first query fails
         fake.fail_on(number, 503)
     tally = measure(fake, out, queries, retries=2, concurrency=1)
     rows = lines(out)
     assert tally.failed == 2
     assert all("503" in r["error"] for r in rows)
-    assert fake.completions == 2 * 3  # each query: one try and two retries
+    assert len(fake.bodies("/v1/completions")) == 2 * 3  # each query: one try and two retries
     with pytest.raises(RecordError, match="all 2 records are failed queries"):
         read_records([out])
-    tally = measure(FakeLLM(), out, queries)
+    tally = measure(fake_llm(), out, queries)
     assert tally.answered == 2
     assert tally.skipped == 0
     assert sorted(keys(lines(out))) == sorted(q.key for q in queries)
@@ -110,7 +115,7 @@ def test_failed_queries_are_recorded_then_retried_on_the_next_run(tmp_path: Path
 
 
 def test_a_transient_failure_is_retried_and_then_succeeds(tmp_path: Path) -> None:
-    fake, out = FakeLLM(), tmp_path / "r.jsonl"
+    fake, out = fake_llm(), tmp_path / "r.jsonl"
     fake.fail_on(1, 502)
     tally = measure(fake, out, plan(ITEMS[:1], [8], 1), retries=1)
     assert tally.answered == 1
@@ -118,7 +123,7 @@ def test_a_transient_failure_is_retried_and_then_succeeds(tmp_path: Path) -> Non
 
 
 def test_thinking_short_of_its_budget_is_an_error_record(tmp_path: Path) -> None:
-    fake, out = FakeLLM(short_by=3), tmp_path / "r.jsonl"
+    fake, out = fake_llm(short_by=3), tmp_path / "r.jsonl"
     measure(fake, out, plan(ITEMS[:1], [0, 16], 1))
     rows = {r["budget"]: r for r in lines(out)}
     assert rows[0]["error"] is None  # no thinking phase at budget 0
@@ -154,7 +159,7 @@ def test_finished_refuses_foreign_lines_and_other_models(tmp_path: Path) -> None
 def test_concurrent_queries_all_land_once(tmp_path: Path) -> None:
     out = tmp_path / "r.jsonl"
     queries = plan(ITEMS, BUDGETS, 2)
-    tally = measure(FakeLLM(), out, queries, concurrency=4)
+    tally = measure(fake_llm(), out, queries, concurrency=4)
     assert tally.answered == len(queries)
     rows = lines(out)
     assert sorted(keys(rows)) == sorted(q.key for q in queries)

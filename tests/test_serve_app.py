@@ -1,4 +1,4 @@
-"""The gateway's HTTP app against a fake upstream (httpx.MockTransport, no network)."""
+"""The gateway's HTTP app against the fake upstream (``fakes.FakeServer``, no network)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import httpx
 import numpy as np
 
 import thinkq
-from fake_upstream import Clock, Upstream, profile
+from fakes import ANSWER, ANSWER_TOKENS, Clock, FakeServer, profile, thinking_words
 from thinkq.measure.server import Server
 from thinkq.measure.templates import TEMPLATES
 from thinkq.serve import Gateway, create_app, upstream_transport
@@ -23,12 +23,12 @@ from thinkq.serve import Gateway, create_app, upstream_transport
 TIMEOUT = 60.0  # generous: only to turn a hang into a failure
 CHAT = {"messages": [{"role": "user", "content": "What is 2 + 3?"}], "max_tokens": 8}
 
-Scenario = Callable[[httpx.AsyncClient, Gateway, Upstream], Awaitable[None]]
+Scenario = Callable[[httpx.AsyncClient, Gateway, FakeServer], Awaitable[None]]
 
 
 @asynccontextmanager
 async def gateway_client(
-    upstream: Upstream,
+    upstream: FakeServer,
     *,
     api_key: str | None = None,
     body_limit: int = 1 << 20,
@@ -47,8 +47,8 @@ async def gateway_client(
             yield client, gateway
 
 
-def run(scenario: Scenario, upstream: Upstream | None = None, **options: Any) -> None:
-    upstream = upstream or Upstream()
+def run(scenario: Scenario, upstream: FakeServer | None = None, **options: Any) -> None:
+    upstream = upstream or FakeServer()
 
     async def main() -> None:
         async with gateway_client(upstream, **options) as (client, gateway):
@@ -74,7 +74,7 @@ def metric(text: str, name: str, **labels: str) -> float:
 
 
 def test_chat_response_carries_thinking_answer_and_reasoning_tokens() -> None:
-    async def scenario(client: httpx.AsyncClient, gateway: Gateway, upstream: Upstream) -> None:
+    async def scenario(client: httpx.AsyncClient, gateway: Gateway, upstream: FakeServer) -> None:
         reply = await client.post(
             "/v1/chat/completions", json=CHAT, headers={"X-Thinkq-Task": "math"}
         )
@@ -83,12 +83,12 @@ def test_chat_response_carries_thinking_answer_and_reasoning_tokens() -> None:
         budget = gateway.state()["budgets"]["math"]
         assert budget > 0
         message = data["choices"][0]["message"]
-        assert message["reasoning_content"] == "t" * budget
-        assert message["content"] == "The answer is 5"
+        assert message["reasoning_content"] == "".join(thinking_words(budget))
+        assert message["content"] == ANSWER
         assert data["usage"]["completion_tokens_details"]["reasoning_tokens"] == budget
-        assert data["usage"]["completion_tokens"] == budget + 3
+        assert data["usage"]["completion_tokens"] == budget + ANSWER_TOKENS
         assert data["object"] == "chat.completion"
-        thinking, answer = upstream.completions
+        thinking, answer = upstream.bodies("/v1/completions")
         assert thinking["max_tokens"] == budget
         assert answer["max_tokens"] == 8
 
@@ -96,7 +96,7 @@ def test_chat_response_carries_thinking_answer_and_reasoning_tokens() -> None:
 
 
 def test_streamed_completion_sends_reasoning_then_content_then_usage() -> None:
-    async def scenario(client: httpx.AsyncClient, gateway: Gateway, upstream: Upstream) -> None:
+    async def scenario(client: httpx.AsyncClient, gateway: Gateway, upstream: FakeServer) -> None:
         body = {"prompt": "2 + 3 =", "stream": True, "stream_options": {"include_usage": True}}
         reply = await client.post("/v1/completions", json=body | {"metadata": {"task": "math"}})
         assert reply.status_code == 200
@@ -107,24 +107,24 @@ def test_streamed_completion_sends_reasoning_then_content_then_usage() -> None:
         thinking = "".join(c["choices"][0].get("reasoning_content", "") for c in chunks[:-1])
         answer = "".join(c["choices"][0].get("text", "") for c in chunks[:-1])
         budget = gateway.state()["budgets"]["math"]
-        assert thinking == "t" * budget
-        assert answer == "The answer is 5"
+        assert thinking == "".join(thinking_words(budget))
+        assert answer == ANSWER
         assert chunks[-1]["usage"]["completion_tokens_details"]["reasoning_tokens"] == budget
-        assert upstream.completions[0]["prompt"] == "2 + 3 ="  # a completion is not templated
+        assert upstream.generated()[0]["prompt"] == "2 + 3 ="  # a completion is not templated
 
     run(scenario)
 
 
 def test_cap_mode_sends_the_budget_in_the_native_field() -> None:
-    async def scenario(client: httpx.AsyncClient, gateway: Gateway, upstream: Upstream) -> None:
+    async def scenario(client: httpx.AsyncClient, gateway: Gateway, upstream: FakeServer) -> None:
         budget = gateway.state()["budgets"]["math"]
         headers = {"X-Thinkq-Task": "math"}
         reply = await client.post("/v1/chat/completions", json=CHAT, headers=headers)
         assert reply.status_code == 200
         data = reply.json()
-        assert data["choices"][0]["message"]["reasoning_content"] == "t" * budget
+        assert data["choices"][0]["message"]["reasoning_content"] == "".join(thinking_words(budget))
         assert data["usage"]["completion_tokens_details"]["reasoning_tokens"] == budget
-        (sent,) = upstream.completions
+        (sent,) = upstream.generated()
         assert sent["thinking_token_budget"] == budget
         assert sent["messages"] == CHAT["messages"]
         streamed = await client.post(
@@ -135,14 +135,16 @@ def test_cap_mode_sends_the_budget_in_the_native_field() -> None:
             for line in streamed.text.splitlines()
             if line.startswith("data: {")
         ]
-        assert "".join(d.get("reasoning_content", "") for d in deltas) == "t" * budget
-        assert "".join(d.get("content", "") for d in deltas) == "The answer is 5"
+        assert "".join(d.get("reasoning_content", "") for d in deltas) == "".join(
+            thinking_words(budget)
+        )
+        assert "".join(d.get("content", "") for d in deltas) == ANSWER
 
     run(scenario, mode="cap")
 
 
 def test_models_are_passed_through_and_health_needs_no_key() -> None:
-    async def scenario(client: httpx.AsyncClient, gateway: Gateway, upstream: Upstream) -> None:
+    async def scenario(client: httpx.AsyncClient, gateway: Gateway, upstream: FakeServer) -> None:
         assert (await client.get("/healthz")).status_code == 200
         refused = await client.get("/v1/models")
         assert refused.status_code == 401
@@ -156,7 +158,7 @@ def test_models_are_passed_through_and_health_needs_no_key() -> None:
 
 
 def test_unknown_task_bad_body_and_large_body_are_client_errors() -> None:
-    async def scenario(client: httpx.AsyncClient, gateway: Gateway, upstream: Upstream) -> None:
+    async def scenario(client: httpx.AsyncClient, gateway: Gateway, upstream: FakeServer) -> None:
         unknown = await client.post(
             "/v1/chat/completions", json=CHAT, headers={"X-Thinkq-Task": "poetry"}
         )
@@ -171,7 +173,7 @@ def test_unknown_task_bad_body_and_large_body_are_client_errors() -> None:
         assert many.status_code == 400
         large = await client.post("/v1/completions", content=b"x" * 2048)
         assert large.status_code == 413
-        assert upstream.completions == []
+        assert upstream.generated() == []
 
     run(scenario, body_limit=1024)
 
@@ -179,7 +181,7 @@ def test_unknown_task_bad_body_and_large_body_are_client_errors() -> None:
 def test_routing_rules_and_default_task() -> None:
     routed = profile(match=[[r"\d\s*[+*/-]\s*\d"], []])
 
-    async def scenario(client: httpx.AsyncClient, gateway: Gateway, upstream: Upstream) -> None:
+    async def scenario(client: httpx.AsyncClient, gateway: Gateway, upstream: FakeServer) -> None:
         budgets = gateway.state()["budgets"]
         for text, task in (("What is 2 + 3?", "math"), ("Hello there", "chat")):
             body = {"messages": [{"role": "user", "content": text}], "max_tokens": 2}
@@ -203,7 +205,7 @@ def test_a_higher_rate_gives_no_larger_budgets_as_the_solver_says() -> None:
             body = CHAT | {"max_tokens": 1, "metadata": {"task": task}}
             assert (await client.post("/v1/chat/completions", json=body)).status_code == 200
 
-    async def scenario(client: httpx.AsyncClient, gateway: Gateway, upstream: Upstream) -> None:
+    async def scenario(client: httpx.AsyncClient, gateway: Gateway, upstream: FakeServer) -> None:
         states = []
         for count, at in ((2, 100.0), (20, 200.0), (60, 300.0)):  # 0.2, 2 and 6 per second
             await arrive(client, count, at)
@@ -233,7 +235,7 @@ def _arrays(p: thinkq.Profile) -> dict[str, Any]:
 def test_load_unstable_even_at_zero_budgets_is_refused_with_503() -> None:
     clock = Clock()
 
-    async def scenario(client: httpx.AsyncClient, gateway: Gateway, upstream: Upstream) -> None:
+    async def scenario(client: httpx.AsyncClient, gateway: Gateway, upstream: FakeServer) -> None:
         clock.now = 100.0
         for _ in range(120):  # 12 per second over the 10 s window; E[S(0)] = 0.1 s
             gateway.estimator.arrival(0)
@@ -244,7 +246,7 @@ def test_load_unstable_even_at_zero_budgets_is_refused_with_503() -> None:
         reply = await client.post("/v1/chat/completions", json=CHAT)
         assert reply.status_code == 503
         assert int(reply.headers["Retry-After"]) >= 1
-        assert upstream.completions == []
+        assert upstream.generated() == []
         clock.now = 200.0  # the load went away: the next re-solve admits again
         gateway.resolve()
         assert (await client.post("/v1/chat/completions", json=CHAT)).status_code == 200
@@ -259,7 +261,7 @@ def test_a_burst_at_twice_capacity_gets_answers_or_503_and_metrics_agree() -> No
     concurrency, max_queue = 2, 6
     burst = 2 * (concurrency + max_queue)
 
-    async def scenario(client: httpx.AsyncClient, gateway: Gateway, upstream: Upstream) -> None:
+    async def scenario(client: httpx.AsyncClient, gateway: Gateway, upstream: FakeServer) -> None:
         async def one(k: int) -> int:
             task = ("math", "chat")[k % 2]
             reply = await client.post(
@@ -282,11 +284,11 @@ def test_a_burst_at_twice_capacity_gets_answers_or_503_and_metrics_agree() -> No
         assert gateway.queue.busy == 0
         assert gateway.queue.waiting == 0
 
-    run(scenario, Upstream(delay=0.05), concurrency=concurrency, max_queue=max_queue)
+    run(scenario, FakeServer(delay=0.05), concurrency=concurrency, max_queue=max_queue)
 
 
 def test_upstream_down_gives_502_and_the_next_request_is_served_once_it_is_back() -> None:
-    async def scenario(client: httpx.AsyncClient, gateway: Gateway, upstream: Upstream) -> None:
+    async def scenario(client: httpx.AsyncClient, gateway: Gateway, upstream: FakeServer) -> None:
         upstream.down = True
         failed = await asyncio.gather(
             *(client.post("/v1/chat/completions", json=CHAT) for _ in range(3))
@@ -371,7 +373,7 @@ def test_a_refused_upstream_connection_gives_502_on_the_gateways_transport() -> 
 
 
 def test_a_client_that_disconnects_while_waiting_leaves_the_queue() -> None:
-    async def scenario(client: httpx.AsyncClient, gateway: Gateway, upstream: Upstream) -> None:
+    async def scenario(client: httpx.AsyncClient, gateway: Gateway, upstream: FakeServer) -> None:
         app = create_app(gateway)
         first = asyncio.create_task(client.post("/v1/chat/completions", json=CHAT))
         while gateway.queue.busy == 0:
@@ -402,15 +404,15 @@ def test_a_client_that_disconnects_while_waiting_leaves_the_queue() -> None:
         await second
         assert gateway.queue.waiting == 0
         assert (await first).status_code == 200
-        assert len(upstream.completions) == 2  # the first request's two phases only
+        assert len(upstream.generated()) == 2  # the first request's two phases only
         text = (await client.get("/metrics")).text
         assert metric(text, "thinkq_requests_total", outcome="disconnected") == 1
 
-    run(scenario, Upstream(delay=0.05))
+    run(scenario, FakeServer(delay=0.05))
 
 
 def test_a_client_that_leaves_mid_stream_frees_the_slot() -> None:
-    async def scenario(client: httpx.AsyncClient, gateway: Gateway, upstream: Upstream) -> None:
+    async def scenario(client: httpx.AsyncClient, gateway: Gateway, upstream: FakeServer) -> None:
         app = create_app(gateway)
         gone = asyncio.Event()
         body = json.dumps(CHAT | {"stream": True, "metadata": {"task": "math"}}).encode()

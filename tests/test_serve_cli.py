@@ -15,7 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import write_document
-from fake_upstream import Upstream, profile
+from fakes import FakeServer, profile
 from llama_server import LlamaServer, free_port
 from thinkq.cli import app
 from thinkq.measure.templates import TEMPLATES
@@ -124,7 +124,7 @@ def test_thinkq_serve_runs_in_front_of_llama_cpp(
 
 
 def test_the_load_generator_sends_every_query_and_reports_sojourn_times() -> None:
-    upstream = Upstream(delay=0.002)
+    upstream = FakeServer(delay=0.002)
 
     async def main() -> None:
         gateway = Gateway(profile(), upstream.server(), template=TEMPLATES["chatml"])
@@ -144,7 +144,7 @@ def test_the_load_generator_sends_every_query_and_reports_sojourn_times() -> Non
             assert stats.p50 is not None
             assert stats.p99 is not None
             assert 0 < stats.p50 <= stats.p99
-        assert len(upstream.completions) == 80  # two phases each
+        assert len(upstream.generated()) == 80  # two phases each
         data = result.to_dict()
         assert data["overall"]["served"] == 40
 

@@ -11,10 +11,10 @@ import pytest
 
 import thinkq
 from conftest import Document, write_document
-from fake_upstream import Clock, profile
+from fakes import Clock, profile
 from thinkq import ProfileError, load_profile
+from thinkq.errors import QueueFullError
 from thinkq.serve import Controller, Estimator, Queue, Router, RoutingError
-from thinkq.serve.queue import QueueFullError
 from thinkq.serve.refit import LatencyRefit
 
 

@@ -1,6 +1,6 @@
 """The server client: error translation, retries, streaming, tokenizer and template discovery.
 
-Every test talks to a fake server of one family (``fake_servers.FakeServer``) or to a
+Every test talks to a fake server of one family (``fakes.FakeServer``) or to a
 handler written for it, through ``httpx.MockTransport``; none touches the network.
 """
 
@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
-from fake_servers import BASE_URL, BOS, MODEL, FakeServer, chatml, encode
+from fakes import BASE_URL, BOS, MODEL, FakeServer, chatml, encode
 from thinkq.errors import ServerError, ThinkqError
 from thinkq.measure.server import Server
 
@@ -342,7 +342,11 @@ def test_stream_of_the_fake_server() -> None:
     events = run(fake, lambda server: collect(server, body))
     texts = [c["text"] for e in events for c in e["choices"]]
     assert texts == [" w0", " w1", " w2"]
-    assert events[-1] == {"choices": [], "usage": {"prompt_tokens": 17, "completion_tokens": 3}}
+    assert events[-1]["choices"][0]["finish_reason"] == "length"  # no usage unless asked
+    asked = body | {"stream_options": {"include_usage": True}}
+    events = run(fake, lambda server: collect(server, asked))
+    usage = {"prompt_tokens": 17, "completion_tokens": 3, "total_tokens": 20}
+    assert events[-1] == {"choices": [], "usage": usage}
 
 
 def test_stream_error_status() -> None:

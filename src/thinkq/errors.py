@@ -22,9 +22,11 @@
     └── GatewayError            a request the gateway (``thinkq serve``) will not
         │                       serve; ``status`` is its HTTP status
         ├── BadRequestError     not a valid OpenAI request (400; also a ValueError)
+        │   └── BodyTooLargeError  a body over the gateway's limit (413)
         ├── RoutingError        its task type is unknown or missing (400; also a
         │                       ValueError)
         ├── OverloadedError     refused to protect the server (503, ``retry_after``)
+        │   └── QueueFullError  the queue already holds ``max_queue`` waiting requests
         └── DisconnectedError   the client left before its reply was ready (499)
 
 Every message is one line that names the field (and the task, where there is one)
@@ -41,6 +43,7 @@ SHOWN_PROBLEMS = 50
 __all__ = [
     "SHOWN_PROBLEMS",
     "BadRequestError",
+    "BodyTooLargeError",
     "DatasetError",
     "DisconnectedError",
     "FitError",
@@ -49,6 +52,7 @@ __all__ = [
     "OverloadedError",
     "ProfileError",
     "ProfileFileError",
+    "QueueFullError",
     "RecordError",
     "RoutingError",
     "ServerError",
@@ -179,6 +183,12 @@ class BadRequestError(GatewayError, ValueError):
     kind = "invalid_request_error"
 
 
+class BodyTooLargeError(BadRequestError):
+    """A request body over the gateway's size limit (HTTP 413)."""
+
+    status = 413
+
+
 class RoutingError(GatewayError, ValueError):
     """A request whose task type is unknown or missing (HTTP 400)."""
 
@@ -195,6 +205,10 @@ class OverloadedError(GatewayError):
     def __init__(self, message: str, *, retry_after: int) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class QueueFullError(OverloadedError):
+    """A request refused because ``max_queue`` requests are already waiting (HTTP 503)."""
 
 
 class DisconnectedError(GatewayError):

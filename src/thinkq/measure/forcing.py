@@ -14,13 +14,16 @@ two phases (s1-style budget forcing):
    writes a short answer.
 
 It returns a :class:`~thinkq.measure.generation.Generation` whose token counts are
-the server's ``usage``; :class:`~thinkq.measure.cap.Capper` is the ``cap`` mode.
+the server's ``usage`` (the answer counted by the server's tokenizer where a reply
+has none, streamed or not); :class:`~thinkq.measure.cap.Capper` is the ``cap`` mode.
+Messages are rendered with the chat template; a prompt given as text (a
+``/v1/completions`` request) is continued as it is.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from typing import Any
 
 from thinkq.errors import ForcingError, ServerError
@@ -31,6 +34,7 @@ from thinkq.measure.generation import (
     Piece,
     Sampling,
     check_budget,
+    counted,
     first_choice,
     stream_choices,
     usage,
@@ -54,7 +58,7 @@ class Forcer:
     thinking:
         How thinking is delimited; default: the template's (``free`` with the server's).
     sampling:
-        Temperature and top-p.
+        Temperature and top-p of calls that give none.
     suppress_ids:
         Token ids to suppress while thinking, instead of asking the server's tokenizer.
     """
@@ -103,15 +107,17 @@ class Forcer:
             )
         self.suppress_ids = tuple(ids)
 
-    async def render(self, messages: Sequence[Message]) -> str:
-        """The raw prompt for ``messages``, up to where thinking begins."""
-        if self.template is None:
+    async def render(self, messages: Sequence[Message] | str) -> str:
+        """The raw prompt for ``messages`` (a text as it is), up to where thinking begins."""
+        if isinstance(messages, str):
+            text = messages
+        elif self.template is None:
             text = await self.server.apply_template(messages)
         else:
             text = self.template.render(messages)
         return text + self.thinking.open
 
-    def _think_body(self, prompt: str, budget: int, seed: int | None) -> dict[str, Any]:
+    def _think_body(self, prompt: str, budget: int, sampled: dict[str, Any]) -> dict[str, Any]:
         if self.suppress_ids is None:
             raise RuntimeError("Forcer.prepare() must run before generating")
         return {
@@ -119,10 +125,10 @@ class Forcer:
             "prompt": prompt,
             "max_tokens": budget,
             "logit_bias": {str(i): -100 for i in self.suppress_ids},
-            **self.sampling.body(seed),
+            **sampled,
         }
 
-    def _answer_body(self, prompt: str, cue: Cue, seed: int | None) -> dict[str, Any]:
+    def _answer_body(self, prompt: str, cue: Cue, sampled: dict[str, Any]) -> dict[str, Any]:
         body: dict[str, Any] = {
             "model": self.server.model,
             "prompt": prompt,
@@ -130,7 +136,7 @@ class Forcer:
         }
         if cue.stop:
             body["stop"] = list(cue.stop)
-        return {**body, **self.sampling.body(seed)}
+        return {**body, **sampled}
 
     @staticmethod
     def _checked(budget: int, produced: int | None, finish: object) -> int:
@@ -142,9 +148,17 @@ class Forcer:
         return budget
 
     async def generate(
-        self, messages: Sequence[Message], budget: int, *, cue: Cue, seed: int | None = None
+        self,
+        messages: Sequence[Message] | str,
+        budget: int,
+        *,
+        cue: Cue,
+        seed: int | None = None,
+        sampling: Sampling | None = None,
     ) -> Generation:
         """Think for exactly ``budget`` tokens, then answer after ``cue``.
+
+        ``sampling`` (default: the forcer's) and ``seed`` go with both requests.
 
         Raises
         ------
@@ -154,21 +168,24 @@ class Forcer:
             ``budget`` is negative.
         """
         check_budget(budget)
+        sampled = (sampling or self.sampling).body(seed)
         prompt = await self.render(messages)
         started = time.perf_counter()
         thinking, prompt_tokens = "", None
         if budget > 0:
-            reply = await self.server.post("/completions", self._think_body(prompt, budget, seed))
+            reply = await self.server.post(
+                "/completions", self._think_body(prompt, budget, sampled)
+            )
             choice = first_choice(reply, "/completions")
             produced = usage(reply, "completion_tokens")
             self._checked(budget, produced, choice.get("finish_reason"))
             thinking = str(choice.get("text") or "")
             prompt_tokens = usage(reply, "prompt_tokens")
         head = prompt + thinking + self.thinking.close + cue.text
-        reply = await self.server.post("/completions", self._answer_body(head, cue, seed))
+        reply = await self.server.post("/completions", self._answer_body(head, cue, sampled))
         text = str(first_choice(reply, "/completions").get("text") or "")
         latency = time.perf_counter() - started
-        answered = usage(reply, "completion_tokens")
+        answered = await counted(self.server, text, usage(reply, "completion_tokens"))
         if prompt_tokens is None:
             prompt_tokens = usage(reply, "prompt_tokens")
         return Generation(
@@ -176,15 +193,21 @@ class Forcer:
             thinking=thinking,
             answer=cue.text + text,
             thinking_tokens=budget,
-            answer_tokens=answered if answered is not None else 0,
+            answer_tokens=answered,
             prompt_tokens=prompt_tokens,
             latency_s=latency,
             mode="force",
         )
 
     async def stream(
-        self, messages: Sequence[Message], budget: int, *, cue: Cue, seed: int | None = None
-    ) -> AsyncIterator[Piece]:
+        self,
+        messages: Sequence[Message] | str,
+        budget: int,
+        *,
+        cue: Cue,
+        seed: int | None = None,
+        sampling: Sampling | None = None,
+    ) -> AsyncGenerator[Piece]:
         """:meth:`generate`, streamed: thinking pieces, answer pieces, then ``done``.
 
         The thinking is exact when the server stops it for length: a finish reason
@@ -192,6 +215,7 @@ class Forcer:
         means ``budget`` tokens; ``usage`` is checked as well where the server sends it.
         """
         check_budget(budget)
+        sampled = (sampling or self.sampling).body(seed)
         prompt = await self.render(messages)
         started = time.perf_counter()
         thinking: list[str] = []
@@ -199,7 +223,7 @@ class Forcer:
         if budget > 0:
             finish: object = None
             produced: int | None = None
-            body = {**self._think_body(prompt, budget, seed), **INCLUDE_USAGE}
+            body = {**self._think_body(prompt, budget, sampled), **INCLUDE_USAGE}
             async for event in self.server.stream("/completions", body):
                 produced = usage(event, "completion_tokens") or produced
                 prompt_tokens = usage(event, "prompt_tokens") or prompt_tokens
@@ -213,10 +237,9 @@ class Forcer:
         head = prompt + "".join(thinking) + self.thinking.close + cue.text
         if cue.text:
             yield Piece("answer", cue.text)
-        answer = [cue.text]
+        answer: list[str] = []
         answered: int | None = None
-        body = {**self._answer_body(head, cue, seed), **INCLUDE_USAGE}
-        pieces = 0
+        body = {**self._answer_body(head, cue, sampled), **INCLUDE_USAGE}
         async for event in self.server.stream("/completions", body):
             answered = usage(event, "completion_tokens") or answered
             if budget == 0:
@@ -224,15 +247,15 @@ class Forcer:
             for choice in stream_choices(event):
                 text = str(choice.get("text") or "")
                 if text:
-                    pieces += 1
                     answer.append(text)
                     yield Piece("answer", text)
+        text = "".join(answer)
         generation = Generation(
             budget=budget,
             thinking="".join(thinking),
-            answer="".join(answer),
+            answer=cue.text + text,
             thinking_tokens=budget,
-            answer_tokens=answered if answered is not None else pieces,
+            answer_tokens=await counted(self.server, text, answered),
             prompt_tokens=prompt_tokens,
             latency_s=time.perf_counter() - started,
             mode="force",

@@ -4,6 +4,11 @@
 end-to-end latency); :class:`Piece` one part of a streamed one; :class:`Generator`
 is what the runner and the gateway ask of :class:`~thinkq.measure.forcing.Forcer`
 (exact budgets) and :class:`~thinkq.measure.cap.Capper` (the server's own cap).
+
+Sampling is an argument of each call, not of the generator, so one generator serves
+requests with different temperatures. Token counts are the server's ``usage`` where
+it reports them and the server's tokenizer's count of the text otherwise
+(:func:`counted`), the same rule whether the reply was streamed or not.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from typing import Any, Literal, Protocol
 
 from thinkq.errors import ServerError
 from thinkq.measure.prompts import Cue
+from thinkq.measure.server import Server
 from thinkq.measure.templates import Message
 
 __all__ = [
@@ -24,6 +30,7 @@ __all__ = [
     "Piece",
     "Sampling",
     "check_budget",
+    "counted",
     "first_choice",
     "stream_choices",
     "usage",
@@ -86,7 +93,13 @@ class Generator(Protocol):
     async def prepare(self) -> None: ...
 
     async def generate(
-        self, messages: Sequence[Message], budget: int, *, cue: Cue, seed: int | None = None
+        self,
+        messages: Sequence[Message] | str,
+        budget: int,
+        *,
+        cue: Cue,
+        seed: int | None = None,
+        sampling: Sampling | None = None,
     ) -> Generation: ...
 
 
@@ -95,6 +108,16 @@ def usage(reply: dict[str, Any], key: str) -> int | None:
     usage = reply.get("usage")
     value = usage.get(key) if isinstance(usage, dict) else None
     return value if isinstance(value, int) else None
+
+
+async def counted(server: Server, text: str, reported: int | None) -> int:
+    """``reported`` (the server's ``usage``) where given, else ``text``'s tokens.
+
+    The tokens are counted by the server's tokenizer (no request for an empty text).
+    """
+    if reported is not None:
+        return reported
+    return len(await server.tokenize(text)) if text else 0
 
 
 def first_choice(reply: dict[str, Any], url: str) -> dict[str, Any]:

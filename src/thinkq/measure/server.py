@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from typing import Any
 
 import httpx
@@ -198,7 +198,7 @@ class Server:
             await asyncio.sleep(self.backoff * 2**attempt)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def stream(self, path: str, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+    async def stream(self, path: str, body: dict[str, Any]) -> AsyncGenerator[dict[str, Any]]:
         """POST ``body`` with ``stream: true`` and yield each server-sent event's JSON."""
         url = self.base_url + path
         try:
@@ -223,14 +223,13 @@ class Server:
 
     # ------------------------------------------------------------------ discovery
 
-    async def models(self) -> list[str]:
-        """The model names the server lists at ``GET /models``."""
-        url = self.base_url + "/models"
+    async def _get(self, path: str) -> httpx.Response:
+        url = self.base_url + path
         try:
             response = await self.http.get(url)
         except httpx.HTTPError as exc:
             raise self._failure(url, exc) from exc
-        if response.status_code == 404:
+        if response.status_code == 404 and path == "/models":
             raise ServerError(
                 f"base_url: no OpenAI API at {self.base_url} (GET /models gave 404; "
                 "the URL usually ends in /v1)",
@@ -238,12 +237,31 @@ class Server:
                 status=404,
             )
         self._check(url, response)
+        return response
+
+    async def get(self, path: str) -> dict[str, Any]:
+        """GET ``path`` (under ``base_url``): its JSON object; failures as :class:`ServerError`."""
+        response = await self._get(path)
+        try:
+            reply = response.json()
+        except ValueError:
+            reply = None
+        if not isinstance(reply, dict):
+            raise ServerError(
+                f"server: {self.base_url + path} did not reply with a JSON object",
+                status=response.status_code,
+            )
+        return reply
+
+    async def models(self) -> list[str]:
+        """The model names the server lists at ``GET /models``."""
+        response = await self._get("/models")
         try:
             data = response.json()["data"]
             return [str(entry["id"]) for entry in data]
         except (ValueError, KeyError, TypeError) as exc:
             raise ServerError(
-                f"base_url: {url} is not an OpenAI model list", field="base_url"
+                f"base_url: {self.base_url}/models is not an OpenAI model list", field="base_url"
             ) from exc
 
     async def check_model(self) -> None:

@@ -9,15 +9,40 @@ are re-solved as the load moves; impossible load is refused with 503.
 :class:`Gateway` is the logic, :func:`create_app` its HTTP face (Starlette), and
 :func:`run_load` a Poisson load generator to measure it (``thinkq loadtest``);
 :func:`upstream_transport` gives the upstream connections ``thinkq serve`` uses.
+
+The path of one request, top to bottom:
+
+1. :mod:`thinkq.serve.app`: the body is read (413 past the limit), parsed and
+   checked (:mod:`thinkq.serve.openai`, 400), and typed (:mod:`thinkq.serve.routing`);
+   every refusal or upstream failure becomes its status in one place.
+2. :meth:`Gateway.admit <thinkq.serve.gateway.Gateway.admit>` counts the arrival and
+   admits it as a :class:`~thinkq.serve.request.Job`, or refuses it (503: overloaded
+   plan, full queue).
+3. :meth:`Gateway.complete <thinkq.serve.gateway.Gateway.complete>` or
+   :meth:`Gateway.stream <thinkq.serve.gateway.Gateway.stream>` serve it inside
+   :func:`~thinkq.serve.request.served`, the one owner of its slot: it waits for the
+   turn (:class:`Queue`), reads the budget in force, and on the way out, however the
+   request ends, gives the slot back and writes its record (metrics, window, refit,
+   log line) exactly once.
+4. The generation itself: :class:`~thinkq.measure.forcing.Forcer` (``force``) or
+   :class:`~thinkq.measure.cap.Capper` (``cap``) over
+   :class:`~thinkq.measure.server.Server`, one of each for all requests, with the
+   request's sampling passed per call.
+5. Back in :mod:`thinkq.serve.app`: the OpenAI response, or the stream of chunks
+   (:mod:`thinkq.serve.openai`); closing the stream ends the request.
+
+Off that path: the estimator, controller and refit (re-solving the budgets), the
+metrics registry, and the load generator.
 """
 
+from thinkq.errors import RoutingError
 from thinkq.serve.app import create_app
 from thinkq.serve.controller import Controller, Plan
 from thinkq.serve.estimator import Estimate, Estimator
 from thinkq.serve.gateway import Gateway
 from thinkq.serve.loadtest import LoadResult, TaskLoad, run_load
 from thinkq.serve.queue import Queue, Record
-from thinkq.serve.routing import Router, RoutingError
+from thinkq.serve.routing import Router
 from thinkq.serve.upstream import upstream_transport
 
 __all__ = [

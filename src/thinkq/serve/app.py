@@ -11,10 +11,13 @@ GET  /metrics               Prometheus metrics
 GET  /healthz               ``{"status": "ok"}``; the only endpoint open without the key
 ==========================  ==============================================================
 
-Statuses: 400 for a bad request or an unknown task, 401 for a missing or wrong key,
-413 for a body over the limit, 502 with the upstream's reason when the upstream
-fails, 503 with ``Retry-After`` when the gateway protects the server. The app does
-not start or stop the gateway: run it inside ``async with gateway:``.
+Statuses, all mapped in one place (:func:`_failure`): a
+:class:`~thinkq.errors.GatewayError` answers with its own ``status`` and ``kind``
+(400 for a bad request or an unknown task, 413 for a body over the limit, 503 with
+``Retry-After`` when the gateway protects the server, 499 for a client that left,
+which it never sees); a :class:`~thinkq.errors.ServerError` of the upstream is 502
+with the upstream's reason; 401 for a missing or wrong key. The app does not start
+or stop the gateway: run it inside ``async with gateway:``.
 """
 
 from __future__ import annotations
@@ -22,7 +25,6 @@ from __future__ import annotations
 import hmac
 from collections.abc import AsyncGenerator
 
-import httpx
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -30,12 +32,21 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from thinkq.errors import ServerError
-from thinkq.measure.generation import Sampling
+from thinkq.errors import (
+    BadRequestError,
+    BodyTooLargeError,
+    DisconnectedError,
+    GatewayError,
+    OverloadedError,
+    RoutingError,
+    ServerError,
+)
+from thinkq.measure.generation import Piece, Sampling
 from thinkq.measure.prompts import Cue
-from thinkq.serve.gateway import DisconnectedError, Gateway, Job, OverloadedError, Stream
-from thinkq.serve.openai import BadRequestError, ChatRequest, Kind, Reply, error_body, parse, sse
-from thinkq.serve.routing import TASK_HEADER, RoutingError, last_user_text
+from thinkq.serve.gateway import Gateway
+from thinkq.serve.openai import ChatRequest, CompletionRequest, Kind, Reply, error_body, parse, sse
+from thinkq.serve.request import Job
+from thinkq.serve.routing import TASK_HEADER, last_user_text
 
 __all__ = ["DEFAULT_BODY_LIMIT", "create_app"]
 
@@ -45,12 +56,18 @@ DEFAULT_BODY_LIMIT = 1 << 20
 OPEN_PATHS = frozenset({"/healthz"})
 
 
-class _TooLargeError(Exception):
-    pass
-
-
 def _error(status: int, message: str, kind: str, headers: dict[str, str] | None = None) -> Response:
     return JSONResponse(error_body(message, kind), status_code=status, headers=headers)
+
+
+def _failure(exc: GatewayError | ServerError) -> Response:
+    """The response to a request the gateway refused or the upstream failed."""
+    if isinstance(exc, ServerError):
+        return _error(502, f"upstream: {exc}", "upstream_error")
+    if isinstance(exc, DisconnectedError):
+        return Response(status_code=exc.status)
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, OverloadedError) else None
+    return _error(exc.status, str(exc), exc.kind, headers)
 
 
 class _Auth:
@@ -73,16 +90,45 @@ class _Auth:
 
 
 async def _body(request: Request, limit: int) -> bytes:
+    """The request's body; :class:`BodyTooLargeError` past ``limit`` bytes."""
     declared = request.headers.get("content-length")
+    too_large = BodyTooLargeError(f"body: larger than {limit} bytes")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise _TooLargeError
+        raise too_large
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise _TooLargeError
+            raise too_large
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _admit(
+    gateway: Gateway, request: Request, kind: Kind, body: bytes
+) -> tuple[Job, Reply, ChatRequest | CompletionRequest]:
+    """Parse, route and admit a request (see :meth:`Gateway.admit`)."""
+    query = parse(kind, body)
+    if isinstance(query, ChatRequest):
+        messages = query.chat()
+        text = last_user_text(messages)
+    else:
+        text = query.text()
+        messages = [{"role": "user", "content": text}]
+    task = gateway.router.route(
+        header=request.headers.get(TASK_HEADER), metadata=query.metadata, text=text
+    )
+    defaults = Sampling()
+    sampling = Sampling(
+        temperature=defaults.temperature if query.temperature is None else query.temperature,
+        top_p=defaults.top_p if query.top_p is None else query.top_p,
+    )
+    cue = Cue("", query.answer_tokens, query.stops)
+    job = gateway.admit(
+        task, kind=kind, messages=messages, text=text, cue=cue, sampling=sampling, seed=query.seed
+    )
+    reply = Reply(kind, model=gateway.server.model, answer_tokens=query.answer_tokens)
+    return job, reply, query
 
 
 def create_app(
@@ -90,62 +136,24 @@ def create_app(
 ) -> ASGIApp:
     """The ASGI app of ``gateway``; with ``api_key``, every endpoint but /healthz needs it."""
 
-    async def disconnected(request: Request) -> None:
-        while (await request.receive())["type"] != "http.disconnect":
-            pass
-
-    def admit(
-        request: Request, kind: Kind, body: bytes
-    ) -> tuple[Job, Reply, bool, bool] | Response:
-        try:
-            query = parse(kind, body)
-            if isinstance(query, ChatRequest):
-                messages = query.chat()
-                text = last_user_text(messages)
-            else:
-                text = query.text()
-                messages = [{"role": "user", "content": text}]
-            task = gateway.router.route(
-                header=request.headers.get(TASK_HEADER), metadata=query.metadata, text=text
-            )
-        except (BadRequestError, RoutingError) as exc:
-            gateway.metrics.outcome("", "bad_request")
-            return _error(400, str(exc), "invalid_request_error")
-        defaults = Sampling()
-        sampling = Sampling(
-            temperature=defaults.temperature if query.temperature is None else query.temperature,
-            top_p=defaults.top_p if query.top_p is None else query.top_p,
-        )
-        cue = Cue("", query.answer_tokens, query.stops)
-        try:
-            job = gateway.admit(
-                task, kind=kind, messages=messages, text=text, cue=cue, sampling=sampling,
-                seed=query.seed,
-            )  # fmt: skip
-        except OverloadedError as exc:
-            return _error(503, str(exc), "overloaded", {"Retry-After": str(exc.retry_after)})
-        reply = Reply(kind, model=gateway.server.model, answer_tokens=query.answer_tokens)
-        return job, reply, query.stream, query.usage_in_stream
-
     async def generate(request: Request, kind: Kind) -> Response:
+        async def disconnected() -> None:
+            while (await request.receive())["type"] != "http.disconnect":
+                pass
+
         try:
             body = await _body(request, body_limit)
-        except _TooLargeError:
+            job, reply, query = _admit(gateway, request, kind, body)
+            if query.stream:
+                source = gateway.stream(job, disconnected)
+                first = await anext(source)  # waiting and the first upstream reply
+                return _EventStream(reply, first, source, usage=query.usage_in_stream)
+            generation = await gateway.complete(job, disconnected)
+        except (BadRequestError, RoutingError) as exc:
             gateway.metrics.outcome("", "bad_request")
-            return _error(413, f"body: larger than {body_limit} bytes", "invalid_request_error")
-        admitted = admit(request, kind, body)
-        if isinstance(admitted, Response):
-            return admitted
-        job, reply, streamed, usage = admitted
-        try:
-            if streamed:
-                source = await gateway.stream(job, lambda: disconnected(request))
-                return _EventStream(reply, source, usage=usage)
-            generation = await gateway.complete(job, lambda: disconnected(request))
-        except DisconnectedError:
-            return Response(status_code=499)
-        except ServerError as exc:
-            return _error(502, f"upstream: {exc}", "upstream_error")
+            return _failure(exc)
+        except (GatewayError, ServerError) as exc:
+            return _failure(exc)
         return JSONResponse(reply.response(generation))
 
     async def chat(request: Request) -> Response:
@@ -155,13 +163,10 @@ def create_app(
         return await generate(request, "completion")
 
     async def models(request: Request) -> Response:
-        server = gateway.server
         try:
-            upstream = await server.http.get(f"{server.base_url}/models")
-        except httpx.HTTPError as exc:
-            return _error(502, f"upstream: GET /models failed: {exc}", "upstream_error")
-        media = upstream.headers.get("content-type", "application/json")
-        return Response(upstream.content, status_code=upstream.status_code, media_type=media)
+            return JSONResponse(await gateway.server.get("/models"))
+        except ServerError as exc:
+            return _failure(exc)
 
     async def state(request: Request) -> Response:
         return JSONResponse(gateway.state())
@@ -190,12 +195,14 @@ class _EventStream(StreamingResponse):
     """A server-sent event stream whose source is closed however the response ends.
 
     Starlette stops iterating when the client leaves but does not close the
-    iterator; closing it here frees the request's slot at once, not at garbage
-    collection.
+    iterator; closing the source here ends the request (its slot is given back) at
+    once, not at garbage collection.
     """
 
-    def __init__(self, reply: Reply, source: Stream, *, usage: bool) -> None:
-        self.events = _events(reply, source, usage=usage)
+    def __init__(
+        self, reply: Reply, first: Piece, source: AsyncGenerator[Piece], *, usage: bool
+    ) -> None:
+        self.events = _events(reply, first, source, usage=usage)
         self.source = source
         super().__init__(self.events, media_type="text/event-stream")
 
@@ -207,18 +214,24 @@ class _EventStream(StreamingResponse):
             await self.source.aclose()
 
 
-async def _events(reply: Reply, source: Stream, *, usage: bool) -> AsyncGenerator[bytes]:
+async def _events(
+    reply: Reply, first: Piece, source: AsyncGenerator[Piece], *, usage: bool
+) -> AsyncGenerator[bytes]:
+    def encoded(piece: Piece) -> list[bytes]:
+        if piece.generation is not None:
+            return [sse(c) for c in reply.last_chunks(piece.generation, usage=usage)]
+        if piece.kind == "done":
+            return []
+        return [sse(reply.chunk(piece.kind, piece.text))]
+
+    if reply.kind == "chat":
+        yield sse(reply.first_chunk())
     try:
-        if reply.kind == "chat":
-            yield sse(reply.first_chunk())
+        for event in encoded(first):
+            yield event
         async for piece in source:
-            if piece.kind == "done" and piece.generation is not None:
-                for chunk in reply.last_chunks(piece.generation, usage=usage):
-                    yield sse(chunk)
-            elif piece.kind != "done":
-                yield sse(reply.chunk(piece.kind, piece.text))
+            for event in encoded(piece):
+                yield event
     except ServerError as exc:
         yield sse(error_body(f"upstream: {exc}", "upstream_error"))
-    finally:
-        await source.aclose()
     yield sse("[DONE]")

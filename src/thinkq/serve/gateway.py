@@ -1,13 +1,15 @@
-"""The gateway without HTTP: admission, budgets, budgeted generation, bookkeeping.
+"""The gateway without HTTP: admission, budgets, budgeted generation, state.
 
 A request's life: :meth:`Gateway.admit` counts the arrival for the estimator and
-refuses it (:class:`OverloadedError`, HTTP 503) when the plan in force is overloaded or the
-queue is full; :meth:`Gateway.complete` or :meth:`Gateway.stream` wait for a slot in
-FIFO order (a client that disconnects first leaves the queue), read the budget of the
-request's type from the plan in force when its service starts, generate upstream with
-exactly that many thinking tokens (``force``) or at most that many (``cap``), release
-the slot whatever happens and leave a :class:`~thinkq.serve.queue.Record` in the
-books (:mod:`thinkq.serve.ledger`).
+refuses it (:class:`~thinkq.errors.OverloadedError`, HTTP 503) when the plan in force
+is overloaded or the queue is full; :meth:`Gateway.complete` or
+:meth:`Gateway.stream` serve it inside :func:`~thinkq.serve.request.served`, which
+waits for its turn, reads its type's budget from the plan in force when service
+starts, and gives the slot back and records the outcome once, however it ends. The
+generation upstream has exactly the budget's thinking tokens (``force``,
+:class:`~thinkq.measure.forcing.Forcer`) or at most that many (``cap``,
+:class:`~thinkq.measure.cap.Capper`); one of each serves every request, with the
+request's sampling passed per call.
 """
 
 from __future__ import annotations
@@ -16,28 +18,27 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, Sequence
+from contextlib import AbstractAsyncContextManager, aclosing
 from typing import Any, Literal
 
-from thinkq.errors import ServerError
+from thinkq.errors import OverloadedError, QueueFullError
 from thinkq.measure.cap import Capper
 from thinkq.measure.forcing import Forcer
-from thinkq.measure.generation import Generation, Sampling
+from thinkq.measure.generation import Generation, Piece, Sampling
 from thinkq.measure.prompts import Cue
 from thinkq.measure.server import Server
 from thinkq.measure.templates import Message, Template
 from thinkq.profile import Profile
 from thinkq.serve.controller import DEFAULT_HYSTERESIS, Controller, Plan
 from thinkq.serve.estimator import Clock, Estimator
-from thinkq.serve.ledger import Finished, Ledger
 from thinkq.serve.metrics import Metrics
 from thinkq.serve.queue import Queue, Records
 from thinkq.serve.refit import LatencyRefit
+from thinkq.serve.request import Books, Disconnected, Job, Turn, served, until_disconnected
 from thinkq.serve.routing import Router
-from thinkq.serve.runs import DisconnectedError, Job, OverloadedError, Stream, pieces, wait_turn
-from thinkq.serve.state import state
 
-__all__ = ["DisconnectedError", "Gateway", "Job", "Mode", "OverloadedError", "Stream"]
+__all__ = ["Gateway", "Mode"]
 
 Mode = Literal["force", "cap"]
 
@@ -118,13 +119,13 @@ class Gateway:
         self.queue = Queue(concurrency=concurrency, max_queue=max_queue)
         self.records = Records(window=window, clock=clock)
         self.metrics = Metrics(profile.names)
-        self.ledger = Ledger(
+        self.books = Books(
             profile.names, records=self.records, metrics=self.metrics, refit=self.refit,
             clock=clock, log_prompts=log_prompts,
         )  # fmt: skip
         self.forcer = Forcer(server, template=template, suppress_ids=suppress_ids)
-        thinking = self.forcer.thinking
-        self._verbatim = Template("verbatim", "{content}", "", (), thinking)
+        self.capper = Capper(server, field=budget_field)
+        self.generator: Forcer | Capper = self.capper if mode == "cap" else self.forcer
         self._loop: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------ lifecycle
@@ -188,12 +189,13 @@ class Gateway:
     ) -> Job:
         """Count an arrival of type ``task`` and admit it as a :class:`Job`, or refuse it.
 
-        The other arguments are the job's (see :class:`~thinkq.serve.runs.Job`).
+        The other arguments are the job's (see :class:`~thinkq.serve.request.Job`).
 
         Raises
         ------
         OverloadedError
-            Even zero budgets are unstable at the estimated load, or the queue is full.
+            Even zero budgets are unstable at the estimated load, or the queue is full
+            (:class:`~thinkq.errors.QueueFullError`).
         """
         self.estimator.arrival(task)
         name = self.profile.names[task]
@@ -209,86 +211,91 @@ class Gateway:
             self.metrics.outcome(name, "rejected")
             mean_service = plan.utilization / plan.rate if plan.rate > 0 else 1.0
             drain = mean_service * (self.queue.waiting + 1) / self.queue.concurrency
-            raise OverloadedError(
+            raise QueueFullError(
                 f"overloaded: {self.queue.waiting} requests are already waiting",
                 retry_after=max(1, math.ceil(drain)),
             )
         return Job(task, self.clock(), kind, messages, text, cue, sampling, seed)
 
-    def _generator(self, job: Job) -> Forcer | Capper:
-        if self.mode == "cap":
-            return Capper(self.server, field=self.budget_field, sampling=job.sampling)
-        return Forcer(
-            self.server,
-            template=self.forcer.template if job.kind == "chat" else self._verbatim,
-            thinking=self.forcer.thinking,
-            sampling=job.sampling,
-            suppress_ids=self.forcer.suppress_ids,
-        )
+    def _served(self, job: Job, disconnected: Disconnected) -> AbstractAsyncContextManager[Turn]:
+        return served(
+            job, queue=self.queue, books=self.books, disconnected=disconnected,
+            budget=lambda task: self.controller.plan.budgets[task],
+        )  # fmt: skip
 
-    async def complete(self, job: Job, disconnected: Callable[[], Awaitable[object]]) -> Generation:
+    async def complete(self, job: Job, disconnected: Disconnected) -> Generation:
         """Serve ``job`` in its turn and return the whole generation.
+
+        ``disconnected()`` returns when the client has gone; the request then leaves
+        the queue, or its generation is cancelled.
+
+        Raises
+        ------
+        DisconnectedError
+            The client left first.
+        ServerError
+            The upstream failed.
+        """
+        async with self._served(job, disconnected) as turn:
+            work = self.generator.generate(
+                job.prompt, turn.budget, cue=job.cue, seed=job.seed, sampling=job.sampling
+            )
+            turn.generation = await until_disconnected(work, disconnected)
+        return turn.generation
+
+    async def stream(self, job: Job, disconnected: Disconnected) -> AsyncGenerator[Piece]:
+        """Serve ``job`` in its turn as pieces: thinking, answer, then ``done``.
+
+        The slot is held until this generator ends or is closed (the client left).
+        Waiting happens at the first :func:`anext`, so that a refusal or a failure of
+        the first upstream reply can still be an HTTP status.
 
         Raises
         ------
         DisconnectedError
             The client left while waiting.
         ServerError
-            The upstream failed (the slot is released all the same).
+            The upstream failed (before or after the first piece).
         """
-        await self._turn(job, disconnected)
-        started, budget = self.clock(), self.controller.plan.budgets[job.task]
-        outcome, generation = "disconnected", None
-        try:
-            generation = await self._generator(job).generate(
-                job.messages, budget, cue=job.cue, seed=job.seed
+        async with self._served(job, disconnected) as turn:
+            pieces = self.generator.stream(
+                job.prompt, turn.budget, cue=job.cue, seed=job.seed, sampling=job.sampling
             )
-            outcome = "ok"
-        except ServerError:
-            outcome = "upstream_error"
-            raise
-        finally:
-            self.queue.release()
-            self.ledger.finish(job, Finished(budget, started, generation), outcome)
-        return generation
-
-    async def stream(self, job: Job, disconnected: Callable[[], Awaitable[object]]) -> Stream:
-        """Serve ``job`` in its turn as a :class:`Stream` of pieces.
-
-        Waiting and the first upstream reply happen before this returns, so that a
-        refusal or an upstream failure can still be an HTTP status.
-        """
-        await self._turn(job, disconnected)
-        started, budget = self.clock(), self.controller.plan.budgets[job.task]
-        source = pieces(self._generator(job), job, budget)
-        try:
-            first = await anext(source)
-        except BaseException as exc:
-            await source.aclose()
-            self.queue.release()
-            outcome = "upstream_error" if isinstance(exc, ServerError) else "disconnected"
-            self.ledger.finish(job, Finished(budget, started, None), outcome)
-            raise
-
-        def close(generation: Generation | None, outcome: str) -> None:
-            self.finish(job, Finished(budget, started, generation), outcome)
-
-        return Stream(first, source, on_close=close)
-
-    async def _turn(self, job: Job, disconnected: Callable[[], Awaitable[object]]) -> None:
-        try:
-            await wait_turn(self.queue, disconnected)
-        except DisconnectedError:
-            self.ledger.finish(job, Finished(0, self.clock(), None), "disconnected")
-            raise
-
-    def finish(self, job: Job, run: Finished, outcome: str) -> None:
-        """Release the job's slot and leave its record."""
-        self.queue.release()
-        self.ledger.finish(job, run, outcome)
+            async with aclosing(pieces):
+                async for piece in pieces:
+                    if piece.generation is not None:
+                        turn.generation = piece.generation
+                    yield piece
 
     # ------------------------------------------------------------------ state
 
     def state(self) -> dict[str, Any]:
-        """What ``GET /thinkq/state`` returns (:func:`thinkq.serve.state.state`)."""
-        return state(self)
+        """What ``GET /thinkq/state`` returns (non-finite numbers as ``None``).
+
+        ``rate_estimate`` and ``shares_estimate`` are the estimates the budgets in
+        force were solved for (at the last re-solve).
+        """
+        plan, names = self.controller.plan, self.profile.names
+        predicted = plan.predicted_mean_system_time
+        return {
+            "model": self.server.model,
+            "mode": self.mode,
+            "budgets": dict(zip(names, plan.budgets, strict=True)),
+            "rate_estimate": plan.rate,
+            "shares_estimate": dict(zip(names, plan.shares, strict=True)),
+            "utilization": plan.utilization,
+            "predicted_mean_system_time": predicted if math.isfinite(predicted) else None,
+            "measured_mean_system_time": self.records.mean_system_time(),
+            "overloaded": plan.overloaded,
+            "latency": {
+                name: {"t0": t0, "c": c} for name, t0, c in zip(names, plan.t0, plan.c, strict=True)
+            },
+            "refit": self.refit is not None,
+            "waiting": self.queue.waiting,
+            "in_service": self.queue.busy,
+            "concurrency": self.queue.concurrency,
+            "max_queue": self.queue.max_queue,
+            "window": self.estimator.window,
+            "resolve_every": self.resolve_every,
+            "solves": self.controller.solves,
+        }

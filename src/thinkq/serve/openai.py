@@ -1,6 +1,7 @@
 """The OpenAI wire format: requests in, responses and stream chunks out.
 
-Requests are checked with pydantic; any problem is a one-line :class:`BadRequestError`
+Requests are checked with pydantic; any problem is a one-line
+:class:`~thinkq.errors.BadRequestError`
 (HTTP 400) that names the field. Fields the gateway does not use (``logprobs``,
 ``user``, ...) are accepted and ignored; ``n`` other than 1 is refused.
 
@@ -19,12 +20,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from thinkq.errors import BadRequestError
 from thinkq.measure.generation import Generation
 from thinkq.measure.templates import Message
 
 __all__ = [
     "DEFAULT_ANSWER_TOKENS",
-    "BadRequestError",
     "ChatRequest",
     "CompletionRequest",
     "Reply",
@@ -37,10 +38,6 @@ __all__ = [
 DEFAULT_ANSWER_TOKENS = 512
 
 Kind = Literal["chat", "completion"]
-
-
-class BadRequestError(ValueError):
-    """A request body that is not a valid OpenAI request (HTTP 400)."""
 
 
 class _Part(BaseModel):

@@ -5,6 +5,10 @@ paper's M/G/1 server). A waiting request that is cancelled (its client disconnec
 leaves the queue at once; a finished request hands its slot straight to the next
 waiting one, so the queue never stalls, whatever the outcome of a request.
 
+:attr:`Queue.acquired` and :attr:`Queue.released` count the slots taken and given
+back since start (``busy`` is their difference), so a test can see that every
+request gives its slot back exactly once.
+
 Every request leaves a :class:`Record`: arrival, wait, service time, type, budget,
 thinking tokens and outcome. :class:`Records` keeps those of the last ``window``
 seconds for the measured mean system time.
@@ -18,13 +22,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+from thinkq.errors import QueueFullError
 from thinkq.serve.estimator import Clock
 
 __all__ = ["Queue", "QueueFullError", "Record", "Records"]
-
-
-class QueueFullError(Exception):
-    """The queue already holds ``max_queue`` waiting requests."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +69,10 @@ class Queue:
         self.concurrency = concurrency
         self.max_queue = max_queue
         self.busy = 0
+        #: Slots taken since start (a free slot, or one handed over by :meth:`release`).
+        self.acquired = 0
+        #: Calls of :meth:`release` since start.
+        self.released = 0
         self._waiting: deque[asyncio.Future[None]] = deque()
 
     @property
@@ -91,9 +96,12 @@ class Queue:
         """
         if self.busy < self.concurrency and not self._waiting:
             self.busy += 1
+            self.acquired += 1
             return None
         if len(self._waiting) >= self.max_queue:
-            raise QueueFullError
+            raise QueueFullError(
+                f"overloaded: {len(self._waiting)} requests are already waiting", retry_after=1
+            )
         turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiting.append(turn)
         return turn
@@ -126,10 +134,12 @@ class Queue:
 
     def release(self) -> None:
         """Hand the slot to the first waiting request, or free it."""
+        self.released += 1
         while self._waiting:
             turn = self._waiting.popleft()
             if not turn.done():
                 turn.set_result(None)
+                self.acquired += 1
                 return
         self.busy -= 1
 

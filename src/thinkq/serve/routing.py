@@ -10,7 +10,7 @@ In order of precedence:
 4. the profile's ``default_task``.
 
 A task name that is not in the profile, or a request that none of the four places
-types, is a :class:`RoutingError` (HTTP 400) whose message says what to do.
+types, is a :class:`~thinkq.errors.RoutingError` (HTTP 400) whose message says what to do.
 """
 
 from __future__ import annotations
@@ -19,16 +19,13 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from thinkq.errors import RoutingError
 from thinkq.profile import Profile
 
-__all__ = ["TASK_HEADER", "Router", "RoutingError", "last_user_text"]
+__all__ = ["TASK_HEADER", "Router", "last_user_text"]
 
 #: The request header that names a request's task type.
 TASK_HEADER = "x-thinkq-task"
-
-
-class RoutingError(ValueError):
-    """A request whose task type is unknown or missing (HTTP 400)."""
 
 
 def last_user_text(messages: Sequence[Mapping[str, Any]]) -> str:

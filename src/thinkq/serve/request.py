@@ -1,0 +1,231 @@
+"""One gateway request, from admission to its record: what it asks, its slot, its books.
+
+A request is admitted as a :class:`Job`. :func:`served` is the one owner of its slot:
+an async context that waits for the request's turn in FIFO order (a client that
+leaves first leaves the queue: :class:`~thinkq.errors.DisconnectedError`), holds the
+slot for the body of the block, and on the way out, however the body ends (a reply,
+an upstream failure, a client that left, a cut stream, a cancelled task), releases
+the slot and writes the request's :class:`~thinkq.serve.queue.Record`, both exactly
+once and in one place. :func:`until_disconnected` ends a plain request's service
+when its client leaves; a streamed request ends when its stream is closed.
+
+:class:`Books` keep what the gateway knows of finished requests: the sliding window
+of records (the measured mean system time), the Prometheus metrics, the online
+latency refit (served requests only) and the per-request log line, which carries the
+prompt only when asked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeVar
+
+from thinkq.errors import DisconnectedError, ServerError
+from thinkq.measure.generation import Generation, Sampling
+from thinkq.measure.prompts import Cue
+from thinkq.measure.templates import Message
+from thinkq.serve.estimator import Clock
+from thinkq.serve.metrics import Metrics
+from thinkq.serve.queue import Queue, Record, Records
+from thinkq.serve.refit import LatencyRefit
+
+__all__ = ["Books", "Disconnected", "Job", "Turn", "served", "until_disconnected"]
+
+T = TypeVar("T")
+
+#: ``disconnected()`` returns when the request's client has gone.
+Disconnected = Callable[[], Awaitable[object]]
+
+log = logging.getLogger("thinkq.serve")
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """An admitted request.
+
+    Parameters
+    ----------
+    task:
+        Index of its type in the profile.
+    arrival:
+        When it was admitted (the gateway's clock, seconds).
+    kind:
+        ``"chat"`` (messages rendered with the chat template) or ``"completion"``
+        (the prompt continued as it is).
+    messages:
+        The conversation (a completion's prompt is one user message).
+    text:
+        The last user message or the prompt (routing, and the log if asked).
+    cue:
+        The answer phase: no cue text, the request's ``max_tokens`` and ``stop``.
+    sampling:
+        Temperature and top-p.
+    seed:
+        The request's seed, if any.
+    """
+
+    task: int
+    arrival: float
+    kind: Literal["chat", "completion"]
+    messages: list[Message]
+    text: str
+    cue: Cue
+    sampling: Sampling = field(default_factory=Sampling)
+    seed: int | None = None
+
+    @property
+    def prompt(self) -> list[Message] | str:
+        """What goes to the generator: the messages of a chat, a completion's text."""
+        return self.messages if self.kind == "chat" else self.text
+
+
+@dataclass(slots=True)
+class Turn:
+    """A request in its slot: its budget (tokens), when service started (seconds), and
+    the generation once the body of :func:`served` has it."""
+
+    budget: int
+    started: float
+    generation: Generation | None = None
+
+
+class Books:
+    """The books of finished requests (see the module docstring)."""
+
+    def __init__(
+        self,
+        names: tuple[str, ...],
+        *,
+        records: Records,
+        metrics: Metrics,
+        refit: LatencyRefit | None,
+        clock: Clock,
+        log_prompts: bool,
+    ) -> None:
+        self.names = names
+        self.records = records
+        self.metrics = metrics
+        self.refit = refit
+        self.clock = clock
+        self.log_prompts = log_prompts
+
+    def finish(self, job: Job, turn: Turn | None, outcome: str) -> Record:
+        """Record ``job`` (served as ``turn``, or never served) with ``outcome``, now."""
+        now = self.clock()
+        started = now if turn is None else turn.started
+        g = None if turn is None else turn.generation
+        record = Record(
+            arrival=job.arrival,
+            wait=started - job.arrival,
+            service=now - started,
+            task=self.names[job.task],
+            budget=0 if turn is None else turn.budget,
+            thinking_tokens=g.thinking_tokens if g is not None else 0,
+            outcome=outcome,
+        )
+        self.records.add(record)
+        self.metrics.record(record)
+        if self.refit is not None and outcome == "ok":
+            self.refit.observe(job.task, record.thinking_tokens, record.service)
+        if log.isEnabledFor(logging.INFO):
+            prompt = f" prompt={job.text[:200]!r}" if self.log_prompts else ""
+            log.info(
+                "%s task=%s budget=%d thinking_tokens=%d wait=%.3fs service=%.3fs%s",
+                outcome, record.task, record.budget, record.thinking_tokens,
+                record.wait, record.service, prompt,
+            )  # fmt: skip
+        return record
+
+
+async def _wait_turn(queue: Queue, disconnected: Disconnected) -> None:
+    """Take a slot of ``queue`` in FIFO order, unless the client leaves first.
+
+    Raises
+    ------
+    DisconnectedError
+        The client left first; the request is no longer in the queue.
+    """
+    turn = queue.enter()  # synchronous: admission and entering are one step
+    if turn is None:
+        return  # a free slot: no waiting, nothing to watch
+    watch: asyncio.Future[Any] = asyncio.ensure_future(disconnected())
+    try:
+        await asyncio.wait({turn, watch}, return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:
+        watch.cancel()
+        queue.leave(turn)
+        raise
+    if turn.done():
+        watch.cancel()
+        return
+    queue.leave(turn)
+    raise DisconnectedError("the client left while its request waited for a slot")
+
+
+@asynccontextmanager
+async def served(
+    job: Job,
+    *,
+    queue: Queue,
+    books: Books,
+    budget: Callable[[int], int],
+    disconnected: Disconnected,
+) -> AsyncIterator[Turn]:
+    """``async with served(...) as turn:`` hold ``job``'s slot for the body of the block.
+
+    ``budget(task)`` is read when service starts (the plan in force then). The body
+    sets ``turn.generation``; the outcome is ``ok`` where it did, ``upstream_error``
+    where the body raised :class:`~thinkq.errors.ServerError`, and ``disconnected``
+    otherwise (the client left, the stream was closed early, the task was cancelled).
+
+    Raises
+    ------
+    DisconnectedError
+        The client left while waiting (recorded; no slot was taken).
+    """
+    try:
+        await _wait_turn(queue, disconnected)
+    except DisconnectedError:
+        books.finish(job, None, "disconnected")
+        raise
+    turn = Turn(budget(job.task), books.clock())
+    outcome = "disconnected"
+    try:
+        yield turn
+        if turn.generation is not None:
+            outcome = "ok"
+    except ServerError:
+        outcome = "upstream_error"
+        raise
+    finally:
+        queue.release()  # the one place a served request gives its slot back
+        books.finish(job, turn, outcome)
+
+
+async def until_disconnected(work: Awaitable[T], disconnected: Disconnected) -> T:
+    """The result of ``work``, unless the client leaves first (then ``work`` is cancelled).
+
+    Raises
+    ------
+    DisconnectedError
+        The client left before ``work`` was done.
+    """
+    task = asyncio.ensure_future(work)
+    watch: asyncio.Future[Any] = asyncio.ensure_future(disconnected())
+    try:
+        await asyncio.wait({task, watch}, return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:
+        task.cancel()
+        watch.cancel()
+        await asyncio.gather(task, watch, return_exceptions=True)
+        raise
+    watch.cancel()
+    if task.done():
+        return task.result()
+    task.cancel()  # the upstream request is closed before the slot is given back
+    await asyncio.gather(task, return_exceptions=True)
+    raise DisconnectedError("the client left before its reply was ready")
