@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
 import inspect
+import re
+from pathlib import Path
+
+import pytest
 
 import thinkq
 
@@ -50,3 +55,44 @@ def test_the_measure_package_exports_its_api():
         if not name.startswith("_") and (inspect.isclass(value) or inspect.isfunction(value))
     }
     assert public <= set(measure.__all__)
+
+
+@pytest.mark.parametrize("package", ["thinkq.paper", "thinkq.profile", "thinkq.simulate"])
+def test_each_concept_package_exports_its_api(package):
+    module = importlib.import_module(package)
+    assert module.__all__ == sorted(module.__all__, key=lambda n: (not n.isupper(), n))
+    for name in module.__all__:
+        assert hasattr(module, name), name
+
+
+def _resolve(dotted: str) -> object:
+    """The object a dotted path names: the longest importable module, then attributes."""
+    parts = dotted.split(".")
+    for cut in range(len(parts), 0, -1):
+        try:
+            value: object = importlib.import_module(".".join(parts[:cut]))
+        except ModuleNotFoundError:
+            continue
+        for attribute in parts[cut:]:
+            value = getattr(value, attribute)
+        return value
+    raise ModuleNotFoundError(dotted)
+
+
+def _documented_paths() -> list[str]:
+    root = Path(__file__).resolve().parents[1]
+    texts = [(root / "README.md").read_text("utf-8")]
+    texts += [path.read_text("utf-8") for path in sorted((root / "docs").glob("*.md"))]
+    paths: set[str] = set()
+    for text in texts:
+        paths.update(re.findall(r"\bthinkq(?:\.[A-Za-z_]\w*)+", text))
+        for module, names in re.findall(r"from (thinkq[\w.]*) import ([\w, ]+)", text):
+            paths.update(f"{module}.{name.strip()}" for name in names.split(",") if name.strip())
+    return sorted(paths)
+
+
+def test_the_documentation_finds_what_it_names():
+    paths = _documented_paths()
+    assert "thinkq.records.read_records" in paths  # the scan sees the README
+    for dotted in paths:
+        assert _resolve(dotted) is not None, dotted

@@ -10,8 +10,8 @@ import pytest
 
 import thinkq
 from thinkq import model
-from thinkq.experiments import PAPER_BUDGETS, figure2
-from thinkq.reproduce import Reproduction, reproduce
+from thinkq.paper.experiments import PAPER_BUDGETS, figure2
+from thinkq.paper.reproduce import Reproduction, reproduce
 
 TABLE_I_L_STAR = (0.0, 340.89, 0.0, 0.0, 346.24, 30.14)
 

@@ -10,9 +10,8 @@ from scipy import stats
 
 import thinkq
 from thinkq import model
-from thinkq.distributions import Deterministic, Empirical, Lognormal
-from thinkq.queueing import Histogram, TypeSampler, lindley
-from thinkq.simulate import simulate
+from thinkq.simulate import Deterministic, Empirical, Lognormal, simulate
+from thinkq.simulate.queueing import Histogram, TypeSampler, lindley
 
 PAPER_PK = 2.1784  # the P-K mean system time at the paper's optimum, seconds
 

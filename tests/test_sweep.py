@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import thinkq
-from thinkq.sweep import sweep
+from thinkq.paper.sweep import sweep
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ reproduces the paper's experiments.
 """
 
 from thinkq import model
-from thinkq.distributions import Deterministic, Distribution, Empirical, Lognormal
 from thinkq.errors import (
     DatasetError,
     FitError,
@@ -22,10 +21,18 @@ from thinkq.errors import (
     ThinkqError,
     UnstableLoadError,
 )
+from thinkq.paper.sweep import Sweep, SweepPoint, sweep
 from thinkq.profile import Profile, Task, load_profile, paper_profile
-from thinkq.simulate import Simulation, TaskStatistics, simulate
+from thinkq.simulate import (
+    Deterministic,
+    Distribution,
+    Empirical,
+    Lognormal,
+    Simulation,
+    TaskStatistics,
+    simulate,
+)
 from thinkq.solve import Bounds, ContinuousResult, SolveResult, solve
-from thinkq.sweep import Sweep, SweepPoint, sweep
 
 __all__ = [
     "Bounds",

@@ -14,14 +14,14 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from thinkq import figures
 from thinkq.cli._app import app, fail, finite, grid, load, num, progress
 from thinkq.errors import ThinkqError
+from thinkq.paper import figures
+from thinkq.paper.reproduce import reproduce
+from thinkq.paper.sweep import Sweep, sweep
 from thinkq.profile import Profile
-from thinkq.reproduce import reproduce
 from thinkq.simulate import Simulation, simulate
 from thinkq.solve import solve
-from thinkq.sweep import Sweep, sweep
 
 __all__ = ["reproduce_command", "simulate_command", "sweep_command"]
 

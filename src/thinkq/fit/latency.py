@@ -12,7 +12,7 @@ n_j / s_j^2 (the inverse variance of each mean), constrained to t0 >= 0 and
 c >= :data:`C_MIN`; all functions work on stacked replicates (leading axes) so that a
 bootstrap costs a few array operations. The variance written to a profile is the
 pooled mean square of the inliers around the line: the variance of the answer part of
-the service time (S = c l + X, :mod:`thinkq.distributions`), which adds to E[S^2].
+the service time (S = c l + X, :mod:`thinkq.simulate.distributions`), which adds to E[S^2].
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ The data behind each panel come from :func:`accuracy_panels` and
 :func:`latency_panels` (plain arrays, so tests check what is drawn rather than
 pixels); :func:`draw_accuracy` and :func:`draw_latency` draw them with matplotlib's
 object API, one panel per task, and :func:`save_plots` writes ``accuracy`` and
-``latency`` as PNG and SVG (:func:`thinkq.figures.save`).
+``latency`` as PNG and SVG (:func:`thinkq.paper.figures.save`).
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from numpy.typing import NDArray
 
-from thinkq.figures import save
 from thinkq.fit import FitResult
+from thinkq.paper.figures import save
 
 __all__ = [
     "MAX_PANELS",

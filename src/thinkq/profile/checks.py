@@ -15,7 +15,7 @@ import numpy as np
 from thinkq.errors import ProfileError, UnstableLoadError
 
 if TYPE_CHECKING:
-    from thinkq.profile import Profile
+    from thinkq.profile.instance import Profile
 
 __all__ = [
     "COLUMNS",

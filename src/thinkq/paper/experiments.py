@@ -1,7 +1,7 @@
 """The paper's experiments (section IV) as data: Table I, Fig. 2, Fig. 3 and Fig. 4.
 
-Each function returns the numbers behind a table or figure; :mod:`thinkq.figures`
-draws them and :mod:`thinkq.reproduce` writes them out. Simulations use 10,000
+Each function returns the numbers behind a table or figure; :mod:`thinkq.paper.figures`
+draws them and :mod:`thinkq.paper.reproduce` writes them out. Simulations use 10,000
 queries per point, as the paper does, with fixed seeds.
 """
 
@@ -12,11 +12,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from thinkq import model
+from thinkq._typing import FloatArray
 from thinkq.profile import Profile
 from thinkq.simulate import simulate
 from thinkq.solve import SolveResult, solve
 from thinkq.solve.bounds import paper_lower_bound
-from thinkq.solve.result import FloatArray
 
 __all__ = [
     "PAPER_BUDGETS",

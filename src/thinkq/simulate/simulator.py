@@ -2,7 +2,7 @@
 
 Queries arrive as a Poisson stream at ``rate``; each is of type k with probability
 pi_k and takes S = c_k l_k + X_k seconds, X_k deterministic (t0_k, the paper's
-model) or drawn from an answer-time :mod:`distribution <thinkq.distributions>`.
+model) or drawn from an answer-time :mod:`distribution <thinkq.simulate.distributions>`.
 Waiting times follow Lindley's recursion W_n = max(0, W_{n-1} + S_{n-1} - A_n),
 solved without a Python loop per query: within a block, with Y the running sum of
 S_{n-1} - A_n started from the carried wait, W = Y - min(0, running min of Y).
@@ -22,18 +22,16 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
-from numpy.typing import ArrayLike, NDArray
+from numpy.typing import ArrayLike
 from scipy import stats
 
 from thinkq import model
-from thinkq.distributions import Deterministic, Distribution, Lognormal
+from thinkq._typing import FloatArray
 from thinkq.profile import Profile
-from thinkq.queueing import Histogram, TypeSampler, draw_answer_times, lindley
+from thinkq.simulate.distributions import Deterministic, Distribution, Lognormal
+from thinkq.simulate.queueing import Histogram, TypeSampler, draw_answer_times, lindley
 
 __all__ = ["Simulation", "TaskStatistics", "simulate"]
-
-FloatArray = NDArray[np.float64]
-IntArray = NDArray[np.int64]
 
 _BLOCK = 1 << 18
 _BATCHES = 20

@@ -1,6 +1,7 @@
-"""Reading profile files: TOML or JSON into checked columns (keys and types only).
+"""Reading profiles: TOML or JSON files, decoded documents, the embedded Table I.
 
-The values' ranges are checked by :mod:`thinkq._profile_checks` when the
+Here the keys and types of a document are checked and turned into columns; the
+values' ranges are checked by :mod:`thinkq.profile.checks` when the
 :class:`~thinkq.profile.Profile` is built.
 """
 
@@ -9,18 +10,23 @@ from __future__ import annotations
 import json
 import tomllib
 from collections.abc import Mapping, Sequence
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from thinkq._profile_checks import (
+from thinkq.errors import ProfileError, ProfileFileError
+from thinkq.profile.checks import (
+    COLUMNS,
     OPTIONAL_TASK_KEYS,
+    OPTIONAL_TOP_KEYS,
     ROUTING_TASK_KEYS,
     TASK_KEYS,
+    TOP_KEYS,
     is_number,
 )
-from thinkq.errors import ProfileError, ProfileFileError
+from thinkq.profile.instance import Profile
 
-__all__ = ["columns", "parse"]
+__all__ = ["columns", "load_profile", "paper_profile", "parse", "profile_from_dict"]
 
 
 def parse(path: Path) -> Any:
@@ -102,3 +108,65 @@ def columns(tasks: Sequence[Any]) -> dict[str, list[Any]]:
             )
         columns.setdefault("match", []).append(tuple(patterns))
     return columns
+
+
+def profile_from_dict(data: Any, *, source: str = "<memory>") -> Profile:
+    """Validate a decoded profile document (the TOML/JSON structure) into a Profile."""
+    if not isinstance(data, Mapping):
+        raise ProfileError("the profile must be a table with rate, alpha, max_tokens and tasks")
+    unknown = [key for key in data if key not in TOP_KEYS + OPTIONAL_TOP_KEYS]
+    if unknown:
+        raise ProfileError(
+            f"field '{unknown[0]}': unknown field "
+            f"(expected {', '.join(TOP_KEYS + OPTIONAL_TOP_KEYS)})",
+            field=str(unknown[0]),
+        )
+    for key in TOP_KEYS:
+        if key not in data:
+            raise ProfileError(f"field '{key}': missing", field=key)
+    tasks = data["tasks"]
+    if not isinstance(tasks, list):
+        raise ProfileError("field 'tasks': expected a list of task tables", field="tasks")
+    task_columns = columns(tasks)
+    default_task = data.get("default_task")
+    if default_task is not None and not isinstance(default_task, str):
+        raise ProfileError(
+            f"field 'default_task': expected a task name, got {default_task!r}",
+            field="default_task",
+        )
+    return Profile.from_arrays(
+        names=task_columns["name"],
+        **{key: task_columns[key] for key in COLUMNS if key in task_columns},
+        rate=data["rate"],
+        alpha=data["alpha"],
+        max_tokens=data["max_tokens"],
+        source=source,
+        match=task_columns["match"] if any(task_columns.get("match", ())) else (),
+        default_task=default_task,
+    )
+
+
+def load_profile(path: str | Path) -> Profile:
+    """Read and validate a profile from a ``.toml`` or ``.json`` file.
+
+    Raises
+    ------
+    ProfileFileError
+        The file is missing, unreadable, or does not parse.
+    ProfileError
+        A field is missing, unknown, of the wrong type, or out of range; the message
+        names the task and the field. :class:`UnstableLoadError` if
+        ``rate * E[S(0)] >= 1``.
+    """
+    path = Path(path)
+    data = parse(path)
+    try:
+        return profile_from_dict(data, source=str(path))
+    except ProfileError as exc:
+        raise type(exc)(f"{path}: {exc}", field=exc.field, task=exc.task) from exc
+
+
+def paper_profile() -> Profile:
+    """The paper's Table I (section IV): six datasets, rate 0.1, alpha 30, l_max 32768."""
+    text = resources.files("thinkq").joinpath("data/paper.toml").read_text("utf-8")
+    return profile_from_dict(tomllib.loads(text), source="paper (Table I)")

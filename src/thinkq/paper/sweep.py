@@ -17,11 +17,11 @@ from typing import Any, Literal
 import numpy as np
 
 from thinkq import model
+from thinkq._typing import FloatArray
 from thinkq.errors import UnstableLoadError
 from thinkq.profile import Profile
 from thinkq.simulate import simulate
 from thinkq.solve import solve
-from thinkq.solve.result import FloatArray
 
 __all__ = ["SWEEP_PARAMETERS", "Sweep", "SweepPoint", "sweep"]
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from thinkq._record_lines import Problem, Record, SummaryRow
+from thinkq.records.lines import Problem, Record, SummaryRow
 
 __all__ = ["check_consistency", "read_csv", "read_jsonl"]
 

@@ -16,11 +16,10 @@ from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 import numpy as np
-from numpy.typing import NDArray
+
+from thinkq._typing import FloatArray
 
 __all__ = ["Deterministic", "Distribution", "Empirical", "Lognormal"]
-
-FloatArray = NDArray[np.float64]
 
 
 @runtime_checkable

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from thinkq import figures, model
+from thinkq import model
 from thinkq._files import write_atomic as _write
-from thinkq.experiments import (
+from thinkq.paper import figures
+from thinkq.paper.experiments import (
     PAPER_BUDGETS,
     PAPER_QUERIES,
     Figure3,

@@ -11,8 +11,8 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from thinkq._files import write_atomic
-from thinkq.experiments import Figure2, Figure3, Figure4
-from thinkq.sweep import Sweep
+from thinkq.paper.experiments import Figure2, Figure3, Figure4
+from thinkq.paper.sweep import Sweep
 
 __all__ = ["draw_figure2", "draw_figure3", "draw_figure4", "draw_sweep", "save"]
 

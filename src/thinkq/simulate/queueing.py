@@ -10,14 +10,11 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
-from numpy.typing import NDArray
 
-from thinkq.distributions import Distribution
+from thinkq._typing import FloatArray, IntArray
+from thinkq.simulate.distributions import Distribution
 
 __all__ = ["Histogram", "TypeSampler", "draw_answer_times", "lindley"]
-
-FloatArray = NDArray[np.float64]
-IntArray = NDArray[np.int64]
 
 _LOW = -20.0  # log2 of the smallest resolved time (about 1 microsecond)
 _HIGH = 27.0  # log2 of the largest resolved time (about 4 years)

@@ -16,8 +16,8 @@ Types are strict where the format has types (JSON: ``correct`` must be ``true`` 
 ``false``, numbers must not be strings, budgets must be integers). Every malformed
 line is collected and reported as ``FILE:LINE: field: problem`` in one
 :class:`RecordError`, so a user fixes a file in one pass. The line types live in
-:mod:`thinkq._record_lines`, the readers of each kind of file in
-:mod:`thinkq._record_readers`; this module is their public surface.
+:mod:`thinkq.records.lines`, the readers of each kind of file in
+:mod:`thinkq.records.readers`; this module is their public surface.
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from thinkq._record_lines import Problem, Record, SummaryRow
-from thinkq._record_readers import check_consistency, read_csv, read_jsonl
 from thinkq.errors import RecordError
+from thinkq.records.lines import Problem, Record, SummaryRow
+from thinkq.records.readers import check_consistency, read_csv, read_jsonl
 
 __all__ = [
     "RECORD_SUFFIXES",

@@ -1,35 +1,26 @@
-"""Profiles: the query types, their curves and the operating point (section II).
+"""The problem instance: :class:`Task` and :class:`Profile` (section II).
 
 A :class:`Profile` holds the curve parameters of every task type as numpy arrays
 (so a million types cost a few arrays, not a million objects) together with the
 arrival rate ``rate`` (lambda, queries per second), the accuracy weight ``alpha``
 (per second of mean system time) and the architectural limit ``max_tokens``
-(l_max). Profiles are read from TOML or JSON files with the same keys
-(:func:`load_profile`); the paper's Table I ships with the package
-(:func:`paper_profile`).
+(l_max). Every profile is validated when built (:mod:`thinkq.profile.checks`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import tomllib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from importlib import resources
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-from numpy.typing import NDArray
 
-from thinkq._profile_checks import COLUMNS, OPTIONAL_TOP_KEYS, PARAMETERS, TOP_KEYS, validate
-from thinkq._profile_files import columns as task_columns
-from thinkq._profile_files import parse
+from thinkq._typing import FloatArray
 from thinkq.errors import ProfileError
+from thinkq.profile.checks import COLUMNS, PARAMETERS, validate
 
-__all__ = ["PARAMETERS", "Profile", "Task", "load_profile", "paper_profile"]
-
-FloatArray = NDArray[np.float64]
+__all__ = ["Profile", "Task"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,10 +57,11 @@ class Task:
 class Profile:
     """A validated problem instance: N task types at one operating point.
 
-    Build one with :meth:`from_tasks`, :meth:`from_arrays`, :func:`load_profile` or
-    :func:`paper_profile`. Arrays are read-only; ``share`` is normalised to sum to 1.
-    Use :meth:`replace` to change the operating point (``rate``, ``alpha``,
-    ``max_tokens``); the result is validated again.
+    Build one with :meth:`from_tasks`, :meth:`from_arrays`,
+    :func:`~thinkq.profile.load_profile` or :func:`~thinkq.profile.paper_profile`.
+    Arrays are read-only; ``share`` is normalised to sum to 1. Use :meth:`replace` to
+    change the operating point (``rate``, ``alpha``, ``max_tokens``); the result is
+    validated again.
 
     ``match`` (one tuple of regular expressions per task, or empty) and
     ``default_task`` are the gateway's routing rules (``thinkq serve``): a request
@@ -213,7 +205,7 @@ class Profile:
     def with_answer_times(self, answer_times: Sequence[Any]) -> Profile:
         """A copy whose t0 and variance are the means and variances of ``answer_times``.
 
-        ``answer_times`` holds one :mod:`thinkq.distributions` object per task: the
+        ``answer_times`` holds one :mod:`thinkq.simulate.distributions` object per task: the
         answer part X_k of the service time, so that S_k = c_k l_k + X_k.
         """
         if len(answer_times) != self.size:
@@ -227,7 +219,7 @@ class Profile:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """The profile in file form (the keys of :func:`load_profile`)."""
+        """The profile in file form (the keys of :func:`~thinkq.profile.load_profile`)."""
         keys = COLUMNS if np.any(self.variance) else ("share", *PARAMETERS)
         columns: dict[str, list[Any]] = {key: getattr(self, key).tolist() for key in keys}
         if any(self.match):
@@ -252,65 +244,3 @@ def _readonly(values: Any, name: str) -> FloatArray:
         raise ProfileError(f"field '{name}': not a number array", field=name) from exc
     array.flags.writeable = False
     return array
-
-
-def profile_from_dict(data: Any, *, source: str = "<memory>") -> Profile:
-    """Validate a decoded profile document (the TOML/JSON structure) into a Profile."""
-    if not isinstance(data, Mapping):
-        raise ProfileError("the profile must be a table with rate, alpha, max_tokens and tasks")
-    unknown = [key for key in data if key not in TOP_KEYS + OPTIONAL_TOP_KEYS]
-    if unknown:
-        raise ProfileError(
-            f"field '{unknown[0]}': unknown field "
-            f"(expected {', '.join(TOP_KEYS + OPTIONAL_TOP_KEYS)})",
-            field=str(unknown[0]),
-        )
-    for key in TOP_KEYS:
-        if key not in data:
-            raise ProfileError(f"field '{key}': missing", field=key)
-    tasks = data["tasks"]
-    if not isinstance(tasks, list):
-        raise ProfileError("field 'tasks': expected a list of task tables", field="tasks")
-    columns = task_columns(tasks)
-    default_task = data.get("default_task")
-    if default_task is not None and not isinstance(default_task, str):
-        raise ProfileError(
-            f"field 'default_task': expected a task name, got {default_task!r}",
-            field="default_task",
-        )
-    return Profile.from_arrays(
-        names=columns["name"],
-        **{key: columns[key] for key in COLUMNS if key in columns},
-        rate=data["rate"],
-        alpha=data["alpha"],
-        max_tokens=data["max_tokens"],
-        source=source,
-        match=columns["match"] if any(columns.get("match", ())) else (),
-        default_task=default_task,
-    )
-
-
-def load_profile(path: str | Path) -> Profile:
-    """Read and validate a profile from a ``.toml`` or ``.json`` file.
-
-    Raises
-    ------
-    ProfileFileError
-        The file is missing, unreadable, or does not parse.
-    ProfileError
-        A field is missing, unknown, of the wrong type, or out of range; the message
-        names the task and the field. :class:`UnstableLoadError` if
-        ``rate * E[S(0)] >= 1``.
-    """
-    path = Path(path)
-    data = parse(path)
-    try:
-        return profile_from_dict(data, source=str(path))
-    except ProfileError as exc:
-        raise type(exc)(f"{path}: {exc}", field=exc.field, task=exc.task) from exc
-
-
-def paper_profile() -> Profile:
-    """The paper's Table I (section IV): six datasets, rate 0.1, alpha 30, l_max 32768."""
-    text = resources.files("thinkq").joinpath("data/paper.toml").read_text("utf-8")
-    return profile_from_dict(tomllib.loads(text), source="paper (Table I)")
