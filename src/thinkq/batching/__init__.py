@@ -1,0 +1,14 @@
+"""Servers that decode many queries at once (continuous batching).
+
+:class:`Server` describes one (``slots``, step time ``tau0 + tau1 n``);
+:func:`delay` is its mean-delay model with the derivatives the solver needs;
+:func:`chain` the exact number-in-system law behind it; :func:`departures` simulates
+it event by event. ``docs/batching.md`` derives the model and checks it.
+"""
+
+from thinkq.batching.chain import Chain, chain
+from thinkq.batching.delay import Delay, delay
+from thinkq.batching.kernel import departures
+from thinkq.batching.server import UNLIMITED_SLOTS, Server
+
+__all__ = ["UNLIMITED_SLOTS", "Chain", "Delay", "Server", "chain", "delay", "departures"]
