@@ -25,7 +25,8 @@ It generates like the real servers, one token at a time:
   (``stream_usage`` false: never, as llama-cpp-python).
 
 Hooks make it misbehave: ``down`` refuses every connection, :meth:`fail_on` gives a
-generation request an error status, ``cut_after`` breaks the connection after that
+generation request an error status, ``broken`` maps paths to the error status they
+always answer, ``cut_after`` breaks the connection after that
 many tokens of a reply (a plain reply is cut in its body), ``delay`` is each
 generation's service time (seconds). ``complete`` (or ``chat``) replaces the reply
 of ``/v1/completions`` (``/v1/chat/completions``); a reply that is an
@@ -181,6 +182,7 @@ class FakeServer:
     down: bool = False
     cut_after: int | None = None
     failures: dict[int, int] = field(default_factory=dict)
+    broken: dict[str, int] = field(default_factory=dict)
     complete: Callable[[Body], Reply] | None = None
     chat: Callable[[Body], Reply] | None = None
     calls: list[Call] = field(default_factory=list)
@@ -215,6 +217,8 @@ class FakeServer:
         body = json.loads(request.content) if request.content else {}
         path = request.url.path
         self.calls.append(Call(request.method, path, body, request.headers))
+        if path in self.broken:
+            return httpx.Response(self.broken[path], json={"error": {"message": "loading model"}})
         routes: dict[tuple[str, str], Callable[[Body], Reply | None]] = {
             ("GET", "/v1/models"): self._models,
             ("POST", "/extras/tokenize"): self._extras_tokenize,

@@ -143,6 +143,69 @@ def test_cap_mode_sends_the_budget_in_the_native_field() -> None:
     run(scenario, mode="cap")
 
 
+def test_cap_mode_stops_the_answer_at_max_tokens_and_at_stop() -> None:
+    answer = ("The", " answer", " is", " 42", ".\n", "Done")
+    headers = {"X-Thinkq-Task": "math"}
+
+    def content(reply: httpx.Response) -> str:
+        deltas = [
+            json.loads(line[6:])["choices"][0]["delta"]
+            for line in reply.text.splitlines()
+            if line.startswith("data: {") and '"delta"' in line
+        ]
+        return "".join(d.get("content", "") for d in deltas)
+
+    async def scenario(client: httpx.AsyncClient, gateway: Gateway, upstream: FakeServer) -> None:
+        budget = gateway.state()["budgets"]["math"]
+        assert budget > 0
+        post = CHAT | {"max_tokens": 2}
+        short = (await client.post("/v1/chat/completions", json=post, headers=headers)).json()
+        assert short["choices"][0]["message"]["content"] == "The answer"
+        assert short["choices"][0]["finish_reason"] == "length"
+        assert short["usage"]["completion_tokens"] == budget + 2
+        assert short["usage"]["completion_tokens_details"]["reasoning_tokens"] == budget
+        stopped = CHAT | {"max_tokens": 100, "stop": ["\n", "Done"]}
+        reply = await client.post("/v1/chat/completions", json=stopped, headers=headers)
+        choice = reply.json()["choices"][0]
+        assert (choice["message"]["content"], choice["finish_reason"]) == (
+            "The answer is 42.",
+            "stop",
+        )
+        streamed = CHAT | {"max_tokens": 100, "stop": " is", "stream": True}
+        reply = await client.post("/v1/chat/completions", json=streamed, headers=headers)
+        assert content(reply) == "The answer"
+        streamed = CHAT | {"max_tokens": 3, "stream": True}
+        reply = await client.post("/v1/chat/completions", json=streamed, headers=headers)
+        assert content(reply) == "The answer is"
+        sent = upstream.bodies("/v1/chat/completions")
+        assert [b["max_tokens"] for b in sent] == [
+            budget + 2,
+            budget + 100,
+            budget + 100,
+            budget + 3,
+        ]
+        assert not any("stop" in b for b in sent)  # it would cut the thinking upstream
+
+    run(scenario, FakeServer(answer=answer), mode="cap")
+
+
+def test_models_failures_are_translated_like_every_upstream_failure() -> None:
+    async def scenario(client: httpx.AsyncClient, gateway: Gateway, upstream: FakeServer) -> None:
+        upstream.down = True
+        down = await client.get("/v1/models")
+        assert down.status_code == 502
+        assert down.json()["error"]["type"] == "upstream_error"
+        assert down.json()["error"]["message"].startswith("upstream: base_url: cannot connect")
+        upstream.down = False
+        upstream.broken["/v1/models"] = 503
+        refused = await client.get("/v1/models")
+        assert refused.status_code == 502
+        assert refused.json()["error"]["message"].endswith("HTTP 503 from "
+            "http://llm.test:8000/v1/models: loading model")  # fmt: skip
+
+    run(scenario)
+
+
 def test_models_are_passed_through_and_health_needs_no_key() -> None:
     async def scenario(client: httpx.AsyncClient, gateway: Gateway, upstream: FakeServer) -> None:
         assert (await client.get("/healthz")).status_code == 200

@@ -1,4 +1,4 @@
-"""The gateway in front of the real llama.cpp server (SmolLM2-135M-Instruct, force mode).
+"""The gateway in front of the real llama.cpp server (SmolLM2-135M-Instruct).
 
 Budgets are small (at most 24 tokens, about 14 ms each) so the whole file takes seconds.
 """
@@ -18,6 +18,7 @@ from thinkq import Profile
 from thinkq.measure.server import Server
 from thinkq.measure.templates import TEMPLATES
 from thinkq.serve import Gateway, create_app, upstream_transport
+from thinkq.serve.gateway import Mode
 
 TIMEOUT = 120.0  # generous: only to turn a hang into a failure
 KEY = "test-key"
@@ -44,13 +45,15 @@ def _profile() -> Profile:
 Scenario = Callable[[httpx.AsyncClient, Gateway], Awaitable[None]]
 
 
-def run(llama_server: LlamaServer, scenario: Scenario) -> None:
+def run(llama_server: LlamaServer, scenario: Scenario, *, mode: Mode = "force") -> None:
     async def main() -> None:
         server = Server(  # the upstream connections of `thinkq serve`
             llama_server.base_url, llama_server.model, timeout=TIMEOUT,
             transport=upstream_transport(),
         )  # fmt: skip
-        gateway = Gateway(_profile(), server, template=TEMPLATES["chatml"], resolve_every=0)
+        gateway = Gateway(
+            _profile(), server, template=TEMPLATES["chatml"], resolve_every=0, mode=mode
+        )
         async with gateway:
             transport = httpx.ASGITransport(app=create_app(gateway, api_key=KEY))
             headers = {"Authorization": f"Bearer {KEY}"}
@@ -159,3 +162,52 @@ def test_unknown_task_is_400_and_a_wrong_key_is_401(llama_server: LlamaServer) -
         assert "smollm2" in [m["id"] for m in models.json()["data"]]
 
     run(llama_server, scenario)
+
+
+def _content(reply: httpx.Response) -> tuple[str, str | None]:
+    """The answer and the finish reason of a plain or streamed chat reply."""
+    if not reply.headers["content-type"].startswith("text/event-stream"):
+        choice = reply.json()["choices"][0]
+        return choice["message"]["content"], choice["finish_reason"]
+    choices = [c["choices"][0] for c in _events(reply.text) if c["choices"]]
+    text = "".join(c["delta"].get("content") or "" for c in choices)
+    return text, choices[-1]["finish_reason"]
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "streamed"])
+def test_cap_mode_stops_the_answer_at_max_tokens_and_at_stop(
+    llama_server: LlamaServer, stream: bool
+) -> None:
+    """SmolLM2 does not think, so its whole reply is the answer that cap mode cuts."""
+
+    async def scenario(client: httpx.AsyncClient, gateway: Gateway) -> None:
+        body = {
+            "messages": [{"role": "user", "content": "Count from 1 to 20, separated by commas."}],
+            "temperature": 0.0,
+            "seed": 1,
+            "stream": stream,
+            "metadata": {"task": "math"},
+        }
+        full = await client.post("/v1/chat/completions", json=body | {"max_tokens": 24})
+        assert full.status_code == 200, full.text
+        text, _ = _content(full)
+        words = text.split()
+        assert len(words) >= 4, text
+
+        short = await client.post("/v1/chat/completions", json=body | {"max_tokens": 3})
+        cut, finish = _content(short)
+        assert finish == "length"
+        assert text.startswith(cut)
+        assert 0 < len(cut) < len(text)
+        if not stream:
+            assert short.json()["usage"]["completion_tokens"] == 3  # no thinking: 3 answer tokens
+
+        stop = words[2]  # the third word: the answer ends before its first occurrence
+        stopped = await client.post(
+            "/v1/chat/completions", json=body | {"max_tokens": 24, "stop": [stop]}
+        )
+        answer, finish = _content(stopped)
+        assert answer == text[: text.index(stop)]
+        assert finish == "stop"
+
+    run(llama_server, scenario, mode="cap")

@@ -221,7 +221,7 @@ class Capper:
     ) -> AsyncGenerator[Piece]:
         """Thinking pieces, answer pieces (cut as the module docstring says), then ``done``.
 
-        A text instead of messages is sent as one user message. Each delta's
+        A text is sent as one user message. Each delta's
         ``reasoning_content`` (or ``reasoning``) is a thinking piece and its
         ``content`` an answer piece. Where the answer was cut, the stream closes before
         its ``usage`` and the tokens are the events counted. Otherwise the thinking
@@ -232,12 +232,8 @@ class Capper:
 
         Raises
         ------
-        ForcingError
-            The thinking is longer than ``budget`` (after its pieces).
-        ServerError
-            The request failed, or the stream ended without a choice.
-        ValueError
-            ``budget`` is negative.
+        ForcingError, ServerError, ValueError
+            As :meth:`generate` (a thinking over ``budget`` after its pieces).
         """
         body = self._body(messages, budget, cue, (sampling or self.sampling).body(seed))
         started = time.perf_counter()

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncGenerator, Sequence
+from contextlib import aclosing
 from typing import Any
 
 from thinkq.errors import ForcingError, ServerError
@@ -213,7 +214,10 @@ class Forcer:
         The thinking is exact when the server stops it for length: a finish reason
         of ``"length"`` with ``max_tokens = budget`` and the end tokens suppressed
         means ``budget`` tokens; ``usage`` is checked as well where the server sends it.
+        Closing this generator closes the upstream reply at once.
         """
+        # Over 60 lines: the two phases of one streamed generation, in order, sharing
+        # the prompt, the thinking and the counts; apart, each would need the other's.
         check_budget(budget)
         sampled = (sampling or self.sampling).body(seed)
         prompt = await self.render(messages)
@@ -224,15 +228,16 @@ class Forcer:
             finish: object = None
             produced: int | None = None
             body = {**self._think_body(prompt, budget, sampled), **INCLUDE_USAGE}
-            async for event in self.server.stream("/completions", body):
-                produced = usage(event, "completion_tokens") or produced
-                prompt_tokens = usage(event, "prompt_tokens") or prompt_tokens
-                for choice in stream_choices(event):
-                    text = str(choice.get("text") or "")
-                    finish = choice.get("finish_reason") or finish
-                    if text:
-                        thinking.append(text)
-                        yield Piece("thinking", text)
+            async with aclosing(self.server.stream("/completions", body)) as events:
+                async for event in events:
+                    produced = usage(event, "completion_tokens") or produced
+                    prompt_tokens = usage(event, "prompt_tokens") or prompt_tokens
+                    for choice in stream_choices(event):
+                        text = str(choice.get("text") or "")
+                        finish = choice.get("finish_reason") or finish
+                        if text:
+                            thinking.append(text)
+                            yield Piece("thinking", text)
             self._checked(budget, budget if produced is None else produced, finish)
         head = prompt + "".join(thinking) + self.thinking.close + cue.text
         if cue.text:
@@ -240,15 +245,16 @@ class Forcer:
         answer: list[str] = []
         answered: int | None = None
         body = {**self._answer_body(head, cue, sampled), **INCLUDE_USAGE}
-        async for event in self.server.stream("/completions", body):
-            answered = usage(event, "completion_tokens") or answered
-            if budget == 0:
-                prompt_tokens = usage(event, "prompt_tokens") or prompt_tokens
-            for choice in stream_choices(event):
-                text = str(choice.get("text") or "")
-                if text:
-                    answer.append(text)
-                    yield Piece("answer", text)
+        async with aclosing(self.server.stream("/completions", body)) as events:
+            async for event in events:
+                answered = usage(event, "completion_tokens") or answered
+                if budget == 0:
+                    prompt_tokens = usage(event, "prompt_tokens") or prompt_tokens
+                for choice in stream_choices(event):
+                    text = str(choice.get("text") or "")
+                    if text:
+                        answer.append(text)
+                        yield Piece("answer", text)
         text = "".join(answer)
         generation = Generation(
             budget=budget,

@@ -240,23 +240,9 @@ async def run(
     if not todo:
         return tally
     await generator.prepare()
-    lock = asyncio.Lock()
-    stream: IO[str] | None = None
+    writer = _Writer(out, tally, progress)
+    write = writer.write
     pending = iter(todo)
-
-    async def write(line: dict[str, Any]) -> None:
-        nonlocal stream
-        async with lock:
-            if stream is None:
-                stream = out.open("a", encoding="utf-8")
-            stream.write(json.dumps(line, ensure_ascii=False) + "\n")
-            stream.flush()
-            if line["error"] is None:
-                tally.answered += 1
-            else:
-                tally.failed += 1
-            if progress:
-                progress(tally.skipped + tally.answered + tally.failed, tally.total)
 
     async def worker() -> None:
         for query in pending:
@@ -278,6 +264,34 @@ async def run(
     except* ServerError as failures:
         raise failures.exceptions[0] from None
     finally:
-        if stream is not None:
-            stream.close()
+        writer.close()
     return tally
+
+
+class _Writer:
+    """Appends records to ``out`` (opened at the first), one at a time, and counts them."""
+
+    def __init__(self, out: Path, tally: Tally, progress: Progress | None) -> None:
+        self.out = out
+        self.tally = tally
+        self.progress = progress
+        self.lock = asyncio.Lock()
+        self.stream: IO[str] | None = None
+
+    async def write(self, line: dict[str, Any]) -> None:
+        async with self.lock:
+            if self.stream is None:
+                self.stream = self.out.open("a", encoding="utf-8")
+            self.stream.write(json.dumps(line, ensure_ascii=False) + "\n")
+            self.stream.flush()
+            tally = self.tally
+            if line["error"] is None:
+                tally.answered += 1
+            else:
+                tally.failed += 1
+            if self.progress:
+                self.progress(tally.skipped + tally.answered + tally.failed, tally.total)
+
+    def close(self) -> None:
+        if self.stream is not None:
+            self.stream.close()

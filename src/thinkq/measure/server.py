@@ -22,6 +22,10 @@ They are tried in this order; a reply of 404, 405 or 422 (no such endpoint) or 4
 (another family's body: vLLM answers the llama.cpp body so) means "try the next".
 """
 
+# Over 300 lines: one class, the server as thinkq sees it. Its requests, error
+# translation and endpoint discovery share the client, the retries and the found
+# tokenizer style; split, the parts would reach into each other's state.
+
 from __future__ import annotations
 
 import asyncio

@@ -23,9 +23,9 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from numpy.typing import NDArray
 
 from thinkq import model
+from thinkq._typing import FloatArray
 from thinkq.errors import UnstableLoadError
 from thinkq.profile import Profile
 from thinkq.serve.estimator import Estimate, Estimator
@@ -34,7 +34,6 @@ from thinkq.solve import solve
 
 __all__ = ["DEFAULT_HYSTERESIS", "MIN_RATE", "Controller", "Plan"]
 
-FloatArray = NDArray[np.float64]
 
 #: Relative gain in J (eq. 7) below which the budgets in force are kept.
 DEFAULT_HYSTERESIS = 1e-3

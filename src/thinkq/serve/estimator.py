@@ -22,14 +22,13 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 import numpy as np
-from numpy.typing import NDArray
+
+from thinkq._typing import FloatArray
 
 __all__ = ["Clock", "Estimate", "Estimator"]
 
 #: A source of monotonic time, in seconds.
 Clock = Callable[[], float]
-
-FloatArray = NDArray[np.float64]
 
 
 class Estimate(NamedTuple):

@@ -1,15 +1,12 @@
 """The gateway without HTTP: admission, budgets, budgeted generation, state.
 
-A request's life: :meth:`Gateway.admit` counts the arrival for the estimator and
-refuses it (:class:`~thinkq.errors.OverloadedError`, HTTP 503) when the plan in force
-is overloaded or the queue is full; :meth:`Gateway.complete` or
-:meth:`Gateway.stream` serve it inside :func:`~thinkq.serve.request.served`, which
-waits for its turn, reads its type's budget from the plan in force when service
-starts, and gives the slot back and records the outcome once, however it ends. The
-generation upstream has exactly the budget's thinking tokens (``force``,
-:class:`~thinkq.measure.forcing.Forcer`) or at most that many (``cap``,
-:class:`~thinkq.measure.cap.Capper`); one of each serves every request, with the
-request's sampling passed per call.
+:meth:`Gateway.admit` counts an arrival for the estimator and refuses it
+(:class:`~thinkq.errors.OverloadedError`, HTTP 503) when the plan in force is
+overloaded or the queue is full; :meth:`Gateway.complete` and :meth:`Gateway.stream`
+serve it inside :func:`~thinkq.serve.request.served` (its turn, its budget, its slot
+given back and its record written once) with exactly the budget's thinking tokens
+(``force``, :class:`~thinkq.measure.forcing.Forcer`) or at most that many (``cap``,
+:class:`~thinkq.measure.cap.Capper`); one of each serves every request.
 """
 
 from __future__ import annotations

@@ -160,6 +160,8 @@ async def run_load(
     progress:
         Called as ``progress(done, queries)`` after each reply.
     """
+    # Over 60 lines: a third is the docstring of its options; the rest is one
+    # open-loop schedule (draws, then one task per query), clearest in one piece.
     if not rate > 0:
         raise ValueError(f"rate: must be > 0 queries per second, got {rate!r}")
     if queries < 1:

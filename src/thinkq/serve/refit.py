@@ -20,14 +20,12 @@ from __future__ import annotations
 from collections import deque
 
 import numpy as np
-from numpy.typing import NDArray
 
+from thinkq._typing import FloatArray
 from thinkq.profile import Profile
 from thinkq.serve.estimator import Clock
 
 __all__ = ["LatencyRefit"]
-
-FloatArray = NDArray[np.float64]
 
 
 class LatencyRefit:
