@@ -19,9 +19,10 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-from numpy.typing import ArrayLike, NDArray
+from numpy.typing import ArrayLike
 from scipy.special import wrightomega
 
+from thinkq._typing import FloatArray
 from thinkq.profile import Profile
 
 __all__ = [
@@ -45,8 +46,6 @@ __all__ = [
     "utilization",
     "waiting_time",
 ]
-
-FloatArray = NDArray[np.float64]
 
 
 class Moments(NamedTuple):

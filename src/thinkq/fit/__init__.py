@@ -7,8 +7,8 @@
 * the service-time line t(l) = t0 + c l (eq. 1), robust to stalled requests, and the
   variance around it (:mod:`.latency`),
 
-bootstraps both (:mod:`.data`) for percentile intervals, and returns a
-:class:`FitResult`: a validated :class:`~thinkq.Profile` at the chosen operating
+bootstraps both (:mod:`.bootstrap`) for percentile intervals, and returns a
+:class:`FitResult` (:mod:`.result`): a validated :class:`~thinkq.Profile` at the chosen operating
 point, a report per task (parameters, intervals, goodness of fit, warnings) and the
 bootstrap :class:`Replicates`, which :func:`propagate` turns into intervals on the
 optimal budgets and J.
@@ -17,18 +17,17 @@ optimal budgets and J.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from thinkq.errors import FitError
 from thinkq.fit._likelihood import A_MIN
-from thinkq.fit.accuracy import AccuracyFit, FloatArray, fit_accuracy, refit_accuracy
-from thinkq.fit.data import TaskData, resample, task_data
-from thinkq.fit.latency import C_MIN, LatencyFit, fit_latency, fit_line, pooled_variance
-from thinkq.fit.report import task_report
+from thinkq.fit.accuracy import AccuracyFit, fit_accuracy
+from thinkq.fit.bootstrap import bootstrap_tasks, percentile_intervals
+from thinkq.fit.data import TaskData, task_data
+from thinkq.fit.latency import C_MIN, LatencyFit, fit_latency
+from thinkq.fit.result import FitResult, TaskFit
 from thinkq.fit.uncertainty import PARAMETERS, Propagation, Replicates, propagate
 from thinkq.profile import Profile
 from thinkq.records import RecordSet, read_records
@@ -56,67 +55,6 @@ DEFAULT_RATE = 0.1
 DEFAULT_ALPHA = 30.0
 DEFAULT_BOOTSTRAP = 200
 SHARES = ("empirical", "uniform")
-#: Bootstrap replicates refitted together (one progress step).
-_BATCH = 25
-
-
-@dataclass(frozen=True)
-class TaskFit:
-    """One task's fits; ``intervals`` maps each of A, b, D, t0, c, variance to its
-    bootstrap percentile interval (empty without a bootstrap)."""
-
-    name: str
-    share: float
-    data: TaskData
-    accuracy: AccuracyFit
-    latency: LatencyFit
-    intervals: dict[str, tuple[float, float]] = field(default_factory=dict)
-
-    @property
-    def warnings(self) -> tuple[str, ...]:
-        return self.accuracy.warnings + self.latency.warnings
-
-
-@dataclass(frozen=True)
-class FitResult:
-    """A fitted profile, the fit of every task and the bootstrap replicates."""
-
-    profile: Profile
-    tasks: tuple[TaskFit, ...]
-    replicates: Replicates | None
-    level: float
-    seed: int | None
-    model: str | None
-    files: tuple[str, ...]
-    measured_max: int
-
-    @property
-    def warnings(self) -> tuple[str, ...]:
-        """Every task's warnings, each prefixed by the task, then the profile's."""
-        notes = [f"{t.name}: {w}" for t in self.tasks for w in t.warnings]
-        if self.profile.max_tokens > self.measured_max:
-            notes.append(
-                f"max_tokens {self.profile.max_tokens} is above the largest measured budget "
-                f"{self.measured_max}: budgets beyond it rest on extrapolated curves"
-            )
-        return tuple(notes)
-
-    def to_dict(self, *, replicates: bool = False) -> dict[str, Any]:
-        """The fit report (the ``--json`` output; with ``replicates`` the sidecar file)."""
-        data: dict[str, Any] = {
-            "format": "thinkq-fit/1",
-            "files": list(self.files),
-            "model": self.model,
-            "level": self.level,
-            "bootstrap": self.replicates.count if self.replicates else 0,
-            "seed": self.seed,
-            "profile": self.profile.to_dict(),
-            "tasks": [task_report(t) for t in self.tasks],
-            "warnings": list(self.warnings),
-        }
-        if replicates and self.replicates is not None:
-            data["replicates"] = self.replicates.to_dict()
-        return data
 
 
 def _latency_fits(tasks: tuple[TaskData, ...]) -> list[LatencyFit]:
@@ -145,41 +83,6 @@ def _latency_fits(tasks: tuple[TaskData, ...]) -> list[LatencyFit]:
                 variance_known=t.variance_known,
             )
     return [fits[i] for i in range(len(tasks))]
-
-
-def _replicates(
-    task: TaskData,
-    accuracy: AccuracyFit,
-    latency: LatencyFit,
-    count: int,
-    rng: np.random.Generator,
-    tick: Callable[[int], None],
-) -> dict[str, FloatArray]:
-    l = task.budgets
-    residual = 0.0
-    if not task.variance_known and l.size > 2:  # a summary without variances
-        gap = task.latency.mean - latency.line(l)
-        residual = float(np.sum(task.trials * gap**2) / (l.size - 2))
-    n, k, lat = resample(task, count, rng, residual_variance=residual)
-    out: dict[str, FloatArray] = {}
-    for start in range(0, count, _BATCH):
-        stop = min(count, start + _BATCH)
-        parts = refit_accuracy(l, n[start:stop], k[start:stop], accuracy)
-        for key, part in zip(("A", "b", "D"), parts, strict=True):
-            out[key] = np.concatenate([out[key], part]) if key in out else part
-        tick(stop - start)
-    weights = np.broadcast_to(latency.weights, lat.mean.shape) * (lat.n > 0)
-    if latency.c_borrowed:
-        c = np.full(count, latency.c)
-        t0 = np.maximum((weights * (lat.mean - c[:, None] * l)).sum(-1) / weights.sum(-1), 0.0)
-    else:
-        t0, c = fit_line(l, lat.mean, weights)
-    out["t0"], out["c"] = t0, c
-    if task.variance_known:
-        out["variance"] = pooled_variance(l, lat, t0, c)
-    else:
-        out["variance"] = np.zeros(count)
-    return out
 
 
 def fit_records(
@@ -254,28 +157,12 @@ def fit_records(
     )
     replicates, intervals = None, [dict[str, tuple[float, float]]() for _ in tasks]
     if bootstrap:
-        total, done = bootstrap * len(tasks), 0
-
-        def tick(count: int) -> None:
-            nonlocal done
-            done += count
-            if progress is not None:
-                progress(done, total)
-
-        streams = np.random.SeedSequence(seed).spawn(len(tasks))
-        draws = [
-            _replicates(t, a, s, bootstrap, np.random.default_rng(stream), tick)
-            for t, a, s, stream in zip(tasks, accuracy, latency, streams, strict=True)
-        ]
+        draws = bootstrap_tasks(tasks, accuracy, latency, bootstrap, seed=seed, progress=progress)
         replicates = Replicates(
             names=profile.names,
             **{key: np.column_stack([d[key] for d in draws]) for key in PARAMETERS},
         )
-        tail = (1 - level) / 2
-        for i, d in enumerate(draws):
-            for key in PARAMETERS:
-                low, high = np.quantile(d[key], [tail, 1 - tail])
-                intervals[i][key] = (float(low), float(high))
+        intervals = [percentile_intervals(d, level) for d in draws]
     return FitResult(
         profile=profile,
         tasks=tuple(

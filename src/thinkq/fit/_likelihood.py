@@ -12,11 +12,10 @@ batched array operations.
 from __future__ import annotations
 
 import numpy as np
-from numpy.typing import NDArray
+
+from thinkq._typing import FloatArray
 
 __all__ = ["A_MIN", "EPS", "search"]
-
-FloatArray = NDArray[np.float64]
 
 #: The smallest A a fit returns: profiles need A > 0; a flat curve gets this.
 A_MIN = 1e-6

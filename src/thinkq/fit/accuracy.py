@@ -11,7 +11,9 @@ the profile likelihood over b can have several optima. It is computed on a grid 
 log b; around each of its (up to three best) local optima successively finer grids
 and a parabolic step locate b, and the best optimum wins. Replicates of a bootstrap
 are searched in the same batched array operations. The search is in
-:mod:`._likelihood`, the goodness of fit and the warnings of a fit in :mod:`._goodness`.
+:mod:`._likelihood`, the goodness of fit in :mod:`._goodness`; :func:`fit_warnings`
+says in words what a fit cannot tell: a flat or degenerate curve, too few budgets, b
+on a bound or still rising at the largest budget, and a curve the data reject.
 
 ``b`` is bounded by the measurement: ``b_lo = 0.01 / l_max`` (below it the curve is a
 straight line over the measured budgets: A and b cannot be told apart) and
@@ -24,14 +26,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from numpy.typing import NDArray
 
-from thinkq.fit._goodness import fit_warnings, goodness
+from thinkq._typing import FloatArray
+from thinkq.fit._goodness import goodness
 from thinkq.fit._likelihood import A_MIN, search
 
-__all__ = ["AccuracyFit", "b_bounds", "fit_accuracy", "refit_accuracy"]
-
-FloatArray = NDArray[np.float64]
+__all__ = ["AccuracyFit", "b_bounds", "fit_accuracy", "fit_warnings", "refit_accuracy"]
 
 #: b * l_max at the lower bound and b * l_min at the upper bound of b.
 B_SPAN = (0.01, 10.0)
@@ -68,13 +68,13 @@ class AccuracyFit:
     def dispersion(self) -> float | None:
         return self.pearson / self.dof if self.dof > 0 else None
 
-    def curve(self, budgets: NDArray[np.float64]) -> FloatArray:
+    def curve(self, budgets: FloatArray) -> FloatArray:
         """p(l) at ``budgets`` (tokens)."""
         result: FloatArray = self.A * -np.expm1(-self.b * np.asarray(budgets, float)) + self.D
         return result
 
 
-def b_bounds(budgets: NDArray[np.float64]) -> tuple[float, float] | None:
+def b_bounds(budgets: FloatArray) -> tuple[float, float] | None:
     """(b_lo, b_hi) per token from the measured budgets; None without a budget > 0."""
     positive = budgets[budgets > 0]
     if positive.size == 0:
@@ -125,6 +125,61 @@ def fit_accuracy(budgets: FloatArray, trials: FloatArray, correct: FloatArray) -
 
 def _with_warnings(fit: AccuracyFit, l: FloatArray, n: FloatArray, k: FloatArray) -> AccuracyFit:
     return AccuracyFit(**{**fit.__dict__, "warnings": fit_warnings(fit, l, n, k)})
+
+
+def fit_warnings(fit: AccuracyFit, l: FloatArray, n: FloatArray, k: FloatArray) -> tuple[str, ...]:
+    """What ``fit`` of counts ``n``, ``k`` at budgets ``l`` cannot tell, in words."""
+    notes = []
+    top = float(l.max())
+    if fit.status == "one budget":
+        notes.append(
+            f"only budget {top:g} was measured: the curve is taken as flat at the measured "
+            f"accuracy {fit.D:.3f} (A and b are not identified; this task gets no thinking)"
+        )
+    elif fit.status in ("all correct", "all wrong"):
+        notes.append(
+            f"{fit.status}: accuracy is {fit.D:.0f} at every measured budget; the curve is "
+            f"flat (A = {A_MIN:g}) and this task gets no thinking tokens"
+        )
+    elif fit.status == "flat":
+        notes.append(
+            f"no measurable gain from thinking: the fitted curve is flat at accuracy "
+            f"{fit.D:.3f} (A = {A_MIN:g}); this task gets no thinking tokens"
+        )
+    elif l.size < 3:
+        notes.append(
+            f"only {l.size} budgets were measured: the curve's three parameters are not "
+            "identified (measure at least 3 budgets, better 5 or more)"
+        )
+    elif fit.b_bounds is not None:
+        lo, hi = fit.b_bounds
+        positive = float(l[l > 0].min())
+        if fit.b >= hi * (1 - 1e-6):
+            notes.append(
+                f"b is at its upper bound {hi:.3g} (= 10 / {positive:g}): accuracy saturates "
+                f"before the smallest positive budget, so b is not identified; measure "
+                "smaller budgets"
+            )
+        elif fit.b <= lo * (1 + 1e-6):
+            notes.append(
+                f"b is at its lower bound {lo:.3g} (= 0.01 / {top:g}): accuracy rises in a "
+                "straight line over the measured budgets, so A and b are not told apart and "
+                f"budgets above {top:g} are extrapolation"
+            )
+        elif fit.b * top < 1.0:
+            reached = -np.expm1(-fit.b * top)
+            notes.append(
+                f"accuracy is still rising at the largest budget {top:g} ({reached:.0%} of "
+                f"its fitted rise A): A, b and budgets above {top:g} rest on extrapolation"
+            )
+    if fit.p_value is not None and fit.p_value < 1e-3:
+        gap = float(np.max(np.abs(k / n - fit.curve(l))))
+        if gap > 0.02:
+            notes.append(
+                f"the curve does not describe the data (deviance {fit.deviance:.1f} on "
+                f"{fit.dof} dof, p = {fit.p_value:.1e}; largest gap {gap:.3f})"
+            )
+    return tuple(notes)
 
 
 def refit_accuracy(

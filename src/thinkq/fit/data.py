@@ -22,12 +22,12 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from thinkq._typing import FloatArray
 from thinkq.fit.latency import LatencyStats, inliers
 from thinkq.records import RecordSet
 
 __all__ = ["TaskData", "resample", "task_data"]
 
-FloatArray = NDArray[np.float64]
 #: Resampling a task holds at most this many weights in memory at once.
 _CHUNK = 4_000_000
 

@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 
 from thinkq._files import write_atomic
-from thinkq.fit import FitResult, Replicates
-from thinkq.fit.uncertainty import PARAMETERS
+from thinkq.fit.result import FitResult
+from thinkq.fit.uncertainty import PARAMETERS, Replicates
 from thinkq.profile import Profile
 
 __all__ = ["profile_text", "read_replicates", "report_path", "write_fit"]

@@ -24,6 +24,8 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import optimize, stats
 
+from thinkq._typing import FloatArray
+
 __all__ = [
     "C_MIN",
     "OUTLIER_CUTOFF",
@@ -35,8 +37,6 @@ __all__ = [
     "pooled_variance",
     "r_squared",
 ]
-
-FloatArray = NDArray[np.float64]
 
 #: A request further than this many robust standard deviations from its budget's
 #: median latency is an outlier.

@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-from numpy.typing import NDArray
 
-from thinkq.fit import FitResult
+from thinkq._typing import FloatArray
+from thinkq.fit.result import FitResult
 from thinkq.paper.figures import save
 
 __all__ = [
@@ -33,7 +33,6 @@ __all__ = [
     "wilson",
 ]
 
-FloatArray = NDArray[np.float64]
 #: A figure shows at most this many tasks (the first ones).
 MAX_PANELS = 24
 _Z = 1.959963984540054  # the 97.5% normal quantile: 95% error bars

@@ -19,13 +19,13 @@ import numpy as np
 from numpy.typing import NDArray
 
 from thinkq import model
+from thinkq._typing import FloatArray
 from thinkq.errors import ProfileError, ThinkqError
 from thinkq.profile import Profile
 from thinkq.solve import SolveResult, solve
 
 __all__ = ["PARAMETERS", "Propagation", "Replicates", "propagate"]
 
-FloatArray = NDArray[np.float64]
 #: The parameters a replicate holds, per task.
 PARAMETERS = ("A", "b", "D", "t0", "c", "variance")
 

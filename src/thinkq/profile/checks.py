@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import math
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 
+from thinkq._typing import FloatArray
 from thinkq.errors import ProfileError, UnstableLoadError
-
-if TYPE_CHECKING:
-    from thinkq.profile.instance import Profile
 
 __all__ = [
     "COLUMNS",
@@ -25,6 +23,7 @@ __all__ = [
     "ROUTING_TASK_KEYS",
     "TASK_KEYS",
     "TOP_KEYS",
+    "Fields",
     "is_number",
     "validate",
 ]
@@ -45,6 +44,41 @@ OPTIONAL_TOP_KEYS = ("default_task",)
 SUM_SLACK = 1e-9
 
 
+class Fields(Protocol):
+    """What the checks read of a profile: :class:`~thinkq.profile.Profile` has it all.
+
+    The rules see the fields, not the class, so that the class can run them when it
+    is built without this module importing it back.
+    """
+
+    @property
+    def names(self) -> tuple[str, ...]: ...
+    @property
+    def share(self) -> FloatArray: ...
+    @property
+    def A(self) -> FloatArray: ...
+    @property
+    def b(self) -> FloatArray: ...
+    @property
+    def D(self) -> FloatArray: ...
+    @property
+    def t0(self) -> FloatArray: ...
+    @property
+    def c(self) -> FloatArray: ...
+    @property
+    def variance(self) -> FloatArray: ...
+    @property
+    def rate(self) -> float: ...
+    @property
+    def alpha(self) -> float: ...
+    @property
+    def max_tokens(self) -> int: ...
+    @property
+    def match(self) -> tuple[tuple[str, ...], ...]: ...
+    @property
+    def default_task(self) -> str | None: ...
+
+
 def is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
@@ -58,7 +92,7 @@ def _check_scalar(name: str, value: Any, *, positive: bool) -> None:
         raise ProfileError(f"field '{name}': must be > 0, got {value!r}", field=name)
 
 
-def _task_label(profile: Profile, k: int) -> str:
+def _task_label(profile: Fields, k: int) -> str:
     name = profile.names[k] if k < len(profile.names) else ""
     return f"task '{name}'" if name else f"task #{k + 1}"
 
@@ -76,7 +110,7 @@ _RULES: tuple[tuple[str, Any, str], ...] = (
 )
 
 
-def validate(profile: Profile) -> None:
+def validate(profile: Fields) -> None:
     _check_scalar("rate", profile.rate, positive=True)
     _check_scalar("alpha", profile.alpha, positive=True)
     mt = profile.max_tokens
@@ -138,7 +172,7 @@ def validate(profile: Profile) -> None:
         )
 
 
-def _validate_routing(profile: Profile) -> None:
+def _validate_routing(profile: Fields) -> None:
     """The gateway's routing fields: ``match`` patterns compile, ``default_task`` exists."""
     if profile.match and len(profile.match) != len(profile.names):
         raise ProfileError(

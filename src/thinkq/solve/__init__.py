@@ -15,13 +15,14 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from thinkq import model
+from thinkq._typing import FloatArray
 from thinkq.profile import Profile
-from thinkq.solve.bounds import frank_wolfe_gap, lemma_bounds, paper_lower_bound
+from thinkq.solve.bounds import Bounds, frank_wolfe_gap, lemma_bounds, paper_lower_bound
 from thinkq.solve.fixed_point import projected_fixed_point
 from thinkq.solve.gradient import projected_gradient
 from thinkq.solve.integer import best_integer, round_budgets
 from thinkq.solve.newton import projected_newton
-from thinkq.solve.result import Bounds, ContinuousResult, FloatArray, Method, SolveResult
+from thinkq.solve.result import ContinuousResult, Method, SolveResult
 
 __all__ = [
     "INTEGER_RULES",

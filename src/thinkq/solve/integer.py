@@ -17,8 +17,8 @@ from __future__ import annotations
 import numpy as np
 
 from thinkq import model
+from thinkq._typing import FloatArray, IntArray
 from thinkq.profile import Profile
-from thinkq.solve.result import FloatArray, IntArray
 
 __all__ = ["EXHAUSTIVE_LIMIT", "best_integer", "round_budgets"]
 

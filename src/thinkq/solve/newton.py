@@ -22,8 +22,8 @@ from __future__ import annotations
 import numpy as np
 
 from thinkq import model
+from thinkq._typing import FloatArray
 from thinkq.profile import Profile
-from thinkq.solve.result import FloatArray
 
 __all__ = ["newton_direction", "projected_newton"]
 

@@ -6,50 +6,14 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Literal
 
-import numpy as np
-from numpy.typing import NDArray
-
 from thinkq import model
+from thinkq._typing import FloatArray, IntArray
 from thinkq.profile import Profile
+from thinkq.solve.bounds import Bounds, lemma_bounds
 
-__all__ = ["Bounds", "ContinuousResult", "Method", "SolveResult"]
+__all__ = ["ContinuousResult", "Method", "SolveResult"]
 
-FloatArray = NDArray[np.float64]
-IntArray = NDArray[np.int64]
 Method = Literal["auto", "newton", "fixed-point", "gradient"]
-
-
-@dataclass(frozen=True)
-class Bounds:
-    """Lemma 2's contraction constant and Lemma 3's Lipschitz constant, with their region.
-
-    The paper states both on the box [0, l_max]^N under rho_max < 1. Where that fails
-    (the paper's own instance has rho_max of about 41), they are computed on the
-    region {l in box : lambda E[S(l)] <= rho_bar}, which contains the optimum and every
-    iterate that does not decrease J below its value at the start point.
-
-    Attributes
-    ----------
-    region:
-        ``"box"`` when the paper's assumption holds on [0, l_max]^N, else ``"level-set"``.
-    rho_max:
-        The paper's rho_max = lambda E[S]_max over the box.
-    rho_bar:
-        The utilisation bound of the region used (equals ``rho_max`` for the box).
-    contraction:
-        L_inf of eq. (26): the fixed-point map is a contraction in the region if < 1.
-    lipschitz:
-        L_J of eq. (32): a Lipschitz constant of grad J in the region.
-    step_bound:
-        2 / L_J: projected gradient ascent converges for 0 < eta < step_bound (38).
-    """
-
-    region: Literal["box", "level-set"]
-    rho_max: float
-    rho_bar: float
-    contraction: float
-    lipschitz: float
-    step_bound: float
 
 
 @dataclass(frozen=True)
@@ -101,8 +65,6 @@ class ContinuousResult:
 
         Computed on first access: the default solver does not need them.
         """
-        from thinkq.solve.bounds import lemma_bounds  # here: bounds imports this module
-
         return lemma_bounds(self.profile, self.start_objective)
 
 
