@@ -22,6 +22,7 @@ PAPER_BUDGETS = [0, 341, 0, 0, 346, 30]
 # computed from its unrounded fits)
 PAPER_CONTINUOUS = [0.0, 340.89, 0.0, 0.0, 346.24, 30.14]
 TOP_KEYS = {
+    "format",
     "objective",
     "continuous_objective",
     "lower_bound",

@@ -158,7 +158,11 @@ def test_reproduce_writes_the_files(tmp_path: Path):
     out = tmp_path / "out"
     result = run("reproduce", "--out", out)
     assert result.exit_code == 0, result.stderr
-    written = {Path(line).name for line in result.stdout.splitlines()}
+    assert result.stdout == ""  # each written file is confirmed on stderr
+    lines = result.stderr.splitlines()
+    assert lines
+    assert all(line.startswith("wrote ") for line in lines)
+    written = {Path(line.removeprefix("wrote ")).name for line in lines}
     assert {
         "table1.md",
         "table1.csv",

@@ -9,10 +9,12 @@ on stderr, and exits with code 1. ``--json`` writes exactly one JSON object on s
 
 from __future__ import annotations
 
+import json
 import math
 import os
+import secrets
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, Protocol, cast
@@ -31,8 +33,11 @@ from thinkq.profile import Profile, load_profile, paper_profile
 
 __all__ = [
     "OPTIONS",
+    "PIPELINE",
     "api_key",
     "app",
+    "draw_seed",
+    "dump",
     "fail",
     "finite",
     "grid",
@@ -41,6 +46,7 @@ __all__ = [
     "main",
     "num",
     "progress",
+    "wrote",
 ]
 
 # API argument or profile field -> the option that sets it
@@ -81,8 +87,55 @@ def _usage_error_type() -> type[Exception]:
 _UsageError = _usage_error_type()
 
 
+#: The commands in the order of the pipeline: measure, fit, decide, check, serve.
+PIPELINE = ("profile", "fit", "solve", "simulate", "sweep", "reproduce", "serve", "loadtest")
+
+
+def _plain_help(params: Sequence[Any]) -> None:
+    """Click-style metavars in the help: ``FLOAT``, ``PATH``, ``a|b``, none for a flag
+    (Typer shows ``<bool>``, ``<list[Path]>``); a required argument as ``NAME``."""
+    for param in params:
+        if getattr(param, "_thinkq_plain", False):
+            continue
+        param._thinkq_plain = True
+        if param.param_type_name == "argument":
+            shown = param.metavar or param.name.upper()
+            dots = "..." if param.nargs != 1 else ""
+            usage = f"{shown}{dots}" if param.required else f"[{shown}]{dots}"
+            param._usage_display_name = lambda usage=usage: usage
+            param.display_type_rich = lambda ctx: None
+        elif getattr(param, "is_flag", False):
+            param.display_type_rich = lambda ctx: None
+        elif param.metavar is None:
+            kind = param.type_descriptor
+            if kind.is_choice:
+                param.metavar = "|".join(str(getattr(c, "value", c)) for c in kind.choices)
+            elif kind.is_path:
+                param.metavar = "PATH"
+            else:
+                names = {float: "FLOAT", int: "INTEGER"}
+                param.metavar = names.get(kind.annotation, "TEXT")
+
+
 class _OneLineErrors(TyperGroup):
-    """Typer's command group, with usage errors printed as one ``error:`` line."""
+    """Typer's command group, with usage errors printed as one ``error:`` line, the
+    commands listed in pipeline order and plain metavars in the help."""
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        names = super().list_commands(ctx)
+        rank = {name: i for i, name in enumerate(PIPELINE)}
+        return sorted(names, key=lambda name: rank.get(name, len(rank)))
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:
+            _plain_help(command.get_params(ctx))
+        return command
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        params: list[Any] = super().get_params(ctx)
+        _plain_help(params)
+        return params
 
     def main(
         self,
@@ -115,7 +168,7 @@ class _OneLineErrors(TyperGroup):
 app = typer.Typer(
     cls=_OneLineErrors,
     help="Queueing-aware reasoning-token budgets for LLM servers (arXiv 2601.10274).",
-    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
     pretty_exceptions_show_locals=False,
 )
 
@@ -181,6 +234,24 @@ def finite(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [finite(item) for item in value]
     return value
+
+
+def dump(data: dict[str, Any], command: str) -> None:
+    """``data`` as one JSON object on stdout, ``format`` (``thinkq-<command>/1``) first
+    unless it carries its own, non-finite numbers as ``null``."""
+    document = {"format": f"thinkq-{command}/1", **data}
+    sys.stdout.write(json.dumps(finite(document), allow_nan=False) + "\n")
+
+
+def draw_seed(seed: int | None) -> int:
+    """``seed``, or a fresh one when none was given (so that it can be printed)."""
+    return secrets.randbelow(2**32) if seed is None else seed
+
+
+def wrote(paths: Iterable[Path]) -> None:
+    """Confirm each written file on stderr: ``wrote PATH``."""
+    for path in paths:
+        sys.stderr.write(f"wrote {path}\n")
 
 
 def num(value: float | None, spec: str) -> str:

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import numpy as np
 import typer
@@ -14,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from thinkq.cli._app import app, fail, finite, grid, load, num, progress
+from thinkq.cli._app import app, draw_seed, dump, fail, grid, load, num, progress, wrote
 from thinkq.errors import ThinkqError
 from thinkq.paper import figures
 from thinkq.paper.reproduce import reproduce
@@ -31,7 +30,7 @@ PROGRESS_MIN_QUERIES = 5_000_000
 ProfileArgument = Annotated[
     Path | None,
     typer.Argument(
-        metavar="[PROFILE]",
+        metavar="PROFILE",
         help="Profile file (.toml or .json). Default: the paper's Table I.",
         show_default=False,
     ),
@@ -46,10 +45,6 @@ MaxTokensOption = Annotated[
     int | None, typer.Option("--max-tokens", help="Override l_max (tokens).")
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as one JSON object.")]
-
-
-def _dump(data: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(finite(data), allow_nan=False) + "\n")
 
 
 # --------------------------------------------------------------------------- simulate
@@ -107,7 +102,10 @@ def simulate_command(
     queries: Annotated[
         int, typer.Option("--queries", help="Measured queries (after warm-up).", min=20)
     ] = 10_000,
-    seed: Annotated[int | None, typer.Option("--seed", help="Random seed.")] = None,
+    seed: Annotated[
+        int | None,
+        typer.Option("--seed", help="Random seed (default: drawn, and printed).", min=0),
+    ] = None,
     rate: RateOption = None,
     alpha: AlphaOption = None,
     max_tokens: MaxTokensOption = None,
@@ -118,12 +116,12 @@ def simulate_command(
     l = _budgets(budgets, profile)
     try:
         with progress("simulating", queries >= PROGRESS_MIN_QUERIES) as update:
-            run = simulate(profile, l, queries=queries, seed=seed, progress=update)
+            run = simulate(profile, l, queries=queries, seed=draw_seed(seed), progress=update)
     except ValueError as exc:
         name, colon, rest = str(exc).partition(":")
         fail(f"option --{name}:{rest}" if colon and name in ("budgets", "queries") else str(exc))
     if as_json:
-        _dump(run.to_dict())
+        dump(run.to_dict(), "simulate")
     else:
         _render_simulation(Console(), profile, run)
 
@@ -183,8 +181,7 @@ def reproduce_command(
             result = reproduce(profile, out, progress=lambda step: status.update(step))
     except OSError as exc:
         fail(f"option --out: {out}: {exc.strerror or exc}")
-    for path in result.files:
-        sys.stdout.write(f"{path}\n")
+    wrote(result.files)
 
 
 # --------------------------------------------------------------------------- sweep
@@ -210,6 +207,9 @@ def sweep_command(
     plot: Annotated[
         Path | None, typer.Option("--plot", help="Also draw the sweep (PNG or SVG file).")
     ] = None,
+    seed: Annotated[
+        int, typer.Option("--seed", help="Seed of the simulations of the points.", min=0)
+    ] = 0,
     as_json: JsonOption = False,
 ) -> None:
     """Optimal budgets, accuracy and system time across a range of rate or alpha."""
@@ -225,29 +225,36 @@ def sweep_command(
                 stop=stop,
                 points=points,
                 queries=queries or None,
+                seed=seed,
                 progress=update,
             )
     except (ValueError, ThinkqError) as exc:
         name, colon, rest = str(exc).partition(":")
-        option = {"start, stop": "--from/--to", "points": "--points"}.get(name)
+        option = {"start, stop": "--from/--to", "points": "--points", "queries": "--queries"}.get(
+            name
+        )
         fail(f"option {option}:{rest}" if colon and option else str(exc))
     if plot is not None:
         try:
-            figures.save(
+            drawn = figures.save(
                 figures.draw_sweep(result), plot.with_suffix(""), formats=(plot.suffix[1:],)
             )
         except OSError as exc:
             fail(f"option --plot: {plot}: {exc.strerror or exc}")
+        wrote(drawn)
     if as_json:
-        _dump(result.to_dict())
+        dump(result.to_dict() | {"seed": seed, "queries": queries}, "sweep")
     else:
         _render_sweep(Console(), result)
 
 
 def _render_sweep(console: Console, result: Sweep) -> None:
-    table = Table(title=f"Sweep over {result.parameter}", title_justify="left")
+    table = Table(
+        title=f"Sweep over {result.parameter} (T: system time, s; rho: utilisation)",
+        title_justify="left",
+    )
     table.add_column(result.parameter, justify="right")
-    for header in ("budgets", "accuracy", "mean T (s)", "p95 T (s)", "utilisation"):
+    for header in ("budgets", "accuracy", "mean T", "p95 T", "rho"):
         table.add_column(header, justify="left" if header == "budgets" else "right")
     for p in result.points:
         if not p.stable:

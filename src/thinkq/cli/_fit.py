@@ -8,7 +8,6 @@ succeeds.
 
 from __future__ import annotations
 
-import json
 import sys
 from enum import StrEnum
 from pathlib import Path
@@ -20,7 +19,7 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from thinkq.cli._app import OPTIONS, app, fail, finite, grid, num, progress
+from thinkq.cli._app import OPTIONS, app, dump, fail, grid, num, progress, wrote
 from thinkq.errors import ProfileError, RecordError, ThinkqError
 from thinkq.fit import (
     DEFAULT_ALPHA,
@@ -93,7 +92,7 @@ def fit_command(
     bootstrap: Annotated[
         int, typer.Option("--bootstrap", help="Bootstrap replicates (0: no intervals).", min=0)
     ] = DEFAULT_BOOTSTRAP,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the bootstrap.")] = 0,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the bootstrap.", min=0)] = 0,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the fit report as one JSON object.")
     ] = False,
@@ -140,9 +139,9 @@ def fit_command(
             written += write_fit(result, output)
     except OSError as exc:
         fail(f"{exc.filename or output}: cannot write: {exc.strerror or exc}")
+    wrote(written)
     if as_json:
-        data = result.to_dict() | {"written": [str(p) for p in written]}
-        sys.stdout.write(json.dumps(finite(data), allow_nan=False) + "\n")
+        dump(result.to_dict() | {"written": [str(p) for p in written]}, "fit")
     else:
         _render(Console(), result, written)
     for warning in result.warnings:
@@ -156,8 +155,8 @@ def _cell(
     value: float, interval: tuple[float, float] | None, spec: str, scale: float = 1.0
 ) -> Text:
     text = format(value * scale, spec)
-    if interval is not None:
-        text += f"\n[{interval[0] * scale:{spec}}, {interval[1] * scale:{spec}}]"
+    if interval is not None:  # on two lines of its own, so that the tables fit 80 columns
+        text += f"\n[{interval[0] * scale:{spec}},\n {interval[1] * scale:{spec}}]"
     return Text(text)
 
 
@@ -170,12 +169,14 @@ def _fit_cell(statistic: float | None, dof: int, p_value: float | None) -> Text:
 def _tables(result: FitResult) -> tuple[Table, Table]:
     level = f"{result.level:.0%} intervals" if result.replicates else "no intervals"
     accuracy = Table(title=f"Accuracy p(l) = A (1 - e^(-b l)) + D  ({level})", title_justify="left")
-    latency = Table(title=f"Service time t(l) = t0 + c l  ({level})", title_justify="left")
+    latency = Table(
+        title=f"Service time t(l) = t0 + c l, c in ms per token  ({level})", title_justify="left"
+    )
     accuracy.add_column("task")
     latency.add_column("task")
     for header in ("A", "b (1/token)", "D", "G2/dof"):
         accuracy.add_column(header, justify="right")
-    for header in ("t0 (s)", "c (ms/token)", "sd (s)", "R^2", "outliers", "chi2/dof"):
+    for header in ("t0 (s)", "c (ms)", "sd (s)", "R^2", "outliers", "chi2/dof"):
         latency.add_column(header, justify="right")
     for t in result.tasks:
         a, s, iv = t.accuracy, t.latency, t.intervals
@@ -193,7 +194,7 @@ def _tables(result: FitResult) -> tuple[Table, Table]:
             _cell(s.t0, iv.get("t0"), ".4f"),
             _cell(s.c, iv.get("c"), ".3f", scale=1e3),
             _cell(s.variance**0.5, (sd[0] ** 0.5, sd[1] ** 0.5) if sd else None, ".3f"),
-            Text(f"{num(s.r_squared, '.3f')}\nmeans {num(s.r_squared_means, '.3f')}"),
+            Text(f"{num(s.r_squared, '.3f')}\nmeans\n{num(s.r_squared_means, '.3f')}"),
             f"{s.outliers}",
             _fit_cell(s.chi2, s.dof, s.p_value),
         )

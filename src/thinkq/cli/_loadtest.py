@@ -1,13 +1,13 @@
 """``thinkq loadtest``: Poisson load with real benchmark prompts against a gateway.
 
 Prints the mean and percentiles of the sojourn time per type (a table, or one JSON
-object with ``--json``).
+object with ``--json``). A target that cannot be reached stops the command at once
+(exit code 1) rather than after the schedule of its queries.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -17,8 +17,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from thinkq.cli._app import api_key, app, fail, finite, num, progress
-from thinkq.errors import DatasetError
+from thinkq.cli._app import api_key, app, dump, fail, num, progress
+from thinkq.errors import DatasetError, ServerError
+from thinkq.measure.server import CONNECT_TIMEOUT, check_base_url
 from thinkq.serve.loadtest import LoadResult, load_prompts, run_load
 
 __all__ = ["loadtest_command", "parse_mix"]
@@ -44,6 +45,17 @@ def parse_mix(text: str) -> dict[str, float]:
     return mix
 
 
+def _check_target(target: str, key: str | None) -> None:
+    """A one-line error, exit code 1, for a target that cannot be reached."""
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    url = target.rstrip("/") + "/models"
+    try:
+        httpx.get(url, headers=headers, timeout=CONNECT_TIMEOUT)
+    except httpx.HTTPError as exc:  # any reply at all (even 404) means the target is there
+        sys.stderr.write(f"error: option --target: cannot connect to {url} ({exc})\n")
+        raise typer.Exit(1) from None
+
+
 def _gateway_mix(target: str, key: str | None) -> dict[str, float]:
     """The shares the gateway at ``target`` estimates (``GET /thinkq/state``)."""
     url = target.rstrip("/").removesuffix("/v1") + "/thinkq/state"
@@ -54,6 +66,13 @@ def _gateway_mix(target: str, key: str | None) -> dict[str, float]:
         return {str(task): float(share) for task, share in shares.items()}
     except (httpx.HTTPError, ValueError, KeyError, TypeError, AttributeError):
         fail(f"option --mix: not given, and {url} gave no shares_estimate; give --mix")
+
+
+def _prompts(shares: dict[str, float], data_dir: Path | None, seed: int) -> dict[str, list[str]]:
+    try:
+        return load_prompts(list(shares), data_dir=data_dir, n=PROMPTS_PER_TASK, seed=seed)
+    except DatasetError as exc:
+        fail(str(exc))
 
 
 def _render(result: LoadResult) -> None:
@@ -101,12 +120,17 @@ def loadtest_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Send Poisson load with benchmark prompts; print sojourn times per type."""
-    key = api_key(api_key_env)
-    shares = parse_mix(mix) if mix is not None else _gateway_mix(target, key)
     try:
-        prompts = load_prompts(list(shares), data_dir=data_dir, n=PROMPTS_PER_TASK, seed=seed)
-    except DatasetError as exc:
-        fail(str(exc))
+        check_base_url(target)
+    except ServerError as exc:
+        fail(f"option --target: {str(exc).removeprefix('base_url: ')}")
+    key = api_key(api_key_env)
+    given = parse_mix(mix) if mix is not None else None
+    prompts = _prompts(given, data_dir, seed) if given is not None else None
+    _check_target(target, key)  # the user's errors first, then the target's
+    shares = given if given is not None else _gateway_mix(target, key)
+    if prompts is None:
+        prompts = _prompts(shares, data_dir, seed)
     with progress("Load", not as_json) as update:
         try:
             result = asyncio.run(
@@ -118,7 +142,7 @@ def loadtest_command(
         except ValueError as exc:
             fail(str(exc))
     if as_json:
-        sys.stdout.write(json.dumps(finite(result.to_dict()), allow_nan=False) + "\n")
+        dump(result.to_dict() | {"seed": seed}, "loadtest")
     else:
         _render(result)
     if result.overall.served == 0:

@@ -3,7 +3,9 @@
 Before anything is written, the server is checked: it must answer, list the model,
 and (in force mode) tokenize the end-of-thinking texts and render the template. A
 server that is down, a wrong URL or an unknown model gives one ``error:`` line within
-seconds, exit code 2 (1 for a server that fails by itself), and no output file.
+seconds, exit code 2 (1 for a server that fails by itself), and no output file. A
+server that answered these checks and stops answering during the run is reported as
+such (exit code 1), not as a bad ``--base-url``.
 
 During the run every finished query is one line of ``-o``, flushed at once; Ctrl-C
 leaves only complete lines, and the same command run again goes on from there.
@@ -22,7 +24,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from thinkq.cli._app import api_key, app, fail, integers, progress
+from thinkq.cli._app import api_key, app, fail, integers, progress, wrote
 from thinkq.errors import DatasetError, RecordError, ServerError, ServerUnreachableError
 from thinkq.measure.cap import Capper
 from thinkq.measure.datasets import DATASETS, load_dataset
@@ -36,6 +38,13 @@ from thinkq.measure.tokenizer import LocalTokenizer
 from thinkq.records import read_records
 
 __all__ = ["profile_command"]
+
+
+class _ServerStoppedError(Exception):
+    """The server passed the checks before the run, then could no longer be reached."""
+
+    def __init__(self, cause: ServerUnreachableError) -> None:
+        super().__init__(str(cause).partition(": ")[2] or str(cause))
 
 
 class ModeChoice(StrEnum):
@@ -134,7 +143,8 @@ def profile_command(
         typer.Option("--data-dir", help="Local benchmark copies (default: Hugging Face)."),
     ] = None,
     seed: Annotated[
-        int, typer.Option("--seed", help="Seed of the item sample, the order and the sampling.")
+        int,
+        typer.Option("--seed", help="Seed of the item sample, the order and the sampling.", min=0),
     ] = 0,
     mode: Annotated[
         ModeChoice,
@@ -221,12 +231,20 @@ def profile_command(
         raise typer.Exit(130) from None
     except RecordError as exc:
         fail(f"option -o: {exc}")
+    except _ServerStoppedError as exc:
+        sys.stderr.write(
+            f"error: the server stopped answering during the run: {exc}; the finished queries "
+            f"are in {output}: run the same command to go on\n"
+        )
+        raise typer.Exit(1) from None
     except ServerError as exc:
         sys.stderr.write(f"error: {_option(exc)}\n")
         # a server that cannot be reached may have died: a failure, not a user error
         user_error = exc.field is not None and not isinstance(exc, ServerUnreachableError)
         raise typer.Exit(2 if user_error else 1) from None
     Console().print(_summary(output, tally))
+    if tally.answered or tally.failed:
+        wrote([output])
     if tally.failed:
         sys.stderr.write(
             f"warning: {tally.failed} queries failed (their records say why); "
@@ -247,14 +265,17 @@ async def _measure(
 ) -> Tally:
     async with server:
         await _preflight(generator, server)
-        with progress("measuring", True) as update:
-            return await run(
-                generator,
-                queries,
-                output,
-                model=server.model,
-                concurrency=concurrency,
-                seed=seed,
-                retries=retries,
-                progress=update,
-            )
+        try:
+            with progress("measuring", True) as update:
+                return await run(
+                    generator,
+                    queries,
+                    output,
+                    model=server.model,
+                    concurrency=concurrency,
+                    seed=seed,
+                    retries=retries,
+                    progress=update,
+                )
+        except ServerUnreachableError as exc:  # it answered the checks: it died, the URL is fine
+            raise _ServerStoppedError(exc) from exc

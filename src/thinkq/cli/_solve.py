@@ -7,7 +7,6 @@ object on stdout (:meth:`thinkq.SolveResult.to_dict`, non-finite numbers as ``nu
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
@@ -23,7 +22,7 @@ from rich.text import Text
 
 from thinkq import model
 from thinkq.cli import _fit
-from thinkq.cli._app import OPTIONS, app, fail, finite, grid, load, num
+from thinkq.cli._app import OPTIONS, app, dump, fail, grid, load, num
 from thinkq.profile import Profile
 from thinkq.solve import DEFAULT_TOL, SolveResult, solve
 
@@ -86,7 +85,7 @@ def solve_command(
     profile_path: Annotated[
         Path | None,
         typer.Argument(
-            metavar="[PROFILE]",
+            metavar="PROFILE",
             help="Profile file (.toml or .json). Default: the paper's Table I.",
             show_default=False,
         ),
@@ -134,7 +133,7 @@ def solve_command(
         result = _solve(
             profile, method=method.value, integer=integer.value, tol=tol, max_iter=max_iter
         )
-        payload = _json(result) if as_json else None
+        data = result.to_dict() if as_json else None
     spread = None
     if uncertainty is not None:  # the fit's bootstrap replicates, solved the same way
         spread = _fit.uncertainty(
@@ -146,11 +145,8 @@ def solve_command(
             tol=tol,
             integer=integer.value,
         )
-        if payload is not None:
-            data = json.loads(payload) | {"uncertainty": finite(spread.to_dict())}
-            payload = json.dumps(data, allow_nan=False)
-    if payload is not None:
-        sys.stdout.write(payload + "\n")
+    if data is not None:
+        dump(data | ({} if spread is None else {"uncertainty": spread.to_dict()}), "solve")
     else:
         _render(Console(), result)
         if spread is not None:
@@ -165,10 +161,6 @@ def solve_command(
 
 
 # --------------------------------------------------------------------------- output
-
-
-def _json(result: SolveResult) -> str:
-    return json.dumps(finite(result.to_dict()), allow_nan=False)
 
 
 def _task_table(result: SolveResult, rows: Sequence[int], title: str) -> Table:
