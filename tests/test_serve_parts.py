@@ -13,9 +13,10 @@ import thinkq
 from conftest import Document, write_document
 from fakes import Clock, profile
 from thinkq import ProfileError, load_profile
-from thinkq.errors import QueueFullError
+from thinkq.errors import DisconnectedError, QueueFullError
 from thinkq.serve import Controller, Estimator, Queue, Router, RoutingError
 from thinkq.serve.refit import LatencyRefit
+from thinkq.serve.request import until_disconnected
 
 
 def test_the_rate_moves_from_the_prior_to_the_observed_rate_over_the_first_window() -> None:
@@ -202,3 +203,40 @@ def test_the_serve_package_exports_its_api() -> None:
         if not name.startswith("_") and (inspect.isclass(value) or inspect.isfunction(value))
     }
     assert public == set(serve.__all__)
+
+
+def test_until_disconnected_tells_a_client_that_left_from_a_cancelled_task() -> None:
+    async def main() -> None:
+        gone = asyncio.Event()
+
+        async def disconnected() -> None:
+            await gone.wait()
+
+        async def work(seconds: float) -> str:
+            await asyncio.sleep(seconds)
+            return "done"
+
+        assert await until_disconnected(work(0), disconnected) == "done"
+        cancelled = asyncio.Event()
+
+        async def slow() -> str:
+            try:
+                return await work(10)
+            except asyncio.CancelledError:
+                cancelled.set()
+                raise
+
+        leaving = asyncio.create_task(until_disconnected(slow(), disconnected))
+        await asyncio.sleep(0.01)
+        gone.set()
+        with pytest.raises(DisconnectedError):
+            await leaving
+        assert cancelled.is_set()  # the work was cancelled, not left running
+        gone.clear()
+        stopped = asyncio.create_task(until_disconnected(work(10), disconnected))
+        await asyncio.sleep(0.01)
+        stopped.cancel()  # a server shutting down, not a client leaving
+        with pytest.raises(asyncio.CancelledError):
+            await stopped
+
+    asyncio.run(main())

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from thinkq.errors import QueueFullError
 from thinkq.serve.estimator import Clock
 
-__all__ = ["Queue", "QueueFullError", "Record", "Records"]
+__all__ = ["Queue", "Record", "Records"]
 
 
 @dataclass(frozen=True, slots=True)

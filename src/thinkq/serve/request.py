@@ -22,6 +22,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Literal, TypeVar
 
 from thinkq.errors import DisconnectedError, ServerError
@@ -209,23 +210,32 @@ async def served(
 async def until_disconnected(work: Awaitable[T], disconnected: Disconnected) -> T:
     """The result of ``work``, unless the client leaves first (then ``work`` is cancelled).
 
+    ``work`` runs in the calling task (no task of its own: this is on every plain
+    request's path); the client's departure cancels that task, and the cancellation
+    becomes :class:`~thinkq.errors.DisconnectedError`.
+
     Raises
     ------
     DisconnectedError
         The client left before ``work`` was done.
     """
-    task = asyncio.ensure_future(work)
+    task = asyncio.current_task()
+    assert task is not None  # always called from a task
     watch: asyncio.Future[Any] = asyncio.ensure_future(disconnected())
+    cancel = partial(_cancel_unless_cancelled, task)
+    watch.add_done_callback(cancel)
     try:
-        await asyncio.wait({task, watch}, return_when=asyncio.FIRST_COMPLETED)
+        return await work
     except asyncio.CancelledError:
-        task.cancel()
-        watch.cancel()
-        await asyncio.gather(task, watch, return_exceptions=True)
+        left = watch.done() and not watch.cancelled()
+        if left and task.uncancel() == 0:  # cancelled by the client's leaving alone
+            raise DisconnectedError("the client left before its reply was ready") from None
         raise
-    watch.cancel()
-    if task.done():
-        return task.result()
-    task.cancel()  # the upstream request is closed before the slot is given back
-    await asyncio.gather(task, return_exceptions=True)
-    raise DisconnectedError("the client left before its reply was ready")
+    finally:
+        watch.remove_done_callback(cancel)
+        watch.cancel()
+
+
+def _cancel_unless_cancelled(task: asyncio.Task[Any], watch: asyncio.Future[Any]) -> None:
+    if not watch.cancelled():
+        task.cancel()
