@@ -24,11 +24,11 @@ import numpy as np
 from thinkq.errors import FitError
 from thinkq.fit._likelihood import A_MIN
 from thinkq.fit.accuracy import AccuracyFit, fit_accuracy
-from thinkq.fit.bootstrap import bootstrap_tasks, percentile_intervals
+from thinkq.fit.bootstrap import bootstrap as bootstrap_fits
 from thinkq.fit.data import TaskData, task_data
 from thinkq.fit.latency import C_MIN, LatencyFit, fit_latency
 from thinkq.fit.result import FitResult, TaskFit
-from thinkq.fit.uncertainty import PARAMETERS, Propagation, Replicates, propagate
+from thinkq.fit.uncertainty import Propagation, Replicates, propagate
 from thinkq.profile import Profile
 from thinkq.records import RecordSet, read_records
 
@@ -85,6 +85,17 @@ def _latency_fits(tasks: tuple[TaskData, ...]) -> list[LatencyFit]:
     return [fits[i] for i in range(len(tasks))]
 
 
+def _check_options(*, shares: str, bootstrap: int, level: float) -> None:
+    if shares not in SHARES:
+        raise ValueError(f"shares: expected one of {', '.join(SHARES)}, got {shares!r}")
+    if not (isinstance(bootstrap, int) and bootstrap >= 0):
+        raise ValueError(f"bootstrap: expected an integer >= 0, got {bootstrap!r}")
+    if not 0 < level < 1:
+        raise ValueError(f"level: expected a number in (0, 1), got {level!r}")
+
+
+# long: the public entry point, whose numpy-style docstring is half of it; the body is
+# the pipeline read, fit, bootstrap, report in about thirty lines
 def fit_records(
     records: RecordSet | Iterable[str | Path],
     *,
@@ -129,12 +140,7 @@ def fit_records(
     ValueError
         A bad ``shares``, ``bootstrap`` or ``level``.
     """
-    if shares not in SHARES:
-        raise ValueError(f"shares: expected one of {', '.join(SHARES)}, got {shares!r}")
-    if not (isinstance(bootstrap, int) and bootstrap >= 0):
-        raise ValueError(f"bootstrap: expected an integer >= 0, got {bootstrap!r}")
-    if not 0 < level < 1:
-        raise ValueError(f"level: expected a number in (0, 1), got {level!r}")
+    _check_options(shares=shares, bootstrap=bootstrap, level=level)
     record_set = records if isinstance(records, RecordSet) else read_records(records)
     tasks = task_data(record_set)
     accuracy = [fit_accuracy(t.budgets, t.trials, t.correct) for t in tasks]
@@ -157,12 +163,9 @@ def fit_records(
     )
     replicates, intervals = None, [dict[str, tuple[float, float]]() for _ in tasks]
     if bootstrap:
-        draws = bootstrap_tasks(tasks, accuracy, latency, bootstrap, seed=seed, progress=progress)
-        replicates = Replicates(
-            names=profile.names,
-            **{key: np.column_stack([d[key] for d in draws]) for key in PARAMETERS},
+        replicates, intervals = bootstrap_fits(
+            tasks, accuracy, latency, bootstrap, level=level, seed=seed, progress=progress
         )
-        intervals = [percentile_intervals(d, level) for d in draws]
     return FitResult(
         profile=profile,
         tasks=tuple(

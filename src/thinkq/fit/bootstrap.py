@@ -18,24 +18,26 @@ from thinkq._typing import FloatArray
 from thinkq.fit.accuracy import AccuracyFit, refit_accuracy
 from thinkq.fit.data import TaskData, resample
 from thinkq.fit.latency import LatencyFit, fit_line, pooled_variance
-from thinkq.fit.uncertainty import PARAMETERS
+from thinkq.fit.uncertainty import PARAMETERS, Replicates
 
-__all__ = ["BATCH", "bootstrap_tasks", "percentile_intervals", "replicates"]
+__all__ = ["BATCH", "bootstrap", "percentile_intervals", "replicates"]
 
 #: Bootstrap replicates refitted together (one progress step).
 BATCH = 25
 
 
-def bootstrap_tasks(
+def bootstrap(
     tasks: Sequence[TaskData],
     accuracy: Sequence[AccuracyFit],
     latency: Sequence[LatencyFit],
     count: int,
     *,
+    level: float,
     seed: int | None,
     progress: Callable[[int, int], None] | None = None,
-) -> list[dict[str, FloatArray]]:
-    """``count`` replicates of every task, each from its own stream of ``seed``.
+) -> tuple[Replicates, list[dict[str, tuple[float, float]]]]:
+    """``count`` replicates of every task, each from its own stream of ``seed``, and
+    per task the central ``level`` percentile interval of each parameter.
 
     ``progress(done, total)`` is called as the refits of all tasks go on.
     """
@@ -48,10 +50,15 @@ def bootstrap_tasks(
             progress(done, total)
 
     streams = np.random.SeedSequence(seed).spawn(len(tasks))
-    return [
+    draws = [
         replicates(t, a, s, count, np.random.default_rng(stream), tick)
         for t, a, s, stream in zip(tasks, accuracy, latency, streams, strict=True)
     ]
+    together = Replicates(
+        names=tuple(t.name for t in tasks),
+        **{key: np.column_stack([d[key] for d in draws]) for key in PARAMETERS},
+    )
+    return together, [percentile_intervals(d, level) for d in draws]
 
 
 def percentile_intervals(
