@@ -23,8 +23,9 @@ from thinkq._typing import FloatArray
 __all__ = ["departures"]
 
 
+# long: one event loop with its heap operations inlined; numba compiles it as one unit
 @numba.njit(cache=True, nogil=True)
-def _run(  # long: one event loop with an inlined heap, kept together for the compiler
+def _run(
     arrivals: FloatArray, work: FloatArray, slots: int, tau0: float, tau1: float
 ) -> FloatArray:
     total = arrivals.shape[0]
