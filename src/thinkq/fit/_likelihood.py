@@ -11,6 +11,8 @@ batched array operations.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from thinkq._typing import FloatArray
@@ -24,6 +26,9 @@ EPS = 1e-12
 _FINE = 9  # values of b of each finer grid around an optimum of the profile
 _LEVELS = 3  # finer grids
 _MAX_STEPS = 200  # Newton steps of the inner problem
+
+#: Two arrays, one value per row each: (u, w), a gradient or a step in them.
+Pair = tuple[FloatArray, FloatArray]
 
 
 def _profile(
@@ -41,15 +46,7 @@ def _profile(
     y = 1.0 - x
     total = n.sum(1)
     mean = k.sum(1) / total
-    # start from weighted least squares of the observed accuracies on (1 - x, x)
-    observed = np.divide(k, n, out=np.zeros_like(k), where=n > 0)
-    syy, sxy, sxx = (n * y * y).sum(1), (n * x * y).sum(1), (n * x * x).sum(1)
-    sy, sx = (n * observed * y).sum(1), (n * observed * x).sum(1)
-    det = syy * sxx - sxy * sxy
-    solvable = det > 1e-12 * syy * sxx
-    with np.errstate(divide="ignore", invalid="ignore"):
-        u = np.clip(np.where(solvable, (sxx * sy - sxy * sx) / det, mean), 0.0, 1.0)
-        w = np.clip(np.where(solvable, (syy * sx - sxy * sy) / det, mean), 0.0, 1.0)
+    u, w = _least_squares(n, k, x, y, mean)
 
     def nll(u: FloatArray, w: FloatArray) -> FloatArray:
         p = np.clip(u[:, None] * y + w[:, None] * x, EPS, 1 - EPS)
@@ -58,36 +55,8 @@ def _profile(
 
     value = nll(u, w)
     for _ in range(_MAX_STEPS):
-        p = np.clip(u[:, None] * y + w[:, None] * x, EPS, 1 - EPS)
-        d1 = -(k / p - (n - k) / (1 - p)) / total[:, None]
-        d2 = (k / p**2 + (n - k) / (1 - p) ** 2) / total[:, None]
-        gu, gw = (d1 * y).sum(1), (d1 * x).sum(1)
-        huu, huw, hww = (d2 * y * y).sum(1), (d2 * y * x).sum(1), (d2 * x * x).sum(1)
-        huu, hww = huu + 1e-12, hww + 1e-12
-        free_u = ~(((u <= 0) & (gu > 0)) | ((u >= 1) & (gu < 0)))
-        free_w = ~(((w <= 0) & (gw > 0)) | ((w >= 1) & (gw < 0)))
-        both = free_u & free_w
-        det = huu * hww - huw * huw
-        with np.errstate(divide="ignore", invalid="ignore"):
-            su = np.where(both, -(hww * gu - huw * gw) / det, -gu / huu)
-            sw = np.where(both, -(huu * gw - huw * gu) / det, -gw / hww)
-        su = np.where(free_u & np.isfinite(su), su, 0.0)
-        sw = np.where(free_w & np.isfinite(sw), sw, 0.0)
-        t = np.ones(bs.size)
-        new_u, new_w, new_value = u, w, value
-        pending = np.ones(bs.size, dtype=bool)
-        for _ in range(40):  # backtracking, row by row
-            cand_u = np.clip(u + t * su, 0.0, 1.0)
-            cand_w = np.clip(w + t * sw, 0.0, 1.0)
-            cand = nll(cand_u, cand_w)
-            ok = pending & (cand <= value + 1e-4 * (gu * (cand_u - u) + gw * (cand_w - w)))
-            new_u = np.where(ok, cand_u, new_u)
-            new_w = np.where(ok, cand_w, new_w)
-            new_value = np.where(ok, cand, new_value)
-            pending &= ~ok
-            if not pending.any():
-                break
-            t = np.where(pending, t / 2, t)
+        gradient, step = _newton_step(u, w, x, y, n, k, total)
+        new_u, new_w, new_value = _backtrack(nll, u, w, value, gradient, step)
         # converged when no row's log-likelihood (not per trial) gains 1e-10
         gain = float(np.max((value - new_value) * total))
         u, w, value = new_u, new_w, new_value
@@ -100,6 +69,81 @@ def _profile(
         w = np.where(falling, flat + A_MIN, w)
         value = nll(u, w)
     return value, u, w
+
+
+def _least_squares(
+    n: FloatArray, k: FloatArray, x: FloatArray, y: FloatArray, mean: FloatArray
+) -> Pair:
+    """The start (u, w): weighted least squares of the observed accuracies on (1 - x, x)
+    (the mean accuracy where that is singular), clipped to [0, 1]^2."""
+    observed = np.divide(k, n, out=np.zeros_like(k), where=n > 0)
+    syy, sxy, sxx = (n * y * y).sum(1), (n * x * y).sum(1), (n * x * x).sum(1)
+    sy, sx = (n * observed * y).sum(1), (n * observed * x).sum(1)
+    det = syy * sxx - sxy * sxy
+    solvable = det > 1e-12 * syy * sxx
+    with np.errstate(divide="ignore", invalid="ignore"):
+        u = np.clip(np.where(solvable, (sxx * sy - sxy * sx) / det, mean), 0.0, 1.0)
+        w = np.clip(np.where(solvable, (syy * sx - sxy * sy) / det, mean), 0.0, 1.0)
+    return u, w
+
+
+def _newton_step(
+    u: FloatArray,
+    w: FloatArray,
+    x: FloatArray,
+    y: FloatArray,
+    n: FloatArray,
+    k: FloatArray,
+    total: FloatArray,
+) -> tuple[Pair, Pair]:
+    """The gradient (gu, gw) of the mean negative log-likelihood at (u, w) and the
+    projected Newton step (su, sw): zero along a coordinate held at a bound of [0, 1]
+    that the gradient pushes outwards, a Newton step in the free coordinates."""
+    p = np.clip(u[:, None] * y + w[:, None] * x, EPS, 1 - EPS)
+    d1 = -(k / p - (n - k) / (1 - p)) / total[:, None]
+    d2 = (k / p**2 + (n - k) / (1 - p) ** 2) / total[:, None]
+    gu, gw = (d1 * y).sum(1), (d1 * x).sum(1)
+    huu, huw, hww = (d2 * y * y).sum(1), (d2 * y * x).sum(1), (d2 * x * x).sum(1)
+    huu, hww = huu + 1e-12, hww + 1e-12
+    free_u = ~(((u <= 0) & (gu > 0)) | ((u >= 1) & (gu < 0)))
+    free_w = ~(((w <= 0) & (gw > 0)) | ((w >= 1) & (gw < 0)))
+    both = free_u & free_w
+    det = huu * hww - huw * huw
+    with np.errstate(divide="ignore", invalid="ignore"):
+        su = np.where(both, -(hww * gu - huw * gw) / det, -gu / huu)
+        sw = np.where(both, -(huu * gw - huw * gu) / det, -gw / hww)
+    su = np.where(free_u & np.isfinite(su), su, 0.0)
+    sw = np.where(free_w & np.isfinite(sw), sw, 0.0)
+    return (gu, gw), (su, sw)
+
+
+def _backtrack(
+    nll: Callable[[FloatArray, FloatArray], FloatArray],
+    u: FloatArray,
+    w: FloatArray,
+    value: FloatArray,
+    gradient: Pair,
+    step: Pair,
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Armijo backtracking along the projected step, row by row: (u, w, nll) after it
+    (a row that finds no decrease in 40 halvings stays where it was)."""
+    (gu, gw), (su, sw) = gradient, step
+    t = np.ones(u.size)
+    new_u, new_w, new_value = u, w, value
+    pending = np.ones(u.size, dtype=bool)
+    for _ in range(40):
+        cand_u = np.clip(u + t * su, 0.0, 1.0)
+        cand_w = np.clip(w + t * sw, 0.0, 1.0)
+        cand = nll(cand_u, cand_w)
+        ok = pending & (cand <= value + 1e-4 * (gu * (cand_u - u) + gw * (cand_w - w)))
+        new_u = np.where(ok, cand_u, new_u)
+        new_w = np.where(ok, cand_w, new_w)
+        new_value = np.where(ok, cand, new_value)
+        pending &= ~ok
+        if not pending.any():
+            break
+        t = np.where(pending, t / 2, t)
+    return new_u, new_w, new_value
 
 
 def search(

@@ -55,6 +55,18 @@ def _start(profile: Profile, start: ArrayLike | None) -> FloatArray:
     return l
 
 
+def _run(
+    profile: Profile, method: str, start: FloatArray, *, tol: float, max_iter: int
+) -> tuple[FloatArray, int, int, str]:
+    """(budgets, iterations, evaluations, why it stopped) of ``method`` from ``start``."""
+    if method == "newton":
+        return projected_newton(profile, start, tol=tol / 16.0, max_iter=max_iter)
+    if method == "fixed-point":
+        return projected_fixed_point(profile, start, tol=tol, max_iter=max_iter)
+    step = 1.0 / lemma_bounds(profile, model.objective(profile, start)).lipschitz
+    return projected_gradient(profile, start, step=step, tol=tol, max_iter=max_iter)
+
+
 def solve_continuous(
     profile: Profile,
     *,
@@ -89,19 +101,7 @@ def solve_continuous(
     limit = max_iter if max_iter is not None else _MAX_ITER[name]
     l0 = _start(profile, start)
     start_objective = model.objective(profile, l0)
-    if name == "newton":
-        l, iterations, evaluations, message = projected_newton(
-            profile, l0, tol=tol / 16.0, max_iter=limit
-        )
-    elif name == "fixed-point":
-        l, iterations, evaluations, message = projected_fixed_point(
-            profile, l0, tol=tol, max_iter=limit
-        )
-    else:
-        step = 1.0 / lemma_bounds(profile, start_objective).lipschitz
-        l, iterations, evaluations, message = projected_gradient(
-            profile, l0, step=step, tol=tol, max_iter=limit
-        )
+    l, iterations, evaluations, message = _run(profile, name, l0, tol=tol, max_iter=limit)
     stable = model.utilization(profile, l) < 1.0
     if stable:
         # types with zero share do not move J; give them their best response
