@@ -241,3 +241,16 @@ def test_the_size_check_sees_a_long_function_and_its_excuse(tmp_path):
 def test_no_function_is_long_without_saying_why():
     offenders = long_functions(modules())
     assert not offenders, f"functions over {MAX_FUNCTION_LINES} lines:\n" + "\n".join(offenders)
+
+
+def test_the_array_aliases_are_defined_once():
+    defined = [
+        f"{name}: {target.id}"
+        for name, path in modules().items()
+        if name != "thinkq._typing"
+        for node in ast.walk(ast.parse(path.read_text("utf-8")))
+        if isinstance(node, ast.Assign | ast.AnnAssign)
+        for target in (node.targets if isinstance(node, ast.Assign) else [node.target])
+        if isinstance(target, ast.Name) and target.id in ("FloatArray", "IntArray")
+    ]
+    assert not defined, "import FloatArray and IntArray from thinkq._typing:\n" + "\n".join(defined)
