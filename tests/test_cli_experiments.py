@@ -132,9 +132,12 @@ def test_sweep_over_rate_reports_saturation_and_plots(tmp_path: Path):
     assert result.exit_code == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["points"][-1]["stable"] is False
-    assert data["points"][-1]["budgets"] is None
+    assert data["points"][-1]["tasks"] is None
+    assert [t["name"] for t in data["points"][0]["tasks"]][:2] == ["AIME", "GSM8K"]
     assert data["points"][0]["p95_system_time"] is None
+    assert (data["format"], data["seed"]) == ("thinkq-sweep/1", 0)
     assert b"<svg" in plot.read_bytes()[:2000]
+    assert f"wrote {plot}" in result.stderr.splitlines()
     table = run("sweep", "--over", "rate", "--from", 0.1, "--to", 12, "--points", 3, "--queries", 0)
     rows = [line for line in table.stdout.splitlines() if line.lstrip("│ ").startswith("12 ")]
     assert len(rows) == 1

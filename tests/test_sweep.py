@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -51,7 +53,21 @@ def test_to_dict_names_the_budgets(paper):
     data = sweep(paper, over="alpha", start=10, stop=30, points=2, queries=None).to_dict()
     assert data["parameter"] == "alpha"
     assert data["points"][1]["alpha"] == 30
-    assert data["points"][1]["budgets"]["GSM8K"] == 341
+    gsm8k = data["points"][1]["tasks"][1]
+    assert (gsm8k["name"], gsm8k["budget"]) == ("GSM8K", 341)
+    assert gsm8k["continuous_budget"] == pytest.approx(340.89, abs=0.5)
+
+
+def test_every_t0_zero_never_saturates(paper):
+    # issue 12: a valid profile whose every t0 is 0 divided by zero
+    p = paper
+    fast = thinkq.Profile.from_arrays(
+        names=p.names, share=p.share, A=p.A, b=p.b, D=p.D, t0=np.zeros(p.size), c=p.c,
+        rate=p.rate, alpha=p.alpha, max_tokens=p.max_tokens,
+    )  # fmt: skip
+    result = sweep(fast, over="rate", start=0.1, stop=1.0, points=2, queries=None)
+    assert result.saturation_rate == math.inf
+    assert all(p.stable for p in result.points)
 
 
 @pytest.mark.parametrize(

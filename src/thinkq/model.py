@@ -274,7 +274,9 @@ class Workspace:
         cost = self.pc * (1.0 + rate * rate * m.second / (2.0 * d * d)) + (rate / d) * v
         grad = self.pi_gain * x.decay - cost
         diagonal = self.pi_curvature * x.decay + (rate / d) * self.pc2
-        parts = HessianParts(diagonal, self.pc, v, rate * rate / (d * d), rate**3 * m.second / d**3)
+        # products, not **: a float power raises OverflowError (rate = 1e308 with t0 = 0)
+        cubic = rate * rate * rate * m.second / (d * d * d)
+        parts = HessianParts(diagonal, self.pc, v, rate * rate / (d * d), cubic)
         return grad, parts
 
     def change(self, x: Point, y: Point) -> float:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+import sys
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -121,9 +123,16 @@ def simulate_command(
         name, colon, rest = str(exc).partition(":")
         fail(f"option --{name}:{rest}" if colon and name in ("budgets", "queries") else str(exc))
     if as_json:
-        dump(run.to_dict(), "simulate")
+        data = run.to_dict()
+        for task in data["tasks"]:  # a budget is an integer wherever it is one
+            task["budget"] = _integer(task["budget"])
+        dump(data, "simulate")
     else:
         _render_simulation(Console(), profile, run)
+
+
+def _integer(value: float) -> float | int:
+    return int(value) if float(value).is_integer() else value
 
 
 def _render_simulation(console: Console, profile: Profile, run: Simulation) -> None:
@@ -175,6 +184,10 @@ def reproduce_command(
 ) -> None:
     """Reproduce the paper's Table I and figures 2-4, with a report that compares."""
     profile = load(profile_path, rate=None, alpha=None, max_tokens=None)
+    try:  # a profile the simulator refuses (variance around t0 = 0) fails before any file
+        simulate(profile, np.zeros(profile.size), queries=20, seed=0)
+    except ValueError as exc:
+        fail(str(exc))
     console = Console(stderr=True)
     try:
         with console.status("reproducing") as status:
@@ -182,6 +195,8 @@ def reproduce_command(
     except OSError as exc:
         fail(f"option --out: {out}: {exc.strerror or exc}")
     wrote(result.files)
+    for part in result.skipped:  # the rest is complete: a note, not a failure
+        sys.stderr.write(f"warning: skipped {part}\n")
 
 
 # --------------------------------------------------------------------------- sweep
@@ -274,7 +289,9 @@ def _render_sweep(console: Console, result: Sweep) -> None:
         Text(f"tasks: {', '.join(result.names[:8])}{' ...' if len(result.names) > 8 else ''}")
     )
     console.print(table)
-    if result.parameter == "rate":
+    if result.parameter == "rate" and math.isfinite(result.saturation_rate):
         console.print(
             Text(f"zero budgets are unstable from rate {result.saturation_rate:.4g}/s on")
         )
+    elif result.parameter == "rate":
+        console.print(Text("zero budgets are stable at every rate (every t0 is 0)"))

@@ -73,7 +73,8 @@ class Figure4:
 
     ``objective`` is J on ``budgets`` (the curve), ``lower_bound`` the paper's
     J-bar (41) there (NaN where its assumption fails), and ``simulated`` the realised
-    J of 10,000-query runs at ``simulated_budgets``, with confidence intervals.
+    J of 10,000-query runs at ``simulated_budgets``, with confidence intervals (NaN
+    where the queue is unstable: those budgets are not simulated, see ``unstable``).
     """
 
     task: str
@@ -85,6 +86,11 @@ class Figure4:
     simulated: FloatArray
     simulated_low: FloatArray
     simulated_high: FloatArray
+
+    @property
+    def unstable(self) -> FloatArray:
+        """The simulated budgets skipped because the queue is unstable there (tokens)."""
+        return self.simulated_budgets[np.isnan(self.simulated)]
 
     @property
     def argmax(self) -> float:
@@ -147,9 +153,13 @@ def figure4(
     curve = np.array([model.objective(profile, at(x)) for x in grid])
     bound = np.array([_bound(profile, at(x)) for x in grid])
     sim_grid = np.linspace(0.0, top, simulated_points)
-    runs = [
-        simulate(profile, at(x), queries=queries, seed=seed + i) for i, x in enumerate(sim_grid)
+    runs = [  # a budget at which the queue is unstable is not simulated (NaN)
+        simulate(profile, at(x), queries=queries, seed=seed + i)
+        if model.utilization(profile, at(x)) < 1.0
+        else None
+        for i, x in enumerate(sim_grid)
     ]
+    nan = float("nan")
     return Figure4(
         task=task,
         optimum=float(optimum[k]),
@@ -157,9 +167,9 @@ def figure4(
         objective=curve,
         lower_bound=bound,
         simulated_budgets=sim_grid,
-        simulated=np.array([r.objective for r in runs]),
-        simulated_low=np.array([r.objective_ci[0] for r in runs]),
-        simulated_high=np.array([r.objective_ci[1] for r in runs]),
+        simulated=np.array([nan if r is None else r.objective for r in runs]),
+        simulated_low=np.array([nan if r is None else r.objective_ci[0] for r in runs]),
+        simulated_high=np.array([nan if r is None else r.objective_ci[1] for r in runs]),
     )
 
 

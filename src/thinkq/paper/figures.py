@@ -11,6 +11,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from thinkq._files import write_atomic
+from thinkq._typing import FloatArray
 from thinkq.paper.experiments import Figure2, Figure3, Figure4
 from thinkq.paper.sweep import Sweep
 
@@ -46,19 +47,26 @@ def draw_figure2(data: Figure2) -> Figure:
     return figure
 
 
+def _drawable(values: FloatArray) -> FloatArray:
+    """``values`` with -inf (J where the queue is unstable) as NaN: not drawn."""
+    return np.where(np.isfinite(values), values, np.nan)
+
+
 def draw_figure3(data: Figure3) -> Figure:
     """Fig. 3: J under uniform budgets and the optimal allocation, analytic and simulated."""
     figure = Figure(figsize=(6.4, 4.2))
     axes = figure.subplots()
     x = np.arange(len(data.policies))
-    analytic = [p.objective for p in data.policies]
-    simulated = [p.simulated_objective for p in data.policies]
+    # a policy under which the queue is unstable (J = -inf) has no bar
+    analytic = _drawable(np.array([p.objective for p in data.policies]))
+    simulated = _drawable(np.array([p.simulated_objective for p in data.policies]))
     errors = np.array(
         [
             [p.simulated_objective - p.simulated_ci[0], p.simulated_ci[1] - p.simulated_objective]
             for p in data.policies
         ]
     ).T
+    errors[:, np.isnan(simulated)] = 0.0
     axes.bar(x - 0.2, analytic, width=0.4, label="analytic (P-K)")
     axes.bar(x + 0.2, simulated, width=0.4, yerr=errors, capsize=3, label="simulated, 95% CI")
     axes.set_xticks(x, [p.label for p in data.policies])
@@ -74,7 +82,7 @@ def draw_figure4(data: Figure4) -> Figure:
     """Fig. 4: J against one budget, the lower bound (41) and simulated points."""
     figure = Figure(figsize=(6.4, 4.2))
     axes = figure.subplots()
-    axes.plot(data.budgets, data.objective, label="J (analytic)")
+    axes.plot(data.budgets, _drawable(data.objective), label="J (analytic)")
     axes.plot(data.budgets, data.lower_bound, "--", color="tab:red", label="lower bound (41)")
     errors = np.vstack([data.simulated - data.simulated_low, data.simulated_high - data.simulated])
     axes.errorbar(

@@ -38,13 +38,18 @@ _COLUMNS = ("dataset", "A", "b", "D", "t0", "c", "l_star", "l_int", "paper_l_sta
 
 @dataclass(frozen=True)
 class Reproduction:
-    """What :func:`reproduce` computed and the files it wrote."""
+    """What :func:`reproduce` computed and the files it wrote.
+
+    ``skipped`` says, one sentence each, which simulations were left out because the
+    queue is unstable there (the rest of the reproduction is complete).
+    """
 
     result: SolveResult
     table: list[dict[str, object]]
     figure3: Figure3
     figure4: Figure4
     files: tuple[Path, ...]
+    skipped: tuple[str, ...] = ()
 
 
 def _table_markdown(rows: list[dict[str, object]]) -> str:
@@ -95,9 +100,28 @@ def reproduce(
     files += figures.save(figures.draw_figure4(fig4), out / "fig4_sensitivity")
     say("report")
     check = simulate(profile, result.budgets, queries=1_000_000, seed=7)
+    skipped = _skipped(fig3, fig4)
     report = _report(profile, result, rows, fig3, fig4, check)
+    if skipped:
+        report += "\n## Skipped (the queue is unstable there)\n\n"
+        report += "".join(f"- {line}\n" for line in skipped)
     files.append(_write(out / "report.md", report))
-    return Reproduction(result, rows, fig3, fig4, tuple(files))
+    return Reproduction(result, rows, fig3, fig4, tuple(files), skipped)
+
+
+def _skipped(fig3: Figure3, fig4: Figure4) -> tuple[str, ...]:
+    """The simulations left out because the queue is unstable at their budgets."""
+    lines = [
+        f"Fig. 3: the simulation of {p.label} (rate * E[S] >= 1 at these budgets)"
+        for p in fig3.policies
+        if not np.isfinite(p.simulated_objective)
+    ]
+    if fig4.unstable.size:
+        budgets = ", ".join(f"{b:g}" for b in fig4.unstable)
+        lines.append(
+            f"Fig. 4: the simulations at {fig4.task} budgets {budgets} (rate * E[S] >= 1 there)"
+        )
+    return tuple(lines)
 
 
 def _report(
@@ -170,7 +194,7 @@ def _report(
         f"The curve is unimodal with its maximum at {fig4.argmax:.0f} tokens (paper: about "
         f"340); l*_{fig4.task} = {fig4.optimum:.2f}. The lower bound (41) is below the curve "
         f"everywhere it is defined: {_below(fig4)}. "
-        f"{_inside(fig4)} of {fig4.simulated_budgets.size} simulated points "
+        f"{_inside(fig4)} of {int(np.sum(~np.isnan(fig4.simulated)))} simulated points "
         f"({PAPER_QUERIES:,} queries each) have the analytic J inside their 95% CI.",
         "",
         "Figures: `fig2_accuracy`, `fig3_policies`, `fig4_sensitivity` (PNG and SVG).",

@@ -10,6 +10,7 @@ budgets are unstable (rate * E[S(0)] >= 1); points beyond it are reported as
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -56,7 +57,11 @@ class SweepPoint:
 
 @dataclass(frozen=True)
 class Sweep:
-    """A sweep of ``parameter`` over ``points``; ``names`` are the task names."""
+    """A sweep of ``parameter`` over ``points``; ``names`` are the task names.
+
+    ``saturation_rate`` is the rate from which even zero budgets are unstable
+    (1 / E[S(0)]; infinite when every t0 is 0).
+    """
 
     parameter: str
     names: tuple[str, ...]
@@ -64,24 +69,28 @@ class Sweep:
     saturation_rate: float
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready data (the schema of ``thinkq sweep --json``)."""
+        """Plain JSON-ready data (the schema of ``thinkq sweep --json``): each point's
+        per-task figures are a list of objects with ``name`` (``None`` where unstable)."""
         return {
             "parameter": self.parameter,
             "saturation_rate": self.saturation_rate,
-            "tasks": list(self.names),
             "points": [
                 {
                     self.parameter: p.value,
                     "stable": p.stable,
-                    "budgets": None
-                    if p.budgets is None
-                    else dict(zip(self.names, p.budgets, strict=True)),
-                    "continuous_budgets": p.continuous_budgets,
                     "objective": p.objective,
                     "accuracy": p.accuracy,
                     "mean_system_time": p.mean_system_time,
                     "utilization": p.utilization,
                     "p95_system_time": p.p95_system_time,
+                    "tasks": None
+                    if p.budgets is None or p.continuous_budgets is None
+                    else [
+                        {"name": name, "budget": budget, "continuous_budget": continuous}
+                        for name, budget, continuous in zip(
+                            self.names, p.budgets, p.continuous_budgets, strict=True
+                        )
+                    ],
                 }
                 for p in self.points
             ],
@@ -115,7 +124,8 @@ def sweep(
         raise ValueError(f"points: expected an integer >= 2, got {points!r}")
     geometric = stop / start > 20
     values = np.geomspace(start, stop, points) if geometric else np.linspace(start, stop, points)
-    saturation = 1.0 / float(np.dot(profile.share, profile.t0))
+    load = float(np.dot(profile.share, profile.t0))  # 0 when every t0 is 0: never saturates
+    saturation = 1.0 / load if load > 0 else math.inf
     results: list[SweepPoint] = []
     previous: FloatArray | None = None
     for i, value in enumerate(values.tolist()):

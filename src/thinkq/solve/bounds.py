@@ -121,26 +121,30 @@ def lemma_bounds(profile: Profile, reference_objective: float) -> Bounds:
     second += profile.extra_second_moment
     t_max = float(np.max(t_hi))
     sum_pc = float(np.dot(pi, c))
-    # Lemma 2, eq. (26)
-    k_term = (1.0 + rate * (t_max / slack + rate * second / (2.0 * slack**2))) / c
-    contraction = float(np.max(k_term + rate / (profile.b * slack))) * sum_pc
-    # Lemma 3, eqs. (31)-(32): row sums of H in O(N)
-    pc = pi * c
-    v = float(np.dot(pc, t_hi))
-    rows = (
-        rate * pc * c / slack
-        + rate**2 * pc * (t_hi * sum_pc + v) / slack**2
-        + rate**3 * pc * sum_pc * second / slack**3
-        + profile.alpha * pi * profile.A * profile.b**2
-    )
-    lipschitz = float(np.max(rows))
+    # at extreme but valid values (alpha = 1e300: a slack that rounds to 0; rate or b
+    # near the smallest float: an L_J of 0) the constants are infinite, not an error
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+        slack, rate = np.float64(slack), np.float64(rate)
+        # Lemma 2, eq. (26)
+        k_term = (1.0 + rate * (t_max / slack + rate * second / (2.0 * slack**2))) / c
+        contraction = float(np.max(k_term + rate / (profile.b * slack))) * sum_pc
+        # Lemma 3, eqs. (31)-(32): row sums of H in O(N)
+        pc = pi * c
+        v = float(np.dot(pc, t_hi))
+        rows = (
+            rate * pc * c / slack
+            + rate**2 * pc * (t_hi * sum_pc + v) / slack**2
+            + rate**3 * pc * sum_pc * second / slack**3
+            + profile.alpha * pi * profile.A * profile.b**2
+        )
+        lipschitz = float(np.max(rows))
     return Bounds(
         region=region,  # type: ignore[arg-type]
         rho_max=rho_max,
         rho_bar=rho,
         contraction=contraction,
         lipschitz=lipschitz,
-        step_bound=2.0 / lipschitz,
+        step_bound=2.0 / lipschitz if lipschitz > 0 else math.inf,
     )
 
 
