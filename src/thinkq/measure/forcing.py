@@ -200,6 +200,8 @@ class Forcer:
             mode="force",
         )
 
+    # long: the two phases of one streamed generation, in order, sharing the prompt,
+    # the thinking and the counts; apart, each would need the other's state
     async def stream(
         self,
         messages: Sequence[Message] | str,
@@ -216,8 +218,6 @@ class Forcer:
         means ``budget`` tokens; ``usage`` is checked as well where the server sends it.
         Closing this generator closes the upstream reply at once.
         """
-        # Over 60 lines: the two phases of one streamed generation, in order, sharing
-        # the prompt, the thinking and the counts; apart, each would need the other's.
         check_budget(budget)
         sampled = (sampling or self.sampling).body(seed)
         prompt = await self.render(messages)

@@ -6,25 +6,9 @@ OpenAI client: ``http://host:port/v1``). Every failure becomes a one-line
 option when it is the user's) and whether trying again may help (``transient``).
 
 The tokenizer and template endpoints are not part of the OpenAI API; each server
-family has its own, and :class:`Server` finds the one that answers:
-
-==================  ===================================  ===============================
-server              tokenize                             render a chat template
-==================  ===================================  ===============================
-llama-cpp-python    ``POST /extras/tokenize``            (none)
-llama.cpp           ``POST /tokenize`` (``content``)     ``POST /apply-template``
-vLLM                ``POST /tokenize`` (``prompt``)      ``POST /tokenize`` (``messages``)
-                                                         then ``POST /detokenize``
-SGLang              ``POST /v1/tokenize`` (``prompt``)   (none)
-==================  ===================================  ===============================
-
-They are tried in this order; a reply of 404, 405 or 422 (no such endpoint) or 400
-(another family's body: vLLM answers the llama.cpp body so) means "try the next".
+family has its own, and :class:`Server` finds the one that answers
+(:mod:`thinkq.measure.families`).
 """
-
-# Over 300 lines: one class, the server as thinkq sees it. Its requests, error
-# translation and endpoint discovery share the client, the retries and the found
-# tokenizer style; split, the parts would reach into each other's state.
 
 from __future__ import annotations
 
@@ -36,19 +20,14 @@ from typing import Any
 import httpx
 
 from thinkq.errors import ServerError, ServerUnreachableError
-from thinkq.measure.templates import BOS_TEXTS, Message
+from thinkq.measure.families import find_tokenizer, render, tokenize_with
+from thinkq.measure.templates import Message
 from thinkq.measure.tokenizer import LocalTokenizer
 
 __all__ = ["Server", "check_base_url"]
 
 #: Seconds to wait for a connection: a server that is down fails fast.
 CONNECT_TIMEOUT = 5.0
-
-_MISSING = (404, 405, 422)  # an endpoint this server family does not have
-#: While finding the tokenizer, also a body of another family's style: vLLM answers a
-#: llama.cpp-style ``/tokenize`` body (``content``) with 400 (its validation errors).
-_OTHER_STYLE = (400, *_MISSING)
-_TOKENIZE_STYLES = ("extras", "llama.cpp", "vllm", "sglang")
 
 
 def check_base_url(base_url: str) -> None:
@@ -278,65 +257,21 @@ class Server:
                 field="model",
             )
 
-    async def _tokenize_with(
-        self, style: str, text: str, *, missing: tuple[int, ...]
-    ) -> list[int] | None:
-        """``text``'s ids by the ``style`` endpoint; ``None`` where it gives none.
-
-        A reply whose status is in ``missing`` means this server has no such endpoint.
-        """
-        bodies: dict[str, tuple[str, dict[str, Any]]] = {
-            "extras": ("/extras/tokenize", {"input": text}),
-            "llama.cpp": (
-                "/tokenize",
-                {"content": text, "add_special": False, "parse_special": True},
-            ),
-            "vllm": (
-                "/tokenize",
-                {"model": self.model, "prompt": text, "add_special_tokens": False},
-            ),
-            "sglang": ("/tokenize", {"model": self.model, "prompt": text}),
-        }
-        path, body = bodies[style]
-        try:
-            reply = await self.post(path, body, root=style != "sglang")
-        except ServerError as exc:
-            if exc.status in missing:
-                return None
-            raise
-        tokens = reply.get("tokens")
-        if not isinstance(tokens, list) or not all(type(t) is int for t in tokens):
-            return None
-        return tokens
-
     async def tokenize(self, text: str) -> list[int]:
         """The token ids of ``text`` by the server's tokenizer, special tokens parsed.
 
-        The first call finds the server's endpoint (in the order of the table above)
-        and the ids it puts before every text (a beginning-of-sequence token, which
-        llama-cpp-python adds); later calls reuse both. The ids returned never start
-        with that beginning of sequence.
+        The first call finds the server's endpoint (in the order of
+        :mod:`~thinkq.measure.families`) and the ids it puts before every text (a
+        beginning-of-sequence token, which llama-cpp-python adds); later calls reuse
+        both. The ids returned never start with that beginning of sequence.
         """
         if self.tokenizer is not None:
             return self.tokenizer.encode(text)
-        style = self._tokenize_style
-        if style is None:
-            for candidate in _TOKENIZE_STYLES:
-                tokens = await self._tokenize_with(candidate, text, missing=_OTHER_STYLE)
-                if tokens is not None:
-                    bos = await self._tokenize_with(candidate, "", missing=_OTHER_STYLE)
-                    self._bos = bos or []
-                    self._tokenize_style = candidate
-                    break
-            else:
-                raise ServerError(
-                    "suppress_ids: the server has no tokenizer endpoint (/extras/tokenize "
-                    "or /tokenize) that answered; give the ids to suppress with "
-                    "--suppress-ids",
-                    field="suppress_ids",
-                )
+        if self._tokenize_style is None:
+            self._tokenize_style, tokens, self._bos = await find_tokenizer(self, text)
         else:
-            found = await self._tokenize_with(style, text, missing=())
+            style = self._tokenize_style
+            found = await tokenize_with(self, style, text, missing=())
             if found is None:
                 raise ServerError(f"server: the {style} tokenizer replied without token ids")
             tokens = found
@@ -349,39 +284,4 @@ class Server:
         A leading beginning-of-sequence text is dropped: the completions endpoint adds
         its own when it tokenizes the prompt.
         """
-        return _without_bos(await self._render(messages))
-
-    async def _render(self, messages: Sequence[Message]) -> str:
-        listed = [dict(m) for m in messages]
-        try:
-            reply = await self.post("/apply-template", {"messages": listed}, root=True)
-            if isinstance(reply.get("prompt"), str):
-                return str(reply["prompt"])
-        except ServerError as exc:
-            if exc.status not in _OTHER_STYLE:
-                raise
-        try:
-            body = {"model": self.model, "messages": listed, "add_generation_prompt": True}
-            tokens = (await self.post("/tokenize", body, root=True)).get("tokens")
-            if isinstance(tokens, list):
-                text = await self.post(
-                    "/detokenize", {"model": self.model, "tokens": tokens}, root=True
-                )
-                rendered = text.get("prompt", text.get("content"))
-                if isinstance(rendered, str):
-                    return rendered
-        except ServerError as exc:
-            if exc.status not in _OTHER_STYLE:
-                raise
-        raise ServerError(
-            "template: the server cannot render its chat template; choose one with "
-            "--template (chatml, qwen3, deepseek-r1, llama3, raw)",
-            field="template",
-        )
-
-
-def _without_bos(prompt: str) -> str:
-    for bos in BOS_TEXTS:
-        if prompt.startswith(bos):
-            return prompt[len(bos) :]
-    return prompt
+        return await render(self, messages)

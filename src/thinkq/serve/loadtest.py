@@ -122,6 +122,8 @@ def load_prompts(
     return prompts
 
 
+# long: a third is the docstring of its options; the rest is one open-loop schedule
+# (the draws, then one task per query), clearest in one piece
 async def run_load(
     target: str,
     *,
@@ -160,8 +162,6 @@ async def run_load(
     progress:
         Called as ``progress(done, queries)`` after each reply.
     """
-    # Over 60 lines: a third is the docstring of its options; the rest is one
-    # open-loop schedule (draws, then one task per query), clearest in one piece.
     if not rate > 0:
         raise ValueError(f"rate: must be > 0 queries per second, got {rate!r}")
     if queries < 1:
