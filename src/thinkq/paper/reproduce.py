@@ -132,31 +132,47 @@ def _report(
     fig4: Figure4,
     check: Simulation,
 ) -> str:
-    l_star = result.continuous.budgets
-    paper = np.array(PAPER_BUDGETS) if profile.size == len(PAPER_BUDGETS) else None
     lines = [
         "# Reproduction of Ozbas & Bastopcu (arXiv 2601.10274), section IV",
         "",
         f"Profile: {profile.source}; rate = {profile.rate:g} queries/s, alpha = {profile.alpha:g}, "
         f"l_max = {profile.max_tokens}, N = {profile.size}.",
         "",
-        "## Table I",
+        *_table_section(profile, result, rows),
+        *_optimum_section(result, check),
+        *_figure3_section(fig3),
+        *_figure4_section(fig4),
+        "Figures: `fig2_accuracy`, `fig3_policies`, `fig4_sensitivity` (PNG and SVG).",
         "",
-        _table_markdown(rows),
     ]
-    if paper is not None:
-        diff = l_star - paper
-        worst = int(np.argmax(np.abs(diff)))
-        lines += [
-            f"Our l* differs from the paper's printed l* by at most {abs(diff[worst]):.2f} tokens "
-            f"({profile.names[worst]}). The paper computed l* from unrounded fitted parameters "
-            "and prints Table I's parameters rounded to 3-4 digits; solving with the rounded "
-            "parameters moves the interior budgets by about a token. At the paper's printed "
-            f"l*, J = {model.objective(profile, paper):.6f}; at ours, "
-            f"J = {result.continuous_objective:.6f} (the optimum for these parameters).",
-            "",
-        ]
-    lines += [
+    return "\n".join(lines)
+
+
+def _table_section(
+    profile: Profile, result: SolveResult, rows: list[dict[str, object]]
+) -> list[str]:
+    """Table I, and how our l* compares with the paper's printed one."""
+    lines = ["## Table I", "", _table_markdown(rows)]
+    if profile.size != len(PAPER_BUDGETS):
+        return lines
+    paper = np.array(PAPER_BUDGETS)
+    diff = result.continuous.budgets - paper
+    worst = int(np.argmax(np.abs(diff)))
+    return [
+        *lines,
+        f"Our l* differs from the paper's printed l* by at most {abs(diff[worst]):.2f} tokens "
+        f"({profile.names[worst]}). The paper computed l* from unrounded fitted parameters "
+        "and prints Table I's parameters rounded to 3-4 digits; solving with the rounded "
+        "parameters moves the interior budgets by about a token. At the paper's printed "
+        f"l*, J = {model.objective(profile, paper):.6f}; at ours, "
+        f"J = {result.continuous_objective:.6f} (the optimum for these parameters).",
+        "",
+    ]
+
+
+def _optimum_section(result: SolveResult, check: Simulation) -> list[str]:
+    """The optimum, its certificate and a long simulation at the integer budgets."""
+    return [
         "## Optimum and its certificate",
         "",
         f"- continuous J(l*) = {result.continuous_objective:.10f}; integer J = "
@@ -172,6 +188,12 @@ def _report(
         f"[{check.mean_system_time_ci[0]:.4f}, {check.mean_system_time_ci[1]:.4f}] s; "
         f"P-K {check.analytic_mean_system_time:.4f} s",
         "",
+    ]
+
+
+def _figure3_section(fig3: Figure3) -> list[str]:
+    """Fig. 3 as a table of policies, and which one is best."""
+    lines = [
         "## Fig. 3: allocation policies",
         "",
         "| policy | J analytic | J simulated (10,000 queries) | 95% CI |",
@@ -183,12 +205,19 @@ def _report(
             f"| [{p.simulated_ci[0]:.4f}, {p.simulated_ci[1]:.4f}] |"
         )
     best = max(fig3.policies, key=lambda p: p.objective)
-    lines += [
+    return [
+        *lines,
         "",
         f'The best policy is **{best.label}**, as in the paper ("the proposed allocation '
         "yields the best system-level utility among all compared policies\"). The paper's "
         "figure values are not given in its text, so only the ordering can be compared.",
         "",
+    ]
+
+
+def _figure4_section(fig4: Figure4) -> list[str]:
+    """Fig. 4 in words: the curve's maximum, the lower bound and the simulated points."""
+    return [
         f"## Fig. 4: J against the {fig4.task} budget",
         "",
         f"The curve is unimodal with its maximum at {fig4.argmax:.0f} tokens (paper: about "
@@ -197,10 +226,7 @@ def _report(
         f"{_inside(fig4)} of {int(np.sum(~np.isnan(fig4.simulated)))} simulated points "
         f"({PAPER_QUERIES:,} queries each) have the analytic J inside their 95% CI.",
         "",
-        "Figures: `fig2_accuracy`, `fig3_policies`, `fig4_sensitivity` (PNG and SVG).",
-        "",
     ]
-    return "\n".join(lines)
 
 
 def _fmt(value: float | None) -> str:
