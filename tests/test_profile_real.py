@@ -17,6 +17,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import llama_server as llama_server_module
 from llama_server import LlamaServer, free_port
 
 
@@ -60,7 +61,9 @@ def test_profile_fit_solve_on_the_real_server(
         budget: sum(r["latency_s"] for r in rows if r["budget"] == budget) / 4
         for budget in (0, 64, 128, 256)
     }
-    assert mean[0] < mean[64] < mean[128] < mean[256]
+    # 256 forced tokens take seconds more than none (about 13 ms a token on 2 cores);
+    # neighbouring budgets are only tenths apart, within the noise of a busy machine
+    assert mean[0] < mean[256]
 
     profile = tmp_path / "smollm2.toml"
     fitted = thinkq("fit", out, "-o", profile, "--bootstrap", "20", "--json")
@@ -112,7 +115,8 @@ def test_bad_servers_fail_fast_with_one_line_and_no_file(
     out = tmp_path / "records.jsonl"
     root = llama_server.base_url.removesuffix("/v1")
     cases = {
-        "down": ({"--base-url": f"http://127.0.0.1:{free_port()}/v1"}, "--base-url", 2),
+        # nothing listens: a failure (1), as when a server dies, not a user error (2)
+        "down": ({"--base-url": f"http://127.0.0.1:{free_port()}/v1"}, "--base-url", 1),
         "wrong url": ({"--base-url": root}, "/v1", 2),
         "unknown model": ({"--model": "no-such-model"}, "smollm2", 2),
     }
@@ -127,3 +131,28 @@ def test_bad_servers_fail_fast_with_one_line_and_no_file(
         assert mentioned in lines[0], (name, lines[0])
         assert "Traceback" not in done.stderr
         assert not out.exists(), name
+
+
+def test_a_server_that_dies_mid_run_is_a_failure_not_a_bad_option(
+    benchmarks_dir: Path, tmp_path: Path
+) -> None:
+    server = llama_server_module.start()  # a private one: this test kills it
+    out = tmp_path / "records.jsonl"
+    args = profile_args(server, benchmarks_dir, out, **{"--budgets": "0,16,32", "--samples": 3})
+    command = [sys.executable, "-m", "thinkq", *map(str, args)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and process.poll() is None:
+            if out.exists() and out.read_text("utf-8").count("\n") >= 2:
+                break
+            time.sleep(0.05)
+        assert process.poll() is None, "the run ended before the server could be stopped"
+    finally:
+        llama_server_module.stop(server)
+    _, stderr = process.communicate(timeout=120)
+    text = stderr.decode()
+    assert process.returncode == 1, text
+    assert "Traceback" not in text
+    assert "--base-url" not in text, text  # the option was right: the server went away
+    assert len(records(out)) >= 2  # what was finished stays
