@@ -140,11 +140,11 @@ def fit_command(
             written += write_fit(result, output)
     except OSError as exc:
         fail(f"{exc.filename or output}: cannot write: {exc.strerror or exc}")
-    wrote(written)
     if as_json:
         dump(result.to_dict() | {"written": [str(p) for p in written]}, "fit")
     else:
         _render(Console(), result, written)
+    wrote(written)
     for warning in result.warnings:
         sys.stderr.write(f"warning: {warning}\n")
 
