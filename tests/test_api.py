@@ -57,7 +57,17 @@ def test_the_measure_package_exports_its_api():
     assert public <= set(measure.__all__)
 
 
-@pytest.mark.parametrize("package", ["thinkq.paper", "thinkq.profile", "thinkq.simulate"])
+@pytest.mark.parametrize(
+    "package",
+    [
+        "thinkq.fit",
+        "thinkq.paper",
+        "thinkq.profile",
+        "thinkq.records",
+        "thinkq.simulate",
+        "thinkq.solve",
+    ],
+)
 def test_each_concept_package_exports_its_api(package):
     module = importlib.import_module(package)
     assert module.__all__ == sorted(module.__all__, key=lambda n: (not n.isupper(), n))
