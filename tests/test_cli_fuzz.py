@@ -560,6 +560,18 @@ def test_reproduce_with_unstable_parts_finishes_the_rest(workdir: Path) -> None:
     assert (out / "fig4_sensitivity.svg").exists()
 
 
+def test_reproduce_where_every_simulation_has_a_zero_width_interval(workdir: Path) -> None:
+    # was: ValueError from matplotlib, an error bar of -1e-22 (an interval of width 0
+    # rounding below its centre) at rate 1e-6 with t0 = 0, c = 1e-9 and l_max = 0
+    task = {"name": "x", "share": 1.0, "A": 1e-6, "b": 1e-300, "D": 0.0, "t0": 0.0, "c": 1e-9}
+    doc = {"rate": 1e-6, "alpha": 1e-6, "max_tokens": 0, "tasks": [task]}
+    path = write_document(file_name(workdir, ".toml"), doc)
+    out = file_name(workdir, "")
+    result = check(["reproduce", "--out", str(out), str(path)])
+    assert result.exit_code == 0
+    assert (out / "fig3_policies.svg").exists()
+
+
 def test_reproduce_refuses_a_profile_it_cannot_simulate_before_writing(workdir: Path) -> None:
     # was: ValueError (a variance around t0 = 0) after half the files were written
     doc = {"rate": 0.2, "alpha": 30.0, "max_tokens": 100, "tasks": [

@@ -67,6 +67,7 @@ def draw_figure3(data: Figure3) -> Figure:
         ]
     ).T
     errors[:, np.isnan(simulated)] = 0.0
+    errors = np.maximum(errors, 0.0)  # a zero-width interval may round below its centre
     axes.bar(x - 0.2, analytic, width=0.4, label="analytic (P-K)")
     axes.bar(x + 0.2, simulated, width=0.4, yerr=errors, capsize=3, label="simulated, 95% CI")
     axes.set_xticks(x, [p.label for p in data.policies])
@@ -85,6 +86,7 @@ def draw_figure4(data: Figure4) -> Figure:
     axes.plot(data.budgets, _drawable(data.objective), label="J (analytic)")
     axes.plot(data.budgets, data.lower_bound, "--", color="tab:red", label="lower bound (41)")
     errors = np.vstack([data.simulated - data.simulated_low, data.simulated_high - data.simulated])
+    errors = np.maximum(errors, 0.0)  # as in Fig. 3; NaN (not simulated) stays NaN
     axes.errorbar(
         data.simulated_budgets,
         data.simulated,
