@@ -124,3 +124,17 @@ def test_written_files_are_confirmed_on_stderr(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.stderr
     wrote = [line for line in result.stderr.splitlines() if line.startswith("wrote ")]
     assert wrote == [f"wrote {out}", f"wrote {tmp_path / 'fitted.fit.json'}"]
+
+
+def test_the_loadtest_table_fits_80_columns(capsys: pytest.CaptureFixture[str]) -> None:
+    from thinkq.cli._loadtest import _render
+    from thinkq.serve.loadtest import LoadResult, TaskLoad
+
+    long = TaskLoad("bbh/boolean_expressions", 150, 148, 1, 1, 12.345, 10.1, 20.456, 31.789)
+    short = TaskLoad("gsm8k", 150, 150, 0, 0, 1.2, 1.0, 2.0, 3.0)
+    overall = TaskLoad("all", 300, 298, 1, 1, 6.7, 5.0, 15.0, 30.0)
+    _render(LoadResult(0.4, 0.41, 751.2, (long, short), overall))
+    text = capsys.readouterr().out
+    assert max(len(line.rstrip()) for line in text.splitlines()) <= 80
+    assert "31.789" in text  # no figure cut short
+    assert "…" not in text
