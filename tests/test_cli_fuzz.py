@@ -370,7 +370,12 @@ def fit_args(draw: Draw, workdir: Path) -> list[str]:
 @fuzz(80)
 @given(data=st.data())
 def test_fit_never_ends_in_a_traceback(data: st.DataObject, workdir: Path) -> None:
-    check(data.draw(fit_args(workdir)))
+    args = data.draw(fit_args(workdir))
+    result = check(args)
+    out = args[args.index("-o") + 1] if "-o" in args else ""
+    if result.exit_code == 0 and out.endswith((".toml", ".json")):  # its replicates, any rate
+        more = options(data.draw, {"--rate": numbers(0.05, 0.5), "--alpha": numbers(1.0, 30.0)})
+        check(["solve", out, "--uncertainty", data.draw(counts(1, 3)), *more])
 
 
 # --------------------------------------------------------------------------- servers
