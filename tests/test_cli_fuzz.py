@@ -624,3 +624,32 @@ def test_simulate_json_budgets_are_integers_where_they_are() -> None:
         check(["simulate", "--queries", "100", "--budgets", "uniform:2.5", "--json"]).stdout
     )
     assert {t["budget"] for t in half["tasks"]} == {2.5}
+
+
+@pytest.mark.parametrize(
+    ("args", "option"),
+    [
+        (["sweep", "--over", "rate", "--from", "1", "--to", "2", "--points", "10**12"], "--points"),
+        (["fit", "x.jsonl", "--bootstrap", "10**12"], "--bootstrap"),
+        (["loadtest", "--target", "http://127.0.0.1:9/v1", "--rate", "1", "--queries", "10**12"],
+         "--queries"),
+    ],
+)  # fmt: skip
+def test_sizes_beyond_memory_are_option_errors(args: list[str], option: str) -> None:
+    # was: MemoryError (7 TiB for the sweep's values, 146 TiB for the replicates)
+    args = [str(10**12) if a == "10**12" else a for a in args]
+    result = check(args)
+    assert result.exit_code == 2
+    assert f"'{option}'" in result.stderr
+
+
+def test_running_out_of_memory_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    from thinkq.cli import _solve
+
+    def exhausted(*args: Any, **kwargs: Any) -> None:
+        raise MemoryError
+
+    monkeypatch.setattr(_solve, "solve", exhausted)
+    result = check(["solve"])
+    assert result.exit_code == 1
+    assert result.stderr == "error: not enough memory for this run; ask for less\n"

@@ -160,6 +160,9 @@ class _OneLineErrors(TyperGroup):
         except typer.Abort:
             sys.stderr.write("error: aborted\n")
             sys.exit(1)
+        except MemoryError:  # options too large for this machine: a failure, not a traceback
+            sys.stderr.write("error: not enough memory for this run; ask for less\n")
+            sys.exit(1)
         sys.exit(code if isinstance(code, int) else 0)
 
 

@@ -26,6 +26,8 @@ from thinkq.solve import solve
 
 __all__ = ["reproduce_command", "simulate_command", "sweep_command"]
 
+#: The most values a sweep takes (each is a solve and a simulation).
+MAX_POINTS = 10_000
 #: Runs with more queries than this show a progress bar on stderr.
 PROGRESS_MIN_QUERIES = 5_000_000
 
@@ -125,14 +127,11 @@ def simulate_command(
     if as_json:
         data = run.to_dict()
         for task in data["tasks"]:  # a budget is an integer wherever it is one
-            task["budget"] = _integer(task["budget"])
+            if float(task["budget"]).is_integer():
+                task["budget"] = int(task["budget"])
         dump(data, "simulate")
     else:
         _render_simulation(Console(), profile, run)
-
-
-def _integer(value: float) -> float | int:
-    return int(value) if float(value).is_integer() else value
 
 
 def _render_simulation(console: Console, profile: Profile, run: Simulation) -> None:
@@ -215,7 +214,9 @@ def sweep_command(
     start: Annotated[float, typer.Option("--from", help="First value.")],
     stop: Annotated[float, typer.Option("--to", help="Last value.")],
     profile_path: ProfileArgument = None,
-    points: Annotated[int, typer.Option("--points", help="Number of values.", min=2)] = 20,
+    points: Annotated[
+        int, typer.Option("--points", help="Number of values.", min=2, max=MAX_POINTS)
+    ] = 20,
     queries: Annotated[
         int, typer.Option("--queries", help="Simulated queries per point (p95); 0: none.", min=0)
     ] = 20_000,

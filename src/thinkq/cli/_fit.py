@@ -91,7 +91,10 @@ def fit_command(
         typer.Option("--plots", help="Folder for accuracy and latency plots (PNG, SVG)."),
     ] = None,
     bootstrap: Annotated[
-        int, typer.Option("--bootstrap", help="Bootstrap replicates (0: no intervals).", min=0)
+        int,
+        typer.Option(
+            "--bootstrap", help="Bootstrap replicates (0: no intervals).", min=0, max=100_000
+        ),
     ] = DEFAULT_BOOTSTRAP,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the bootstrap.", min=0)] = 0,
     as_json: Annotated[

@@ -102,7 +102,9 @@ def loadtest_command(
         str, typer.Option("--target", help="The gateway's API root: http://host:port/v1.")
     ],
     rate: Annotated[float, typer.Option("--rate", help="Arrival rate (queries/s).", min=1e-9)],
-    queries: Annotated[int, typer.Option("--queries", help="Number of queries.", min=1)],
+    queries: Annotated[
+        int, typer.Option("--queries", help="Number of queries.", min=1, max=1_000_000)
+    ],
     mix: Annotated[
         str | None,
         typer.Option("--mix", help="task=share,... (default: the gateway's estimate)."),

@@ -133,7 +133,9 @@ def profile_command(
         Path, typer.Option("-o", "--output", help="Records file (.jsonl); resumed if it exists.")
     ],
     samples: Annotated[int, typer.Option("--samples", min=1, help="Items per dataset.")] = 250,
-    runs: Annotated[int, typer.Option("--runs", min=1, help="Runs per item and budget.")] = 3,
+    runs: Annotated[
+        int, typer.Option("--runs", min=1, max=1000, help="Runs per item and budget.")
+    ] = 3,
     concurrency: Annotated[
         int,
         typer.Option(
