@@ -53,7 +53,7 @@ def _records_error(exc: RecordError) -> None:
     raise typer.Exit(2)
 
 
-# Over 60 lines because the signature declares its 10 options (Typer).
+# long: the signature declares its 10 options (Typer).
 @app.command("fit")
 def fit_command(
     records: Annotated[

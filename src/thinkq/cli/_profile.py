@@ -115,7 +115,7 @@ def _summary(out: Path, tally: Tally) -> Table:
     return table
 
 
-# Over 60 lines because the signature declares its 22 options (Typer); the body checks them one
+# long: the signature declares its 22 options (Typer); the body checks them one
 # by one, then maps each way the run can end to one line and an exit code.
 @app.command("profile")
 def profile_command(

@@ -69,7 +69,7 @@ def _run(main: Coroutine[Any, Any, None]) -> None:
         runner.run(main)
 
 
-# Over 60 lines because the signature declares its 19 options (Typer) and the body
+# long: the signature declares its 19 options (Typer) and the body
 # the gateway's startup, which reads them all.
 @app.command("serve")
 def serve_command(

@@ -80,7 +80,7 @@ def _status(profile: Profile) -> AbstractContextManager[Any]:
     return Console(stderr=True).status(f"Solving for {profile.size:,} task types...")
 
 
-# Over 60 lines because the signature declares its 10 options (Typer).
+# long: the signature declares its 10 options (Typer).
 @app.command("solve")
 def solve_command(
     profile_path: Annotated[
