@@ -346,3 +346,14 @@ def test_huge_rate_with_zero_overheads() -> None:
     result = thinkq.solve(p)
     assert result.continuous.converged
     assert result.budgets.tolist() == [0]
+
+
+@pytest.mark.parametrize("rate", [1e-300, 1e-320])
+def test_a_vanishing_rate_solves_to_the_zero_load_budgets(rate: float) -> None:
+    # below about 1e-308 the products in K (eq. 21) overflow; the best response is
+    # taken in log space there, and the answer is the queue-free optimum
+    profile = thinkq.paper_profile()
+    result = thinkq.solve(profile.replace(rate=rate))
+    assert result.continuous.converged, result.continuous.message
+    reference = thinkq.solve(profile.replace(rate=1e-12)).continuous.budgets
+    np.testing.assert_allclose(result.continuous.budgets, reference, atol=1e-6)

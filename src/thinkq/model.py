@@ -20,9 +20,9 @@ from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy.special import wrightomega
 
 from thinkq._typing import FloatArray
+from thinkq.lambert import fixed_point_root
 from thinkq.profile import Profile
 
 __all__ = [
@@ -195,14 +195,11 @@ def hessian(profile: Profile, budgets: ArrayLike) -> FloatArray:
 
 
 def best_response(profile: Profile, budgets: ArrayLike) -> FloatArray:
-    """The unprojected fixed-point map l_hat(l) of eq. (22).
+    """The unprojected fixed-point map l_hat(l) of eq. (22), in tokens.
 
     With the aggregates E[S], E[S^2] of ``budgets`` held fixed, l_hat_k solves the
-    stationarity condition (19) l - L_k e^{-b_k l} = K_k. With y = log(b L) - b K,
-    W(b L e^{-b K}) = omega(y) (Wright omega: no overflow for large y) and
-    l_hat = (log(b L) - log omega) / b, which avoids the cancellation of
-    omega / b + K; where y <= 0 the two forms agree and the latter is used (omega
-    may underflow there). Units: tokens.
+    stationarity condition (19) l - L_k e^{-b_k l} = K_k, by Lambert W in log space
+    (:func:`thinkq.lambert.fixed_point_root`: no overflow, no cancellation).
     """
     l = _budgets(profile, budgets)
     t = profile.t0 + profile.c * l
@@ -211,15 +208,18 @@ def best_response(profile: Profile, budgets: ArrayLike) -> FloatArray:
         raise ValueError("budgets: outside the stability region (rate * E[S] >= 1)")
     rate, d, b, c = profile.rate, m.slack, profile.b, profile.c
     # log(b L), L = alpha A b D / (lambda c^2) (eq. 20), in logs so nothing overflows
-    log_bl = np.log(profile.alpha * profile.A) + 2 * np.log(b) + np.log(d / rate) - 2 * np.log(c)
-    # K (eq. 21) is negative; -b K >= 0
-    k = -(profile.t0 / c) - d / (rate * c) - rate * m.second / (2.0 * c * d)
-    y = log_bl - b * k
-    omega = wrightomega(y)
-    with np.errstate(divide="ignore"):
-        direct = (log_bl - np.log(omega)) / b
-    result: FloatArray = np.where(y > 0, direct, k + omega / b)
-    return result
+    log_bl = (
+        np.log(profile.alpha * profile.A)
+        + 2 * np.log(b)
+        + (np.log(d) - np.log(rate))
+        - 2 * np.log(c)
+    )
+    # K (eq. 21) is negative: -b K is the sum of three non-negative terms
+    with np.errstate(over="ignore", divide="ignore"):
+        k = -(profile.t0 / c) - d / (rate * c) - rate * m.second / (2.0 * c * d)
+        terms = np.log(profile.t0), np.log(d) - np.log(rate), np.log(rate * m.second / (2 * d))
+        log_minus_bk = np.log(b) - np.log(c) + np.logaddexp.reduce(np.broadcast_arrays(*terms))
+    return fixed_point_root(log_bl, k, b, log_minus_bk)
 
 
 def kkt_residual(profile: Profile, budgets: ArrayLike) -> float:
