@@ -147,6 +147,8 @@ def test_the_load_generator_sends_every_query_and_reports_sojourn_times() -> Non
         assert len(upstream.generated()) == 80  # two phases each
         data = result.to_dict()
         assert data["overall"]["served"] == 40
+        # per-type figures have the shape of every other command's: objects with a name
+        assert [t["name"] for t in data["tasks"]] == ["math", "chat"]
 
     asyncio.run(main())
 

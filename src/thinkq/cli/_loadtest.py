@@ -86,7 +86,7 @@ def _render(result: LoadResult) -> None:
         table.add_column(header, justify="right", no_wrap=True)
     for row in (*result.tasks, result.overall):
         table.add_row(
-            row.task,
+            row.name,
             str(row.sent),
             str(row.served),
             str(row.rejected),

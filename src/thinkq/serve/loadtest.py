@@ -35,7 +35,7 @@ class TaskLoad:
     failure (a status other than 200 or no reply).
     """
 
-    task: str
+    name: str
     sent: int
     served: int
     rejected: int
@@ -46,14 +46,14 @@ class TaskLoad:
     p99: float | None
 
     @classmethod
-    def of(cls, task: str, results: Sequence[tuple[int, float]]) -> TaskLoad:
+    def of(cls, name: str, results: Sequence[tuple[int, float]]) -> TaskLoad:
         times = np.array([t for status, t in results if status == 200])
         stats: list[float | None] = [None, None, None]
         if times.size:
             stats = [float(np.percentile(times, q)) for q in (50, 90, 99)]
         p50, p90, p99 = stats
         return cls(
-            task=task,
+            name=name,
             sent=len(results),
             served=int(times.size),
             rejected=sum(1 for status, _ in results if status == 503),
