@@ -28,12 +28,15 @@ def data_dir(tmp_path: Path) -> Path:
     return folder.parent
 
 
-def measure(fake: FakeServer, data_dir: Path, out: Path, monkeypatch: pytest.MonkeyPatch) -> Result:
+def measure(
+    fake: FakeServer, data_dir: Path, out: Path, monkeypatch: pytest.MonkeyPatch, *more: str
+) -> Result:
+    """``thinkq profile`` of 3 items at budgets 0,4 in 1 run (``more`` overrides these)."""
     server = functools.partial(Server, transport=fake.transport())
     monkeypatch.setattr(_profile, "Server", server)
     args = ["profile", "--base-url", BASE_URL, "--model", MODEL, "--dataset", "gsm8k"]
     args += ["--budgets", "0,4", "--samples", "3", "--runs", "1", "--retries", "0"]
-    args += ["--data-dir", str(data_dir), "-o", str(out), "--template", "chatml"]
+    args += ["--data-dir", str(data_dir), "-o", str(out), "--template", "chatml", *more]
     return CliRunner().invoke(cli.app, args, prog_name="thinkq")
 
 

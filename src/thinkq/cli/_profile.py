@@ -8,7 +8,9 @@ server that answered these checks and stops answering during the run is reported
 such (exit code 1), not as a bad ``--base-url``.
 
 During the run every finished query is one line of ``-o``, flushed at once; Ctrl-C
-leaves only complete lines, and the same command run again goes on from there.
+leaves only complete lines, and the same command run again goes on from there (see
+:mod:`thinkq.cli._resume` for the settings it checks). A full disk is one ``error:``
+line (exit code 1); the finished records stay whole.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from rich.console import Console
 from rich.table import Table
 
 from thinkq.cli._app import api_key, app, fail, integers, progress, wrote
+from thinkq.cli._resume import resumed, run_settings
 from thinkq.errors import DatasetError, RecordError, ServerError, ServerUnreachableError
 from thinkq.measure.cap import Capper
 from thinkq.measure.datasets import DATASETS, load_dataset
@@ -33,6 +36,7 @@ from thinkq.measure.generation import Generator, Sampling
 from thinkq.measure.items import Item
 from thinkq.measure.runner import Query, Tally, plan, run
 from thinkq.measure.server import Server
+from thinkq.measure.settings import RunSettings
 from thinkq.measure.templates import TEMPLATES, THINKING, get_template
 from thinkq.measure.tokenizer import LocalTokenizer
 from thinkq.records import read_records
@@ -82,14 +86,9 @@ async def _preflight(generator: Generator, server: Server) -> None:
 
 
 def _option(exc: ServerError) -> str:
-    names = {
-        "base_url": "--base-url",
-        "model": "--model",
-        "template": "--template",
-        "suppress_ids": "--suppress-ids",
-        "api_key": "--api-key-env",
-        "tokenizer": "--tokenizer",
-    }
+    names = {"base_url": "--base-url", "model": "--model", "template": "--template",
+             "suppress_ids": "--suppress-ids", "api_key": "--api-key-env",
+             "tokenizer": "--tokenizer"}  # fmt: skip
     message = str(exc)
     if exc.field in names:
         field, _, rest = message.partition(": ")
@@ -115,7 +114,7 @@ def _summary(out: Path, tally: Tally) -> Table:
     return table
 
 
-# long: the signature declares its 22 options (Typer); the body checks them one
+# long: the signature declares its 23 options (Typer); the body checks them one
 # by one, then maps each way the run can end to one line and an exit code.
 @app.command("profile")
 def profile_command(
@@ -195,6 +194,9 @@ def profile_command(
     timeout: Annotated[
         float, typer.Option("--timeout", min=0.1, help="Seconds to wait for one reply.")
     ] = 600.0,
+    extend: Annotated[
+        bool, typer.Option("--extend", help="Add these --budgets and --runs to the file's.")
+    ] = False,
 ) -> None:
     """Measure accuracy and latency at each thinking budget; write records for `thinkq fit`."""
     if output.suffix.lower() not in (".jsonl", ".ndjson"):
@@ -211,7 +213,13 @@ def profile_command(
         fail(f"option --thinking: expected tags or free, got {thinking!r}")
     key = api_key(api_key_env)
     items = _items(dataset, data_dir=data_dir, samples=samples, seed=seed, bbh_tasks=bbh_tasks)
-    queries = plan(items, levels, runs, seed=seed)
+    wanted = run_settings(
+        model=model, datasets=dataset, samples=samples, budgets=levels, runs=runs, seed=seed,
+        mode=mode.value, template=template, thinking=thinking, budget_field=budget_field,
+        bbh_tasks=bbh_tasks, temperature=temperature, top_p=top_p, concurrency=concurrency,
+    )  # fmt: skip
+    settings = resumed(output, wanted, extend=extend)
+    queries = plan(items, settings.budgets, settings.runs, seed=seed)
     sampling = Sampling(temperature=temperature, top_p=top_p)
     try:
         local = LocalTokenizer(tokenizer) if tokenizer is not None else None
@@ -225,8 +233,7 @@ def profile_command(
                 server, template=chosen, thinking=style, sampling=sampling, suppress_ids=ids
             )
         tally = asyncio.run(
-            _measure(generator, server, queries, output, concurrency=concurrency, seed=seed,
-                     retries=retries)
+            _measure(generator, server, queries, output, settings, retries=retries)
         )  # fmt: skip
     except KeyboardInterrupt:
         sys.stderr.write(
@@ -246,6 +253,11 @@ def profile_command(
         # a server that cannot be reached may have died: a failure, not a user error
         user_error = exc.field is not None and not isinstance(exc, ServerUnreachableError)
         raise typer.Exit(2 if user_error else 1) from None
+    except OSError as exc:
+        where, why = exc.filename or output, exc.strerror or exc
+        sys.stderr.write(f"error: option -o: {where}: cannot write: {why}; the finished records "
+                         f"are in {output}: run the same command to go on\n")  # fmt: skip
+        raise typer.Exit(1) from None
     Console().print(_summary(output, tally))
     if tally.answered or tally.failed:
         wrote([output])
@@ -262,9 +274,8 @@ async def _measure(
     server: Server,
     queries: list[Query],
     output: Path,
+    settings: RunSettings,
     *,
-    concurrency: int,
-    seed: int,
     retries: int,
 ) -> Tally:
     async with server:
@@ -276,10 +287,11 @@ async def _measure(
                     queries,
                     output,
                     model=server.model,
-                    concurrency=concurrency,
-                    seed=seed,
+                    concurrency=settings.concurrency,
+                    seed=settings.seed,
                     retries=retries,
                     progress=update,
+                    settings=settings,
                 )
         except ServerUnreachableError as exc:  # it answered the checks: it died, the URL is fine
             raise _ServerStoppedError(exc) from exc

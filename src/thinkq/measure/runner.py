@@ -6,10 +6,16 @@ one. :func:`run` answers it with a :class:`~thinkq.measure.generation.Generator`
 appends one :class:`~thinkq.records.Record` line per finished query to a ``.jsonl``
 file, flushed as it goes.
 
-Resuming: :func:`finished` reads what an earlier run wrote. Queries with a record are
-skipped, failed ones are tried again (their lines are dropped first, atomically), and
-a last line cut short by a crash is removed. So a run stopped at any point and
-started again completes the grid with nothing lost and nothing twice.
+Resuming: :func:`~thinkq.measure.journal.finished` reads what an earlier run wrote.
+Queries with a record are skipped, failed ones are tried again (their lines are dropped
+first, atomically), and a last line cut short by a crash is removed; a record outside
+the grid (another run's settings) stops the run before anything is asked. So a run
+stopped at any point and started again completes the grid with nothing lost and nothing
+twice. The run's :class:`~thinkq.measure.settings.RunSettings` are written beside the
+records before the first query, for the next run to check.
+
+A write that fails (a full disk) raises ``OSError`` with the file cut back to its last
+whole record.
 
 Failures: a transient failure (refused connection, timeout, 5xx) is retried with
 exponential backoff; a query that still fails, or whose thinking missed its budget,
@@ -23,23 +29,21 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import itertools
-import json
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-from thinkq._files import write_atomic
-from thinkq.errors import RecordError, ServerError, ServerUnreachableError
+from thinkq.errors import ServerError, ServerUnreachableError
 from thinkq.measure.generation import Generation, Generator
 from thinkq.measure.graders import grade
 from thinkq.measure.items import Item
+from thinkq.measure.journal import Appender, Key, finished
 from thinkq.measure.prompts import answer_cue
+from thinkq.measure.settings import RunSettings, write_settings
 
 __all__ = ["Progress", "Query", "Tally", "finished", "plan", "run"]
-
-Key = tuple[str, str, int, int]
 
 #: ``progress(done, total)`` after every finished query.
 Progress = Callable[[int, int], None]
@@ -108,55 +112,6 @@ class Tally:
     failed: int = 0
 
 
-def _key(data: dict[str, Any]) -> Key | None:
-    try:
-        return (str(data["task"]), str(data["item_id"]), int(data["budget"]), int(data["run"]))
-    except (KeyError, TypeError, ValueError):
-        return None
-
-
-def finished(path: Path, *, model: str) -> set[Key]:
-    """The keys of the queries ``path`` already answers; clean the file for appending.
-
-    A last line without its newline (a crash while writing) and the lines of failed
-    queries are removed, atomically, so that they are asked again.
-
-    Raises
-    ------
-    RecordError
-        The file has lines that are not records of ``thinkq profile``, or records of
-        another model.
-    """
-    if not path.exists():
-        return set()
-    raw = path.read_bytes()
-    complete = raw[: raw.rfind(b"\n") + 1]
-    keep: list[bytes] = []
-    done: set[Key] = set()
-    for number, line in enumerate(complete.splitlines(keepends=True), start=1):
-        if not line.strip():
-            continue
-        try:
-            data = json.loads(line)
-        except ValueError:
-            data = None
-        key = _key(data) if isinstance(data, dict) else None
-        if data is None or key is None:
-            raise RecordError([f"{path}:{number}: record: not a record of thinkq profile"])
-        if data.get("model") != model:
-            raise RecordError(
-                [f"{path}:{number}: model: records of {data.get('model')!r}, not {model!r}; "
-                 "write another model's records to another file"]
-            )  # fmt: skip
-        if data.get("error") is None:
-            keep.append(line)
-            done.add(key)
-    kept = b"".join(keep)
-    if kept != raw:
-        write_atomic(path, kept)
-    return done
-
-
 def _record(query: Query, model: str, concurrency: int, gen: Generation) -> dict[str, Any]:
     verdict = grade(query.item, gen.answer)
     return {
@@ -210,6 +165,16 @@ async def _answer(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+def _todo(
+    queries: Sequence[Query], out: Path, *, model: str, settings: RunSettings | None
+) -> list[Query]:
+    """The queries ``out`` does not answer yet; the settings written beside it."""
+    done = finished(out, model=model, grid={q.key for q in queries})
+    if settings is not None:
+        write_settings(out, settings)
+    return [q for q in queries if q.key not in done]
+
+
 async def run(
     generator: Generator,
     queries: Sequence[Query],
@@ -221,19 +186,22 @@ async def run(
     retries: int = 3,
     backoff: float = 1.0,
     progress: Progress | None = None,
+    settings: RunSettings | None = None,
 ) -> Tally:
     """Answer ``queries`` not yet in ``out`` and append their records to it.
 
-    ``concurrency`` queries are in flight at once (1: latency is the service time).
+    ``concurrency`` queries are in flight at once (1: latency is the service time);
+    ``settings`` are written beside ``out`` before the first query.
 
     Raises
     ------
-    ServerError
-        The server could not be reached, even after ``retries`` attempts; the
-        records written until then stay, and a new run resumes from them.
+    RecordError
+        ``out`` holds lines that are not records of this grid (``queries``) and model.
+    ServerError, OSError
+        The server could not be reached (even after ``retries`` attempts), or ``out``
+        not written (a full disk); the records written until then stay whole.
     """
-    done = finished(out, model=model)
-    todo = [q for q in queries if q.key not in done]
+    todo = _todo(queries, out, model=model, settings=settings)
     tally = Tally(total=len(queries), skipped=len(queries) - len(todo))
     if progress:
         progress(tally.skipped, tally.total)
@@ -261,7 +229,7 @@ async def run(
         async with asyncio.TaskGroup() as group:
             for _ in range(max(1, min(concurrency, len(todo)))):
                 group.create_task(worker())
-    except* ServerError as failures:
+    except* (ServerError, OSError) as failures:
         raise failures.exceptions[0] from None
     finally:
         writer.close()
@@ -269,21 +237,17 @@ async def run(
 
 
 class _Writer:
-    """Appends records to ``out`` (opened at the first), one at a time, and counts them."""
+    """Appends records to ``out``, one at a time, and counts them."""
 
     def __init__(self, out: Path, tally: Tally, progress: Progress | None) -> None:
-        self.out = out
+        self.appender = Appender(out)
         self.tally = tally
         self.progress = progress
         self.lock = asyncio.Lock()
-        self.stream: IO[str] | None = None
 
     async def write(self, line: dict[str, Any]) -> None:
         async with self.lock:
-            if self.stream is None:
-                self.stream = self.out.open("a", encoding="utf-8")
-            self.stream.write(json.dumps(line, ensure_ascii=False) + "\n")
-            self.stream.flush()
+            self.appender.append(line)
             tally = self.tally
             if line["error"] is None:
                 tally.answered += 1
@@ -293,5 +257,4 @@ class _Writer:
                 self.progress(tally.skipped + tally.answered + tally.failed, tally.total)
 
     def close(self) -> None:
-        if self.stream is not None:
-            self.stream.close()
+        self.appender.close()

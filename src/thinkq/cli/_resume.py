@@ -1,0 +1,73 @@
+"""``thinkq profile``'s resume check: the run's settings from its options, and the file's.
+
+:func:`run_settings` collects the options that define a run into
+:class:`~thinkq.measure.settings.RunSettings`; :func:`resumed` checks them against the
+settings beside an existing records file (an error names the option that differs, exit
+code 2) and warns when an older file has none.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from thinkq.cli._app import fail
+from thinkq.measure.settings import RunSettings, resume, settings_path
+
+__all__ = ["resumed", "run_settings"]
+
+
+def _names(text: str | None) -> tuple[str, ...]:
+    return tuple(n.strip() for n in (text or "").split(",") if n.strip())
+
+
+def run_settings(
+    *,
+    model: str,
+    datasets: str,
+    samples: int,
+    budgets: Sequence[int],
+    runs: int,
+    seed: int,
+    mode: str,
+    template: str,
+    thinking: str | None,
+    budget_field: str,
+    bbh_tasks: str | None,
+    temperature: float,
+    top_p: float,
+    concurrency: int,
+) -> RunSettings:
+    """The settings the options define (a cap field only in cap mode, BBH tasks with BBH)."""
+    names = _names(datasets)
+    return RunSettings(
+        model=model,
+        datasets=names,
+        samples=samples,
+        budgets=tuple(budgets),
+        runs=runs,
+        seed=seed,
+        mode=mode,
+        template=template,
+        thinking=thinking,
+        budget_field=budget_field if mode == "cap" else None,
+        bbh_tasks=_names(bbh_tasks) if bbh_tasks and "bbh" in names else None,
+        temperature=temperature,
+        top_p=top_p,
+        concurrency=concurrency,
+    )
+
+
+def resumed(output: Path, wanted: RunSettings, *, extend: bool) -> RunSettings:
+    """The settings to run with: ``wanted``, checked against the file's (errors exit 2)."""
+    try:
+        settings = resume(output, wanted, extend=extend)
+    except ValueError as exc:
+        fail(str(exc))
+    if output.is_file() and output.stat().st_size and not settings_path(output).exists():
+        sys.stderr.write(
+            f"warning: {output} has no run settings beside it (an older thinkq wrote it): "
+            "its records are checked against this run's grid only\n"
+        )
+    return settings
