@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from llama_server import LlamaServer
+from test_serve_app import metric
 from thinkq import Profile
 from thinkq.measure.server import Server
 from thinkq.measure.templates import TEMPLATES
@@ -211,3 +212,48 @@ def test_cap_mode_stops_the_answer_at_max_tokens_and_at_stop(
         assert finish == "stop"
 
     run(llama_server, scenario, mode="cap")
+
+
+#: Bodies the gateway once crashed on (a 500 and a traceback).
+HOSTILE = {
+    "lone surrogate": b'{"messages": [{"role": "user", "content": "\\ud800"}]}',
+    "surrogate in stop": b'{"messages": [{"role": "user", "content": "Hi"}], "stop": ["\\udfff"]}',
+    "nested 100,000 deep": b'{"messages": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+}
+#: A prompt that cannot fit the server's context of 4096 tokens.
+OVER_THE_CONTEXT = {"messages": [{"role": "user", "content": "apple " * 5000}], "max_tokens": 4}
+
+
+@pytest.mark.parametrize("mode", ["force", "cap"])
+def test_hostile_bodies_are_400_plain_and_streamed(llama_server: LlamaServer, mode: Mode) -> None:
+    async def scenario(client: httpx.AsyncClient, gateway: Gateway) -> None:
+        for name, body in HOSTILE.items():
+            for stream in (False, True):
+                if stream:
+                    body = body.replace(b'{"messages"', b'{"stream": true, "messages"', 1)
+                reply = await client.post("/v1/chat/completions", content=body)
+                assert reply.status_code == 400, (name, stream, reply.text)
+                assert "\n" not in reply.json()["error"]["message"]
+        text = gateway.metrics.exposition().decode()
+        assert metric(text, "thinkq_requests_total", outcome="bad_request") == 2 * len(HOSTILE)
+        assert metric(text, "thinkq_requests_total") == 2 * len(HOSTILE)
+
+    run(llama_server, scenario, mode=mode)
+
+
+def test_a_prompt_over_the_context_is_400_where_the_server_says_so(
+    llama_server: LlamaServer,
+) -> None:
+    """llama-cpp-python says so to a plain request (400 "maximum context length"); its
+    streams end empty instead, which stays a 502."""
+
+    async def scenario(client: httpx.AsyncClient, gateway: Gateway) -> None:
+        reply = await client.post("/v1/chat/completions", json=OVER_THE_CONTEXT)
+        assert reply.status_code == 400, reply.text
+        assert "maximum context length" in reply.json()["error"]["message"]
+        text = gateway.metrics.exposition().decode()
+        assert metric(text, "thinkq_requests_total", task="chat", outcome="bad_request") == 1
+        assert metric(text, "thinkq_requests_total") == 1
+        assert (gateway.queue.busy, gateway.queue.released) == (0, 1)
+
+    run(llama_server, scenario)

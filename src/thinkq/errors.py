@@ -22,7 +22,9 @@
     └── GatewayError            a request the gateway (``thinkq serve``) will not
         │                       serve; ``status`` is its HTTP status
         ├── BadRequestError     not a valid OpenAI request (400; also a ValueError)
-        │   └── BodyTooLargeError  a body over the gateway's limit (413)
+        │   ├── BodyTooLargeError  a body over the gateway's limit (413)
+        │   └── PromptTooLongError  a prompt that the upstream says does not fit
+        │                       the model's context (400)
         ├── RoutingError        its task type is unknown or missing (400; also a
         │                       ValueError)
         ├── OverloadedError     refused to protect the server (503, ``retry_after``)
@@ -52,6 +54,7 @@ __all__ = [
     "OverloadedError",
     "ProfileError",
     "ProfileFileError",
+    "PromptTooLongError",
     "QueueFullError",
     "RecordError",
     "RoutingError",
@@ -187,6 +190,11 @@ class BodyTooLargeError(BadRequestError):
     """A request body over the gateway's size limit (HTTP 413)."""
 
     status = 413
+
+
+class PromptTooLongError(BadRequestError):
+    """A prompt (with its answer's tokens) that the upstream says exceeds the model's
+    context (HTTP 400)."""
 
 
 class RoutingError(GatewayError, ValueError):

@@ -13,11 +13,13 @@ GET  /healthz               ``{"status": "ok"}``; the only endpoint open without
 
 Statuses, all mapped in one place (:func:`_failure`): a
 :class:`~thinkq.errors.GatewayError` answers with its own ``status`` and ``kind``
-(400 for a bad request or an unknown task, 413 for a body over the limit, 503 with
-``Retry-After`` when the gateway protects the server, 499 for a client that left,
-which it never sees); a :class:`~thinkq.errors.ServerError` of the upstream is 502
-with the upstream's reason; 401 for a missing or wrong key. The app does not start
-or stop the gateway: run it inside ``async with gateway:``.
+(400 for a bad request, an unknown task or a prompt the upstream says is longer than
+its context, 413 for a body over the limit, 503 with ``Retry-After`` when the
+gateway protects the server, 499 for a client that left, which it never sees); a
+:class:`~thinkq.errors.ServerError` of the upstream is 502 with the upstream's
+reason; 401 for a missing or wrong key. Every request to the generation endpoints
+is counted once in ``thinkq_requests_total`` (see :func:`create_app`). The app does
+not start or stop the gateway: run it inside ``async with gateway:``.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from collections.abc import AsyncGenerator
 
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -44,16 +46,21 @@ from thinkq.errors import (
 from thinkq.measure.generation import Piece, Sampling
 from thinkq.measure.prompts import Cue
 from thinkq.serve.gateway import Gateway
+from thinkq.serve.metrics import Metrics
 from thinkq.serve.openai import ChatRequest, CompletionRequest, Kind, Reply, error_body, parse, sse
 from thinkq.serve.request import Job
 from thinkq.serve.routing import TASK_HEADER, last_user_text
 
-__all__ = ["DEFAULT_BODY_LIMIT", "create_app"]
+__all__ = ["DEFAULT_BODY_LIMIT", "DEFAULT_MAX_TOKENS", "create_app"]
 
 #: Largest request body accepted, bytes.
 DEFAULT_BODY_LIMIT = 1 << 20
+#: Largest answer (``max_tokens``) a request may ask for, tokens.
+DEFAULT_MAX_TOKENS = 32_768
 #: The endpoints open without the API key.
 OPEN_PATHS = frozenset({"/healthz"})
+#: The endpoints whose requests are counted in ``thinkq_requests_total``.
+GENERATION_PATHS = frozenset({"/v1/chat/completions", "/v1/completions"})
 
 
 def _error(status: int, message: str, kind: str, headers: dict[str, str] | None = None) -> Response:
@@ -71,16 +78,24 @@ def _failure(exc: GatewayError | ServerError) -> Response:
 
 
 class _Auth:
-    """Requires ``Authorization: Bearer <key>`` (constant-time compare) except on /healthz."""
+    """Requires ``Authorization: Bearer <key>`` (constant-time compare) except on /healthz.
 
-    def __init__(self, app: ASGIApp, *, api_key: str) -> None:
+    The scheme's case does not matter (``bearer`` too: RFC 7235, section 2.1).
+    """
+
+    def __init__(self, app: ASGIApp, *, api_key: str, metrics: Metrics) -> None:
         self.app = app
-        self.expected = f"Bearer {api_key}".encode()
+        self.expected = api_key.encode()
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"] not in OPEN_PATHS:
             given = next((v for k, v in scope["headers"] if k == b"authorization"), b"")
-            if not hmac.compare_digest(given, self.expected):
+            scheme, _, key = given.partition(b" ")
+            matches = hmac.compare_digest(key.lstrip(b" "), self.expected)
+            if not (matches and scheme.lower() == b"bearer"):
+                if scope["path"] in GENERATION_PATHS:
+                    self.metrics.outcome("", "unauthorized")
                 message = "unauthorized: send the gateway's key as Authorization: Bearer <key>"
                 response = _error(401, message, "authentication_error")
                 response.headers["WWW-Authenticate"] = "Bearer"
@@ -91,24 +106,30 @@ class _Auth:
 
 async def _body(request: Request, limit: int) -> bytes:
     """The request's body; :class:`BodyTooLargeError` past ``limit`` bytes."""
-    declared = request.headers.get("content-length")
+    declared = request.headers.get("content-length", "")
     too_large = BodyTooLargeError(f"body: larger than {limit} bytes")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    digits = declared.lstrip("0")  # (int() of 5,000 digits is an error of its own)
+    if declared.isascii() and declared.isdigit() and int(digits[:19] or "0") > limit:
         raise too_large
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise too_large
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise too_large
+            chunks.append(chunk)
+    except ClientDisconnect:
+        raise DisconnectedError("the client left while sending its request") from None
     return b"".join(chunks)
 
 
 def _admit(
-    gateway: Gateway, request: Request, kind: Kind, body: bytes
+    gateway: Gateway, request: Request, kind: Kind, body: bytes, max_tokens: int
 ) -> tuple[Job, Reply, ChatRequest | CompletionRequest]:
     """Parse, route and admit a request (see :meth:`Gateway.admit`)."""
     query = parse(kind, body)
+    if query.answer_tokens > max_tokens:
+        raise BadRequestError(f"max_tokens: must be at most {max_tokens}")
     if isinstance(query, ChatRequest):
         messages = query.chat()
         text = last_user_text(messages)
@@ -131,30 +152,55 @@ def _admit(
     return job, reply, query
 
 
+async def _generate(
+    gateway: Gateway, request: Request, kind: Kind, body_limit: int, max_tokens: int
+) -> Response:
+    """Serve one generation request, from its body to its response."""
+
+    async def disconnected() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+
+    # Each request is counted once: here until it is admitted (under task ""),
+    # by admission when refused, by its books (request.served) once in the queue.
+    try:
+        body = await _body(request, body_limit)
+        job, reply, query = _admit(gateway, request, kind, body, max_tokens)
+    except DisconnectedError as exc:
+        gateway.metrics.outcome("", "disconnected")
+        return _failure(exc)
+    except (BadRequestError, RoutingError) as exc:
+        gateway.metrics.outcome("", "bad_request")
+        return _failure(exc)
+    except GatewayError as exc:
+        return _failure(exc)
+    try:
+        if query.stream:
+            source = gateway.stream(job, disconnected)
+            first = await anext(source)  # waiting and the first upstream reply
+            return _EventStream(reply, first, source, usage=query.usage_in_stream)
+        generation = await gateway.complete(job, disconnected)
+    except (GatewayError, ServerError) as exc:
+        return _failure(exc)
+    return JSONResponse(reply.response(generation))
+
+
 def create_app(
-    gateway: Gateway, *, api_key: str | None = None, body_limit: int = DEFAULT_BODY_LIMIT
+    gateway: Gateway,
+    *,
+    api_key: str | None = None,
+    body_limit: int = DEFAULT_BODY_LIMIT,
+    max_tokens: int = DEFAULT_MAX_TOKENS,
 ) -> ASGIApp:
-    """The ASGI app of ``gateway``; with ``api_key``, every endpoint but /healthz needs it."""
+    """The ASGI app of ``gateway``; with ``api_key``, every endpoint but /healthz needs it.
+
+    ``body_limit`` is the largest body (bytes; 413 beyond), ``max_tokens`` the largest
+    answer a request may ask for (``max_tokens`` or ``max_completion_tokens``; 400
+    beyond).
+    """
 
     async def generate(request: Request, kind: Kind) -> Response:
-        async def disconnected() -> None:
-            while (await request.receive())["type"] != "http.disconnect":
-                pass
-
-        try:
-            body = await _body(request, body_limit)
-            job, reply, query = _admit(gateway, request, kind, body)
-            if query.stream:
-                source = gateway.stream(job, disconnected)
-                first = await anext(source)  # waiting and the first upstream reply
-                return _EventStream(reply, first, source, usage=query.usage_in_stream)
-            generation = await gateway.complete(job, disconnected)
-        except (BadRequestError, RoutingError) as exc:
-            gateway.metrics.outcome("", "bad_request")
-            return _failure(exc)
-        except (GatewayError, ServerError) as exc:
-            return _failure(exc)
-        return JSONResponse(reply.response(generation))
+        return await _generate(gateway, request, kind, body_limit, max_tokens)
 
     async def chat(request: Request) -> Response:
         return await generate(request, "chat")
@@ -188,7 +234,7 @@ def create_app(
             Route("/healthz", healthz, methods=["GET"]),
         ]
     )
-    return app if api_key is None else _Auth(app, api_key=api_key)
+    return app if api_key is None else _Auth(app, api_key=api_key, metrics=gateway.metrics)
 
 
 class _EventStream(StreamingResponse):
@@ -234,4 +280,6 @@ async def _events(
                 yield event
     except ServerError as exc:
         yield sse(error_body(f"upstream: {exc}", "upstream_error"))
+    except GatewayError as exc:  # the answer phase did not fit the context
+        yield sse(error_body(str(exc), exc.kind))
     yield sse("[DONE]")

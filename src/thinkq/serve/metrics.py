@@ -17,7 +17,9 @@ metric                                     type       labels
 =========================================  =========  =================================
 
 Outcomes: ``ok``, ``rejected`` (503), ``upstream_error`` (502), ``bad_request`` (400
-or 413), ``disconnected`` (the client left before its reply).
+or 413), ``disconnected`` (the client left before its reply), ``unauthorized`` (401).
+Every request to the two generation endpoints is counted once, under the task
+``""`` while its type is unknown.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from thinkq.serve.queue import Record
 
 __all__ = ["OUTCOMES", "Metrics"]
 
-OUTCOMES = ("ok", "rejected", "upstream_error", "bad_request", "disconnected")
+OUTCOMES = ("ok", "rejected", "upstream_error", "bad_request", "disconnected", "unauthorized")
 
 #: Histogram buckets (seconds): from a cached reply to a long reasoning run.
 _BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 60, 120, 300)

@@ -3,7 +3,11 @@
 Requests are checked with pydantic; any problem is a one-line
 :class:`~thinkq.errors.BadRequestError`
 (HTTP 400) that names the field. Fields the gateway does not use (``logprobs``,
-``user``, ...) are accepted and ignored; ``n`` other than 1 is refused.
+``user``, ...) are accepted and ignored; ``n`` other than 1 is refused. So are bodies
+that JSON allows but nothing downstream can carry: nesting deeper than Python's
+recursion limit, and strings with a lone UTF-16 surrogate (``"\\ud800"``: not
+Unicode, so no UTF-8 encoder takes it), which are looked for only in bodies that
+hold such an escape.
 
 Responses carry the answer as ``content`` (``text`` for completions), the thinking as
 ``reasoning_content`` (vLLM's convention) and the thinking tokens in
@@ -14,6 +18,7 @@ thinking deltas as ``reasoning_content`` and answer deltas as ``content``.
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from typing import Any, Literal
@@ -38,6 +43,11 @@ __all__ = [
 DEFAULT_ANSWER_TOKENS = 512
 
 Kind = Literal["chat", "completion"]
+
+#: A JSON escape of a UTF-16 surrogate (U+D800-U+DFFF): the only way a lone one gets in.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+#: Seeds beyond a signed 64-bit integer are refused (vLLM's range; larger break servers).
+_SEED_BOUND = 1 << 63
 
 
 class _Part(BaseModel):
@@ -69,7 +79,7 @@ class _Request(BaseModel):
     stream_options: _StreamOptions | None = None
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, gt=0, le=1)
-    seed: int | None = None
+    seed: int | None = Field(default=None, ge=-_SEED_BOUND, lt=_SEED_BOUND)
     n: Literal[1] = 1
     metadata: dict[str, Any] | None = None
 
@@ -122,12 +132,21 @@ def parse(kind: Kind, body: bytes) -> ChatRequest | CompletionRequest:
     Raises
     ------
     BadRequestError
-        ``body`` is not JSON, or a field is missing or invalid (the message names it).
+        ``body`` is not UTF-8 JSON, or a field is missing or invalid (the message
+        names it).
     """
     try:
-        data = json.loads(body)
+        text = body.decode()  # strictly: json.loads(bytes) lets UTF-8 surrogates through
+    except UnicodeDecodeError as exc:
+        raise BadRequestError(f"body: not UTF-8 (byte {exc.start}: {exc.reason})") from None
+    try:
+        data = json.loads(text)
+    except RecursionError:
+        raise BadRequestError("body: nested too deeply") from None
     except ValueError as exc:
         raise BadRequestError(f"body: not JSON ({exc})") from exc
+    if _SURROGATE_ESCAPE.search(text) is not None:
+        _check_unicode(data)
     model = ChatRequest if kind == "chat" else CompletionRequest
     try:
         return model.model_validate(data)
@@ -135,6 +154,18 @@ def parse(kind: Kind, body: bytes) -> ChatRequest | CompletionRequest:
         error = exc.errors()[0]
         where = ".".join(str(p) for p in error["loc"]) or "body"
         raise BadRequestError(f"{where}: {error['msg']}") from None
+
+
+def _check_unicode(data: object) -> None:
+    """Raise :class:`BadRequestError` if a string of ``data`` holds a lone surrogate."""
+    try:
+        json.dumps(data, ensure_ascii=False).encode()
+    except RecursionError:  # deeper in this call stack than in json.loads's
+        raise BadRequestError("body: nested too deeply") from None
+    except UnicodeEncodeError:
+        raise BadRequestError(
+            "body: a string holds a lone UTF-16 surrogate (\\ud800-\\udfff), not Unicode text"
+        ) from None
 
 
 class Reply:

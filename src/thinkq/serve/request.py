@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Literal, TypeVar
 
-from thinkq.errors import DisconnectedError, ServerError
+from thinkq.errors import DisconnectedError, PromptTooLongError, ServerError
 from thinkq.measure.generation import Generation, Sampling
 from thinkq.measure.prompts import Cue
 from thinkq.measure.templates import Message
@@ -34,7 +35,7 @@ from thinkq.serve.metrics import Metrics
 from thinkq.serve.queue import Queue, Record, Records
 from thinkq.serve.refit import LatencyRefit
 
-__all__ = ["Books", "Disconnected", "Job", "Turn", "served", "until_disconnected"]
+__all__ = ["Books", "Disconnected", "Job", "Turn", "served", "too_long", "until_disconnected"]
 
 T = TypeVar("T")
 
@@ -42,6 +43,10 @@ T = TypeVar("T")
 Disconnected = Callable[[], Awaitable[object]]
 
 log = logging.getLogger("thinkq.serve")
+
+#: The upstream statuses of a request that is too long, and the word its reason has.
+_CLIENT_STATUSES = frozenset({400, 413, 422})
+_CONTEXT = re.compile(r"context", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,13 +185,16 @@ async def served(
 
     ``budget(task)`` is read when service starts (the plan in force then). The body
     sets ``turn.generation``; the outcome is ``ok`` where it did, ``upstream_error``
-    where the body raised :class:`~thinkq.errors.ServerError`, and ``disconnected``
+    where the body raised :class:`~thinkq.errors.ServerError`, ``bad_request`` where
+    that error says the prompt is too long (:func:`too_long`), and ``disconnected``
     otherwise (the client left, the stream was closed early, the task was cancelled).
 
     Raises
     ------
     DisconnectedError
         The client left while waiting (recorded; no slot was taken).
+    PromptTooLongError
+        The upstream refused the prompt as longer than the model's context.
     """
     try:
         await _wait_turn(queue, disconnected)
@@ -199,12 +207,26 @@ async def served(
         yield turn
         if turn.generation is not None:
             outcome = "ok"
-    except ServerError:
-        outcome = "upstream_error"
-        raise
+    except ServerError as exc:
+        if not too_long(exc):
+            outcome = "upstream_error"
+            raise
+        outcome = "bad_request"
+        raise PromptTooLongError(f"prompt: does not fit the model's context ({exc})") from exc
     finally:
         queue.release()  # the one place a served request gives its slot back
         books.finish(job, turn, outcome)
+
+
+def too_long(exc: ServerError) -> bool:
+    """Whether the upstream refused a request as too long for the model's context.
+
+    The servers say so with a 4xx and a message that names the context: "This
+    model's maximum context length is 4096 tokens" (vLLM, llama-cpp-python), "the
+    request exceeds the available context size" (llama.cpp), "longer than the
+    model's context length" (SGLang).
+    """
+    return exc.status in _CLIENT_STATUSES and _CONTEXT.search(str(exc)) is not None
 
 
 async def until_disconnected(work: Awaitable[T], disconnected: Disconnected) -> T:

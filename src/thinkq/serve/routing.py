@@ -26,6 +26,8 @@ __all__ = ["TASK_HEADER", "Router", "last_user_text"]
 
 #: The request header that names a request's task type.
 TASK_HEADER = "x-thinkq-task"
+#: The longest task name an error message echoes whole (characters).
+SHOWN_NAME = 64
 
 
 def last_user_text(messages: Sequence[Mapping[str, Any]]) -> str:
@@ -40,6 +42,14 @@ def last_user_text(messages: Sequence[Mapping[str, Any]]) -> str:
                 return "".join(str(p) for p in parts)
             return ""
     return ""
+
+
+def _shown(name: object) -> str:
+    """``name`` as a message may echo it: a string's repr, cut to :data:`SHOWN_NAME`."""
+    if not isinstance(name, str):
+        return "(not a string)"
+    shown = repr(name[:SHOWN_NAME])
+    return shown if len(name) <= SHOWN_NAME else f"{shown[:-1]}...{shown[-1]}"
 
 
 class Router:
@@ -64,7 +74,7 @@ class Router:
     def _named(self, name: object, where: str) -> int:
         if not isinstance(name, str) or name not in self.index:
             known = ", ".join(self.names[:10]) + (", ..." if len(self.names) > 10 else "")
-            raise RoutingError(f"{where}: unknown task {name!r} (the profile has: {known})")
+            raise RoutingError(f"{where}: unknown task {_shown(name)} (the profile has: {known})")
         return self.index[name]
 
     def route(self, *, header: str | None, metadata: object, text: str) -> int:
