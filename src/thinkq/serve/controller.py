@@ -13,8 +13,9 @@ the noise of the rate estimate does not make budgets flap by a token or two; a r
 change of load moves them.
 
 When even zero budgets are unstable at the estimated load (lambda E[S(0)] >= 1,
-eq. 4) the plan is *overloaded*: its budgets are zero and the gateway refuses new
-requests (503) until the estimate falls.
+eq. 4) the plan is *overloaded*: its budgets are zero, and the gateway admits a
+request only while the work already queued would start it soon
+(:mod:`thinkq.serve.admission`).
 """
 
 from __future__ import annotations
@@ -59,6 +60,8 @@ class Plan:
         P-K mean system time (eq. 6) at ``budgets``, seconds; ``inf`` when overloaded.
     overloaded:
         Whether even zero budgets are unstable at the estimated load.
+    mean_service:
+        E[S] = sum_k pi_k (t0_k + c_k l_k) at ``budgets`` (eq. 1), seconds per query.
     t0, c:
         The latency line (eq. 1) solved with: the profile's, or refitted online.
     switched:
@@ -71,6 +74,7 @@ class Plan:
     utilization: float
     predicted_mean_system_time: float
     overloaded: bool
+    mean_service: float
     t0: tuple[float, ...]
     c: tuple[float, ...]
     switched: bool = False
@@ -148,14 +152,15 @@ class Controller:
             point = self.at(estimate)
         except UnstableLoadError:
             t0, c, _ = self._line()
-            zero_load = estimate.rate * float(np.dot(estimate.shares, t0))
+            zero_service = float(np.dot(estimate.shares, t0))
             return Plan(
                 budgets=(0,) * self.profile.size,
                 rate=estimate.rate,
                 shares=shares,
-                utilization=zero_load,
+                utilization=estimate.rate * zero_service,
                 predicted_mean_system_time=math.inf,
                 overloaded=True,
+                mean_service=zero_service,
                 t0=tuple(t0.tolist()),
                 c=tuple(c.tolist()),
                 switched=current is not None and any(current.budgets),
@@ -175,6 +180,7 @@ class Controller:
             utilization=model.utilization(point, budgets),
             predicted_mean_system_time=model.system_time(point, budgets),
             overloaded=False,
+            mean_service=model.moments(point, budgets).mean,
             t0=tuple(point.t0.tolist()),
             c=tuple(point.c.tolist()),
             switched=switched and current is not None and tuple(budgets) != current.budgets,

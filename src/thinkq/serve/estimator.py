@@ -11,6 +11,19 @@ shares pi_k. The gateway estimates both over a sliding window of arrivals:
   profile's shares, so that a type not seen lately keeps a small positive share and
   the estimate tends to the observed mix as queries accumulate.
 
+A window long enough to average out the noise of Poisson arrivals is too slow to see
+the load change: after a burst it would go on counting the burst for a whole window.
+So, with a ``horizon`` (the gateway's re-solve period), each estimate also tests
+whether the arrivals of the last ``horizon`` seconds fit the window's rate: when
+their count is so far from it that a Poisson count at that rate would fall there
+with probability below :data:`CHANGE_LEVEL` (either tail), the load has changed, and
+the rate is measured from ``horizon`` seconds ago only (the arrivals since that cut
+over the time since it), until the window has passed the cut. A burst is therefore
+forgotten at the first estimate whose horizon no longer holds it (at most two
+re-solve periods after it ends), and steady load keeps the whole window. The
+shares keep the whole window: the mix moves slowly, and a few arrivals after a cut
+would make it noisy.
+
 The clock is injectable (seconds, monotonic) so that tests control time.
 """
 
@@ -22,10 +35,14 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 import numpy as np
+from scipy.special import pdtr, pdtrc
 
 from thinkq._typing import FloatArray
 
-__all__ = ["Clock", "Estimate", "Estimator"]
+__all__ = ["CHANGE_LEVEL", "Clock", "Estimate", "Estimator"]
+
+#: Tail probability (each tail) below which the last horizon's count means a change.
+CHANGE_LEVEL = 1e-4
 
 #: A source of monotonic time, in seconds.
 Clock = Callable[[], float]
@@ -53,6 +70,9 @@ class Estimator:
         Length of the sliding window, seconds.
     clock:
         Monotonic time in seconds (default :func:`time.monotonic`).
+    horizon:
+        Seconds of recent arrivals tested against the window's rate at each
+        :meth:`estimate` (the re-solve period); ``None``: no test, the window alone.
     """
 
     def __init__(
@@ -62,16 +82,25 @@ class Estimator:
         prior_shares: FloatArray,
         window: float,
         clock: Clock = time.monotonic,
+        horizon: float | None = None,
     ) -> None:
         if not window > 0:
             raise ValueError(f"window: must be > 0 seconds, got {window!r}")
+        if horizon is not None and not 0 < horizon < window:
+            raise ValueError(f"horizon: must be > 0 and < window seconds, got {horizon!r}")
         self.prior_rate = prior_rate
         self.prior_shares = np.asarray(prior_shares, dtype=np.float64)
         self.window = window
         self.clock = clock
+        self.horizon = horizon
         self.started = clock()
+        #: When the load last changed (the rate counts arrivals since), or ``None``.
+        self.since: float | None = None
+        #: Changes detected since start.
+        self.changes = 0
         self._arrivals: deque[tuple[float, int]] = deque()
         self._counts = np.zeros(self.prior_shares.size, dtype=np.int64)
+        self._before = 0  # arrivals in the window older than ``since``
 
     def arrival(self, task: int) -> None:
         """Count one arrival of type ``task`` (an index into the profile's tasks) now."""
@@ -79,17 +108,47 @@ class Estimator:
         self._counts[task] += 1
 
     def _expire(self, now: float) -> None:
-        horizon = now - self.window
-        while self._arrivals and self._arrivals[0][0] < horizon:
-            _, task = self._arrivals.popleft()
+        start = now - self.window
+        while self._arrivals and self._arrivals[0][0] < start:
+            when, task = self._arrivals.popleft()
             self._counts[task] -= 1
+            if self.since is not None and when < self.since:
+                self._before -= 1
+        if self.since is not None and self.since <= start:
+            self.since, self._before = None, 0  # the cut left the window
+
+    def _rate(self, now: float) -> float:
+        """Arrivals per second over the window, or since the last change."""
+        if self.since is not None:
+            return (len(self._arrivals) - self._before) / (now - self.since)
+        unobserved = max(0.0, self.window - (now - self.started))
+        return (len(self._arrivals) + self.prior_rate * unobserved) / self.window
+
+    def _changed(self, now: float, rate: float) -> bool:
+        """Whether the last ``horizon`` seconds' count is implausible at ``rate``."""
+        assert self.horizon is not None
+        if now - (self.started if self.since is None else self.since) < 2 * self.horizon:
+            return False  # too little history before the horizon to compare with
+        cut = now - self.horizon
+        recent = 0
+        for when, _ in reversed(self._arrivals):
+            if when < cut:
+                break
+            recent += 1
+        expected = rate * self.horizon
+        low = float(pdtr(recent, expected))
+        high = float(pdtrc(recent - 1, expected)) if recent > 0 else 1.0
+        return min(low, high) < CHANGE_LEVEL
 
     def estimate(self) -> Estimate:
-        """The rate and shares over the last ``window`` seconds."""
+        """The rate and shares now (see the module docstring)."""
         now = self.clock()
         self._expire(now)
+        rate = self._rate(now)
+        if self.horizon is not None and self._changed(now, rate):
+            self.since, self.changes = now - self.horizon, self.changes + 1
+            self._before = sum(1 for when, _ in self._arrivals if when < self.since)
+            rate = self._rate(now)
         arrivals = len(self._arrivals)
-        unobserved = max(0.0, self.window - (now - self.started))
-        rate = (arrivals + self.prior_rate * unobserved) / self.window
         shares = (self._counts + self.prior_shares) / (arrivals + 1.0)
         return Estimate(rate=float(rate), shares=shares, arrivals=arrivals)

@@ -1,8 +1,8 @@
 """The gateway without HTTP: admission, budgets, budgeted generation, state.
 
 :meth:`Gateway.admit` counts an arrival for the estimator and refuses it
-(:class:`~thinkq.errors.OverloadedError`, HTTP 503) when the plan in force is
-overloaded or the queue is full; :meth:`Gateway.complete` and :meth:`Gateway.stream`
+(:class:`~thinkq.errors.OverloadedError`, HTTP 503) when the server cannot take it
+now (:mod:`thinkq.serve.admission`); :meth:`Gateway.complete` and :meth:`Gateway.stream`
 serve it inside :func:`~thinkq.serve.request.served` (its turn, its budget, its slot
 given back and its record written once) with exactly the budget's thinking tokens
 (``force``, :class:`~thinkq.measure.forcing.Forcer`) or at most that many (``cap``,
@@ -19,7 +19,7 @@ from collections.abc import AsyncGenerator, Sequence
 from contextlib import AbstractAsyncContextManager, aclosing
 from typing import Any, Literal
 
-from thinkq.errors import OverloadedError, QueueFullError
+from thinkq.errors import OverloadedError
 from thinkq.measure.cap import Capper
 from thinkq.measure.forcing import Forcer
 from thinkq.measure.generation import Generation, Piece, Sampling
@@ -27,6 +27,7 @@ from thinkq.measure.prompts import Cue
 from thinkq.measure.server import Server
 from thinkq.measure.templates import Message, Template
 from thinkq.profile import Profile
+from thinkq.serve.admission import Admission
 from thinkq.serve.controller import DEFAULT_HYSTERESIS, Controller, Plan
 from thinkq.serve.estimator import Clock, Estimator
 from thinkq.serve.metrics import Metrics
@@ -68,6 +69,9 @@ class Gateway:
         Seconds of history for the estimates and the measured mean system time.
     resolve_every:
         Seconds between re-solves (0: only when :meth:`resolve` is called).
+    max_wait:
+        Predicted wait always admitted, seconds (``None``: ``resolve_every``; see
+        :mod:`thinkq.serve.admission`).
     hysteresis:
         Relative gain in J required to switch budgets.
     refit:
@@ -92,6 +96,7 @@ class Gateway:
         max_queue: int = 64,
         window: float = 60.0,
         resolve_every: float = 5.0,
+        max_wait: float | None = None,
         hysteresis: float = DEFAULT_HYSTERESIS,
         refit: bool = False,
         clock: Clock = time.monotonic,
@@ -107,13 +112,18 @@ class Gateway:
         self.clock = clock
         self.router = Router(profile)
         self.estimator = Estimator(
-            prior_rate=profile.rate, prior_shares=profile.share, window=window, clock=clock
-        )
+            prior_rate=profile.rate, prior_shares=profile.share, window=window, clock=clock,
+            horizon=resolve_every if 0 < resolve_every < window else None,
+        )  # fmt: skip
         self.refit = LatencyRefit(profile, window=window, clock=clock) if refit else None
         self.controller = Controller(
             profile, self.estimator, hysteresis=hysteresis, refit=self.refit
         )
         self.queue = Queue(concurrency=concurrency, max_queue=max_queue)
+        self.admission = Admission(
+            self.controller, self.estimator, self.queue, clock=clock,
+            max_wait=resolve_every if max_wait is None else max_wait,
+        )  # fmt: skip
         self.records = Records(window=window, clock=clock)
         self.metrics = Metrics(profile.names)
         self.books = Books(
@@ -191,33 +201,20 @@ class Gateway:
         Raises
         ------
         OverloadedError
-            Even zero budgets are unstable at the estimated load, or the queue is full
-            (:class:`~thinkq.errors.QueueFullError`).
+            The predicted wait exceeds the bound (:mod:`thinkq.serve.admission`), or
+            the queue is full (:class:`~thinkq.errors.QueueFullError`).
         """
-        self.estimator.arrival(task)
-        name = self.profile.names[task]
-        plan = self.controller.plan
-        if plan.overloaded:
-            self.metrics.outcome(name, "rejected")
-            raise OverloadedError(
-                f"overloaded: the estimated load ({plan.utilization:.3g} at zero budgets) "
-                "exceeds the server's capacity",
-                retry_after=max(1, math.ceil(self.resolve_every)),
-            )
-        if self.queue.full():
-            self.metrics.outcome(name, "rejected")
-            mean_service = plan.utilization / plan.rate if plan.rate > 0 else 1.0
-            drain = mean_service * (self.queue.waiting + 1) / self.queue.concurrency
-            raise QueueFullError(
-                f"overloaded: {self.queue.waiting} requests are already waiting",
-                retry_after=max(1, math.ceil(drain)),
-            )
+        try:
+            self.admission.admit(task, text)
+        except OverloadedError:
+            self.metrics.outcome(self.profile.names[task], "rejected")
+            raise
         return Job(task, self.clock(), kind, messages, text, cue, sampling, seed)
 
     def _served(self, job: Job, disconnected: Disconnected) -> AbstractAsyncContextManager[Turn]:
         return served(
             job, queue=self.queue, books=self.books, disconnected=disconnected,
-            budget=lambda task: self.controller.plan.budgets[task],
+            budget=self.admission.budget,
         )  # fmt: skip
 
     async def complete(self, job: Job, disconnected: Disconnected) -> Generation:
@@ -295,4 +292,7 @@ class Gateway:
             "window": self.estimator.window,
             "resolve_every": self.resolve_every,
             "solves": self.controller.solves,
+            "predicted_wait": self.admission.predicted_wait(),
+            "retries": self.admission.retried,
+            "load_changes": self.estimator.changes,
         }
