@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -86,7 +87,8 @@ def test_thinkq_serve_runs_in_front_of_llama_cpp(
     command = [
         sys.executable, "-m", "thinkq", "serve", "--upstream", llama_server.base_url,
         "--profile", str(profile_file), "--template", "chatml", "--port", str(port),
-        "--api-key-env", "THINKQ_TEST_KEY", "--max-body", "2000",
+        "--api-key-env", "THINKQ_TEST_KEY", "--max-body", "2000", "--read-timeout", "1",
+        "--max-header", "4096", "--max-tokens", "100",
     ]  # fmt: skip
     env = os.environ | {"THINKQ_TEST_KEY": "k"}
     process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
@@ -113,6 +115,17 @@ def test_thinkq_serve_runs_in_front_of_llama_cpp(
         too_large = httpx.post(f"{base}/v1/chat/completions", json=big, headers=headers)
         assert too_large.status_code == 413
         assert "larger than 2000 bytes" in too_large.json()["error"]["message"]
+        lower = headers | {"Authorization": "bearer k"}  # the scheme's case does not matter
+        many = httpx.post(
+            f"{base}/v1/chat/completions", json=body | {"max_tokens": 101}, headers=lower
+        )
+        assert many.status_code == 400
+        assert "max_tokens: must be at most 100" in many.json()["error"]["message"]
+        long_head = headers | {"X-Fill": "a" * 5000}
+        assert httpx.get(f"{base}/healthz", headers=long_head).status_code == 431
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as half_open:
+            half_open.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n")
+            assert half_open.recv(4096).startswith(b"HTTP/1.1 408 ")  # after --read-timeout
     finally:
         os.kill(process.pid, signal.SIGTERM)
         _, err = process.communicate(timeout=30)

@@ -24,7 +24,13 @@ from thinkq.measure.server import Server, check_base_url
 from thinkq.measure.templates import TEMPLATES, get_template
 from thinkq.measure.tokenizer import LocalTokenizer
 from thinkq.serve import Gateway, create_app
-from thinkq.serve.app import DEFAULT_BODY_LIMIT
+from thinkq.serve.app import DEFAULT_BODY_LIMIT, DEFAULT_MAX_TOKENS
+from thinkq.serve.connections import (
+    DEFAULT_KEEP_ALIVE,
+    DEFAULT_MAX_HEADER,
+    DEFAULT_READ_TIMEOUT,
+    server_config,
+)
 from thinkq.serve.upstream import upstream_transport
 
 __all__ = ["ModeChoice", "serve_command"]
@@ -69,7 +75,7 @@ def _run(main: Coroutine[Any, Any, None]) -> None:
         runner.run(main)
 
 
-# long: the signature declares its 19 options (Typer) and the body
+# long: the signature declares its 23 options (Typer) and the body
 # the gateway's startup, which reads them all.
 @app.command("serve")
 def serve_command(
@@ -106,6 +112,26 @@ def serve_command(
     max_body: Annotated[
         int, typer.Option("--max-body", help="Largest request body, bytes; larger get 413.", min=1)
     ] = DEFAULT_BODY_LIMIT,
+    max_tokens: Annotated[
+        int,
+        typer.Option(
+            "--max-tokens", help="Largest max_tokens a request may ask; more get 400.", min=1
+        ),
+    ] = DEFAULT_MAX_TOKENS,
+    max_header: Annotated[
+        int,
+        typer.Option("--max-header", help="Largest request head, bytes; larger get 431.", min=1),
+    ] = DEFAULT_MAX_HEADER,
+    read_timeout: Annotated[
+        float,
+        typer.Option(
+            "--read-timeout", help="Seconds a request may take to arrive whole; then 408.", min=0.01
+        ),
+    ] = DEFAULT_READ_TIMEOUT,
+    keep_alive: Annotated[
+        int,
+        typer.Option("--keep-alive", help="Seconds an idle connection stays open.", min=1),
+    ] = DEFAULT_KEEP_ALIVE,
     max_queue: Annotated[
         int, typer.Option("--max-queue", help="Requests allowed to wait; more get 503.", min=0)
     ] = 64,
@@ -194,14 +220,11 @@ def serve_command(
             "gateway for %s (%s mode) at http://%s:%d/v1, budgets %s",
             gateway.server.model, mode.value, host, port, budgets,
         )  # fmt: skip
-        config = uvicorn.Config(
-            create_app(gateway, api_key=key, body_limit=max_body),
-            host=host,
-            port=port,
-            lifespan="off",
-            access_log=False,
-            log_level="info",
-        )
+        config = server_config(
+            create_app(gateway, api_key=key, body_limit=max_body, max_tokens=max_tokens),
+            host=host, port=port, max_header=max_header, read_timeout=read_timeout,
+            keep_alive=keep_alive,
+        )  # fmt: skip
         try:
             await uvicorn.Server(config).serve()
         finally:
