@@ -12,7 +12,10 @@ from typing import Any
 
 
 def line(**changes: Any) -> str:
-    """One valid record line, with ``changes`` (a value of ``...`` drops the key)."""
+    """One valid record line, with ``changes`` (a value of ``...`` drops the key).
+
+    Its ``thinking_tokens`` are its budget unless ``changes`` say otherwise.
+    """
     record: dict[str, Any] = {
         "task": "math",
         "budget": 64,
@@ -25,6 +28,9 @@ def line(**changes: Any) -> str:
         "model": "m",
     }
     record.update(changes)
+    budget = record.get("budget")
+    if "thinking_tokens" not in changes and type(budget) is int and budget >= 0:
+        record["thinking_tokens"] = budget  # forced: exactly the budget
     return json.dumps({k: v for k, v in record.items() if v is not ...})
 
 
@@ -224,6 +230,46 @@ BAD_RECORDS: tuple[BadRecords, ...] = (
         5,
         "latency_variance_s2",
         "finite",
+    ),
+    BadRecords(
+        "nested-100000-deep",
+        _bad_line("[" * 100_000 + "]" * 100_000, 4),
+        "records.jsonl",
+        4,
+        "json",
+        "nested too deeply",
+    ),
+    BadRecords(
+        "nested-in-a-record",
+        _bad_line('{"task": "math", "x": ' + "[" * 100_000 + "]" * 100_000 + "}", 2),
+        "records.jsonl",
+        2,
+        "json",
+        "nested too deeply",
+    ),
+    BadRecords(
+        "number-of-5000-digits",
+        _bad_line(line(budget=...)[:-1] + ', "budget": ' + "9" * 5000 + "}", 2),
+        "records.jsonl",
+        2,
+        "json",
+        "a number too long",
+    ),
+    BadRecords(
+        "budget-beyond-floats",
+        _bad_line(line(budget=10**400, thinking_tokens=10**400), 3),
+        "records.jsonl",
+        3,
+        "budget",
+        "<= 9007199254740992",
+    ),
+    BadRecords(
+        "csv-budget-beyond-floats",
+        _csv(*good_rows(), f"code,{10**60},100,80,12.0,0.1"),
+        "summary.csv",
+        5,
+        "budget",
+        "<= 9007199254740992",
     ),
     BadRecords(
         "csv-task-also-in-records",

@@ -1,8 +1,10 @@
 """``thinkq fit``: a profile from measurements; and ``solve --uncertainty``'s parts.
 
 Malformed measurement files print one ``error: FILE:LINE: field: problem`` line per
-bad line on stderr and exit with code 2, writing nothing. Fit warnings (a flat curve,
-b on a bound, many outliers) go to stderr as ``warning:`` lines; the fit still
+bad line on stderr and exit with code 2, writing nothing; so do records whose thinking
+tokens differ from their budget (``--drop-off-budget`` leaves them out instead). Records
+left out or counted once (:func:`thinkq.records.check_records`) are ``warning:`` lines,
+and so are fit warnings (a flat curve, b on a bound, many outliers); the fit still
 succeeds.
 """
 
@@ -34,7 +36,7 @@ from thinkq.fit import (
 from thinkq.fit.files import read_replicates, report_path, write_fit
 from thinkq.fit.plots import save_plots
 from thinkq.profile import Profile
-from thinkq.records import read_records
+from thinkq.records import check_records, read_records
 from thinkq.solve import SolveResult
 
 __all__ = ["fit_command", "render_uncertainty", "uncertainty"]
@@ -53,7 +55,7 @@ def _records_error(exc: RecordError) -> None:
     raise typer.Exit(2)
 
 
-# long: the signature declares its 10 options (Typer).
+# long: the signature declares its 11 options (Typer).
 @app.command("fit")
 def fit_command(
     records: Annotated[
@@ -100,6 +102,13 @@ def fit_command(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the fit report as one JSON object.")
     ] = False,
+    drop_off_budget: Annotated[
+        bool,
+        typer.Option(
+            "--drop-off-budget",
+            help="Leave out records whose thinking tokens differ from their budget (counted).",
+        ),
+    ] = False,
 ) -> None:
     """Fit accuracy and latency curves to measurements and write a profile."""
     if output is not None and output.suffix.lower() not in (".toml", ".json"):
@@ -109,14 +118,9 @@ def fit_command(
     if plots is not None and plots.exists() and not plots.is_dir():
         fail(f"option --plots: {plots}: not a folder")
     try:
-        record_set = read_records(records)
+        record_set, notes = check_records(read_records(records), drop_off_budget=drop_off_budget)
     except RecordError as exc:
         _records_error(exc)
-    if record_set.failed:
-        sys.stderr.write(
-            f"warning: {record_set.failed} records of failed queries are left out "
-            "(their 'error' says why)\n"
-        )
     tasks = len(record_set.task_names)
     try:
         with progress("bootstrapping", bootstrap * tasks >= 1000) as update:
@@ -148,7 +152,7 @@ def fit_command(
     else:
         _render(Console(), result, written)
     wrote(written)
-    for warning in result.warnings:
+    for warning in (*notes, *result.warnings):
         sys.stderr.write(f"warning: {warning}\n")
 
 

@@ -25,7 +25,7 @@ from thinkq.errors import FitError
 from thinkq.fit._likelihood import A_MIN
 from thinkq.fit.accuracy import AccuracyFit, fit_accuracy
 from thinkq.fit.bootstrap import bootstrap as bootstrap_fits
-from thinkq.fit.data import TaskData, task_data
+from thinkq.fit.data import TaskData, supported_max, task_data
 from thinkq.fit.latency import C_MIN, LatencyFit, fit_latency
 from thinkq.fit.result import FitResult, TaskFit
 from thinkq.fit.uncertainty import Propagation, Replicates, propagate
@@ -116,7 +116,8 @@ def fit_records(
         The operating point written to the profile (default: the paper's, 0.1/s, 30).
     max_tokens:
         l_max of the profile; default the largest measured budget (beyond it the
-        curves are extrapolations).
+        curves are extrapolations), passing over budgets measured less than half as
+        often as the median budget (a warning says so).
     shares:
         ``"empirical"``: each task's share of the queries in the measurements;
         ``"uniform"``: equal shares.
@@ -146,6 +147,7 @@ def fit_records(
     accuracy = [fit_accuracy(t.budgets, t.trials, t.correct) for t in tasks]
     latency = _latency_fits(tasks)
     measured_max = int(max(float(t.budgets.max()) for t in tasks))
+    supported, thin = supported_max(tasks)
     weights = [float(t.queries) if shares == "empirical" else 1.0 for t in tasks]
     profile = Profile.from_arrays(
         names=[t.name for t in tasks],
@@ -158,7 +160,7 @@ def fit_records(
         variance=[s.variance for s in latency],
         rate=rate,
         alpha=alpha,
-        max_tokens=measured_max if max_tokens is None else max_tokens,
+        max_tokens=supported if max_tokens is None else max_tokens,
         source=", ".join(record_set.files),
     )
     replicates, intervals = None, [dict[str, tuple[float, float]]() for _ in tasks]
@@ -178,4 +180,5 @@ def fit_records(
         model=record_set.model,
         files=record_set.files,
         measured_max=measured_max,
+        notes=(thin,) if thin and max_tokens is None else (),
     )

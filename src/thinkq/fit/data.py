@@ -26,7 +26,7 @@ from thinkq._typing import FloatArray
 from thinkq.fit.latency import LatencyStats, inliers
 from thinkq.records import RecordSet
 
-__all__ = ["TaskData", "resample", "task_data"]
+__all__ = ["TaskData", "resample", "supported_max", "task_data"]
 
 #: Resampling a task holds at most this many weights in memory at once.
 _CHUNK = 4_000_000
@@ -140,6 +140,28 @@ def task_data(records: RecordSet) -> tuple[TaskData, ...]:
     return tuple(
         _from_records(name, raw[name]) if name in raw else _from_summary(name, rows[name])
         for name in records.task_names
+    )
+
+
+def supported_max(tasks: tuple[TaskData, ...]) -> tuple[int, str | None]:
+    """The largest budget (tokens) measured about as often as the others, and why not the top.
+
+    A budget with fewer than half the queries of the median budget (one stray record
+    at 10^12) does not set the default l_max; the note says which budget was passed over.
+    """
+    budgets = np.unique(np.concatenate([t.budgets for t in tasks]))
+    counts = np.zeros(budgets.size)
+    for t in tasks:
+        np.add.at(counts, np.searchsorted(budgets, t.budgets), t.trials)
+    enough = counts >= np.median(counts) / 2
+    top = int(budgets[np.flatnonzero(enough)[-1]])
+    if top == int(budgets[-1]):
+        return top, None
+    thin = int(counts[-1])
+    return top, (
+        f"the largest budget, {int(budgets[-1])}, has {thin} {'query' if thin == 1 else 'queries'}"
+        f" (a median budget {np.median(counts):g}): l_max is {top}, the largest budget measured "
+        "as often as the others; --max-tokens sets it"
     )
 
 

@@ -48,6 +48,7 @@ class FitResult:
     model: str | None
     files: tuple[str, ...]
     measured_max: int
+    notes: tuple[str, ...] = ()  # the profile's warnings (a budget too thin for l_max)
 
     @property
     def warnings(self) -> tuple[str, ...]:
@@ -58,7 +59,7 @@ class FitResult:
                 f"max_tokens {self.profile.max_tokens} is above the largest measured budget "
                 f"{self.measured_max}: budgets beyond it rest on extrapolated curves"
             )
-        return tuple(notes)
+        return (*notes, *self.notes)
 
     def to_dict(self, *, replicates: bool = False) -> dict[str, Any]:
         """The fit report (the ``--json`` output; with ``replicates`` the sidecar file)."""

@@ -41,7 +41,7 @@ from thinkq.measure.graders import grade
 from thinkq.measure.items import Item
 from thinkq.measure.journal import Appender, Key, finished
 from thinkq.measure.prompts import answer_cue
-from thinkq.measure.settings import RunSettings, write_settings
+from thinkq.measure.settings import RunSettings, read_settings, write_settings
 
 __all__ = ["Progress", "Query", "Tally", "finished", "plan", "run"]
 
@@ -170,9 +170,16 @@ def _todo(
 ) -> list[Query]:
     """The queries ``out`` does not answer yet; the settings written beside it."""
     done = finished(out, model=model, grid={q.key for q in queries})
-    if settings is not None:
+    if settings is not None and _written(out) != settings:
         write_settings(out, settings)
     return [q for q in queries if q.key not in done]
+
+
+def _written(out: Path) -> RunSettings | None:
+    try:
+        return read_settings(out)
+    except ValueError:  # malformed: written anew
+        return None
 
 
 async def run(

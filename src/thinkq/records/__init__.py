@@ -17,58 +17,36 @@ Types are strict where the format has types (JSON: ``correct`` must be ``true`` 
 line is collected and reported as ``FILE:LINE: field: problem`` in one
 :class:`RecordError`, so a user fixes a file in one pass. The line types live in
 :mod:`thinkq.records.lines`, the readers of each kind of file in
-:mod:`thinkq.records.readers`; this module is their public surface.
+:mod:`thinkq.records.readers`, the set of them in :mod:`thinkq.records.sets`, and
+:func:`check_records` (:mod:`thinkq.records.checks`) checks records against their budgets
+and each other before a fit; this module is their public surface.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 
 from thinkq.errors import RecordError
+from thinkq.records.checks import Checked, check_records
 from thinkq.records.lines import Problem, Record, SummaryRow
 from thinkq.records.readers import check_consistency, read_csv, read_jsonl
+from thinkq.records.sets import RecordSet
 
 __all__ = [
     "RECORD_SUFFIXES",
     "SUMMARY_SUFFIXES",
+    "Checked",
     "Problem",
     "Record",
     "RecordSet",
     "SummaryRow",
+    "check_records",
     "read_records",
 ]
 
 RECORD_SUFFIXES = (".jsonl", ".ndjson")
 SUMMARY_SUFFIXES = (".csv",)
-
-
-@dataclass(frozen=True)
-class RecordSet:
-    """Everything read from the files: records and summary rows, with their origin.
-
-    ``record_lines`` and ``summary_lines`` give ``FILE:LINE`` of each entry;
-    ``failed`` counts the records of failed queries, which are left out.
-    """
-
-    records: tuple[Record, ...]
-    record_lines: tuple[str, ...]
-    summaries: tuple[SummaryRow, ...]
-    summary_lines: tuple[str, ...]
-    files: tuple[str, ...]
-    failed: int = 0
-
-    @property
-    def model(self) -> str | None:
-        """The model the records name (they all name the same one), if any."""
-        return next((r.model for r in self.records if r.model is not None), None)
-
-    @property
-    def task_names(self) -> tuple[str, ...]:
-        """The tasks in order of first appearance."""
-        names = [r.task for r in self.records] + [s.task for s in self.summaries]
-        return tuple(dict.fromkeys(names))
 
 
 def read_records(paths: Iterable[str | Path]) -> RecordSet:

@@ -21,6 +21,9 @@ def _named(value: str) -> str:
     return value
 
 
+#: Counts and budgets above this are not exact as floats (2^53): refused as malformed.
+MAX_COUNT = 2**53
+
 #: A task name: a string with something besides white space.
 TaskName = Annotated[str, Field(min_length=1), AfterValidator(_named)]
 
@@ -44,11 +47,11 @@ class Record(BaseModel):
     model_config = ConfigDict(extra="allow", strict=True, frozen=True)
 
     task: TaskName
-    budget: int = Field(ge=0, description="enforced thinking-token budget l (tokens)")
+    budget: int = Field(ge=0, le=MAX_COUNT, description="enforced thinking-token budget l (tokens)")
     correct: bool
     latency_s: float = Field(ge=0, allow_inf_nan=False, description="end-to-end seconds")
-    thinking_tokens: int | None = Field(default=None, ge=0)
-    answer_tokens: int | None = Field(default=None, ge=0)
+    thinking_tokens: int | None = Field(default=None, ge=0, le=MAX_COUNT)
+    answer_tokens: int | None = Field(default=None, ge=0, le=MAX_COUNT)
     item_id: str | int | None = None
     run: str | int | None = None
     model: str | None = None
@@ -61,8 +64,10 @@ class SummaryRow(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True)
 
     task: TaskName
-    budget: int = Field(ge=0)
-    n: int = Field(ge=1, description="queries measured")
-    correct: int = Field(ge=0, description="how many of the n were answered correctly")
+    budget: int = Field(ge=0, le=MAX_COUNT)
+    n: int = Field(ge=1, le=MAX_COUNT, description="queries measured")
+    correct: int = Field(
+        ge=0, le=MAX_COUNT, description="how many of the n were answered correctly"
+    )
     mean_latency_s: float = Field(ge=0, allow_inf_nan=False)
     latency_variance_s2: float | None = Field(default=None, ge=0, allow_inf_nan=False)

@@ -47,6 +47,8 @@ def _describe(error: Any) -> tuple[str, str]:
         text = f"must be >= {context.get('ge')}"
     elif kind == "greater_than":
         text = f"must be > {context.get('gt')}"
+    elif kind == "less_than_equal":
+        text = f"must be <= {context.get('le')}"
     elif kind in _MESSAGES:
         text = _MESSAGES[kind]
     elif kind == "value_error":
@@ -83,6 +85,12 @@ def read_jsonl(path: Path, label: str, problems: list[Problem]) -> list[tuple[in
             problems.append(
                 Problem(label, number, "json", f"invalid JSON: {exc.msg} (column {exc.colno})")
             )
+            continue
+        except RecursionError:
+            problems.append(Problem(label, number, "json", "nested too deeply to read"))
+            continue
+        except ValueError:  # an integer of more digits than Python converts
+            problems.append(Problem(label, number, "json", "a number too long to read"))
             continue
         if not isinstance(data, dict):
             problems.append(Problem(label, number, "record", "expected a JSON object"))
