@@ -101,12 +101,25 @@ def test_an_interrupted_run_resumes_to_the_whole_grid(
     partial = records(out)  # every line is whole JSON
     assert 4 <= len(partial) < 18
 
+    other = profile_args(llama_server, benchmarks_dir, out, **(grid | {"--budgets": "0,8"}))
+    refused = thinkq(*other)  # other budgets: not this run
+    assert refused.returncode == 2, refused.stderr
+    assert refused.stderr.startswith("error: option --budgets: "), refused.stderr
+    assert len(records(out)) == len(partial)
+
     done = thinkq(*args)
     assert done.returncode == 0, done.stderr
     keys = Counter((r["task"], r["item_id"], r["budget"], r["run"]) for r in records(out))
     assert len(keys) == 2 * 3 * 3  # the whole grid ...
     assert set(keys.values()) == {1}  # ... once each
     assert {(r["task"], r["item_id"], r["budget"]) for r in partial} <= {k[:3] for k in keys}
+
+    more = profile_args(llama_server, benchmarks_dir, out, **(grid | {"--budgets": "4"}))
+    extended = thinkq(*more, "--extend")  # a budget added to the same run
+    assert extended.returncode == 0, extended.stderr
+    keys = Counter((r["task"], r["item_id"], r["budget"], r["run"]) for r in records(out))
+    assert len(keys) == 2 * 3 * 4
+    assert set(keys.values()) == {1}
 
 
 def test_bad_servers_fail_fast_with_one_line_and_no_file(
