@@ -19,6 +19,8 @@ from conftest import write_document
 from fakes import FakeServer, profile
 from llama_server import LlamaServer, free_port
 from thinkq.cli import app
+from thinkq.cli._serve import context_length
+from thinkq.measure.server import Server
 from thinkq.measure.templates import TEMPLATES
 from thinkq.serve import Gateway, create_app
 from thinkq.serve.loadtest import dataset_of, load_prompts, run_load
@@ -199,3 +201,27 @@ def test_loadtest_option_errors_are_one_line() -> None:
     )  # fmt: skip
     assert code == 2
     assert "names no benchmark set" in err
+
+
+@pytest.mark.parametrize(
+    ("entry", "length"),
+    [
+        ({"id": "fake-model", "max_model_len": 4096}, 4096),  # vLLM, SGLang
+        ({"id": "fake-model"}, None),  # llama-cpp-python: not said
+        ({"id": "other", "max_model_len": 4096}, None),
+        ({"id": "fake-model", "max_model_len": "4096"}, None),
+        ({"id": "fake-model", "max_model_len": 0}, None),
+    ],
+)
+def test_the_max_tokens_default_is_the_upstreams_context_where_it_says(
+    entry: dict[str, object], length: int | None
+) -> None:
+    def models(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"object": "list", "data": [entry]})
+
+    async def main() -> int | None:
+        server = Server("http://llm.test/v1", "fake-model", transport=httpx.MockTransport(models))
+        async with server:
+            return await context_length(server)
+
+    assert asyncio.run(main()) == length

@@ -33,7 +33,7 @@ from thinkq.serve.connections import (
 )
 from thinkq.serve.upstream import upstream_transport
 
-__all__ = ["ModeChoice", "serve_command"]
+__all__ = ["ModeChoice", "context_length", "serve_command"]
 
 TEMPLATE_NAMES = ", ".join([*TEMPLATES, "server"])
 
@@ -62,6 +62,22 @@ async def _started(server: Server, build: Callable[[Server], Gateway]) -> Gatewa
         sys.stderr.write(f"error: {' '.join(str(exc).splitlines())}\n")
         raise typer.Exit(1 if exc.transient else 2) from None
     return gateway
+
+
+async def context_length(server: Server) -> int | None:
+    """The model's context in tokens where the upstream lists it (``max_model_len`` in
+    ``/v1/models``: vLLM, SGLang), else ``None``."""
+    try:
+        listing = await server.get("/models")
+    except ServerError:
+        return None
+    entries = listing.get("data")
+    for entry in entries if isinstance(entries, list) else []:
+        if isinstance(entry, dict) and entry.get("id") == server.model:
+            length = entry.get("max_model_len")
+            if isinstance(length, int) and not isinstance(length, bool) and length > 0:
+                return length
+    return None
 
 
 def _run(main: Coroutine[Any, Any, None]) -> None:
@@ -113,11 +129,14 @@ def serve_command(
         int, typer.Option("--max-body", help="Largest request body, bytes; larger get 413.", min=1)
     ] = DEFAULT_BODY_LIMIT,
     max_tokens: Annotated[
-        int,
+        int | None,
         typer.Option(
-            "--max-tokens", help="Largest max_tokens a request may ask; more get 400.", min=1
+            "--max-tokens",
+            help="Largest max_tokens a request may ask; more get 400 "
+            f"(default: the upstream's context where it says, else {DEFAULT_MAX_TOKENS}).",
+            min=1,
         ),
-    ] = DEFAULT_MAX_TOKENS,
+    ] = None,
     max_header: Annotated[
         int,
         typer.Option("--max-header", help="Largest request head, bytes; larger get 431.", min=1),
@@ -209,6 +228,7 @@ def serve_command(
             transport=upstream_transport(max(100, concurrency)),
         )  # fmt: skip
         gateway = await _started(server, build)
+        answer_limit = max_tokens or await context_length(server) or DEFAULT_MAX_TOKENS
         budgets = gateway.state()["budgets"]
         log = logging.getLogger("thinkq.serve")
         if profile.default_task is None:
@@ -221,7 +241,7 @@ def serve_command(
             gateway.server.model, mode.value, host, port, budgets,
         )  # fmt: skip
         config = server_config(
-            create_app(gateway, api_key=key, body_limit=max_body, max_tokens=max_tokens),
+            create_app(gateway, api_key=key, body_limit=max_body, max_tokens=answer_limit),
             host=host, port=port, max_header=max_header, read_timeout=read_timeout,
             keep_alive=keep_alive,
         )  # fmt: skip
