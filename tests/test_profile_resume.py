@@ -122,12 +122,19 @@ def test_an_older_file_without_settings_is_checked_against_the_grid(
     before = out.read_bytes()
     result = measure(FakeServer(), data_dir, out, monkeypatch)
     assert result.exit_code == 2, result.output
-    warning, error = errors(result.stderr)
-    assert warning.startswith(f"warning: {out} has no run settings beside it")
+    [error] = errors(result.stderr)
     assert error.startswith(f"error: option -o: {out}:")
     assert "budget: budget 8 is not among this run's --budgets" in error
     assert out.read_bytes() == before
     assert not settings_path(out).exists()
+    # the run it was: resumed, with a warning, and the settings are written now
+    result = measure(FakeServer(), data_dir, out, monkeypatch, "--budgets", "0,4,8")
+    assert result.exit_code == 0, result.output
+    assert errors(result.stderr)[-1].startswith(f"warning: {out} had no run settings")
+    assert out.read_bytes() == before
+    settings = read_settings(out)
+    assert settings is not None
+    assert settings.budgets == (0, 4, 8)
 
 
 def test_a_malformed_settings_file_is_one_error(

@@ -218,7 +218,7 @@ def profile_command(
         mode=mode.value, template=template, thinking=thinking, budget_field=budget_field,
         bbh_tasks=bbh_tasks, temperature=temperature, top_p=top_p, concurrency=concurrency,
     )  # fmt: skip
-    settings = resumed(output, wanted, extend=extend)
+    settings, note = resumed(output, wanted, extend=extend)
     queries = plan(items, settings.budgets, settings.runs, seed=seed)
     sampling = Sampling(temperature=temperature, top_p=top_p)
     try:
@@ -261,6 +261,8 @@ def profile_command(
     Console().print(_summary(output, tally))
     if tally.answered or tally.failed:
         wrote([output])
+    if note:
+        sys.stderr.write(f"warning: {note}\n")
     if tally.failed:
         sys.stderr.write(
             f"warning: {tally.failed} queries failed (their records say why); "

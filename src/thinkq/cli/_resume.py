@@ -3,12 +3,11 @@
 :func:`run_settings` collects the options that define a run into
 :class:`~thinkq.measure.settings.RunSettings`; :func:`resumed` checks them against the
 settings beside an existing records file (an error names the option that differs, exit
-code 2) and warns when an older file has none.
+code 2) and notes when an older file has none.
 """
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -59,15 +58,19 @@ def run_settings(
     )
 
 
-def resumed(output: Path, wanted: RunSettings, *, extend: bool) -> RunSettings:
-    """The settings to run with: ``wanted``, checked against the file's (errors exit 2)."""
+def resumed(output: Path, wanted: RunSettings, *, extend: bool) -> tuple[RunSettings, str | None]:
+    """The settings to run with: ``wanted``, checked against the file's (errors exit 2).
+
+    The note (a warning for after the run) says when an older file has no settings.
+    """
     try:
         settings = resume(output, wanted, extend=extend)
     except ValueError as exc:
         fail(str(exc))
+    note = None
     if output.is_file() and output.stat().st_size and not settings_path(output).exists():
-        sys.stderr.write(
-            f"warning: {output} has no run settings beside it (an older thinkq wrote it): "
-            "its records are checked against this run's grid only\n"
+        note = (
+            f"{output} had no run settings beside it (an older thinkq wrote it): its records "
+            f"were checked against this run's grid only; {settings_path(output).name} now has them"
         )
-    return settings
+    return settings, note
