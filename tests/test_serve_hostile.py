@@ -136,6 +136,9 @@ CORPUS: dict[str, Case] = {
     "max_completion_tokens 10^12": Case(
         chat(max_completion_tokens=10**12), 400, "bad_request", "max_tokens"
     ),
+    "a number of 5,000 digits": Case(
+        b'{"messages": [], "seed": ' + b"7" * 5000 + b"}", 400, "bad_request", "not JSON"
+    ),
     "max_tokens 10^400": Case(chat(max_tokens=10**400), 400, "bad_request", "max_tokens"),
     "max_tokens 0": Case(chat(max_tokens=0), 400, "bad_request", "max_tokens"),
     "max_tokens a fraction": Case(chat(max_tokens=1.5), 400, "bad_request", "max_tokens"),

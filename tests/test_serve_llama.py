@@ -248,12 +248,14 @@ def test_a_prompt_over_the_context_is_400_where_the_server_says_so(
     streams end empty instead, which stays a 502."""
 
     async def scenario(client: httpx.AsyncClient, gateway: Gateway) -> None:
-        reply = await client.post("/v1/chat/completions", json=OVER_THE_CONTEXT)
-        assert reply.status_code == 400, reply.text
-        assert "maximum context length" in reply.json()["error"]["message"]
+        many = {"messages": [{"role": "user", "content": "Hi"}] * 10_000, "max_tokens": 4}
+        for body in (OVER_THE_CONTEXT, many):
+            reply = await client.post("/v1/chat/completions", json=body)
+            assert reply.status_code == 400, reply.text
+            assert "maximum context length" in reply.json()["error"]["message"]
         text = gateway.metrics.exposition().decode()
-        assert metric(text, "thinkq_requests_total", task="chat", outcome="bad_request") == 1
-        assert metric(text, "thinkq_requests_total") == 1
-        assert (gateway.queue.busy, gateway.queue.released) == (0, 1)
+        assert metric(text, "thinkq_requests_total", task="chat", outcome="bad_request") == 2
+        assert metric(text, "thinkq_requests_total") == 2
+        assert (gateway.queue.busy, gateway.queue.released) == (0, 2)
 
     run(llama_server, scenario)

@@ -12,7 +12,7 @@ socket forever, and a few hundred of them exhaust the server's descriptors.
 * a request must arrive whole within ``read_timeout`` seconds of its first byte (of
   the connection's opening, for the first request): otherwise it gets
   ``408 Request Timeout`` and the connection is closed (where the app was already
-  reading its body, the app sees the client leave instead).
+  reading its body, the app sees the client leave).
 
 Idle connections between requests are uvicorn's own ``timeout_keep_alive``. The
 checks cost a length and a comparison per read, and one timer per request.
@@ -109,9 +109,11 @@ class _Guarded(HttpToolsProtocol):
         if self.transport.is_closing():
             return
         cycle: Any = self.cycle  # None before the first request
-        if cycle is None or cycle.response_complete:  # no response under way: say why
+        if cycle is None or cycle.response_complete or not cycle.response_started:
+            # no response under way: say why (an app reading the body sees the client
+            # leave, and its own response goes nowhere)
             self._refuse(408, f"request not received whole in {self.read_timeout:g} s")
-        else:  # the app is reading the body: it sees the client leave
+        else:  # a response is on its way: the half request behind it is dropped
             self.transport.close()
 
     def _refuse(self, status: int, message: str) -> None:
