@@ -203,7 +203,7 @@ CORPUS: dict[str, Case] = {
 
 
 class Sent:
-    """What the app answered one request: status, body, and whether it ran to its end."""
+    """What the app answered one request: its status (499 if none) and its body."""
 
     def __init__(self) -> None:
         self.status = 499  # until a response starts: the client never saw one
