@@ -13,6 +13,7 @@ from typer.testing import CliRunner, Result
 from record_cases import good_lines, line
 from thinkq import cli
 from thinkq.errors import RecordError
+from thinkq.fit import fit_records
 from thinkq.records import check_records, read_records
 
 
@@ -83,6 +84,7 @@ def test_identical_lines_are_counted_once_and_reported(tmp_path: Path) -> None:
         f"({doubled}:13 repeats {doubled}:1)"
     )
     fitted = report(result)
+    assert fitted["warnings"][0] == warnings(result)[0].removeprefix("warning: ")
     assert fitted["profile"] == report(fit(clean))["profile"]
     twice = report(fit(clean, clean))  # the same file given twice
     assert sum(t["queries"] for t in twice["tasks"]) == 12
@@ -129,3 +131,12 @@ def test_no_records_left_is_an_error(tmp_path: Path) -> None:
     records = write(tmp_path / "r.jsonl", [line(thinking_tokens=1)])
     with pytest.raises(RecordError, match=r"r\.jsonl: records: none left to fit$"):
         check_records(read_records([records]), drop_off_budget=True)
+
+
+def test_the_library_checks_as_the_command_does(tmp_path: Path) -> None:
+    records = write(tmp_path / "r.jsonl", [*good_lines(), line(thinking_tokens=63)])
+    with pytest.raises(RecordError, match=r"r\.jsonl:13: thinking_tokens: 63 thinking tokens"):
+        fit_records([records], bootstrap=0)
+    result = fit_records([records], bootstrap=0, drop_off_budget=True)
+    assert result.warnings[0].startswith("1 records whose thinking tokens differ")
+    assert sum(t.data.queries for t in result.tasks) == 12

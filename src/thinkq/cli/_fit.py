@@ -36,7 +36,7 @@ from thinkq.fit import (
 from thinkq.fit.files import read_replicates, report_path, write_fit
 from thinkq.fit.plots import save_plots
 from thinkq.profile import Profile
-from thinkq.records import check_records, read_records
+from thinkq.records import read_records
 from thinkq.solve import SolveResult
 
 __all__ = ["fit_command", "render_uncertainty", "uncertainty"]
@@ -118,7 +118,7 @@ def fit_command(
     if plots is not None and plots.exists() and not plots.is_dir():
         fail(f"option --plots: {plots}: not a folder")
     try:
-        record_set, notes = check_records(read_records(records), drop_off_budget=drop_off_budget)
+        record_set = read_records(records)
     except RecordError as exc:
         _records_error(exc)
     tasks = len(record_set.task_names)
@@ -133,7 +133,10 @@ def fit_command(
                 bootstrap=bootstrap,
                 seed=seed,
                 progress=update,
+                drop_off_budget=drop_off_budget,
             )
+    except RecordError as exc:
+        _records_error(exc)
     except ProfileError as exc:
         option = OPTIONS.get(exc.field or "")
         fail(f"option {option}: {exc}" if option else str(exc))
@@ -152,7 +155,7 @@ def fit_command(
     else:
         _render(Console(), result, written)
     wrote(written)
-    for warning in (*notes, *result.warnings):
+    for warning in result.warnings:
         sys.stderr.write(f"warning: {warning}\n")
 
 

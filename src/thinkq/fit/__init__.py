@@ -30,7 +30,7 @@ from thinkq.fit.latency import C_MIN, LatencyFit, fit_latency
 from thinkq.fit.result import FitResult, TaskFit
 from thinkq.fit.uncertainty import Propagation, Replicates, propagate
 from thinkq.profile import Profile
-from thinkq.records import RecordSet, read_records
+from thinkq.records import RecordSet, check_records, read_records
 
 __all__ = [
     "A_MIN",
@@ -107,6 +107,7 @@ def fit_records(
     level: float = 0.95,
     seed: int | None = 0,
     progress: Callable[[int, int], None] | None = None,
+    drop_off_budget: bool = False,
 ) -> FitResult:
     """Fit a profile to measurement files (or a :class:`~thinkq.records.RecordSet`).
 
@@ -129,11 +130,16 @@ def fit_records(
         Seed of the bootstrap (the same seed gives the same intervals).
     progress:
         Called as ``progress(done, total)`` while bootstrapping.
+    drop_off_budget:
+        Leave out records whose thinking tokens differ from their budget (counted in
+        a warning) instead of raising; see :func:`thinkq.records.check_records`,
+        whose warnings (failed queries, repeated records) the result carries.
 
     Raises
     ------
     RecordError
-        Malformed measurement files (every bad line is listed).
+        Malformed measurement files (every bad line is listed), or records whose
+        thinking tokens differ from their budget.
     FitError
         Measurements that cannot give c (no task measured at two budgets).
     ProfileError
@@ -143,6 +149,7 @@ def fit_records(
     """
     _check_options(shares=shares, bootstrap=bootstrap, level=level)
     record_set = records if isinstance(records, RecordSet) else read_records(records)
+    record_set, checks = check_records(record_set, drop_off_budget=drop_off_budget)
     tasks = task_data(record_set)
     accuracy = [fit_accuracy(t.budgets, t.trials, t.correct) for t in tasks]
     latency = _latency_fits(tasks)
@@ -181,4 +188,5 @@ def fit_records(
         files=record_set.files,
         measured_max=measured_max,
         notes=(thin,) if thin and max_tokens is None else (),
+        checks=checks,
     )

@@ -49,11 +49,12 @@ class FitResult:
     files: tuple[str, ...]
     measured_max: int
     notes: tuple[str, ...] = ()  # the profile's warnings (a budget too thin for l_max)
+    checks: tuple[str, ...] = ()  # what check_records left out or found repeated
 
     @property
     def warnings(self) -> tuple[str, ...]:
-        """Every task's warnings, each prefixed by the task, then the profile's."""
-        notes = [f"{t.name}: {w}" for t in self.tasks for w in t.warnings]
+        """The records' warnings, every task's (prefixed by the task), then the profile's."""
+        notes = [*self.checks, *(f"{t.name}: {w}" for t in self.tasks for w in t.warnings)]
         if self.profile.max_tokens > self.measured_max:
             notes.append(
                 f"max_tokens {self.profile.max_tokens} is above the largest measured budget "
