@@ -22,7 +22,7 @@ from fakes import Clock, FakeServer, profile
 from thinkq.errors import OverloadedError, QueueFullError
 from thinkq.measure.generation import Sampling
 from thinkq.measure.prompts import Cue
-from thinkq.serve import Estimator, Gateway, Plan
+from thinkq.serve import Controller, Estimator, Gateway, Plan
 from thinkq.serve.admission import Retries
 from thinkq.serve.request import Job
 
@@ -240,3 +240,23 @@ def test_a_full_queue_refuses_with_the_time_to_drain_it() -> None:
         assert gateway.state()["predicted_wait"] == pytest.approx(3 * mean)
 
     asyncio.run(main())
+
+
+def test_after_an_overloaded_plan_the_budgets_before_it_come_back_unless_j_gains() -> None:
+    clock = Clock(100.0)
+    p = profile()
+    estimator = Estimator(prior_rate=p.rate, prior_shares=p.share, window=100.0, clock=clock)
+    controller = Controller(p, estimator)
+    first = controller.plan.budgets
+    for k in range(2000):  # 20/s: even zero budgets are unstable
+        estimator.arrival(k % 2)
+    assert controller.resolve().overloaded
+    clock.now = 250.0  # the burst left the window; 0.24/s, whose optimum differs a little
+    for k in range(24):
+        estimator.arrival(k % 2)
+    point = controller.at(estimator.estimate())
+    assert tuple(thinkq.solve(point).budgets.tolist()) != first
+    plan = controller.resolve()
+    assert plan.budgets == first
+    assert plan.switched
+    assert controller.stable is plan

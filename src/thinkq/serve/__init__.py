@@ -16,8 +16,8 @@ The path of one request, top to bottom:
    checked (:mod:`thinkq.serve.openai`, 400), and typed (:mod:`thinkq.serve.routing`);
    every refusal or upstream failure becomes its status in one place.
 2. :meth:`Gateway.admit <thinkq.serve.gateway.Gateway.admit>` counts the arrival and
-   admits it as a :class:`~thinkq.serve.request.Job`, or refuses it (503: overloaded
-   plan, full queue).
+   admits it as a :class:`~thinkq.serve.request.Job`, or refuses it (503: a full
+   queue, or more work queued than the bound, :mod:`thinkq.serve.admission`).
 3. :meth:`Gateway.complete <thinkq.serve.gateway.Gateway.complete>` or
    :meth:`Gateway.stream <thinkq.serve.gateway.Gateway.stream>` serve it inside
    :func:`~thinkq.serve.request.served`, the one owner of its slot: it waits for the

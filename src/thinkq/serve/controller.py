@@ -10,7 +10,9 @@ a request sees either the old budgets or the new ones, never a mixture.
 Hysteresis: the budgets in force are kept unless the new ones raise J (eq. 7) at the
 estimated load by more than ``hysteresis`` times |J|. Near the optimum J is flat, so
 the noise of the rate estimate does not make budgets flap by a token or two; a real
-change of load moves them.
+change of load moves them. After an overloaded plan (zero budgets) the comparison is
+with the last budgets in force before it, so that when a burst is over the budgets
+come back to what they were unless the load after it is really different.
 
 When even zero budgets are unstable at the estimated load (lambda E[S(0)] >= 1,
 eq. 4) the plan is *overloaded*: its budgets are zero, and the gateway admits a
@@ -110,8 +112,12 @@ class Controller:
         self.hysteresis = hysteresis
         self.refit = refit
         self.solves = 0
+        #: The last plan in force that was not overloaded (``None`` before the first).
+        self.stable: Plan | None = None
         initial = Estimate(profile.rate, np.asarray(profile.share), 0)
         self.plan = self._plan(initial, current=None)
+        if not self.plan.overloaded:
+            self.stable = self.plan
 
     def at(self, estimate: Estimate) -> Profile:
         """The profile at the estimated operating point.
@@ -144,6 +150,8 @@ class Controller:
     def resolve(self) -> Plan:
         """Re-solve at the current estimate and publish the result as :attr:`plan`."""
         self.plan = self._plan(self.estimator.estimate(), current=self.plan)
+        if not self.plan.overloaded:
+            self.stable = self.plan
         return self.plan
 
     def _plan(self, estimate: Estimate, *, current: Plan | None) -> Plan:
@@ -167,12 +175,12 @@ class Controller:
             )
         self.solves += 1
         budgets = solve(point).budgets
-        switched = True
-        if current is not None and not current.overloaded:
-            gain = model.objective_change(point, current.budgets, budgets)
-            kept = model.objective(point, current.budgets)
+        before = current if current is not None and not current.overloaded else self.stable
+        if before is not None:
+            gain = model.objective_change(point, before.budgets, budgets)
+            kept = model.objective(point, before.budgets)
             if math.isfinite(kept) and gain <= self.hysteresis * abs(kept):
-                budgets, switched = np.asarray(current.budgets), False
+                budgets = np.asarray(before.budgets)
         return Plan(
             budgets=tuple(int(b) for b in budgets),
             rate=estimate.rate,
@@ -183,5 +191,5 @@ class Controller:
             mean_service=model.moments(point, budgets).mean,
             t0=tuple(point.t0.tolist()),
             c=tuple(point.c.tolist()),
-            switched=switched and current is not None and tuple(budgets) != current.budgets,
+            switched=current is not None and tuple(budgets) != current.budgets,
         )

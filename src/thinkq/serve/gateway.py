@@ -70,8 +70,8 @@ class Gateway:
     resolve_every:
         Seconds between re-solves (0: only when :meth:`resolve` is called).
     max_wait:
-        Predicted wait always admitted, seconds (``None``: ``resolve_every``; see
-        :mod:`thinkq.serve.admission`).
+        Predicted wait always admitted, seconds (``None``: ``resolve_every``, or 5 if
+        that is 0; see :mod:`thinkq.serve.admission`).
     hysteresis:
         Relative gain in J required to switch budgets.
     refit:
@@ -122,7 +122,7 @@ class Gateway:
         self.queue = Queue(concurrency=concurrency, max_queue=max_queue)
         self.admission = Admission(
             self.controller, self.estimator, self.queue, clock=clock,
-            max_wait=resolve_every if max_wait is None else max_wait,
+            max_wait=(resolve_every or 5.0) if max_wait is None else max_wait,
         )  # fmt: skip
         self.records = Records(window=window, clock=clock)
         self.metrics = Metrics(profile.names)
