@@ -1,0 +1,137 @@
+"""The global search of the batched solver: J maximised at each level of E[S].
+
+For a fixed load level m1 = a the batched delay is F(a, m2) = F(a, 0) + F2(a) m2 (F is
+linear in m2), so the best budgets with sum_k pi_k t_k(l_k) = a maximise
+
+    alpha sum_k pi_k p_k(l_k) - F2(a) sum_k pi_k t_k(l_k)^2
+
+over the box: a concave objective (p_k concave, t_k^2 convex, F2 >= 0) under one
+linear constraint. Its solution is each type's best response (eq. 19) to the marginal
+costs (mu, F2(a)), :func:`thinkq.batching.objective.respond`, with the multiplier mu
+chosen so that the constraint holds; the projected response is monotone in mu, so mu
+is found by a safeguarded Newton search, O(N) per trial.
+
+The profile J*(a) = max {J(l) : E[S(l)] = a} is a function of one variable, and
+max_a J*(a) = max_l J(l): a scan over a finds the basin of the global optimum, wherever
+J itself is not concave; :func:`peaks` hands its best local maxima to the polish.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+
+from thinkq._typing import FloatArray
+from thinkq.batching.delay import delay
+from thinkq.batching.objective import BatchedPoint, BatchedWorkspace
+from thinkq.model import project
+
+__all__ = ["Level", "Levels", "peaks"]
+
+_MU_STEPS = 80
+_MU_RTOL = 1e-10
+
+
+class Level(NamedTuple):
+    """The best budgets at one level ``a`` of E[S] (s) and the multiplier ``mu`` there."""
+
+    a: float
+    mu: float
+    point: BatchedPoint
+
+
+class Levels:
+    """Solves the problem at fixed E[S] = a, warm-starting each level from the last.
+
+    ``evaluations`` counts the O(N) best-response evaluations done so far.
+    """
+
+    def __init__(self, ws: BatchedWorkspace) -> None:
+        p = ws.profile
+        self.ws = ws
+        self.base = float(np.dot(p.share, p.t0))
+        self.top = float(np.dot(p.share, p.t0 + p.c * p.max_tokens))
+        active = p.share > 0
+        self.active = active
+        self.curvature = p.alpha * p.A * p.b * p.b  # alpha A b^2, per type
+        self.c2 = p.c * p.c
+        self.pc2 = p.share * self.c2
+        self.gain = p.alpha * p.A * p.b / p.c
+        self.mu: float | None = None
+        self.evaluations = 0
+
+    def _bracket(self, f2: float) -> tuple[float, float]:
+        """Multipliers at which every active type takes l_max (low) and 0 tokens (high)."""
+        p = self.ws.profile
+        top = float(np.max((self.gain - 2.0 * f2 * p.t0)[self.active]))
+        t_max = p.t0 + p.c * p.max_tokens
+        fall = self.gain * np.exp(-p.b * p.max_tokens) - 2.0 * f2 * t_max
+        bottom = float(np.min(fall[self.active]))
+        return bottom - 1e-9 * abs(bottom) - 1e-300, top + 1e-9 * abs(top) + 1e-300
+
+    def _spend(self, mu: float, f2: float) -> tuple[FloatArray, float, float]:
+        """Projected responses to (mu, f2), their sum pi c l and its derivative in mu."""
+        p = self.ws.profile
+        self.evaluations += 1
+        raw = self.ws.respond(mu, f2)
+        l = project(raw, p.max_tokens)
+        inside = (raw > 0.0) & (raw < p.max_tokens)
+        denominator = self.curvature * np.exp(-p.b * l) + 2.0 * f2 * self.c2
+        slope = -float(np.dot(np.where(inside, p.share, 0.0), self.c2 / denominator))
+        return l, float(np.dot(self.ws.pc, l)), slope
+
+    def solve(self, a: float) -> Level:
+        """The budgets maximising J subject to E[S] = ``a``, by safeguarded Newton on mu.
+
+        The spend sum pi c l(mu) decreases in mu; Newton steps from the last level's mu,
+        kept inside the bracket (bisection otherwise), stop within 1e-10 (relative) of
+        the target. J is then evaluated exactly at the budgets found.
+        """
+        p = self.ws.profile
+        target = a - self.base
+        f2 = delay(self.ws.server, p.rate, a, 0.0).d_second
+        f2 = f2 if math.isfinite(f2) else 0.0
+        low, high = self._bracket(f2)
+        mu = self.mu if self.mu is not None and low < self.mu < high else high
+        scale = max(self.top - self.base, 1e-300)
+        l = np.zeros(p.size)
+        for _ in range(_MU_STEPS):
+            l, spend, slope = self._spend(mu, f2)
+            gap = spend - target
+            if abs(gap) <= _MU_RTOL * scale:
+                break
+            if gap > 0.0:
+                low = mu
+            else:
+                high = mu
+            step = mu - gap / slope if slope < 0.0 else math.nan
+            mu = step if low < step < high else 0.5 * (low + high)
+            if not low < mu < high:
+                break
+        self.mu = mu
+        return Level(a, mu, self.ws.point(l))
+
+    def scan(self, points: int) -> list[Level]:
+        """J*(a) at ``points`` levels from E[S(0)] to min(E[S(l_max)], C(B) / lambda)."""
+        cap = self.ws.server.max_capacity / self.ws.profile.rate
+        high = min(self.top, self.base + (cap - self.base) * (1.0 - 1e-9))
+        grid = np.linspace(self.base, high, points) if high > self.base else [self.base]
+        self.mu = None
+        return [self.solve(float(a)) for a in grid]
+
+
+def peaks(found: list[Level], keep: int) -> list[Level]:
+    """The ``keep`` best local maxima of J*(a) along a scan, best first."""
+    values = [f.point.objective for f in found]
+    n = len(values)
+    tops = [
+        i
+        for i in range(n)
+        if math.isfinite(values[i])
+        and (i == 0 or values[i] >= values[i - 1])
+        and (i == n - 1 or values[i] >= values[i + 1])
+    ]
+    tops.sort(key=lambda i: values[i], reverse=True)
+    return [found[i] for i in tops[:keep]]

@@ -1,0 +1,190 @@
+"""The objective J and its derivatives on a batched server.
+
+J(l) = alpha sum_k pi_k p_k(l_k) - F(m1, m2) (eq. 7 with the batched delay law of
+:func:`thinkq.batching.delay` in place of eqs. 5, 6), where m1 = E[S] = sum pi_k t_k and
+m2 = E[S^2] = sum pi_k t_k^2 + sum pi_k Var(S_k) are the paper's aggregates (eq. 3).
+F is linear in m2 (F22 = 0), so
+
+* the gradient keeps the form of eqs. (10, 15):
+  dJ/dl_k = alpha pi_k A_k b_k e^{-b_k l_k} - pi_k c_k (F1 + 2 F2 t_k);
+* the Hessian keeps the diagonal-plus-rank-two form of eqs. (33, 34):
+  -Hess J = diag(alpha pi A b^2 e^{-b l} + 2 F2 pi c^2) + F11 u u^T + 2 F12 (u v^T + v u^T)
+  with u = pi c, v = pi c t (:class:`thinkq.model.HessianParts`, cross = 2 F12,
+  outer = F11). Unlike P-K's, this matrix is not proven positive definite;
+* with (F1, F2) frozen, type k's best response solves l - L e^{-b l} = K (eq. 19) with
+  L = alpha A b / (2 F2 c^2) and K = -t0 / c - F1 / (2 F2 c) (eqs. 20, 21 with
+  lambda / (2 D) -> F2); at F2 = 0 (no queue) it is log(alpha A b / (c F1)) / b.
+
+At B = 1 every formula here is the paper's (the delay law is P-K there).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from thinkq._typing import FloatArray
+from thinkq.batching.delay import Delay, delay
+from thinkq.batching.server import Server
+from thinkq.lambert import fixed_point_root
+from thinkq.model import HessianParts, project
+from thinkq.profile import Profile
+
+__all__ = [
+    "BatchedPoint",
+    "BatchedWorkspace",
+    "best_response",
+    "gradient",
+    "hessian_parts",
+    "kkt_residual",
+    "objective",
+    "respond",
+]
+
+
+class BatchedPoint(NamedTuple):
+    """J's ingredients at one budget vector: t, e^{-b l}, m1, m2 and the delay law there."""
+
+    budgets: FloatArray
+    service: FloatArray
+    decay: FloatArray
+    m1: float
+    m2: float
+    delay: Delay
+    objective: float
+
+
+def respond(profile: Profile, f1: float, f2: float) -> FloatArray:
+    """Each type's unprojected best response to frozen marginal costs (F1, F2), tokens.
+
+    Maximises alpha A_k (1 - e^{-b l}) - F1 t_k(l) - F2 t_k(l)^2 per type: the root of
+    l - L e^{-b l} = K (eq. 19) with L = alpha A b / (2 F2 c^2), K = -t0/c - F1 / (2 F2 c),
+    by :func:`thinkq.lambert.fixed_point_root` in logs. At F2 = 0 the root is
+    log(alpha A b / (c F1)) / b, and +inf where F1 <= 0 (more tokens always pay).
+    """
+    return _Responder(profile)(f1, f2)
+
+
+class _Responder:
+    """:func:`respond` with the per-type logarithms computed once."""
+
+    def __init__(self, profile: Profile) -> None:
+        a, b, c, t0 = profile.alpha * profile.A, profile.b, profile.c, profile.t0
+        self.b, self.c, self.t0 = b, c, t0
+        self.gain = a * b / c  # alpha A b / c
+        with np.errstate(divide="ignore"):
+            self.log_gain = np.log(a) + 2.0 * np.log(b) - 2.0 * np.log(c)
+            self.log_t0 = np.log(t0)
+            self.log_bc = np.log(b) - np.log(c)
+
+    def __call__(self, f1: float, f2: float) -> FloatArray:
+        b, c, t0 = self.b, self.c, self.t0
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            if f2 <= 0.0:
+                if f1 <= 0.0:
+                    return np.full(b.shape, np.inf)
+                result: FloatArray = np.log(self.gain / f1) / b
+                return result
+            log_bl = self.log_gain - math.log(2.0 * f2)
+            if f1 > 0.0:
+                shift = np.logaddexp(self.log_t0, math.log(f1) - math.log(2.0 * f2))
+                k = -np.exp(shift) / c
+            else:
+                shift = np.log(t0 + f1 / (2.0 * f2))  # nan where K > 0: used only if y = inf
+                k = -(t0 + f1 / (2.0 * f2)) / c
+            log_minus_bk = self.log_bc + shift
+        return fixed_point_root(log_bl, k, b, log_minus_bk)
+
+
+class BatchedWorkspace:
+    """A profile and server with their constant coefficients, for repeated evaluation."""
+
+    def __init__(self, profile: Profile, server: Server) -> None:
+        self.profile = profile
+        self.server = server
+        pi = profile.share
+        self.pc = pi * profile.c
+        self.pc2 = self.pc * profile.c
+        self.pi_gain = pi * profile.alpha * profile.A * profile.b
+        self.pi_curvature = self.pi_gain * profile.b
+        self.pi_a = pi * profile.A
+        self.floor = float(np.dot(pi, profile.D))
+        self.respond = _Responder(profile)
+
+    def point(self, budgets: FloatArray) -> BatchedPoint:
+        """Evaluate t, m1, m2, the delay law and J (eq. 7; -inf if unstable) at ``budgets``."""
+        p = self.profile
+        t = p.t0 + p.c * budgets
+        weighted = p.share * t
+        m1 = float(np.add.reduce(weighted))
+        m2 = float(np.dot(weighted, t)) + p.extra_second_moment
+        decay = np.exp(-p.b * budgets)
+        law = delay(self.server, p.rate, m1, m2)
+        if math.isinf(law.system_time):
+            return BatchedPoint(budgets, t, decay, m1, m2, law, -math.inf)
+        accuracy = float(np.dot(self.pi_a, -np.expm1(-p.b * budgets))) + self.floor
+        value = p.alpha * accuracy - law.system_time
+        return BatchedPoint(budgets, t, decay, m1, m2, law, value)
+
+    def derivatives(self, x: BatchedPoint) -> tuple[FloatArray, HessianParts]:
+        """The gradient and the Hessian parts of J at a stable point (eqs. 10, 33, 34)."""
+        law = x.delay
+        v = self.pc * x.service
+        grad = self.pi_gain * x.decay - law.d_mean * self.pc - 2.0 * law.d_second * v
+        diagonal = self.pi_curvature * x.decay + 2.0 * law.d_second * self.pc2
+        parts = HessianParts(diagonal, self.pc, v, 2.0 * law.d_mean_second, law.d_mean_mean)
+        return grad, parts
+
+    def best_response(self, x: BatchedPoint) -> FloatArray:
+        """l_hat at the marginal costs (F1, F2) of the point ``x`` (eq. 22), unprojected."""
+        return self.respond(x.delay.d_mean, x.delay.d_second)
+
+
+def _point(profile: Profile, server: Server, budgets: ArrayLike) -> BatchedPoint:
+    l = np.asarray(budgets, dtype=np.float64)
+    if l.shape != (profile.size,):
+        raise ValueError(f"budgets: expected {profile.size} values, got shape {l.shape}")
+    return BatchedWorkspace(profile, server).point(l)
+
+
+def _stable(profile: Profile, server: Server, budgets: ArrayLike) -> BatchedPoint:
+    x = _point(profile, server, budgets)
+    if math.isinf(x.objective):
+        raise ValueError("budgets: outside the stability region (rate * E[S] >= C(B))")
+    return x
+
+
+def objective(profile: Profile, server: Server, budgets: ArrayLike) -> float:
+    """J(l) = alpha sum_k pi_k p_k - E[T] on ``server`` (eq. 7); -inf outside stability."""
+    return _point(profile, server, budgets).objective
+
+
+def gradient(profile: Profile, server: Server, budgets: ArrayLike) -> FloatArray:
+    """dJ/dl_k = alpha pi_k A_k b_k e^{-b_k l_k} - pi_k c_k (F1 + 2 F2 t_k), per token.
+
+    Raises ``ValueError`` outside the stability region.
+    """
+    x = _stable(profile, server, budgets)
+    return BatchedWorkspace(profile, server).derivatives(x)[0]
+
+
+def hessian_parts(profile: Profile, server: Server, budgets: ArrayLike) -> HessianParts:
+    """The Hessian of J as diagonal plus rank two (eqs. 33, 34 with F11, F12, F2)."""
+    x = _stable(profile, server, budgets)
+    return BatchedWorkspace(profile, server).derivatives(x)[1]
+
+
+def best_response(profile: Profile, server: Server, budgets: ArrayLike) -> FloatArray:
+    """The unprojected best response l_hat(l) (eq. 22 under the batched law), tokens."""
+    x = _stable(profile, server, budgets)
+    return respond(profile, x.delay.d_mean, x.delay.d_second)
+
+
+def kkt_residual(profile: Profile, server: Server, budgets: ArrayLike) -> float:
+    """max_k |l_k - clip(l_hat_k(l), 0, l_max)| in tokens (eq. 23): zero at a KKT point."""
+    x = _stable(profile, server, budgets)
+    target = project(respond(profile, x.delay.d_mean, x.delay.d_second), profile.max_tokens)
+    return float(np.maximum.reduce(np.abs(x.budgets - target), initial=0.0))
