@@ -59,7 +59,7 @@ class Levels:
         self.c2 = p.c * p.c
         self.pc2 = p.share * self.c2
         self.gain = p.alpha * p.A * p.b / p.c
-        self.mu: float | None = None
+        self.last: tuple[float, float, float] | None = None  # mu, spend, slope
         self.evaluations = 0
 
     def _bracket(self, f2: float) -> tuple[float, float]:
@@ -69,7 +69,8 @@ class Levels:
         t_max = p.t0 + p.c * p.max_tokens
         fall = self.gain * np.exp(-p.b * p.max_tokens) - 2.0 * f2 * t_max
         bottom = float(np.min(fall[self.active]))
-        return bottom - 1e-9 * abs(bottom) - 1e-300, top + 1e-9 * abs(top) + 1e-300
+        below = bottom * (1.0 - 1e-9) if bottom >= 0.0 else bottom * (1.0 + 1e-9) - 1e-300
+        return below, top + 1e-9 * abs(top) + 1e-300
 
     def _spend(self, mu: float, f2: float) -> tuple[FloatArray, float, float]:
         """Projected responses to (mu, f2), their sum pi c l and its derivative in mu."""
@@ -79,38 +80,45 @@ class Levels:
         l = project(raw, p.max_tokens)
         inside = (raw > 0.0) & (raw < p.max_tokens)
         denominator = self.curvature * np.exp(-p.b * l) + 2.0 * f2 * self.c2
-        slope = -float(np.dot(np.where(inside, p.share, 0.0), self.c2 / denominator))
+        with np.errstate(divide="ignore", invalid="ignore"):  # an underflow: no Newton step
+            slope = -float(np.dot(np.where(inside, p.share, 0.0), self.c2 / denominator))
         return l, float(np.dot(self.ws.pc, l)), slope
 
     def solve(self, a: float) -> Level:
         """The budgets maximising J subject to E[S] = ``a``, by safeguarded Newton on mu.
 
-        The spend sum pi c l(mu) decreases in mu; Newton steps from the last level's mu,
-        kept inside the bracket (bisection otherwise), stop within 1e-10 (relative) of
-        the target. J is then evaluated exactly at the budgets found.
+        The spend sum pi c l(mu) decreases in mu from s(l_max) to 0 across the bracket
+        of :meth:`_bracket`; Newton steps (:class:`_Root`), the first predicted from the
+        last level, stop within 1e-10 (relative) of the target. J is then evaluated
+        exactly at the budgets found.
         """
         p = self.ws.profile
         target = a - self.base
-        f2 = delay(self.ws.server, p.rate, a, 0.0).d_second
-        f2 = f2 if math.isfinite(f2) else 0.0
-        low, high = self._bracket(f2)
-        mu = self.mu if self.mu is not None and low < self.mu < high else high
+        law = delay(self.ws.server, p.rate, a, 0.0)
+        f2 = law.d_second if math.isfinite(law.d_second) else 0.0
         scale = max(self.top - self.base, 1e-300)
-        l = np.zeros(p.size)
+        if target <= 0.0 or target >= scale * (1.0 - 1e-12):  # all at 0, or all at l_max
+            edge = 0.0 if target <= 0.0 else float(p.max_tokens)
+            return Level(a, math.nan, self.ws.point(np.full(p.size, edge)))
+        low, high = self._bracket(f2)
+        root = _Root(low, high)
+        # start from the last level's Newton prediction, or from F1 (the multiplier at
+        # a KKT point is F1 there; at m2 = 0 it is a guess)
+        mu = law.d_mean if low < law.d_mean < high else root.next(math.nan, 0.0, 0.0)
+        if self.last is not None:
+            mu = root.next(self.last[0], self.last[1] - target, self.last[2])
+        l, before = np.zeros(p.size), math.nan
         for _ in range(_MU_STEPS):
             l, spend, slope = self._spend(mu, f2)
+            self.last = (mu, spend, slope)
             gap = spend - target
-            if abs(gap) <= _MU_RTOL * scale:
+            if abs(gap) <= _MU_RTOL * scale or abs(spend - before) <= _MU_RTOL * scale:
+                break  # on target, or stalled in a jump of the spend (unreachable level)
+            if not root.update(mu, gap):
                 break
-            if gap > 0.0:
-                low = mu
-            else:
-                high = mu
-            step = mu - gap / slope if slope < 0.0 else math.nan
-            mu = step if low < step < high else 0.5 * (low + high)
-            if not low < mu < high:
+            mu, before = root.next(mu, gap, slope), spend
+            if math.isnan(mu):
                 break
-        self.mu = mu
         return Level(a, mu, self.ws.point(l))
 
     def scan(self, points: int) -> list[Level]:
@@ -118,8 +126,45 @@ class Levels:
         cap = self.ws.server.max_capacity / self.ws.profile.rate
         high = min(self.top, self.base + (cap - self.base) * (1.0 - 1e-9))
         grid = np.linspace(self.base, high, points) if high > self.base else [self.base]
-        self.mu = None
+        self.last = None
         return [self.solve(float(a)) for a in grid]
+
+
+class _Root:
+    """A bracket (low, high) on mu for :meth:`Levels.solve`.
+
+    :meth:`next` takes a Newton step if it stays inside (in log mu where mu > 0 and
+    the root cannot be negative: a type's response is about linear in log mu), else
+    bisects asinh(mu / 1e-3): geometric for |mu| above 1e-3, so a bracket spanning
+    decades shrinks in a few steps whatever its signs. NaN: the root is out of reach.
+    """
+
+    def __init__(self, low: float, high: float) -> None:
+        self.low, self.high = low, high
+
+    def update(self, mu: float, gap: float) -> bool:
+        """Shrink the bracket to mu; False once it is too narrow to go on."""
+        if gap > 0.0:
+            self.low = mu
+        else:
+            self.high = mu
+        width = self.high - self.low
+        return width > 1e-12 * max(abs(self.low), abs(self.high)) and width > 1e-290
+
+    def next(self, mu: float, gap: float, slope: float) -> float:
+        low, high = self.low, self.high
+        if slope < 0.0:
+            step = mu - gap / slope
+            if mu > 0.0 and (step > 0.0 or low >= 0.0):
+                exponent = -gap / (slope * mu)
+                if math.log(mu) + exponent < -690.0:
+                    return math.nan  # the level needs mu below double range: out of reach
+                step = mu * math.exp(min(exponent, 700.0))
+            if low < step < high:
+                return step
+        s = 1e-3
+        middle = s * math.sinh(0.5 * (math.asinh(low / s) + math.asinh(high / s)))
+        return middle if low < middle < high else 0.5 * (low + high)
 
 
 def peaks(found: list[Level], keep: int) -> list[Level]:

@@ -144,7 +144,8 @@ def _search(
     evaluations = levels.evaluations
     best: tuple[BatchedPoint, int, str] | None = None
     for start in starts:
-        x, iterations, polished, message = _polish(ws, start.point, tol=tol, max_iter=max_iter)
+        # the polish aims below tol: its stopping test is a proxy for the KKT residual
+        x, iterations, polished, message = _polish(ws, start.point, tol=tol / 10, max_iter=max_iter)
         evaluations += polished
         if best is None or x.objective > best[0].objective:
             best = (x, iterations, message)
@@ -187,7 +188,7 @@ def solve_batched(
     max_iter:
         Newton iteration limit of the polish (default 500).
     points:
-        Levels of E[S] in the scan (default 32 up to N = 10^4, 8 beyond).
+        Levels of E[S] in the scan (default 24 up to N = 10^4, 8 beyond).
 
     Returns
     -------
@@ -206,7 +207,7 @@ def solve_batched(
         return _single(profile, server, tol, max_iter)
     x, iterations, evaluations, message = _search(
         BatchedWorkspace(profile, server),
-        points=points or (32 if profile.size <= 10_000 else 8),
+        points=points or (24 if profile.size <= 10_000 else 8),
         tol=tol,
         max_iter=max_iter or _MAX_ITER,
     )
