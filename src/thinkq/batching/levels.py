@@ -24,8 +24,8 @@ from typing import NamedTuple
 import numpy as np
 
 from thinkq._typing import FloatArray
-from thinkq.batching.delay import delay
-from thinkq.batching.objective import BatchedPoint, BatchedWorkspace
+from thinkq.batching.delay import Delay, delay
+from thinkq.batching.objective import BatchedWorkspace
 from thinkq.model import project
 
 __all__ = ["Level", "Levels", "peaks"]
@@ -35,11 +35,12 @@ _MU_RTOL = 1e-10
 
 
 class Level(NamedTuple):
-    """The best budgets at one level ``a`` of E[S] (s) and the multiplier ``mu`` there."""
+    """The best budgets at one level ``a`` of E[S] (s), the multiplier mu and J there."""
 
     a: float
     mu: float
-    point: BatchedPoint
+    budgets: FloatArray
+    objective: float
 
 
 class Levels:
@@ -99,7 +100,8 @@ class Levels:
         scale = max(self.top - self.base, 1e-300)
         if target <= 0.0 or target >= scale * (1.0 - 1e-12):  # all at 0, or all at l_max
             edge = 0.0 if target <= 0.0 else float(p.max_tokens)
-            return Level(a, math.nan, self.ws.point(np.full(p.size, edge)))
+            l = np.full(p.size, edge)
+            return Level(a, math.nan, l, self.ws.point(l).objective)
         low, high = self._bracket(f2)
         root = _Root(low, high)
         # start from the last level's Newton prediction, or from F1 (the multiplier at
@@ -119,7 +121,18 @@ class Levels:
             mu, before = root.next(mu, gap, slope), spend
             if math.isnan(mu):
                 break
-        return Level(a, mu, self.ws.point(l))
+        return Level(a, mu, l, self._value(l, law, a))
+
+    def _value(self, l: FloatArray, law: Delay, a: float) -> float:
+        """J at ``l`` (eq. 7): F(m1, m2) = F(a, 0) + F2(a) m2 where m1 = a, no new delay."""
+        p, ws = self.ws.profile, self.ws
+        t = p.t0 + p.c * l
+        m1 = float(np.dot(p.share, t))
+        if not abs(m1 - a) <= 1e-9 * a:  # a level out of reach: J from scratch
+            return ws.point(l).objective
+        m2 = float(np.dot(p.share * t, t)) + p.extra_second_moment
+        accuracy = float(np.dot(ws.pi_a, -np.expm1(-p.b * l))) + ws.floor
+        return p.alpha * accuracy - (law.system_time + law.d_second * m2)
 
     def scan(self, points: int) -> list[Level]:
         """J*(a) at ``points`` levels from E[S(0)] to min(E[S(l_max)], C(B) / lambda)."""
@@ -169,7 +182,7 @@ class _Root:
 
 def peaks(found: list[Level], keep: int) -> list[Level]:
     """The ``keep`` best local maxima of J*(a) along a scan, best first."""
-    values = [f.point.objective for f in found]
+    values = [f.objective for f in found]
     n = len(values)
     tops = [
         i

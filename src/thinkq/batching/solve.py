@@ -145,7 +145,8 @@ def _search(
     best: tuple[BatchedPoint, int, str] | None = None
     for start in starts:
         # the polish aims below tol: its stopping test is a proxy for the KKT residual
-        x, iterations, polished, message = _polish(ws, start.point, tol=tol / 10, max_iter=max_iter)
+        x0 = ws.point(start.budgets)
+        x, iterations, polished, message = _polish(ws, x0, tol=tol / 10, max_iter=max_iter)
         evaluations += polished
         if best is None or x.objective > best[0].objective:
             best = (x, iterations, message)
