@@ -15,7 +15,13 @@ from scipy.optimize import minimize
 
 from thinkq import Profile, model, paper_profile
 from thinkq.batching import UNLIMITED_SLOTS, Server, delay
-from thinkq.batching.objective import gradient, hessian_parts, kkt_residual, objective
+from thinkq.batching.objective import (
+    gradient,
+    hessian_parts,
+    kkt_residual,
+    objective,
+    respond,
+)
 from thinkq.batching.solve import solve_batched
 from thinkq.solve import solve_continuous
 
@@ -127,6 +133,33 @@ def test_at_one_slot_the_batched_objective_is_the_papers() -> None:
     l = np.array([100.0, 300.0, 0.0, 20.0, 400.0, 30.0])
     assert objective(profile, Server(1), l) == pytest.approx(model.objective(profile, l), 1e-12)
     np.testing.assert_allclose(gradient(profile, Server(1), l), model.gradient(profile, l), 1e-9)
+
+
+def test_at_one_slot_the_best_response_and_residual_are_the_papers() -> None:
+    profile = paper_profile().replace(rate=0.3)
+    l = np.array([100.0, 300.0, 0.0, 20.0, 400.0, 30.0])
+    np.testing.assert_allclose(
+        respond(profile, *_marginal(profile, l)), model.best_response(profile, l), rtol=1e-12
+    )
+    assert kkt_residual(profile, Server(1), l) == pytest.approx(
+        model.kkt_residual(profile, l), rel=1e-10
+    )
+
+
+def _marginal(profile: Profile, l: np.ndarray) -> tuple[float, float]:
+    m = model.moments(profile, l)
+    law = delay(Server(1), profile.rate, m.mean, m.second)
+    return law.d_mean, law.d_second
+
+
+def test_without_a_queue_the_response_is_the_closed_form_limit() -> None:
+    profile = paper_profile()
+    limit = respond(profile, 1.3, 0.0)
+    np.testing.assert_allclose(
+        limit, np.log(profile.alpha * profile.A * profile.b / (1.3 * profile.c)) / profile.b
+    )
+    np.testing.assert_allclose(respond(profile, 1.3, 1e-250), limit, rtol=1e-9)
+    assert np.all(respond(profile, -1.0, 0.0) == np.inf)  # tokens cost nothing: l_max
 
 
 @pytest.mark.parametrize("seed", range(20))
