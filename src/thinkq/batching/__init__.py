@@ -3,7 +3,9 @@
 :class:`Server` describes one (``slots``, step time ``tau0 + tau1 n``);
 :func:`delay` is its mean-delay model with the derivatives the solver needs;
 :func:`chain` the exact number-in-system law behind it; :func:`departures` simulates
-it event by event; :func:`solve_batched` finds the optimal budgets on it.
+it event by event. :func:`thinkq.batching.solve.solve_batched` finds the optimal
+budgets on it; it is not re-exported here, so that importing the package (say, for
+:class:`Server` in a profile) does not import :mod:`thinkq.solve`.
 ``docs/batching.md`` derives the model and the solver and checks them.
 """
 
@@ -11,16 +13,5 @@ from thinkq.batching.chain import Chain, chain
 from thinkq.batching.delay import Delay, delay
 from thinkq.batching.kernel import departures
 from thinkq.batching.server import UNLIMITED_SLOTS, Server
-from thinkq.batching.solve import BatchedResult, solve_batched
 
-__all__ = [
-    "UNLIMITED_SLOTS",
-    "BatchedResult",
-    "Chain",
-    "Delay",
-    "Server",
-    "chain",
-    "delay",
-    "departures",
-    "solve_batched",
-]
+__all__ = ["UNLIMITED_SLOTS", "Chain", "Delay", "Server", "chain", "delay", "departures"]
