@@ -26,7 +26,7 @@ from typing import NamedTuple
 import numpy as np
 from numpy.typing import ArrayLike
 
-from thinkq._typing import FloatArray
+from thinkq._typing import FloatArray, IntArray
 from thinkq.batching.delay import Delay, delay
 from thinkq.batching.server import Server
 from thinkq.lambert import fixed_point_root
@@ -68,35 +68,76 @@ def respond(profile: Profile, f1: float, f2: float) -> FloatArray:
     return _Responder(profile)(f1, f2)
 
 
+class _Types(NamedTuple):
+    """Per-type constants of the best response (all types, or a subset of them)."""
+
+    b: FloatArray
+    c: FloatArray
+    t0: FloatArray
+    gain: FloatArray  # alpha A b / c
+    log_gain: FloatArray  # log(alpha A b^2 / c^2)
+    log_t0: FloatArray
+    log_bc: FloatArray  # log(b / c)
+
+    def take(self, index: IntArray) -> _Types:
+        return _Types(*(column[index] for column in self))
+
+
+def _root(types: _Types, f1: float, f2: float) -> FloatArray:
+    """The root of eq. (19) for ``types`` at marginal costs (F1, F2) (see :func:`respond`)."""
+    b, c, t0 = types.b, types.c, types.t0
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        if f2 <= 0.0:
+            if f1 <= 0.0:
+                return np.full(b.shape, np.inf)
+            result: FloatArray = np.log(types.gain / f1) / b
+            return result
+        log_bl = types.log_gain - math.log(2.0 * f2)
+        ratio = f1 / (2.0 * f2)
+        if f1 > 0.0 and not ratio < 1e300:  # F1 / (2 F2) overflows: in logs
+            shift = np.logaddexp(types.log_t0, math.log(f1) - math.log(2.0 * f2))
+            k = -np.exp(shift) / c
+        else:  # -c K = t0 + F1 / (2 F2); its log is nan where K > 0 (used only if y = inf)
+            total = t0 + ratio
+            shift = np.log(total)
+            k = -total / c
+        log_minus_bk = types.log_bc + shift
+    return fixed_point_root(log_bl, k, b, log_minus_bk)
+
+
 class _Responder:
     """:func:`respond` with the per-type logarithms computed once."""
 
     def __init__(self, profile: Profile) -> None:
         a, b, c, t0 = profile.alpha * profile.A, profile.b, profile.c, profile.t0
-        self.b, self.c, self.t0 = b, c, t0
-        self.gain = a * b / c  # alpha A b / c
         with np.errstate(divide="ignore"):
-            self.log_gain = np.log(a) + 2.0 * np.log(b) - 2.0 * np.log(c)
-            self.log_t0 = np.log(t0)
-            self.log_bc = np.log(b) - np.log(c)
+            self.types = _Types(
+                b, c, t0, a * b / c, np.log(a) + 2.0 * np.log(b) - 2.0 * np.log(c),
+                np.log(t0), np.log(b) - np.log(c),
+            )  # fmt: skip
+        self.l_max = float(profile.max_tokens)
+        self.t_max = t0 + c * self.l_max
+        self.gain_max = self.types.gain * np.exp(-b * self.l_max)  # the marginal gain at l_max
 
     def __call__(self, f1: float, f2: float) -> FloatArray:
-        b, c, t0 = self.b, self.c, self.t0
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            if f2 <= 0.0:
-                if f1 <= 0.0:
-                    return np.full(b.shape, np.inf)
-                result: FloatArray = np.log(self.gain / f1) / b
-                return result
-            log_bl = self.log_gain - math.log(2.0 * f2)
-            if f1 > 0.0:
-                shift = np.logaddexp(self.log_t0, math.log(f1) - math.log(2.0 * f2))
-                k = -np.exp(shift) / c
-            else:
-                shift = np.log(t0 + f1 / (2.0 * f2))  # nan where K > 0: used only if y = inf
-                k = -(t0 + f1 / (2.0 * f2)) / c
-            log_minus_bk = self.log_bc + shift
-        return fixed_point_root(log_bl, k, b, log_minus_bk)
+        return _root(self.types, f1, f2)
+
+    def projected(self, f1: float, f2: float) -> tuple[FloatArray, IntArray]:
+        """clip(respond(f1, f2), 0, l_max), the root computed only where it is inside.
+
+        A type's own objective is concave, so its response is 0 where its marginal
+        gain at l = 0 is at most its marginal cost there, l_max where the gain at l_max
+        is at least the cost there, and the root of eq. (19) otherwise. Also returns
+        the indices of those other types.
+        """
+        types = self.types
+        top = self.gain_max >= f1 + 2.0 * f2 * self.t_max
+        inside = np.flatnonzero((types.gain > f1 + 2.0 * f2 * types.t0) & ~top)
+        result: FloatArray = np.where(top, self.l_max, 0.0)
+        if inside.size:
+            root = _root(types.take(inside), f1, f2)
+            result[inside] = np.minimum(np.maximum(root, 0.0), self.l_max)
+        return result, inside
 
 
 class BatchedWorkspace:
