@@ -12,6 +12,7 @@ import math
 import numpy as np
 import pytest
 from scipy.optimize import minimize
+from scipy.special import wrightomega
 
 from thinkq import Profile, model, paper_profile
 from thinkq.batching import UNLIMITED_SLOTS, Server, delay
@@ -23,6 +24,7 @@ from thinkq.batching.objective import (
     respond,
 )
 from thinkq.batching.solve import solve_batched
+from thinkq.lambert import halley_omega
 from thinkq.solve import solve_continuous
 
 TOL = 1e-7
@@ -160,6 +162,21 @@ def test_without_a_queue_the_response_is_the_closed_form_limit() -> None:
     )
     np.testing.assert_allclose(respond(profile, 1.3, 1e-250), limit, rtol=1e-9)
     assert np.all(respond(profile, -1.0, 0.0) == np.inf)  # tokens cost nothing: l_max
+
+
+def test_the_fast_omega_of_the_search_is_scipys_to_1e_14() -> None:
+    y = np.concatenate(
+        [
+            np.linspace(-745.0, 50.0, 20001),
+            np.linspace(50.0, 1e4, 2001),
+            np.geomspace(1e4, 1e300, 301),
+        ]
+    )
+    np.testing.assert_allclose(halley_omega(y), wrightomega(y), rtol=1e-14, atol=0.0)
+    edges = halley_omega(np.array([-np.inf, np.inf, np.nan]))
+    assert edges[0] == 0.0
+    assert edges[1] == np.inf
+    assert np.isnan(edges[2])
 
 
 @pytest.mark.parametrize("seed", range(20))

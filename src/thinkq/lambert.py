@@ -8,28 +8,57 @@ K + omega / b where y > 0; where y <= 0 the latter is used (omega may underflow)
 Where y itself is beyond double range (a rate so small, or a b so large, that b K
 overflows), omega(y) = y - log y + ... ~ -b K, so log omega is log(-b K), which the
 caller gives as a log-sum of its positive terms: l = (log(b L) - log(-b K)) / b.
+
+:func:`halley_omega` is a faster omega (two Halley steps from Winitzki's
+approximation, within 1e-14 of scipy's), for solvers that take many roots and
+certify with scipy's; ``fixed_point_root(..., omega=halley_omega)`` uses it.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 from scipy.special import wrightomega
 
 from thinkq._typing import FloatArray
 
-__all__ = ["fixed_point_root"]
+__all__ = ["fixed_point_root", "halley_omega"]
+
+
+def halley_omega(y: FloatArray) -> FloatArray:
+    """Wright's omega(y) = W(e^y) in numpy: about twice as fast as scipy's, 1e-14 close.
+
+    Starts from W(x) ~ log(1 + x) (1 - log(1 + log(1 + x)) / (2 + log(1 + x))) with
+    x = e^y (y - log y beyond y = 700) and takes two Halley steps on
+    w + log w = y; below y = -40 omega = e^y to double precision.
+    """
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        lx = np.log1p(np.exp(np.minimum(y, 700.0)))
+        w = np.where(y > 700.0, y - np.log(y), lx * (1.0 - np.log1p(lx) / (2.0 + lx)))
+        for _ in range(2):
+            f = w + np.log(w) - y
+            w = w - 2.0 * f * w * (1.0 + w) / (2.0 * (1.0 + w) ** 2 + f)
+        w = np.where(y < -40.0, np.exp(y), w)
+        result: FloatArray = np.where(y == np.inf, y, w)
+    return result
 
 
 def fixed_point_root(
-    log_bl: FloatArray, k: FloatArray, b: FloatArray, log_minus_bk: FloatArray
+    log_bl: FloatArray,
+    k: FloatArray,
+    b: FloatArray,
+    log_minus_bk: FloatArray,
+    *,
+    omega: Callable[[FloatArray], FloatArray] = wrightomega,
 ) -> FloatArray:
     """l solving l - L e^{-b l} = K, from log(b L), K (< 0), b and log(-b K). Tokens."""
     with np.errstate(over="ignore", invalid="ignore"):
         y = log_bl - b * k
-    omega = wrightomega(y)
+    w = omega(y)
     with np.errstate(divide="ignore", invalid="ignore"):
-        direct = (log_bl - np.log(omega)) / b
+        direct = (log_bl - np.log(w)) / b
         far = (log_bl - log_minus_bk) / b
         direct = np.where(np.isfinite(y), direct, far)
-        result: FloatArray = np.where(y > 0, direct, k + omega / b)  # both may be inf there
+        result: FloatArray = np.where(y > 0, direct, k + w / b)  # both may be inf there
     return result

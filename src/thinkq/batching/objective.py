@@ -29,7 +29,7 @@ from numpy.typing import ArrayLike
 from thinkq._typing import FloatArray, IntArray
 from thinkq.batching.delay import Delay, delay
 from thinkq.batching.server import Server
-from thinkq.lambert import fixed_point_root
+from thinkq.lambert import fixed_point_root, halley_omega
 from thinkq.model import HessianParts, project
 from thinkq.profile import Profile
 
@@ -83,8 +83,11 @@ class _Types(NamedTuple):
         return _Types(*(column[index] for column in self))
 
 
-def _root(types: _Types, f1: float, f2: float) -> FloatArray:
-    """The root of eq. (19) for ``types`` at marginal costs (F1, F2) (see :func:`respond`)."""
+def _root(types: _Types, f1: float, f2: float, *, fast: bool = False) -> FloatArray:
+    """The root of eq. (19) for ``types`` at marginal costs (F1, F2) (see :func:`respond`).
+
+    ``fast``: omega by :func:`thinkq.lambert.halley_omega` (1e-14 of scipy's).
+    """
     b, c, t0 = types.b, types.c, types.t0
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         if f2 <= 0.0:
@@ -102,6 +105,8 @@ def _root(types: _Types, f1: float, f2: float) -> FloatArray:
             shift = np.log(total)
             k = -total / c
         log_minus_bk = types.log_bc + shift
+    if fast:
+        return fixed_point_root(log_bl, k, b, log_minus_bk, omega=halley_omega)
     return fixed_point_root(log_bl, k, b, log_minus_bk)
 
 
@@ -128,14 +133,15 @@ class _Responder:
         A type's own objective is concave, so its response is 0 where its marginal
         gain at l = 0 is at most its marginal cost there, l_max where the gain at l_max
         is at least the cost there, and the root of eq. (19) otherwise. Also returns
-        the indices of those other types.
+        the indices of those other types. For the search over levels: the root's omega
+        is :func:`thinkq.lambert.halley_omega`; the certificate uses scipy's.
         """
         types = self.types
         top = self.gain_max >= f1 + 2.0 * f2 * self.t_max
         inside = np.flatnonzero((types.gain > f1 + 2.0 * f2 * types.t0) & ~top)
         result: FloatArray = np.where(top, self.l_max, 0.0)
         if inside.size:
-            root = _root(types.take(inside), f1, f2)
+            root = _root(types.take(inside), f1, f2, fast=True)
             result[inside] = np.minimum(np.maximum(root, 0.0), self.l_max)
         return result, inside
 
