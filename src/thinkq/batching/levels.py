@@ -78,10 +78,9 @@ class Levels:
         self.evaluations += 1
         l, inside = self.ws.respond.projected(mu, f2)
         # dl/dmu = -c / (alpha A b^2 e^{-b l} + 2 F2 c^2) for the types strictly inside
-        c2 = self.c2[inside]
-        denominator = self.curvature[inside] * np.exp(-p.b[inside] * l[inside]) + 2.0 * f2 * c2
+        denominator = self.curvature * np.exp(-p.b * l) + 2.0 * f2 * self.c2
         with np.errstate(divide="ignore", invalid="ignore"):  # an underflow: no Newton step
-            slope = -float(np.dot(p.share[inside], c2 / denominator))
+            slope = -float(np.dot(np.where(inside, p.share, 0.0), self.c2 / denominator))
         return l, float(np.dot(self.ws.pc, l)), slope
 
     def solve(self, a: float) -> Level:

@@ -24,7 +24,7 @@ import math
 from typing import NamedTuple
 
 import numpy as np
-from numpy.typing import ArrayLike
+from numpy.typing import ArrayLike, NDArray
 
 from thinkq._typing import FloatArray, IntArray
 from thinkq.batching.delay import Delay, delay
@@ -32,6 +32,8 @@ from thinkq.batching.server import Server
 from thinkq.lambert import fixed_point_root, halley_omega
 from thinkq.model import HessianParts, project
 from thinkq.profile import Profile
+
+BoolArray = NDArray[np.bool_]
 
 __all__ = [
     "BatchedPoint",
@@ -127,22 +129,27 @@ class _Responder:
     def __call__(self, f1: float, f2: float) -> FloatArray:
         return _root(self.types, f1, f2)
 
-    def projected(self, f1: float, f2: float) -> tuple[FloatArray, IntArray]:
+    def projected(self, f1: float, f2: float) -> tuple[FloatArray, BoolArray]:
         """clip(respond(f1, f2), 0, l_max), the root computed only where it is inside.
 
         A type's own objective is concave, so its response is 0 where its marginal
         gain at l = 0 is at most its marginal cost there, l_max where the gain at l_max
         is at least the cost there, and the root of eq. (19) otherwise. Also returns
-        the indices of those other types. For the search over levels: the root's omega
+        the mask of those other types. For the search over levels: the root's omega
         is :func:`thinkq.lambert.halley_omega`; the certificate uses scipy's.
         """
         types = self.types
         top = self.gain_max >= f1 + 2.0 * f2 * self.t_max
-        inside = np.flatnonzero((types.gain > f1 + 2.0 * f2 * types.t0) & ~top)
+        inside = (types.gain > f1 + 2.0 * f2 * types.t0) & ~top
         result: FloatArray = np.where(top, self.l_max, 0.0)
-        if inside.size:
-            root = _root(types.take(inside), f1, f2, fast=True)
-            result[inside] = np.minimum(np.maximum(root, 0.0), self.l_max)
+        count = int(np.count_nonzero(inside))
+        if 4 * count > inside.size:  # most types: no gather, the root everywhere
+            root = np.minimum(np.maximum(_root(types, f1, f2, fast=True), 0.0), self.l_max)
+            result = np.where(inside, root, result)
+        elif count:
+            index = np.flatnonzero(inside)
+            root = _root(types.take(index), f1, f2, fast=True)
+            result[index] = np.minimum(np.maximum(root, 0.0), self.l_max)
         return result, inside
 
 
