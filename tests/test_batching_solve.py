@@ -17,6 +17,7 @@ from scipy.special import wrightomega
 from thinkq import Profile, model, paper_profile
 from thinkq.batching import UNLIMITED_SLOTS, Server, delay
 from thinkq.batching.objective import (
+    BatchedWorkspace,
     gradient,
     hessian_parts,
     kkt_residual,
@@ -177,6 +178,29 @@ def test_the_fast_omega_of_the_search_is_scipys_to_1e_14() -> None:
     assert edges[0] == 0.0
     assert edges[1] == np.inf
     assert np.isnan(edges[2])
+
+
+@pytest.mark.parametrize(
+    ("f1", "f2"), [(0.8, 0.05), (3.0, 1e-6), (-0.5, 0.2), (0.4, 0.0), (60.0, 0.01)]
+)
+def test_the_searchs_projected_responses_are_the_clipped_best_responses(
+    f1: float, f2: float
+) -> None:
+    profile = _random_profile(np.random.default_rng(7), 3000)
+    l, inside = BatchedWorkspace(profile, Server(8)).respond.projected(f1, f2)  # 60: a gather
+    expected = np.clip(respond(profile, f1, f2), 0.0, profile.max_tokens)
+    np.testing.assert_allclose(l, expected, rtol=1e-12, atol=1e-9)
+    assert np.all(inside[(expected > 0.0) & (expected < profile.max_tokens)])
+
+
+def test_at_one_slot_the_scan_matches_on_a_thousand_types() -> None:
+    rng = np.random.default_rng(11)
+    profile = _loaded(rng, _random_profile(rng, 1000), Server(1))
+    today = solve_continuous(profile)
+    result = solve_batched(profile, Server(1), method="scan")
+    assert result.converged
+    assert result.objective == pytest.approx(today.objective, rel=1e-9)
+    np.testing.assert_allclose(result.budgets, today.budgets, rtol=1e-9, atol=1e-6)
 
 
 @pytest.mark.parametrize("seed", range(20))

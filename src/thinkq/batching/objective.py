@@ -34,6 +34,8 @@ from thinkq.model import HessianParts, project
 from thinkq.profile import Profile
 
 BoolArray = NDArray[np.bool_]
+#: Up to this many types a level's responses skip the masks (numpy's call overhead).
+_SMALL = 256
 
 __all__ = [
     "BatchedPoint",
@@ -139,6 +141,9 @@ class _Responder:
         is :func:`thinkq.lambert.halley_omega`; the certificate uses scipy's.
         """
         types = self.types
+        if types.b.size <= _SMALL:  # a few types: fewest numpy calls
+            l: FloatArray = np.minimum(np.maximum(_root(types, f1, f2), 0.0), self.l_max)
+            return l, (l > 0.0) & (l < self.l_max)
         top = self.gain_max >= f1 + 2.0 * f2 * self.t_max
         inside = (types.gain > f1 + 2.0 * f2 * types.t0) & ~top
         result: FloatArray = np.where(top, self.l_max, 0.0)
