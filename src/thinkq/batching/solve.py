@@ -87,21 +87,24 @@ class BatchedResult:
 
 def _step(
     ws: BatchedWorkspace, x: BatchedPoint, direction: FloatArray, grad: FloatArray
-) -> BatchedPoint | None:
-    """Armijo backtracking along the projection arc; ``None`` if nothing improves J."""
+) -> tuple[BatchedPoint | None, int]:
+    """Armijo backtracking along the projection arc (``None`` if nothing improves J).
+
+    Also returns the points evaluated.
+    """
     l_max = float(ws.profile.max_tokens)
     noise = _NOISE * (1.0 + abs(x.objective))
     step = 1.0
-    for _ in range(_MAX_BACKTRACKS):
+    for tries in range(1, _MAX_BACKTRACKS + 1):
         trial = ws.point(project(x.budgets + step * direction, l_max))
         change = trial.objective - x.objective
         predicted = float(np.dot(grad, trial.budgets - x.budgets))
         if change >= max(_ARMIJO * predicted, 0.0):
-            return trial
+            return trial, tries
         if math.isfinite(change) and predicted <= noise and change >= -noise:
-            return trial  # a step below J's rounding: Newton's local regime, take it
+            return trial, tries  # a step below J's rounding: Newton's local regime, take it
         step *= 0.5
-    return None
+    return None, _MAX_BACKTRACKS
 
 
 def _polish(
@@ -127,8 +130,8 @@ def _polish(
         if not (np.all(np.isfinite(direction)) and np.dot(grad[free], direction[free]) > 0):
             direction = grad / own  # -Hess J not positive definite here: a scaled gradient
         direction[active] = grad[active] / own[active]
-        trial = _step(ws, x, direction, grad)
-        evaluations += _MAX_BACKTRACKS if trial is None else 1
+        trial, tries = _step(ws, x, direction, grad)
+        evaluations += tries
         if trial is None:
             return x, iteration, evaluations, "line search failed to improve J"
         x = trial
