@@ -142,7 +142,12 @@ def test_the_load_generator_sends_every_query_and_reports_sojourn_times() -> Non
     upstream = FakeServer(delay=0.002)
 
     async def main() -> None:
-        gateway = Gateway(profile(), upstream.server(), template=TEMPLATES["chatml"])
+        # the profile models a server that takes about a second a request, the fake
+        # takes milliseconds: admission would rightly refuse the backlog it predicts
+        # from a burst at 200/s, and this test is about the load generator
+        gateway = Gateway(
+            profile(), upstream.server(), template=TEMPLATES["chatml"], max_wait=3600.0
+        )
         async with gateway:
             transport = httpx.ASGITransport(app=create_app(gateway))
             result = await run_load(
