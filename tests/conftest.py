@@ -361,50 +361,45 @@ def paper_doc() -> Document:
 # ------------------------------------------------------------------ the real LLM server
 
 
-@pytest.fixture(scope="session")
-def _llama_process() -> Iterator[LlamaServer]:
-    server = llama_server_module.start()
+def _running(start: Callable[[], LlamaServer]) -> Iterator[LlamaServer]:
+    server = start()
     try:
         yield server
     finally:
         llama_server_module.stop(server)
+
+
+def _alive(server: LlamaServer) -> Iterator[LlamaServer]:
+    """``server`` for one test, which fails with the exit status and the end of the
+    log if it finds the process dead or leaves it dead (not with a chain of refused
+    connections or 502s)."""
+    if (why := llama_server_module.death(server)) is not None:
+        pytest.fail(f"before this test: {why}", pytrace=False)
+    yield server
+    if (why := llama_server_module.death(server)) is not None:
+        pytest.fail(f"during this test: {why}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def _llama_process() -> Iterator[LlamaServer]:
+    yield from _running(llama_server_module.start)
 
 
 @pytest.fixture
 def llama_server(_llama_process: LlamaServer) -> Iterator[LlamaServer]:
-    """llama.cpp serving SmolLM2-135M-Instruct on a free loopback port (one per session).
-
-    A test that finds the server dead, or leaves it dead, fails with its exit status
-    and the end of its log, instead of a chain of refused connections or 502s.
-    """
-    if (why := llama_server_module.death(_llama_process)) is not None:
-        pytest.fail(f"before this test: {why}", pytrace=False)
-    yield _llama_process
-    if (why := llama_server_module.death(_llama_process)) is not None:
-        pytest.fail(f"during this test: {why}", pytrace=False)
+    """llama.cpp serving SmolLM2-135M-Instruct on a free loopback port (one per session)."""
+    yield from _alive(_llama_process)
 
 
 @pytest.fixture(scope="session")
 def _llama_batching_process() -> Iterator[LlamaServer]:
-    server = llama_server_module.start_batching(parallel=4)
-    try:
-        yield server
-    finally:
-        llama_server_module.stop(server)
+    yield from _running(lambda: llama_server_module.start_batching(parallel=4))
 
 
 @pytest.fixture
 def llama_batching_server(_llama_batching_process: LlamaServer) -> Iterator[LlamaServer]:
-    """llama.cpp's ``llama-server`` with 4 slots (continuous batching), one per session.
-
-    Like :func:`llama_server`, a test that finds it dead or leaves it dead fails with
-    its exit status and the end of its log.
-    """
-    if (why := llama_server_module.death(_llama_batching_process)) is not None:
-        pytest.fail(f"before this test: {why}", pytrace=False)
-    yield _llama_batching_process
-    if (why := llama_server_module.death(_llama_batching_process)) is not None:
-        pytest.fail(f"during this test: {why}", pytrace=False)
+    """llama.cpp's ``llama-server`` with 4 slots (continuous batching), one per session."""
+    yield from _alive(_llama_batching_process)
 
 
 @pytest.fixture(scope="session")
