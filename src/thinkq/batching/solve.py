@@ -36,7 +36,7 @@ from thinkq.batching.server import Server
 from thinkq.model import project
 from thinkq.profile import Profile
 from thinkq.solve import solve_continuous
-from thinkq.solve.newton import newton_direction
+from thinkq.solve.newton import active_set, newton_direction
 
 __all__ = ["BatchedResult", "solve_batched"]
 
@@ -118,13 +118,9 @@ def _polish(
         l = x.budgets
         grad, parts = ws.derivatives(x)
         evaluations += 1
-        own = np.where(idle, 1.0, parts.diagonal)
-        width = float(np.maximum.reduce(np.abs(l - project(l + grad / own, l_max)), initial=0.0))
+        width, active, own, inverse = active_set(l, grad, parts.diagonal, idle, l_max)
         if width <= tol:
             return x, iteration - 1, evaluations, "KKT residual below tolerance"
-        eps = min(width, 1.0)
-        active = ((l <= eps) & (grad < 0)) | ((l >= l_max - eps) & (grad > 0)) | idle
-        inverse = 1.0 / np.where(active, np.inf, parts.diagonal)
         direction = newton_direction(parts, grad, inverse)
         free = ~active
         if not (np.all(np.isfinite(direction)) and np.dot(grad[free], direction[free]) > 0):

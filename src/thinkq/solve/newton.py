@@ -19,13 +19,16 @@ quadratically. The Armijo test reads the change of J from
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
+from numpy.typing import NDArray
 
 from thinkq import model
 from thinkq._typing import FloatArray
 from thinkq.profile import Profile
 
-__all__ = ["newton_direction", "projected_newton"]
+__all__ = ["ActiveSet", "active_set", "newton_direction", "projected_newton"]
 
 _ARMIJO = 1e-4
 _MAX_BACKTRACKS = 80
@@ -59,6 +62,32 @@ def newton_direction(
     return direction
 
 
+class ActiveSet(NamedTuple):
+    """One projected Newton iteration's view of the bounds (see :func:`active_set`)."""
+
+    width: float
+    active: NDArray[np.bool_]
+    own: FloatArray
+    inverse: FloatArray
+
+
+def active_set(
+    l: FloatArray, grad: FloatArray, diagonal: FloatArray, idle: NDArray[np.bool_], l_max: float
+) -> ActiveSet:
+    """The stopping width, the active set, each type's own curvature (1 for idle types)
+    and 1 / curvature on the free set (0 on the active set).
+
+    The width uses each type's own curvature (the rank-two part left out), the first
+    Newton step of its best response (22): a distance in tokens. A budget within
+    min(width, 1) of a bound whose gradient pushes outward is active (held there).
+    """
+    own = np.where(idle, 1.0, diagonal)
+    width = float(np.maximum.reduce(np.abs(l - model.project(l + grad / own, l_max)), initial=0.0))
+    eps = min(width, 1.0)
+    active = ((l <= eps) & (grad < 0)) | ((l >= l_max - eps) & (grad > 0)) | idle
+    return ActiveSet(width, active, own, 1.0 / np.where(active, np.inf, diagonal))
+
+
 def projected_newton(
     profile: Profile,
     start: FloatArray,
@@ -86,15 +115,9 @@ def projected_newton(
         l = x.budgets
         grad, parts = workspace.derivatives(x)
         evaluations += 1
-        # the stopping test uses each type's own curvature (the rank-two part left out),
-        # the first Newton step of its best response (22): a distance in tokens
-        own = np.where(idle, 1.0, parts.diagonal)
-        width = float(np.maximum.reduce(np.abs(l - model.project(l + grad / own, l_max))))
+        width, active, own, inverse = active_set(l, grad, parts.diagonal, idle, l_max)
         if width <= tol:
             return l, iteration - 1, evaluations, "KKT residual below tolerance"
-        eps = min(width, 1.0)
-        active = ((l <= eps) & (grad < 0)) | ((l >= l_max - eps) & (grad > 0)) | idle
-        inverse = 1.0 / np.where(active, np.inf, parts.diagonal)
         direction = newton_direction(parts, grad, inverse)
         # active variables take a step scaled by their own curvature: the full diagonal
         # grows like 1/D^3 near saturation and would leave a budget a hair above its
