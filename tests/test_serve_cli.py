@@ -42,7 +42,7 @@ def test_serve_with_the_upstream_down_is_one_line_and_exit_1(profile_file: Path)
     url = f"http://127.0.0.1:{free_port()}/v1"
     code, err = invoke("serve", "--upstream", url, "--profile", str(profile_file))
     assert code == 1
-    assert err.startswith("error: base_url: cannot connect")
+    assert err.startswith("error: option --upstream: cannot connect")  # the option typed
     assert err.count("\n") == 1
 
 

@@ -59,9 +59,17 @@ async def _started(server: Server, build: Callable[[Server], Gateway]) -> Gatewa
         await gateway.start()
     except ServerError as exc:
         await server.aclose()
-        sys.stderr.write(f"error: {' '.join(str(exc).splitlines())}\n")
+        message = " ".join(str(exc).splitlines())
+        option = _OPTIONS.get(exc.field or "")
+        if option is not None:  # name the option the user typed, not the library's field
+            message = f"option {option}: {message.partition(': ')[2] or message}"
+        sys.stderr.write(f"error: {message}\n")
         raise typer.Exit(1 if exc.transient else 2) from None
     return gateway
+
+
+#: The options of ``thinkq serve`` behind the fields a ServerError names.
+_OPTIONS = {"base_url": "--upstream", "model": "--model", "api_key": "--upstream-key-env"}
 
 
 async def context_length(server: Server) -> int | None:
