@@ -31,7 +31,7 @@ def test_a_bad_server_is_a_one_line_profile_error_naming_the_field(
     with pytest.raises(ProfileError) as caught:
         Server(**values)  # type: ignore[arg-type]
     assert caught.value.field == field
-    assert str(caught.value).startswith(f"{field}: ")
+    assert str(caught.value).startswith(f"field '{field}': ")
     assert "\n" not in str(caught.value)
 
 

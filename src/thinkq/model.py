@@ -12,18 +12,26 @@ Every formula of the paper lives here, vectorised over the N task types:
 
 Budgets ``l`` are arrays of tokens, one per task type, in the profile's order.
 Outside the stability region the wait is ``inf`` and J is ``-inf``.
+
+A profile whose server decodes several queries at once (``profile.batched``, the
+``[server]`` table with ``slots > 1``) gets the batched delay law in place of
+Pollaczek-Khinchine in every function here (:mod:`thinkq.batching`,
+``docs/batching.md``): wait, system time, utilisation, J and its derivatives. Without
+a server table, or with one slot, every formula is the paper's, unchanged.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import numpy as np
 from numpy.typing import ArrayLike
 
+from thinkq._shapes import HessianParts, Moments, moments_of, project
 from thinkq._typing import FloatArray
+from thinkq.batching import objective as batched
+from thinkq.batching.delay import delay
 from thinkq.lambert import fixed_point_root
 from thinkq.profile import Profile
+from thinkq.workspace import Point, Workspace
 
 __all__ = [
     "HessianParts",
@@ -48,45 +56,11 @@ __all__ = [
 ]
 
 
-class Moments(NamedTuple):
-    """The two aggregates through which the queue couples the task types (eq. 3).
-
-    ``mean`` is E[S] (s), ``second`` is E[S^2] (s^2; it includes the profile's
-    service-time variance, sum_k pi_k Var(S_k), zero in the paper) and ``slack`` is
-    1 - lambda E[S], positive exactly when the queue is stable (eq. 4).
-    """
-
-    mean: float
-    second: float
-    slack: float
-
-
-class HessianParts(NamedTuple):
-    """The Hessian of J as diagonal plus rank two (eqs. 33, 34).
-
-    ``hessian(J) = -diag(diagonal) - cross * (u v^T + v u^T) - outer * u u^T`` with
-    u_k = pi_k c_k and v_k = pi_k c_k t_k. ``diagonal`` is positive and ``cross``,
-    ``outer`` are non-negative, so -hessian is positive definite (Lemma 1).
-    """
-
-    diagonal: FloatArray
-    u: FloatArray
-    v: FloatArray
-    cross: float
-    outer: float
-
-
 def _budgets(profile: Profile, budgets: ArrayLike) -> FloatArray:
     l = np.asarray(budgets, dtype=np.float64)
     if l.shape != (profile.size,):
         raise ValueError(f"budgets: expected {profile.size} values, got shape {l.shape}")
     return l
-
-
-def project(budgets: FloatArray, max_tokens: float) -> FloatArray:
-    """The projection onto the box [0, l_max]^N of eqs. (23), (24) and (29)."""
-    result: FloatArray = np.minimum(np.maximum(budgets, 0.0), max_tokens)
-    return result
 
 
 def service_time(profile: Profile, budgets: ArrayLike) -> FloatArray:
@@ -106,21 +80,20 @@ def mean_accuracy(profile: Profile, budgets: ArrayLike) -> float:
     return float(np.dot(profile.share, accuracy(profile, budgets)))
 
 
-def _moments(profile: Profile, t: FloatArray) -> Moments:
-    weighted = profile.share * t
-    mean = float(np.add.reduce(weighted))
-    second = float(np.dot(weighted, t)) + profile.extra_second_moment
-    return Moments(mean, second, 1.0 - profile.rate * mean)
-
-
 def moments(profile: Profile, budgets: ArrayLike) -> Moments:
     """E[S], E[S^2] (eq. 3) and the stability slack 1 - lambda E[S] (eq. 4)."""
-    return _moments(profile, service_time(profile, budgets))
+    return moments_of(profile, service_time(profile, budgets))
 
 
 def utilization(profile: Profile, budgets: ArrayLike) -> float:
-    """rho = lambda E[S]; the queue is stable iff rho < 1 (eq. 4)."""
-    return profile.rate * moments(profile, budgets).mean
+    """rho = lambda E[S]; the queue is stable iff rho < 1 (eq. 4).
+
+    On a batched server, lambda E[S] / C(B): the load as a fraction of the most work
+    the slots do per second (stable iff < 1; lambda E[S] at one slot).
+    """
+    rho = profile.rate * moments(profile, budgets).mean
+    server = profile.batched
+    return rho if server is None else rho / server.max_capacity
 
 
 def _wait(rate: float, m: Moments) -> float:
@@ -130,19 +103,35 @@ def _wait(rate: float, m: Moments) -> float:
 
 
 def waiting_time(profile: Profile, budgets: ArrayLike) -> float:
-    """Mean wait in queue, Pollaczek-Khinchine (eq. 5), seconds; inf if unstable."""
-    return _wait(profile.rate, moments(profile, budgets))
+    """Mean wait in queue, Pollaczek-Khinchine (eq. 5), seconds; inf if unstable.
+
+    On a batched server, the wait for a slot under the batched law.
+    """
+    m = moments(profile, budgets)
+    server = profile.batched
+    if server is None:
+        return _wait(profile.rate, m)
+    return delay(server, profile.rate, m.mean, m.second).waiting_time
 
 
 def system_time(profile: Profile, budgets: ArrayLike) -> float:
-    """Mean system time E[W] + E[S] (eq. 6), seconds; inf if unstable."""
+    """Mean system time E[W] + E[S] (eq. 6), seconds; inf if unstable.
+
+    On a batched server, the wait plus the time in service, slowed by the batch.
+    """
     m = moments(profile, budgets)
-    return _wait(profile.rate, m) + m.mean
+    server = profile.batched
+    if server is None:
+        return _wait(profile.rate, m) + m.mean
+    return delay(server, profile.rate, m.mean, m.second).system_time
 
 
 def objective(profile: Profile, budgets: ArrayLike) -> float:
     """J(l) = alpha sum_k pi_k p_k - E[W] - E[S] (eq. 7); -inf outside stability."""
     l = _budgets(profile, budgets)
+    server = profile.batched
+    if server is not None:
+        return batched.objective(profile, server, l)
     m = moments(profile, l)
     if m.slack <= 0:
         return float("-inf")
@@ -156,16 +145,22 @@ def objective_change(profile: Profile, budgets: ArrayLike, new_budgets: ArrayLik
     subtracting two objective values loses every digit; this form keeps them: the
     accuracy term uses ``expm1`` and the queue term the exact identity
     q'/D' - q/D = (dq D + q lambda dE[S]) / (D D').
-    Returns ``-inf`` if ``new_budgets`` is unstable.
+    Returns ``-inf`` if ``new_budgets`` is unstable. On a batched server, the plain
+    difference of the two objectives.
     """
     l = _budgets(profile, budgets)
     l_new = _budgets(profile, new_budgets)
+    if profile.batched is not None:
+        return objective(profile, l_new) - objective(profile, l)
     workspace = Workspace(profile)
     return workspace.change(workspace.point(l), workspace.point(l_new))
 
 
 def _derivatives(profile: Profile, budgets: ArrayLike) -> tuple[FloatArray, HessianParts]:
     l = _budgets(profile, budgets)
+    server = profile.batched
+    if server is not None:
+        return batched.gradient(profile, server, l), batched.hessian_parts(profile, server, l)
     workspace = Workspace(profile)
     x = workspace.point(l)
     if x.moments.slack <= 0:
@@ -202,8 +197,11 @@ def best_response(profile: Profile, budgets: ArrayLike) -> FloatArray:
     (:func:`thinkq.lambert.fixed_point_root`: no overflow, no cancellation).
     """
     l = _budgets(profile, budgets)
+    server = profile.batched
+    if server is not None:
+        return batched.best_response(profile, server, l)
     t = profile.t0 + profile.c * l
-    m = _moments(profile, t)
+    m = moments_of(profile, t)
     if m.slack <= 0:
         raise ValueError("budgets: outside the stability region (rate * E[S] >= 1)")
     rate, d, b, c = profile.rate, m.slack, profile.b, profile.c
@@ -229,72 +227,8 @@ def kkt_residual(profile: Profile, budgets: ArrayLike) -> float:
     budget is away from its best response to the load the budgets create.
     """
     l = _budgets(profile, budgets)
+    server = profile.batched
+    if server is not None:
+        return batched.kkt_residual(profile, server, l)
     target = project(best_response(profile, l), profile.max_tokens)
     return float(np.maximum.reduce(np.abs(l - target), initial=0.0))
-
-
-class Point(NamedTuple):
-    """J's ingredients at one budget vector, shared by the derivatives and line search."""
-
-    budgets: FloatArray
-    service: FloatArray
-    decay: FloatArray
-    moments: Moments
-
-
-class Workspace:
-    """A profile's constant coefficients, for solvers that evaluate J many times.
-
-    The same formulas as the functions above (eqs. 3, 7, 10, 15, 33, 34), with the
-    per-type constants (pi c, alpha A b, ...) computed once and exp(-b l), t and the
-    moments shared between the gradient, the Hessian and the line search.
-    """
-
-    def __init__(self, profile: Profile) -> None:
-        self.profile = profile
-        pi, c = profile.share, profile.c
-        self.pc = pi * c
-        self.pc2 = self.pc * c
-        self.gain = profile.alpha * profile.A * profile.b
-        self.pi_gain = pi * self.gain
-        self.pi_curvature = self.pi_gain * profile.b
-        self.pi_a = pi * profile.A
-
-    def point(self, budgets: FloatArray) -> Point:
-        p = self.profile
-        t = p.t0 + p.c * budgets
-        return Point(budgets, t, np.exp(-p.b * budgets), _moments(p, t))
-
-    def derivatives(self, x: Point) -> tuple[FloatArray, HessianParts]:
-        """The gradient (10, 15) and the Hessian parts (33, 34) at a stable point."""
-        rate, m = self.profile.rate, x.moments
-        d = m.slack
-        v = self.pc * x.service
-        # pi_k c_k (1 + lambda t_k / D + lambda^2 E[S^2] / (2 D^2)): the marginal cost
-        cost = self.pc * (1.0 + rate * rate * m.second / (2.0 * d * d)) + (rate / d) * v
-        grad = self.pi_gain * x.decay - cost
-        diagonal = self.pi_curvature * x.decay + (rate / d) * self.pc2
-        # products, not **: a float power raises OverflowError (rate = 1e308 with t0 = 0)
-        cubic = rate * rate * rate * m.second / (d * d * d)
-        parts = HessianParts(diagonal, self.pc, v, rate * rate / (d * d), cubic)
-        return grad, parts
-
-    def change(self, x: Point, y: Point) -> float:
-        """J(y) - J(x) without cancellation (see :func:`objective_change`)."""
-        p, m = self.profile, x.moments
-        if y.moments.slack <= 0:
-            return float("-inf")
-        dl = y.budgets - x.budgets
-        pcdl = self.pc * dl
-        ds = float(np.add.reduce(pcdl))
-        dq = float(np.dot(pcdl, x.service + y.service))
-        slack_new = m.slack - p.rate * ds
-        if slack_new <= 0:
-            return float("-inf")
-        # e^{-b l} - e^{-b l'} = sign(dl) e^{-b min(l, l')} (1 - e^{-b |dl|}): no overflow
-        # whichever way the budget moves (a falling saturated budget would give 0 * inf)
-        nearer = np.where(dl >= 0, x.decay, y.decay)
-        gain = np.sign(dl) * nearer * -np.expm1(-p.b * np.abs(dl))
-        d_acc = float(np.dot(self.pi_a, gain))
-        d_wait = p.rate * (dq * m.slack + m.second * p.rate * ds) / (2.0 * m.slack * slack_new)
-        return p.alpha * d_acc - d_wait - ds

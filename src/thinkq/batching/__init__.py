@@ -3,15 +3,29 @@
 :class:`Server` describes one (``slots``, step time ``tau0 + tau1 n``);
 :func:`delay` is its mean-delay model with the derivatives the solver needs;
 :func:`chain` the exact number-in-system law behind it; :func:`departures` simulates
-it event by event. :func:`thinkq.batching.solve.solve_batched` finds the optimal
+it event by event (:mod:`thinkq.batching.kernel`, imported on first use: it compiles
+with numba). :func:`thinkq.batching.solve.solve_batched` finds the optimal
 budgets on it; it is not re-exported here, so that importing the package (say, for
 :class:`Server` in a profile) does not import :mod:`thinkq.solve`.
 ``docs/batching.md`` derives the model and the solver and checks them.
 """
 
+from typing import TYPE_CHECKING
+
 from thinkq.batching.chain import Chain, chain
 from thinkq.batching.delay import Delay, delay
-from thinkq.batching.kernel import departures
 from thinkq.batching.server import UNLIMITED_SLOTS, Server
+
+if TYPE_CHECKING:
+    from thinkq.batching.kernel import departures
+
+
+def __getattr__(name: str) -> object:
+    if name == "departures":  # numba takes a while to import: only when it is used
+        from thinkq.batching.kernel import departures
+
+        return departures
+    raise AttributeError(f"module 'thinkq.batching' has no attribute {name!r}")
+
 
 __all__ = ["UNLIMITED_SLOTS", "Chain", "Delay", "Server", "chain", "delay", "departures"]

@@ -26,11 +26,11 @@ from typing import NamedTuple
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from thinkq._shapes import HessianParts, project
 from thinkq._typing import FloatArray, IntArray
 from thinkq.batching.delay import Delay, delay
 from thinkq.batching.server import Server
 from thinkq.lambert import fixed_point_root, halley_omega
-from thinkq.model import HessianParts, project
 from thinkq.profile import Profile
 
 BoolArray = NDArray[np.bool_]

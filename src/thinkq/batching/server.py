@@ -44,28 +44,34 @@ class Server:
     def __post_init__(self) -> None:
         if isinstance(self.slots, bool) or not isinstance(self.slots, int):
             raise ProfileError(
-                f"server.slots: must be an integer >= 1, got {self.slots!r}", field="server.slots"
+                f"field 'server.slots': expected an integer >= 1, got {self.slots!r}",
+                field="server.slots",
             )
         if self.slots < 1:
             raise ProfileError(
-                f"server.slots: must be >= 1, got {self.slots}", field="server.slots"
+                f"field 'server.slots': must be >= 1, got {self.slots}", field="server.slots"
             )
         for name in ("tau0", "tau1"):
             value = getattr(self, name)
             if not isinstance(value, int | float) or isinstance(value, bool):
                 raise ProfileError(
-                    f"server.{name}: must be a number, got {value!r}", field=f"server.{name}"
+                    f"field 'server.{name}': expected a number of seconds, got {value!r}",
+                    field=f"server.{name}",
                 )
             if not math.isfinite(value) or value < 0:
                 raise ProfileError(
-                    f"server.{name}: must be finite and >= 0, got {value}",
+                    f"field 'server.{name}': must be finite and >= 0 (seconds), got {value}",
                     field=f"server.{name}",
                 )
         if self.tau0 + self.tau1 <= 0:
             raise ProfileError(
-                "server.tau0: tau0 and tau1 cannot both be 0 (a step must take time)",
+                "field 'server.tau0': tau0 and tau1 cannot both be 0 (a step must take time)",
                 field="server.tau0",
             )
+
+    def to_dict(self) -> dict[str, float | int]:
+        """The ``[server]`` table of a profile file."""
+        return {"slots": self.slots, "tau0": self.tau0, "tau1": self.tau1}
 
     @property
     def single(self) -> bool:

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from thinkq._typing import FloatArray
+from thinkq.batching.server import Server
 from thinkq.errors import ProfileError, UnstableLoadError
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "OPTIONAL_TOP_KEYS",
     "PARAMETERS",
     "ROUTING_TASK_KEYS",
+    "SERVER_KEYS",
     "TASK_KEYS",
     "TOP_KEYS",
     "Fields",
@@ -37,8 +39,11 @@ OPTIONAL_TASK_KEYS = ("variance",)
 #: matched against a request's last user message.
 ROUTING_TASK_KEYS = ("match",)
 TOP_KEYS = ("rate", "alpha", "max_tokens", "tasks")
-#: Optional top-level keys: the task of a request that names none and matches no rule.
-OPTIONAL_TOP_KEYS = ("default_task",)
+#: Optional top-level keys: the task of a request that names none and matches no rule,
+#: and the server's table.
+OPTIONAL_TOP_KEYS = ("default_task", "server")
+#: The keys of the optional ``[server]`` table (:class:`~thinkq.batching.Server`).
+SERVER_KEYS = ("slots", "tau0", "tau1")
 # A + D <= 1 is checked with this slack, so that values computed in floating point (a fit
 # that puts A + D on its bound 1) are not refused for a rounding error.
 SUM_SLACK = 1e-9
@@ -77,6 +82,8 @@ class Fields(Protocol):
     def match(self) -> tuple[tuple[str, ...], ...]: ...
     @property
     def default_task(self) -> str | None: ...
+    @property
+    def server(self) -> Server | None: ...
 
 
 def is_number(value: Any) -> bool:
@@ -163,11 +170,29 @@ def validate(profile: Fields) -> None:
     _validate_routing(profile)
     if not float(np.sum(profile.share)) > 0:
         raise ProfileError("field 'share': the shares must have a positive sum", field="share")
+    _validate_load(profile)
+
+
+def _validate_load(profile: Fields) -> None:
+    """Stability at zero budgets: rate * E[S(0)] below the server's capacity (eq. 4)."""
+    server = profile.server
+    if server is not None and not isinstance(server, Server):
+        raise ProfileError(
+            f"field 'server': expected a thinkq.batching.Server, got {server!r}", field="server"
+        )
     load = profile.rate * float(np.dot(profile.share, profile.t0))
-    if not load < 1:
+    if server is None or server.single:
+        if not load < 1:
+            raise UnstableLoadError(
+                f"field 'rate': the queue is unstable even at zero budgets: "
+                f"rate * E[S(0)] = {load:.6g} >= 1",
+                field="rate",
+            )
+    elif not load < server.max_capacity:
         raise UnstableLoadError(
-            f"field 'rate': the queue is unstable even at zero budgets: "
-            f"rate * E[S(0)] = {load:.6g} >= 1",
+            f"field 'rate': the queue is unstable even at zero budgets: rate * E[S(0)] = "
+            f"{load:.6g} >= C(B) = {server.max_capacity:.6g}, the most work the server's "
+            f"{server.slots} slots do per second",
             field="rate",
         )
 

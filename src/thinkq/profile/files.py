@@ -14,19 +14,28 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from thinkq.batching.server import Server
 from thinkq.errors import ProfileError, ProfileFileError
 from thinkq.profile.checks import (
     COLUMNS,
     OPTIONAL_TASK_KEYS,
     OPTIONAL_TOP_KEYS,
     ROUTING_TASK_KEYS,
+    SERVER_KEYS,
     TASK_KEYS,
     TOP_KEYS,
     is_number,
 )
 from thinkq.profile.instance import Profile
 
-__all__ = ["columns", "load_profile", "paper_profile", "parse", "profile_from_dict"]
+__all__ = [
+    "columns",
+    "load_profile",
+    "paper_profile",
+    "parse",
+    "profile_from_dict",
+    "server_from_table",
+]
 
 
 def parse(path: Path) -> Any:
@@ -110,6 +119,35 @@ def columns(tasks: Sequence[Any]) -> dict[str, list[Any]]:
     return columns
 
 
+def server_from_table(table: Any) -> Server | None:
+    """The ``[server]`` table (``slots``, ``tau0``, ``tau1``) as a Server, or ``None``."""
+    if table is None:
+        return None
+    if not isinstance(table, Mapping):
+        raise ProfileError(
+            f"field 'server': expected a table with {', '.join(SERVER_KEYS)}, got {table!r}",
+            field="server",
+        )
+    unknown = [key for key in table if key not in SERVER_KEYS]
+    if unknown:
+        raise ProfileError(
+            f"field 'server.{unknown[0]}': unknown field (expected {', '.join(SERVER_KEYS)})",
+            field=f"server.{unknown[0]}",
+        )
+    if "slots" not in table:
+        raise ProfileError("field 'server.slots': missing", field="server.slots")
+    slots = table["slots"]
+    several = isinstance(slots, int) and not isinstance(slots, bool) and slots > 1
+    for key in ("tau0", "tau1") if several else ():
+        if key not in table:
+            raise ProfileError(
+                f"field 'server.{key}': missing (the step time is tau0 + tau1 n seconds "
+                "with n sequences in the batch)",
+                field=f"server.{key}",
+            )
+    return Server(**{key: table[key] for key in SERVER_KEYS if key in table})
+
+
 def profile_from_dict(data: Any, *, source: str = "<memory>") -> Profile:
     """Validate a decoded profile document (the TOML/JSON structure) into a Profile."""
     if not isinstance(data, Mapping):
@@ -136,6 +174,7 @@ def profile_from_dict(data: Any, *, source: str = "<memory>") -> Profile:
         )
     return Profile.from_arrays(
         names=task_columns["name"],
+        server=server_from_table(data.get("server")),
         **{key: task_columns[key] for key in COLUMNS if key in task_columns},
         rate=data["rate"],
         alpha=data["alpha"],

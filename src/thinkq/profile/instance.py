@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from thinkq._typing import FloatArray
+from thinkq.batching.server import Server
 from thinkq.errors import ProfileError
 from thinkq.profile.checks import COLUMNS, PARAMETERS, validate
 
@@ -67,6 +68,11 @@ class Profile:
     ``default_task`` are the gateway's routing rules (``thinkq serve``): a request
     that names no task gets the first task whose pattern matches its last user
     message, else ``default_task``. The solver ignores them.
+
+    ``server`` describes the server (:class:`~thinkq.batching.Server`: decode slots
+    and step-time law, the profile's ``[server]`` table). ``None``, or one slot, is
+    the paper's FIFO M/G/1 server; more slots make every figure of the model, the
+    solver and the simulator those of the batched server (``docs/batching.md``).
     """
 
     names: tuple[str, ...]
@@ -83,6 +89,7 @@ class Profile:
     source: str = field(default="<memory>", repr=False)
     match: tuple[tuple[str, ...], ...] = field(default=(), repr=False)
     default_task: str | None = field(default=None, repr=False)
+    server: Server | None = field(default=None, repr=False)
     #: sum_k pi_k variance_k: what service-time variability adds to E[S^2] (s^2).
     extra_second_moment: float = field(init=False, repr=False)
 
@@ -104,12 +111,14 @@ class Profile:
         source: str = "<memory>",
         match: Sequence[Sequence[str]] = (),
         default_task: str | None = None,
+        server: Server | None = None,
     ) -> Profile:
         """Build and validate a profile from parameter arrays (one entry per task).
 
         ``variance`` (seconds squared, per task) defaults to zero: deterministic
         service times, as in the paper. ``match`` and ``default_task`` are the
-        gateway's routing rules (see the class).
+        gateway's routing rules (see the class); ``server`` the server (default: the
+        paper's one-at-a-time server).
         """
         if variance is None:
             variance = np.zeros(len(names))
@@ -132,6 +141,7 @@ class Profile:
             source=source,
             match=tuple(tuple(patterns) for patterns in match),
             default_task=default_task,
+            server=server,
             **arrays,
         )
         for array in arrays.values():
@@ -168,6 +178,16 @@ class Profile:
 
     def __len__(self) -> int:
         return self.size
+
+    @property
+    def batched(self) -> Server | None:
+        """The server if it decodes more than one query at once, else ``None`` (M/G/1)."""
+        server = self.server
+        return server if server is not None and not server.single else None
+
+    def with_server(self, server: Server | None) -> Profile:
+        """A copy served by ``server`` (``None``: the paper's M/G/1), validated again."""
+        return dataclasses.replace(self, server=server)
 
     @property
     def tasks(self) -> Iterator[Task]:
@@ -225,11 +245,14 @@ class Profile:
         if any(self.match):
             columns["match"] = [list(patterns) for patterns in self.match]
         routing = {} if self.default_task is None else {"default_task": self.default_task}
+        server = self.server
+        table = {} if server is None else {"server": server.to_dict()}
         return {
             "rate": self.rate,
             "alpha": self.alpha,
             "max_tokens": self.max_tokens,
             **routing,
+            **table,
             "tasks": [
                 {"name": name, **{key: columns[key][k] for key in columns}}
                 for k, name in enumerate(self.names)
