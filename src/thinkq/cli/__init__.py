@@ -6,7 +6,14 @@ written to an output file that did not complete.
 """
 
 from thinkq import __version__
-from thinkq.cli import _experiments, _fit, _loadtest, _profile, _serve  # noqa: F401  (register the commands)  # noqa: F401  (register serve, loadtest)
+from thinkq.cli import (  # noqa: F401  (register the commands)
+    _experiments,
+    _fit,
+    _loadtest,
+    _profile,
+    _serve,
+    _simulate,
+)
 from thinkq.cli._app import app, finite, main
 from thinkq.cli._solve import IntegerChoice, MethodChoice
 

@@ -1,0 +1,29 @@
+"""Options shared by the commands that take a profile and an operating point."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+__all__ = ["AlphaOption", "JsonOption", "MaxTokensOption", "ProfileArgument", "RateOption"]
+
+ProfileArgument = Annotated[
+    Path | None,
+    typer.Argument(
+        metavar="PROFILE",
+        help="Profile file (.toml or .json). Default: the paper's Table I.",
+        show_default=False,
+    ),
+]
+RateOption = Annotated[
+    float | None, typer.Option("--rate", help="Override the arrival rate lambda (1/s).")
+]
+AlphaOption = Annotated[
+    float | None, typer.Option("--alpha", help="Override alpha (weight of accuracy).")
+]
+MaxTokensOption = Annotated[
+    int | None, typer.Option("--max-tokens", help="Override l_max (tokens).")
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as one JSON object.")]
