@@ -23,6 +23,7 @@ from thinkq.errors import ServerError
 from thinkq.measure.server import Server, check_base_url
 from thinkq.measure.templates import TEMPLATES, get_template
 from thinkq.measure.tokenizer import LocalTokenizer
+from thinkq.profile import Profile
 from thinkq.serve import Gateway, create_app
 from thinkq.serve.app import DEFAULT_BODY_LIMIT, DEFAULT_MAX_TOKENS
 from thinkq.serve.connections import (
@@ -125,8 +126,13 @@ def serve_command(
         typer.Option("--budget-field", help="Request field of cap mode (vLLM's by default)."),
     ] = "thinking_token_budget",
     concurrency: Annotated[
-        int, typer.Option("--concurrency", help="Requests served at once (1: M/G/1).", min=1)
-    ] = 1,
+        int | None,
+        typer.Option(
+            "--concurrency",
+            help="Requests served at once (default: the profile's server.slots, else 1).",
+            min=1,
+        ),
+    ] = None,
     resolve_every: Annotated[
         float, typer.Option("--resolve-every", help="Seconds between re-solves.", min=0.01)
     ] = 5.0,
@@ -197,6 +203,7 @@ def serve_command(
 ) -> None:
     """Serve an OpenAI-compatible API that gives each request its optimal budget."""
     profile = load(profile_path, rate=None, alpha=None, max_tokens=None)
+    concurrency = _concurrency(profile, concurrency)
     key = api_key(api_key_env)
     upstream_key = api_key(upstream_key_env, option="--upstream-key-env")
     try:
@@ -213,6 +220,13 @@ def serve_command(
     except ServerError as exc:
         fail(f"option --upstream: {str(exc).removeprefix('base_url: ')}")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(message)s")
+    if profile.server is None and concurrency > 1:
+        logging.getLogger("thinkq.serve").warning(
+            "the profile has no [server] table: budgets and predictions are the one-at-a-time "
+            "M/G/1 model's although %d requests are served at once (measure the server with "
+            "thinkq profile --slots and fit it)",
+            concurrency,
+        )
 
     def build(server: Server) -> Gateway:
         return Gateway(
@@ -259,3 +273,18 @@ def serve_command(
             await gateway.stop()
 
     _run(main())
+
+
+def _concurrency(profile: Profile, concurrency: int | None) -> int:
+    """``--concurrency``: the profile's ``server.slots`` unless given; a different value
+    is an error, since the model would describe another server than the one served."""
+    server = profile.server
+    if concurrency is None:
+        return 1 if server is None else server.slots
+    if server is not None and concurrency != server.slots:
+        fail(
+            f"option --concurrency: {concurrency} differs from the profile's server.slots = "
+            f"{server.slots}: the batched model describes a server with {server.slots} slots; "
+            f"pass --concurrency {server.slots} or change the profile's [server] table"
+        )
+    return concurrency

@@ -7,13 +7,15 @@ any type is admitted unless
 * the work ahead of it would keep it waiting longer than the bound
   (:class:`~thinkq.errors.OverloadedError`): ``max_wait`` seconds (at least one mean
   service time), or, under a stable plan, :data:`WAIT_FACTOR` times the plan's
-  predicted mean wait (P-K, eq. 5) if that is longer.
+  predicted mean wait (P-K, eq. 5, or the batched model's) if that is longer.
 
 The predicted wait is the work ahead over the slots: a new request starts after
 ``waiting + busy - concurrency + 1`` departures (none when a slot is free), each
 taking E[S] / ``concurrency`` on average, E[S] at the budgets in force
-(:attr:`~thinkq.serve.controller.Plan.mean_service`). So a server with a free slot
-admits the next request at once whatever the estimate says; under an *overloaded*
+(:attr:`~thinkq.serve.controller.Plan.mean_service`); on a batched server (a
+``[server]`` table) E[S] / C(B), B busy slots doing C(B) solo-seconds of work a
+second. So a server with a free slot admits the next request at once whatever the
+estimate says; under an *overloaded*
 plan (even zero budgets unstable at the estimated offered load, eq. 4) it keeps
 about ``max_wait`` seconds of work queued, busy but not swamped; a stable queue at
 the plan's load almost never waits ten times its mean, so what the bound refuses is
@@ -131,9 +133,12 @@ class Admission:
 
     def predicted_wait(self) -> float:
         """Seconds a request arriving now would wait for a slot (see the module)."""
-        q = self.queue
+        q, plan = self.queue, self.controller.plan
         ahead = q.waiting + q.busy - q.concurrency + 1
-        return max(ahead, 0) * self.controller.plan.mean_service / q.concurrency
+        # departures come every E[S] / C(B) seconds with every slot busy (batched
+        # server), every E[S] / concurrency on the paper's model
+        per = plan.capacity if plan.server is not None and not plan.server.single else None
+        return max(ahead, 0) * plan.mean_service / (per or q.concurrency)
 
     def budget(self, task: int) -> int:
         """The budget of a request of type ``task`` that starts now: the plan's, or 0
@@ -187,6 +192,5 @@ class Admission:
         plan = self.controller.plan
         bound = max(self.max_wait, plan.mean_service)
         if not plan.overloaded:
-            mean_wait = plan.predicted_mean_system_time - plan.mean_service
-            bound = max(bound, WAIT_FACTOR * mean_wait)
+            bound = max(bound, WAIT_FACTOR * plan.predicted_mean_waiting_time)
         return bound

@@ -14,9 +14,13 @@ change of load moves them. After an overloaded plan (zero budgets) the compariso
 with the last budgets in force before it, so that when a burst is over the budgets
 come back to what they were unless the load after it is really different.
 
+A profile with a ``[server]`` table (more than one slot) is solved and predicted
+with the batched model (``docs/batching.md``), its step-time law refitted online
+with the latency lines when refitting is on (:mod:`thinkq.serve.refit`).
+
 When even zero budgets are unstable at the estimated load (lambda E[S(0)] >= 1,
-eq. 4) the plan is *overloaded*: its budgets are zero, and the gateway admits a
-request only while the work already queued would start it soon
+eq. 4, or >= C(B) on a batched server) the plan is *overloaded*: its budgets are
+zero, and the gateway admits a request only while the work already queued would start it soon
 (:mod:`thinkq.serve.admission`).
 """
 
@@ -26,9 +30,12 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import NDArray
 
 from thinkq import model
 from thinkq._typing import FloatArray
+from thinkq.batching.delay import delay
+from thinkq.batching.server import Server
 from thinkq.errors import UnstableLoadError
 from thinkq.profile import Profile
 from thinkq.serve.estimator import Estimate, Estimator
@@ -57,15 +64,27 @@ class Plan:
     shares:
         The estimated type shares (sum 1).
     utilization:
-        lambda E[S] at ``budgets`` (at zero budgets when overloaded).
+        lambda E[S] at ``budgets`` (at zero budgets when overloaded); on a batched
+        server lambda E[S] / C(B), the fraction of its capacity.
     predicted_mean_system_time:
-        P-K mean system time (eq. 6) at ``budgets``, seconds; ``inf`` when overloaded.
+        P-K mean system time (eq. 6) at ``budgets``, seconds (the batched model's on a
+        batched server); ``inf`` when overloaded.
+    predicted_mean_waiting_time:
+        The part of it spent waiting for a slot, seconds.
     overloaded:
         Whether even zero budgets are unstable at the estimated load.
     mean_service:
         E[S] = sum_k pi_k (t0_k + c_k l_k) at ``budgets`` (eq. 1), seconds per query.
     t0, c:
         The latency line (eq. 1) solved with: the profile's, or refitted online.
+    server:
+        The server solved for (the profile's ``[server]`` table, its step-time law
+        refitted online with ``--refit``), ``None`` without one.
+    mean_batch:
+        Predicted mean number in service (lambda E[S] on one slot).
+    step_time:
+        Predicted mean decode-step time while busy, seconds (``None`` without a
+        server table).
     switched:
         Whether this plan's budgets replaced those of the plan before it.
     """
@@ -79,7 +98,16 @@ class Plan:
     mean_service: float
     t0: tuple[float, ...]
     c: tuple[float, ...]
+    predicted_mean_waiting_time: float = math.inf
+    server: Server | None = None
+    mean_batch: float = 0.0
+    step_time: float | None = None
     switched: bool = False
+
+    @property
+    def capacity(self) -> float:
+        """C(B): solo-seconds of work the server does per second at most (1: one slot)."""
+        return 1.0 if self.server is None else self.server.max_capacity
 
 
 class Controller:
@@ -129,7 +157,9 @@ class Controller:
         """
         p = self.profile
         t0, c, variance = self._line()
+        server = p.server if self.refit is None else self.refit.server()
         return Profile.from_arrays(
+            server=server,
             names=p.names,
             share=estimate.shares,
             A=p.A,
@@ -161,16 +191,20 @@ class Controller:
         except UnstableLoadError:
             t0, c, _ = self._line()
             zero_service = float(np.dot(estimate.shares, t0))
+            server = self.profile.server if self.refit is None else self.refit.server()
+            capacity = 1.0 if server is None or server.single else server.max_capacity
             return Plan(
                 budgets=(0,) * self.profile.size,
                 rate=estimate.rate,
                 shares=shares,
-                utilization=estimate.rate * zero_service,
+                utilization=estimate.rate * zero_service / capacity,
                 predicted_mean_system_time=math.inf,
                 overloaded=True,
                 mean_service=zero_service,
                 t0=tuple(t0.tolist()),
                 c=tuple(c.tolist()),
+                server=server,
+                mean_batch=float(server.slots) if server is not None else 1.0,
                 switched=current is not None and any(current.budgets),
             )
         self.solves += 1
@@ -181,15 +215,38 @@ class Controller:
             kept = model.objective(point, before.budgets)
             if math.isfinite(kept) and gain <= self.hysteresis * abs(kept):
                 budgets = np.asarray(before.budgets)
-        return Plan(
-            budgets=tuple(int(b) for b in budgets),
-            rate=estimate.rate,
-            shares=shares,
-            utilization=model.utilization(point, budgets),
-            predicted_mean_system_time=model.system_time(point, budgets),
-            overloaded=False,
-            mean_service=model.moments(point, budgets).mean,
-            t0=tuple(point.t0.tolist()),
-            c=tuple(point.c.tolist()),
-            switched=current is not None and tuple(budgets) != current.budgets,
-        )
+        return _stable_plan(point, estimate.rate, shares, budgets, current)
+
+
+def _stable_plan(
+    point: Profile,
+    rate: float,
+    shares: tuple[float, ...],
+    budgets: NDArray[np.int64] | FloatArray,
+    current: Plan | None,
+) -> Plan:
+    """The plan of ``budgets`` at the operating point ``point`` (stable there)."""
+    m = model.moments(point, budgets)
+    server = point.server
+    if server is None or server.single:
+        wait, batch = model.waiting_time(point, budgets), point.rate * m.mean
+        step = None if server is None else server.step_time(1)
+    else:
+        law = delay(server, point.rate, m.mean, m.second)
+        wait, batch, step = law.waiting_time, law.batch, law.step
+    return Plan(
+        budgets=tuple(int(b) for b in budgets),
+        rate=rate,
+        shares=shares,
+        utilization=model.utilization(point, budgets),
+        predicted_mean_system_time=model.system_time(point, budgets),
+        overloaded=False,
+        mean_service=m.mean,
+        t0=tuple(point.t0.tolist()),
+        c=tuple(point.c.tolist()),
+        predicted_mean_waiting_time=wait,
+        server=server,
+        mean_batch=batch,
+        step_time=step,
+        switched=current is not None and tuple(budgets) != current.budgets,
+    )

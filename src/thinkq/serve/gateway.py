@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import time
 from collections.abc import AsyncGenerator, Sequence
 from contextlib import AbstractAsyncContextManager, aclosing
@@ -35,6 +34,7 @@ from thinkq.serve.queue import Queue, Records
 from thinkq.serve.refit import LatencyRefit
 from thinkq.serve.request import Books, Disconnected, Job, Turn, served, until_disconnected
 from thinkq.serve.routing import Router
+from thinkq.serve.status import state
 
 __all__ = ["Gateway", "Mode"]
 
@@ -119,7 +119,7 @@ class Gateway:
         self.controller = Controller(
             profile, self.estimator, hysteresis=hysteresis, refit=self.refit
         )
-        self.queue = Queue(concurrency=concurrency, max_queue=max_queue)
+        self.queue = Queue(concurrency=concurrency, max_queue=max_queue, clock=clock)
         self.admission = Admission(
             self.controller, self.estimator, self.queue, clock=clock,
             max_wait=(resolve_every or 5.0) if max_wait is None else max_wait,
@@ -178,8 +178,12 @@ class Gateway:
 
     def publish(self) -> None:
         """Bring the gauges up to date."""
-        measured = self.records.mean_system_time()
-        self.metrics.plan(self.controller.plan, measured=measured, waiting=self.queue.waiting)
+        self.metrics.plan(
+            self.controller.plan,
+            measured=self.records.mean_system_time(),
+            waiting=self.queue.waiting,
+            batch=self.records.mean_batch(),
+        )
 
     # ------------------------------------------------------------------ requests
 
@@ -264,35 +268,5 @@ class Gateway:
     # ------------------------------------------------------------------ state
 
     def state(self) -> dict[str, Any]:
-        """What ``GET /thinkq/state`` returns (non-finite numbers as ``None``).
-
-        ``rate_estimate`` and ``shares_estimate`` are the estimates the budgets in
-        force were solved for (at the last re-solve).
-        """
-        plan, names = self.controller.plan, self.profile.names
-        predicted = plan.predicted_mean_system_time
-        return {
-            "model": self.server.model,
-            "mode": self.mode,
-            "budgets": dict(zip(names, plan.budgets, strict=True)),
-            "rate_estimate": plan.rate,
-            "shares_estimate": dict(zip(names, plan.shares, strict=True)),
-            "utilization": plan.utilization,
-            "predicted_mean_system_time": predicted if math.isfinite(predicted) else None,
-            "measured_mean_system_time": self.records.mean_system_time(),
-            "overloaded": plan.overloaded,
-            "latency": {
-                name: {"t0": t0, "c": c} for name, t0, c in zip(names, plan.t0, plan.c, strict=True)
-            },
-            "refit": self.refit is not None,
-            "waiting": self.queue.waiting,
-            "in_service": self.queue.busy,
-            "concurrency": self.queue.concurrency,
-            "max_queue": self.queue.max_queue,
-            "window": self.estimator.window,
-            "resolve_every": self.resolve_every,
-            "solves": self.controller.solves,
-            "predicted_wait": self.admission.predicted_wait(),
-            "retries": self.admission.retried,
-            "load_changes": self.estimator.changes,
-        }
+        """What ``GET /thinkq/state`` returns (:func:`thinkq.serve.status.state`)."""
+        return state(self)

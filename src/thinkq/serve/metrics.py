@@ -69,9 +69,13 @@ class Metrics:
         )
         self.budget = Gauge("thinkq_budget_tokens", "Budget in force.", ["task"], registry=r)
         self.rate = Gauge("thinkq_rate_estimate", "Estimated arrival rate (1/s).", registry=r)
-        self.utilization = Gauge("thinkq_utilization", "lambda E[S] at the budgets.", registry=r)
+        self.utilization = Gauge(
+            "thinkq_utilization", "lambda E[S] (/ C(B)) at the budgets.", registry=r
+        )
         self.predicted = Gauge(
-            "thinkq_predicted_mean_system_seconds", "P-K mean system time (eq. 6).", registry=r
+            "thinkq_predicted_mean_system_seconds",
+            "Predicted mean system time (P-K, eq. 6, or batched).",
+            registry=r,
         )
         self.measured = Gauge(
             "thinkq_measured_mean_system_seconds", "Measured mean system time.", registry=r
@@ -79,6 +83,12 @@ class Metrics:
         self.waiting = Gauge("thinkq_queue_waiting", "Requests waiting for a slot.", registry=r)
         self.overloaded = Gauge(
             "thinkq_overloaded", "1 when even zero budgets are unstable.", registry=r
+        )
+        self.predicted_batch = Gauge(
+            "thinkq_predicted_mean_batch", "Predicted mean number in service.", registry=r
+        )
+        self.measured_batch = Gauge(
+            "thinkq_measured_mean_batch", "Measured mean number in service.", registry=r
         )
         self.tasks = tuple(tasks)
         for task in self.tasks:
@@ -100,8 +110,10 @@ class Metrics:
             self.service.labels(record.task).observe(record.service)
             self.thinking.labels(record.task).inc(record.thinking_tokens)
 
-    def plan(self, plan: Plan, *, measured: float | None, waiting: int) -> None:
-        """Set the gauges from the plan in force."""
+    def plan(
+        self, plan: Plan, *, measured: float | None, waiting: int, batch: float | None = None
+    ) -> None:
+        """Set the gauges from the plan in force (``batch``: the measured mean batch)."""
         for task, budget in zip(self.tasks, plan.budgets, strict=True):
             self.budget.labels(task).set(budget)
         self.rate.set(plan.rate)
@@ -110,6 +122,8 @@ class Metrics:
         self.measured.set(float("nan") if measured is None else measured)
         self.waiting.set(waiting)
         self.overloaded.set(1.0 if plan.overloaded else 0.0)
+        self.predicted_batch.set(plan.mean_batch)
+        self.measured_batch.set(float("nan") if batch is None else batch)
 
     def exposition(self) -> bytes:
         """The metrics in Prometheus's text format."""

@@ -9,14 +9,19 @@ waiting one, so the queue never stalls, whatever the outcome of a request.
 back since start (``busy`` is their difference), so a test can see that every
 request gives its slot back exactly once.
 
+The queue also integrates the number in service over time (:meth:`Queue.area`), so
+that a request knows the mean batch it was served in: the number of requests the
+upstream decoded beside it, on average over its service.
+
 Every request leaves a :class:`Record`: arrival, wait, service time, type, budget,
-thinking tokens and outcome. :class:`Records` keeps those of the last ``window``
-seconds for the measured mean system time.
+thinking tokens, outcome and mean batch. :class:`Records` keeps those of the last
+``window`` seconds for the measured mean system time and mean batch.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -33,7 +38,8 @@ class Record:
     """One request as the gateway saw it (times in seconds, by the gateway's clock).
 
     ``outcome`` is ``"ok"``, ``"upstream_error"`` or ``"disconnected"``; ``wait`` is
-    the time in the queue and ``service`` the time in a slot (both 0 if never served).
+    the time in the queue and ``service`` the time in a slot (both 0 if never served);
+    ``batch`` the mean number of requests in service (itself included) while it was.
     """
 
     arrival: float
@@ -43,6 +49,7 @@ class Record:
     budget: int
     thinking_tokens: int
     outcome: str
+    batch: float = 1.0
 
     @property
     def system_time(self) -> float:
@@ -59,9 +66,11 @@ class Queue:
         Requests served at the same time (>= 1).
     max_queue:
         Requests allowed to wait; one more is refused with :class:`QueueFullError`.
+    clock:
+        Monotonic time in seconds, for :meth:`area`.
     """
 
-    def __init__(self, *, concurrency: int, max_queue: int) -> None:
+    def __init__(self, *, concurrency: int, max_queue: int, clock: Clock = time.monotonic) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency: must be >= 1, got {concurrency}")
         if max_queue < 0:
@@ -74,6 +83,20 @@ class Queue:
         #: Calls of :meth:`release` since start.
         self.released = 0
         self._waiting: deque[asyncio.Future[None]] = deque()
+        self._clock = clock
+        self._area = 0.0
+        self._since = clock()
+
+    def area(self) -> float:
+        """The integral of ``busy`` over time since start (request-seconds in service)."""
+        now = self._clock()
+        self._area += self.busy * (now - self._since)
+        self._since = now
+        return self._area
+
+    def _add_busy(self, change: int) -> None:
+        self.area()
+        self.busy += change
 
     @property
     def waiting(self) -> int:
@@ -95,7 +118,7 @@ class Queue:
             ``max_queue`` requests are already waiting.
         """
         if self.busy < self.concurrency and not self._waiting:
-            self.busy += 1
+            self._add_busy(1)
             self.acquired += 1
             return None
         if len(self._waiting) >= self.max_queue:
@@ -141,7 +164,7 @@ class Queue:
                 turn.set_result(None)
                 self.acquired += 1
                 return
-        self.busy -= 1
+        self._add_busy(-1)
 
     @asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
@@ -168,6 +191,7 @@ class Records:
         self.window = window
         self.clock = clock
         self._recent: deque[Record] = deque()
+        self._start = clock()
 
     def add(self, record: Record) -> None:
         self._recent.append(record)
@@ -185,3 +209,15 @@ class Records:
         if not served:
             return None
         return sum(r.system_time for r in served) / len(served)
+
+    def mean_batch(self) -> float | None:
+        """Measured mean number in service over the window (Little's law on the slots).
+
+        The service seconds of the window's served requests over the window's length
+        (or the time since start, if shorter); ``None`` before the first.
+        """
+        served = self.recent()
+        span = min(self.window, self.clock() - self._start)
+        if not served or span <= 0:
+            return None
+        return sum(r.service for r in served) / span

@@ -97,6 +97,8 @@ class Turn:
     budget: int
     started: float
     generation: Generation | None = None
+    #: The queue's :meth:`~thinkq.serve.queue.Queue.area` when service started.
+    area: float = 0.0
 
 
 class Books:
@@ -119,8 +121,11 @@ class Books:
         self.clock = clock
         self.log_prompts = log_prompts
 
-    def finish(self, job: Job, turn: Turn | None, outcome: str) -> Record:
-        """Record ``job`` (served as ``turn``, or never served) with ``outcome``, now."""
+    def finish(self, job: Job, turn: Turn | None, outcome: str, batch: float = 1.0) -> Record:
+        """Record ``job`` (served as ``turn``, or never served) with ``outcome``, now.
+
+        ``batch`` is the mean number in service while it was served.
+        """
         now = self.clock()
         started = now if turn is None else turn.started
         g = None if turn is None else turn.generation
@@ -132,11 +137,12 @@ class Books:
             budget=0 if turn is None else turn.budget,
             thinking_tokens=g.thinking_tokens if g is not None else 0,
             outcome=outcome,
+            batch=batch,
         )
         self.records.add(record)
         self.metrics.record(record)
         if self.refit is not None and outcome == "ok":
-            self.refit.observe(job.task, record.thinking_tokens, record.service)
+            self.refit.observe(job.task, record.thinking_tokens, record.service, batch)
         if log.isEnabledFor(logging.INFO):
             prompt = f" prompt={job.text[:200]!r}" if self.log_prompts else ""
             log.info(
@@ -201,7 +207,7 @@ async def served(
     except DisconnectedError:
         books.finish(job, None, "disconnected")
         raise
-    turn = Turn(budget(job.task), books.clock())
+    turn = Turn(budget(job.task), books.clock(), area=queue.area())
     outcome = "disconnected"
     try:
         yield turn
@@ -214,8 +220,10 @@ async def served(
         outcome = "bad_request"
         raise PromptTooLongError(f"prompt: does not fit the model's context ({exc})") from exc
     finally:
+        seconds = books.clock() - turn.started
+        batch = (queue.area() - turn.area) / seconds if seconds > 0 else float(queue.busy)
         queue.release()  # the one place a served request gives its slot back
-        books.finish(job, turn, outcome)
+        books.finish(job, turn, outcome, max(batch, 1.0))
 
 
 def too_long(exc: ServerError) -> bool:

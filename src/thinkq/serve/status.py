@@ -1,0 +1,95 @@
+"""``GET /thinkq/state``: what the gateway is doing, as one JSON object."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Protocol
+
+from thinkq.measure.server import Server
+from thinkq.profile import Profile
+from thinkq.serve.admission import Admission
+from thinkq.serve.controller import Controller, Plan
+from thinkq.serve.estimator import Estimator
+from thinkq.serve.queue import Queue, Records
+from thinkq.serve.refit import LatencyRefit
+
+__all__ = ["Gateway", "state"]
+
+
+class Gateway(Protocol):
+    """The parts of :class:`thinkq.serve.gateway.Gateway` the state shows."""
+
+    profile: Profile
+    server: Server
+
+    @property
+    def mode(self) -> str: ...
+
+    controller: Controller
+    records: Records
+    refit: LatencyRefit | None
+    queue: Queue
+    estimator: Estimator
+    resolve_every: float
+    admission: Admission
+
+
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
+
+
+def _server(plan: Plan, measured_batch: float | None) -> dict[str, Any] | None:
+    """The server model in force: its table, capacity, and predicted against measured batch.
+
+    ``None`` for a profile without a ``[server]`` table (the paper's M/G/1 model).
+    """
+    server = plan.server
+    if server is None:
+        return None
+    return {
+        "model": "M/G/1 (Pollaczek-Khinchine)" if server.single else "batched",
+        "slots": server.slots,
+        "tau0": server.tau0,
+        "tau1": server.tau1,
+        "capacity": server.max_capacity,
+        "predicted_mean_batch": _finite(plan.mean_batch),
+        "measured_mean_batch": measured_batch,
+        "predicted_step_time": _finite(plan.step_time),
+        "predicted_mean_waiting_time": _finite(plan.predicted_mean_waiting_time),
+    }
+
+
+def state(gateway: Gateway) -> dict[str, Any]:
+    """What ``GET /thinkq/state`` returns (non-finite numbers as ``None``).
+
+    ``rate_estimate`` and ``shares_estimate`` are the estimates the budgets in
+    force were solved for (at the last re-solve).
+    """
+    plan, names = gateway.controller.plan, gateway.profile.names
+    predicted = plan.predicted_mean_system_time
+    return {
+        "model": gateway.server.model,
+        "mode": gateway.mode,
+        "budgets": dict(zip(names, plan.budgets, strict=True)),
+        "rate_estimate": plan.rate,
+        "shares_estimate": dict(zip(names, plan.shares, strict=True)),
+        "utilization": plan.utilization,
+        "predicted_mean_system_time": predicted if math.isfinite(predicted) else None,
+        "measured_mean_system_time": gateway.records.mean_system_time(),
+        "overloaded": plan.overloaded,
+        "latency": {
+            name: {"t0": t0, "c": c} for name, t0, c in zip(names, plan.t0, plan.c, strict=True)
+        },
+        "refit": gateway.refit is not None,
+        "waiting": gateway.queue.waiting,
+        "in_service": gateway.queue.busy,
+        "concurrency": gateway.queue.concurrency,
+        "max_queue": gateway.queue.max_queue,
+        "window": gateway.estimator.window,
+        "resolve_every": gateway.resolve_every,
+        "solves": gateway.controller.solves,
+        "predicted_wait": gateway.admission.predicted_wait(),
+        "retries": gateway.admission.retried,
+        "load_changes": gateway.estimator.changes,
+        "server": _server(plan, gateway.records.mean_batch()),
+    }
