@@ -6,7 +6,7 @@ B = 1, 8, 64 and unlimited (tau1 / tau0 = 0.1), and on the standard random insta
 of ``instances.benchmark_profile`` at N = 10^4, 10^5, 10^6 with B = 8 (tau1 / tau0 =
 0.1, and pure sharing, tau0 = 0, where the queue binds), this script times
 
-* ``thinkq.batching.solve.solve_batched(profile, server)`` (the default: today's solver at
+* ``thinkq.solve.batched.solve_batched(profile, server)`` (the default: today's solver at
   B = 1, the scan over E[S] with the Newton polish otherwise);
 * at B = 1 also ``method="scan"`` (the general path) and its J's relative difference
   from today's;
@@ -42,8 +42,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from instances import benchmark_profile
 from thinkq import Profile, paper_profile, solve
 from thinkq.batching import UNLIMITED_SLOTS, Server
-from thinkq.batching.solve import solve_batched
 from thinkq.solve import solve_continuous
+from thinkq.solve.batched import solve_batched
 
 PAPER_SERVERS = {
     "B = 1": Server(1),

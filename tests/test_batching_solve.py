@@ -24,9 +24,9 @@ from thinkq.batching.objective import (
     objective,
     respond,
 )
-from thinkq.batching.solve import solve_batched
 from thinkq.lambert import halley_omega
 from thinkq.solve import solve_continuous
+from thinkq.solve.batched import solve_batched
 
 TOL = 1e-7
 

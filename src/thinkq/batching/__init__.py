@@ -4,9 +4,10 @@
 :func:`delay` is its mean-delay model with the derivatives the solver needs;
 :func:`chain` the exact number-in-system law behind it; :func:`departures` simulates
 it event by event (:mod:`thinkq.batching.kernel`, imported on first use: it compiles
-with numba). :func:`thinkq.batching.solve.solve_batched` finds the optimal
-budgets on it; it is not re-exported here, so that importing the package (say, for
-:class:`Server` in a profile) does not import :mod:`thinkq.solve`.
+with numba). The optimal budgets on it are :mod:`thinkq.solve`'s
+(:func:`thinkq.solve.solve` dispatches on ``profile.batched``;
+:func:`thinkq.solve.batched.solve_batched` is the method): this package never imports
+:mod:`thinkq.solve`, so that a profile can hold a :class:`Server`.
 ``docs/batching.md`` derives the model and the solver and checks them.
 """
 

@@ -21,6 +21,7 @@ from rich.table import Table
 from rich.text import Text
 
 from thinkq import model
+from thinkq.batching.server import UNLIMITED_SLOTS
 from thinkq.cli import _fit
 from thinkq.cli._app import OPTIONS, app, dump, fail, grid, load, num
 from thinkq.profile import Profile
@@ -59,7 +60,7 @@ def _solve(profile: Profile, **options: Any) -> SolveResult:
         return solve(profile, **options)
     except ValueError as exc:  # solve() names the bad argument: "max_iter: ..."
         name, colon, rest = str(exc).partition(":")
-        option = OPTIONS.get(name)
+        option = OPTIONS.get(name) or {"method": "--method"}.get(name)
         fail(f"option {option}:{rest}" if colon and option else str(exc))
 
 
@@ -201,28 +202,61 @@ def _budget_summary(result: SolveResult) -> Table:
     return grid("Budgets", rows)
 
 
-def _summary(result: SolveResult) -> Table:
+def _bound_rows(result: SolveResult) -> dict[str, str]:
+    """The P-K certificate's rows (gap bound, Lemmas 2 and 3): n/a on a batched server."""
     c, b = result.continuous, result.continuous.bounds
+    if b is None:
+        na = "n/a (P-K only)"
+        labels = ("gap bound on J", "contraction L_inf (26)", "step bound 2/L_J (38)",
+                  "bounds hold on", "rho_bar, rho_max")  # fmt: skip
+        return dict.fromkeys(labels, na)
     region = "box [0, l_max]^N" if b.region == "box" else "level set {rho <= rho_bar}"
-    rows = {
-        "mean accuracy": num(result.accuracy, ".4f"),
-        "utilisation (rho)": num(result.utilization, ".4f"),
-        "mean waiting time (s)": num(result.mean_waiting_time, ".4f"),
-        "mean system time (s)": num(result.mean_system_time, ".4f"),
-        f"J at integer budgets ({result.integer})": num(result.objective, ".6f"),
-        "J(l*) continuous": num(result.continuous_objective, ".6f"),
-        "lower bound (41)": num(result.lower_bound, ".6f"),
-        "loss bound of integer budgets": num(result.loss_bound, ".3g"),
-        "solver": f"{c.method}, {c.iterations} iterations, {c.evaluations} evaluations",
-        "converged": "yes" if c.converged else f"NO: {c.message}",
-        "KKT residual (tokens)": num(c.kkt_residual, ".3g"),
+    return {
         "gap bound on J": num(c.gap_bound, ".3g"),
         "contraction L_inf (26)": num(b.contraction, ".4g"),
         "step bound 2/L_J (38)": f"{num(b.step_bound, '.4g')} (L_J = {num(b.lipschitz, '.4g')})",
         "bounds hold on": region,
         "rho_bar, rho_max": f"{num(b.rho_bar, '.4g')}, {num(b.rho_max, '.4g')}",
     }
-    return grid("Summary", rows)
+
+
+def _summary(result: SolveResult) -> Table:
+    c = result.continuous
+    batched = result.profile.batched is not None
+    na = "n/a (P-K only)"
+    rows = {
+        "mean accuracy": num(result.accuracy, ".4f"),
+        f"utilisation ({'rho / C(B)' if batched else 'rho'})": num(result.utilization, ".4f"),
+        "mean waiting time (s)": num(result.mean_waiting_time, ".4f"),
+        "mean system time (s)": num(result.mean_system_time, ".4f"),
+        f"J at integer budgets ({result.integer})": num(result.objective, ".6f"),
+        "J(l*) continuous": num(result.continuous_objective, ".6f"),
+        "lower bound (41)": na if batched else num(result.lower_bound, ".6f"),
+        "loss bound of integer budgets": na if batched else num(result.loss_bound, ".3g"),
+        "solver": f"{c.method}, {c.iterations} iterations, {c.evaluations} evaluations",
+        "converged": "yes" if c.converged else f"NO: {c.message}",
+        "KKT residual (tokens)": num(c.kkt_residual, ".3g"),
+    }
+    return grid("Summary", rows | _bound_rows(result))
+
+
+def _server(result: SolveResult) -> Table | None:
+    """The ``[server]`` table's figures at the integer budgets, if the profile has one."""
+    f = result.server
+    if f is None:
+        return None
+    slots = f"{f.slots:,}" + (" (unlimited)" if f.slots >= UNLIMITED_SLOTS else "")
+    rows = {
+        "slots (B)": slots,
+        "step time law tau(n) (s)": f"{f.tau0:g} + {f.tau1:g} n",
+        "capacity C(B) (solo-s per s)": num(f.capacity, ".4g"),
+        "utilisation of C(B)": num(f.utilization, ".4f"),
+        "mean batch (in service)": num(f.mean_batch, ".4f"),
+        "step time (s per decode step)": num(f.step_time, ".4g"),
+        "slowdown in service": num(f.slowdown, ".4f"),
+        "mean wait for a slot (s)": num(f.waiting_time, ".4f"),
+    }
+    return grid("Server", rows)
 
 
 def _render(console: Console, result: SolveResult) -> None:
@@ -238,3 +272,6 @@ def _render(console: Console, result: SolveResult) -> None:
         rows = [int(k) for k in order]
         console.print(_task_table(result, rows, f"The {len(rows)} largest budgets"))
     console.print(_summary(result))
+    server = _server(result)
+    if server is not None:
+        console.print(server)

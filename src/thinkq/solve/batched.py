@@ -9,15 +9,18 @@ The method (``docs/batching.md``, "The solver"):
    [E[S(0)], min(E[S(l_max)], C(B) / lambda)) finds the basin of the global optimum,
    whether or not J is concave.
 2. **Polish.** Projected Newton on the full problem from the scan's two best local
-   maxima (one where J*(a) has a single peak), with the Hessian's
-   diagonal-plus-rank-two form (eqs. 33, 34) solved by Woodbury
-   (:func:`thinkq.solve.newton.newton_direction`). -Hess J is not proven positive
-   definite under the batched law, so a direction that is not an ascent direction is
-   replaced by the diagonally scaled gradient, and every step must pass an Armijo test.
-3. **Certificate.** The KKT residual (eq. 23) under the batched law, in tokens.
+   maxima (one where J*(a) has a single peak), and from the warm start if one is
+   given, with the Hessian's diagonal-plus-rank-two form (eqs. 33, 34) solved by
+   Woodbury (:func:`thinkq.solve.newton.newton_direction`). -Hess J is not proven
+   positive definite under the batched law, so a direction that is not an ascent
+   direction is replaced by the diagonally scaled gradient, and every step must pass
+   an Armijo test.
+3. **Certificate.** The KKT residual (eq. 23) under the batched law, in tokens. The
+   Frank-Wolfe gap bound and the constants of Lemmas 2 and 3 rest on P-K's concavity
+   and are ``None`` in the result.
 
 Every stage is O(N) per evaluation. At B = 1 the batched law is Pollaczek-Khinchine
-and ``method="auto"`` hands the profile to :func:`thinkq.solve.solve_continuous`
+and ``method="auto"`` hands the profile to :func:`thinkq.solve.mg1.solve_mg1`
 (today's solver, whose numbers it then returns); ``method="scan"`` runs the method
 above at every B (the tests check that both agree at B = 1).
 """
@@ -25,64 +28,30 @@ above at every B (the tests check that both agree at B = 1).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from thinkq._typing import FloatArray
 from thinkq.batching.levels import Levels, peaks
 from thinkq.batching.objective import BatchedPoint, BatchedWorkspace, kkt_residual
 from thinkq.batching.server import Server
-from thinkq.model import project
+from thinkq.model import gradient, project
 from thinkq.profile import Profile
-from thinkq.solve import solve_continuous
+from thinkq.solve.bounds import frank_wolfe_gap
+from thinkq.solve.mg1 import solve_mg1
 from thinkq.solve.newton import active_set, newton_direction
+from thinkq.solve.options import DEFAULT_TOL, check_limits, start_budgets
+from thinkq.solve.result import ContinuousResult
 
-__all__ = ["BatchedResult", "solve_batched"]
+__all__ = ["METHOD", "solve_batched"]
 
+#: The ``method`` a result of the scan reports.
+METHOD = "scan+newton"
 _ARMIJO = 1e-4
 _MAX_BACKTRACKS = 60
 _MAX_ITER = 500
 _NOISE = 16 * np.finfo(np.float64).eps
-
-
-@dataclass(frozen=True)
-class BatchedResult:
-    """Optimal continuous budgets on a batched server, with their certificate.
-
-    The fields of :class:`thinkq.solve.ContinuousResult` that hold for any server
-    (its gap bound and Lemma constants are P-K's and are left out).
-
-    Attributes
-    ----------
-    budgets:
-        l*, tokens per type (floats in [0, l_max]).
-    objective:
-        J(l*) under the batched delay law (eq. 7).
-    converged:
-        Whether the KKT residual is at most the tolerance.
-    iterations:
-        Newton iterations of the polish (of today's solver at B = 1 with ``"auto"``).
-    evaluations:
-        O(N) evaluations in all (scan, refinement, polish).
-    method:
-        ``"scan+newton"``, or ``"newton"`` where B = 1 went to today's solver.
-    message:
-        Why it stopped, in words.
-    kkt_residual:
-        max_k |l_k - clip(l_hat_k(l))| in tokens (eq. 23 under the batched law).
-    """
-
-    budgets: FloatArray
-    objective: float
-    converged: bool
-    iterations: int
-    evaluations: int
-    method: str
-    message: str
-    kkt_residual: float
-    profile: Profile = field(repr=False, compare=False)
-    server: Server = field(repr=False, compare=False)
 
 
 def _step(
@@ -135,16 +104,18 @@ def _polish(
 
 
 def _search(
-    ws: BatchedWorkspace, *, points: int, tol: float, max_iter: int
+    ws: BatchedWorkspace, start: FloatArray | None, *, points: int, tol: float, max_iter: int
 ) -> tuple[BatchedPoint, int, int, str]:
-    """Scan E[S] over ``points`` levels, polish the two best peaks, keep the better."""
+    """Scan E[S] over ``points`` levels, polish the two best peaks (and ``start``)."""
     levels = Levels(ws)
-    starts = peaks(levels.scan(points), keep=2)
+    starts = [level.budgets for level in peaks(levels.scan(points), keep=2)]
+    if start is not None:
+        starts.append(start)
     evaluations = levels.evaluations
     best: tuple[BatchedPoint, int, str] | None = None
-    for start in starts:
+    for budgets in starts:
         # the polish aims below tol: its stopping test is a proxy for the KKT residual
-        x0 = ws.point(start.budgets)
+        x0 = ws.point(budgets)
         x, iterations, polished, message = _polish(ws, x0, tol=tol / 10, max_iter=max_iter)
         evaluations += polished
         if best is None or x.objective > best[0].objective:
@@ -154,24 +125,26 @@ def _search(
     return x, iterations, evaluations, message
 
 
-def _single(profile: Profile, server: Server, tol: float, max_iter: int | None) -> BatchedResult:
-    r = solve_continuous(profile, tol=tol, max_iter=max_iter)
-    return BatchedResult(
-        budgets=r.budgets, objective=r.objective, converged=r.converged,
-        iterations=r.iterations, evaluations=r.evaluations, method=r.method,
-        message=r.message, kkt_residual=r.kkt_residual, profile=profile, server=server,
-    )  # fmt: skip
+def _served(profile: Profile, server: Server | None) -> tuple[Profile, Server]:
+    """The profile served by ``server`` (default: its own, else the paper's M/G/1)."""
+    if server is None:
+        return profile, profile.server or Server()
+    if server != profile.server:
+        profile = profile.with_server(server)
+    return profile, server
 
 
+# long: numpy-style docstring of six parameters, then the checks and one result
 def solve_batched(
     profile: Profile,
-    server: Server,
+    server: Server | None = None,
     *,
     method: str = "auto",
-    tol: float = 1e-7,
+    tol: float = DEFAULT_TOL,
     max_iter: int | None = None,
     points: int | None = None,
-) -> BatchedResult:
+    start: ArrayLike | None = None,
+) -> ContinuousResult:
     """Optimal continuous budgets for ``profile`` served by ``server``.
 
     Parameters
@@ -179,7 +152,9 @@ def solve_batched(
     profile:
         The instance (rate, alpha, l_max and the task types).
     server:
-        The batched server (:class:`thinkq.batching.Server`).
+        The batched server (:class:`thinkq.batching.Server`); default the profile's
+        own (``profile.server``), or one slot if it has none. A server other than the
+        profile's replaces it (the result's ``profile`` carries it).
     method:
         ``"auto"``: today's solver at B = 1 (P-K, concave), the scan otherwise;
         ``"scan"``: the global scan over E[S] with a Newton polish at every B.
@@ -189,24 +164,29 @@ def solve_batched(
         Newton iteration limit of the polish (default 500).
     points:
         Levels of E[S] in the scan (default 24 up to N = 10^4, 8 beyond).
+    start:
+        A stable budget vector polished as well (a warm start), default none.
 
     Returns
     -------
-    BatchedResult
-        Budgets, J, and the certificate (KKT residual in tokens, converged, message).
+    ContinuousResult
+        Budgets, J, and the certificate (KKT residual in tokens, converged, message);
+        ``method`` is ``"scan+newton"``, and ``gap_bound`` and ``bounds`` are ``None``
+        unless the server has one slot (they are P-K's).
     """
     if method not in ("auto", "scan"):
         raise ValueError(f"method: expected 'auto' or 'scan', got {method!r}")
-    if not (isinstance(tol, int | float) and tol > 0):
-        raise ValueError(f"tol: expected a positive number of tokens, got {tol!r}")
-    if max_iter is not None and max_iter < 1:
-        raise ValueError(f"max_iter: expected a positive integer, got {max_iter!r}")
+    check_limits(tol, max_iter)
     if points is not None and points < 2:
         raise ValueError(f"points: expected at least 2 levels, got {points!r}")
+    profile, server = _served(profile, server)
+    l0 = start_budgets(profile, start)
     if method == "auto" and server.single:
-        return _single(profile, server, tol, max_iter)
+        return solve_mg1(profile, method="newton", tol=tol, max_iter=max_iter, start=l0)
+    ws = BatchedWorkspace(profile, server)
     x, iterations, evaluations, message = _search(
-        BatchedWorkspace(profile, server),
+        ws,
+        None if start is None else l0,
         points=points or (24 if profile.size <= 10_000 else 8),
         tol=tol,
         max_iter=max_iter or _MAX_ITER,
@@ -215,8 +195,11 @@ def solve_batched(
     converged = bool(residual <= tol)
     if not converged and message == "KKT residual below tolerance":
         message = "step below tolerance, KKT residual not (the limit of double precision)"
-    return BatchedResult(
+    gap = None  # P-K's Frank-Wolfe bound needs J concave: proven at B = 1 only
+    if profile.batched is None:
+        gap = frank_wolfe_gap(profile, x.budgets, gradient(profile, x.budgets))
+    return ContinuousResult(
         budgets=x.budgets, objective=x.objective, converged=converged, iterations=iterations,
-        evaluations=evaluations + 1, method="scan+newton", message=message,
-        kkt_residual=residual, profile=profile, server=server,
+        evaluations=evaluations + 1, method=METHOD, message=message, kkt_residual=residual,
+        gap_bound=gap, profile=profile, start_objective=ws.point(l0).objective,
     )  # fmt: skip
