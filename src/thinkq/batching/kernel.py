@@ -10,41 +10,63 @@ next arrival and the heap's minimum reached at the current speed; at most B quer
 are in service and the rest wait in FIFO order, which here is simply arrival order
 (queued queries are always the latest arrivals not yet started). O(log B) per event.
 
+:func:`departures` runs a whole stream at once. :class:`BatchedQueue` runs it block
+by block (the simulator's bounded memory): each block stops at its last arrival, and
+the queries still in the system move to the front of the next block's arrays with the
+server's state (heap, clocks), times shifted so that the block starts at 0. It also
+integrates the number in service over time, for the mean batch and step time.
+
 At B = 1 this is the FIFO M/G/1 queue, and departures agree with Lindley's recursion.
 """
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numba
 import numpy as np
 
-from thinkq._typing import FloatArray
+from thinkq._typing import FloatArray, IntArray
 
-__all__ = ["departures"]
+__all__ = ["BatchedQueue", "Served", "departures"]
+
+# the kernel's state between calls: floats (now, virtual clock, integral of the number
+# in service over time, time with at least one in service) and integers (in service,
+# queries started, next arrival)
+_NOW, _CLOCK, _AREA, _BUSY = range(4)
+_IN_SERVICE, _STARTED, _NEXT = range(3)
 
 
 # long: one event loop with its heap operations inlined; numba compiles it as one unit
 @numba.njit(cache=True, nogil=True)
-def _run(
-    arrivals: FloatArray, work: FloatArray, slots: int, tau0: float, tau1: float
-) -> FloatArray:
+def _advance(
+    arrivals: FloatArray,
+    work: FloatArray,
+    start: FloatArray,
+    out: FloatArray,
+    keys: FloatArray,
+    ids: IntArray,
+    state: FloatArray,
+    counts: IntArray,
+    slots: int,
+    tau0: float,
+    tau1: float,
+    final: bool,
+) -> None:
     total = arrivals.shape[0]
-    out = np.empty(total)
-    size = min(slots, total) + 1
-    keys = np.empty(size)  # heap of virtual finishing values
-    ids = np.empty(size, np.int64)
-    n = 0  # in service
-    now = 0.0
-    clock = 0.0  # the virtual clock
-    i = 0  # next arrival
-    started = 0  # queries 0 .. started-1 have entered service
+    now, clock, area, busy = state[0], state[1], state[2], state[3]
+    n, started, i = counts[0], counts[1], counts[2]
     solo = tau0 + tau1
-    while i < total or n > 0:
+    while i < total or (final and n > 0):
         speed = solo / (tau0 + tau1 * n) if n > 0 else 0.0
         finish = now + (keys[0] - clock) / speed if n > 0 else np.inf
         arrive = arrivals[i] if i < total else np.inf
         if arrive <= finish:
-            clock += (arrive - now) * speed
+            step = arrive - now
+            clock += step * speed
+            area += n * step
+            if n > 0:
+                busy += step
             now = arrive
             if n < slots:  # straight into service: sift up
                 k = n
@@ -59,9 +81,12 @@ def _run(
                     k = parent
                 keys[k] = key
                 ids[k] = i
+                start[i] = now
                 started = i + 1
             i += 1
             continue
+        area += n * (finish - now)
+        busy += finish - now
         clock = keys[0]
         now = finish
         out[ids[0]] = now
@@ -69,6 +94,7 @@ def _run(
         if started < i:  # the head of the FIFO queue takes the freed slot
             key = clock + work[started]
             who = started
+            start[started] = now
             started += 1
             n += 1
         else:
@@ -89,16 +115,105 @@ def _run(
         if n > 0:
             keys[k] = key
             ids[k] = who
-    return out
+    state[0] = now
+    state[1] = clock
+    state[2] = area
+    state[3] = busy
+    counts[0] = n
+    counts[1] = started
+    counts[2] = i
+
+
+def _check(arrivals: FloatArray, work: FloatArray) -> tuple[FloatArray, FloatArray]:
+    if arrivals.shape != work.shape:
+        raise ValueError("work: must have the shape of arrivals")
+    a = np.ascontiguousarray(arrivals, dtype=np.float64)
+    s = np.ascontiguousarray(work, dtype=np.float64)
+    return a, s
 
 
 def departures(
     arrivals: FloatArray, work: FloatArray, *, slots: int, tau0: float, tau1: float
 ) -> FloatArray:
     """Departure times (s) of queries arriving at ``arrivals`` with solo times ``work``."""
-    if arrivals.shape != work.shape:
-        raise ValueError("work: must have the shape of arrivals")
-    a = np.ascontiguousarray(arrivals, dtype=np.float64)
-    s = np.ascontiguousarray(work, dtype=np.float64)
-    result: FloatArray = _run(a, s, int(slots), float(tau0), float(tau1))
-    return result
+    a, s = _check(arrivals, work)
+    size = min(int(slots), a.size) + 1
+    out, start = np.empty(a.size), np.empty(a.size)
+    keys, ids = np.empty(size), np.empty(size, np.int64)
+    state, counts = np.zeros(4), np.zeros(3, np.int64)
+    _advance(a, s, start, out, keys, ids, state, counts, int(slots), float(tau0), float(tau1), True)
+    return out
+
+
+class Served(NamedTuple):
+    """The queries that left the server in one call, in no particular order.
+
+    ``tags`` are the caller's labels; ``wait`` is the time from arrival to service
+    start and ``system`` from arrival to departure (s). ``area`` is the integral of
+    the number in service over the call's time and ``busy`` the time with at least one
+    in service (s), both up to the block's last arrival (a final drain adds nothing).
+    """
+
+    tags: IntArray
+    wait: FloatArray
+    system: FloatArray
+    area: float
+    busy: float
+
+
+class BatchedQueue:
+    """The batched server fed block by block (see the module docstring)."""
+
+    def __init__(self, slots: int, tau0: float, tau1: float) -> None:
+        self.slots, self.tau0, self.tau1 = int(slots), float(tau0), float(tau1)
+        self.keys, self.ids = np.empty(1), np.empty(1, np.int64)
+        self.state, self.counts = np.zeros(4), np.zeros(3, np.int64)
+        # the queries still in the system: in service (heap order), then queued
+        self.arrivals, self.work, self.start = np.empty(0), np.empty(0), np.empty(0)
+        self.tags: IntArray = np.empty(0, np.int64)
+
+    def arrive(self, gaps: FloatArray, work: FloatArray, tags: IntArray) -> Served:
+        """Serve a block of arrivals (``gaps`` after the previous arrival, solo ``work``)
+        up to its last arrival; the queries that left by then."""
+        arrivals = np.cumsum(gaps)
+        return self._run(arrivals, work, tags, final=False)
+
+    def drain(self) -> Served:
+        """Serve every query still in the system, with no more arrivals."""
+        return self._run(np.empty(0), np.empty(0), np.empty(0, np.int64), final=True)
+
+    def _run(self, arrivals: FloatArray, work: FloatArray, tags: IntArray, final: bool) -> Served:
+        a, s = _check(np.concatenate((self.arrivals, arrivals)), np.concatenate((self.work, work)))
+        tag = np.concatenate((self.tags, tags))
+        size = min(self.slots, a.size) + 1
+        if self.keys.size < size:  # room for the heap to grow into
+            self.keys = np.concatenate((self.keys, np.empty(size - self.keys.size)))
+            self.ids = np.concatenate((self.ids, np.empty(size - self.ids.size, np.int64)))
+        start = np.concatenate((self.start, np.empty(arrivals.size)))
+        out = np.full(a.size, np.nan)
+        area, busy = self.state[_AREA], self.state[_BUSY]
+        _advance(a, s, start, out, self.keys, self.ids, self.state, self.counts,
+                 self.slots, self.tau0, self.tau1, final)  # fmt: skip
+        area, busy = self.state[_AREA] - area, self.state[_BUSY] - busy
+        if final:
+            area = busy = 0.0
+        done = ~np.isnan(out)
+        served = Served(tag[done], (start - a)[done], (out - a)[done], float(area), float(busy))
+        self._keep(a, s, start, tag)
+        return served
+
+    def _keep(
+        self, arrivals: FloatArray, work: FloatArray, start: FloatArray, tags: IntArray
+    ) -> None:
+        """Move the queries still present to the front, times shifted to the last arrival."""
+        n, started = int(self.counts[_IN_SERVICE]), int(self.counts[_STARTED])
+        keep = np.concatenate((self.ids[:n], np.arange(started, arrivals.size)))
+        origin, clock = self.state[_NOW], self.state[_CLOCK]
+        self.arrivals = arrivals[keep] - origin
+        self.start = start[keep] - origin  # set for those in service, not yet for the queued
+        self.work, self.tags = work[keep], tags[keep]
+        self.keys[:n] -= clock
+        self.ids[:n] = np.arange(n)
+        self.state[_NOW] = self.state[_CLOCK] = 0.0
+        self.counts[_STARTED] = n
+        self.counts[_NEXT] = keep.size

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from thinkq.batching.server import UNLIMITED_SLOTS
 from thinkq.cli._app import app, draw_seed, dump, fail, grid, load, num, progress
 from thinkq.cli._options import (
     AlphaOption,
@@ -21,7 +22,7 @@ from thinkq.cli._options import (
     RateOption,
 )
 from thinkq.profile import Profile
-from thinkq.simulate import Simulation, simulate
+from thinkq.simulate import ServerStatistics, Simulation, simulate
 from thinkq.solve import solve
 
 __all__ = ["simulate_command"]
@@ -91,7 +92,11 @@ def simulate_command(
     max_tokens: MaxTokensOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Simulate the FIFO M/G/1 server at given budgets and compare with P-K."""
+    """Simulate the server at given budgets and compare with the model.
+
+    The FIFO M/G/1 server against P-K, or with a [server] table of several slots the
+    batched server event by event against the batched model.
+    """
     profile = load(profile_path, rate=rate, alpha=alpha, max_tokens=max_tokens)
     l = _budgets(budgets, profile)
     try:
@@ -112,12 +117,13 @@ def simulate_command(
 
 def _render_simulation(console: Console, profile: Profile, run: Simulation) -> None:
     console.print(Text(f"profile: {profile.source}  ({run.queries:,} queries, seed {run.seed})"))
+    ours = "P-K" if profile.batched is None else "model"  # the batched law is not P-K's
     if len(run.tasks) <= 50:
         table = Table(
-            title="Per task: simulated T and accuracy, against P-K T and p_k (eq. 2)",
+            title=f"Per task: simulated T and accuracy, against {ours} T and p_k (eq. 2)",
             title_justify="left",
         )
-        headers = ("task", "budget", "queries", "T (s)", "P-K T", "p95 T", "acc.", "p_k")
+        headers = ("task", "budget", "queries", "T (s)", f"{ours} T", "p95 T", "acc.", "p_k")
         for header in headers:
             table.add_column(header, justify="left" if header == "task" else "right")
         for t in run.tasks:
@@ -135,9 +141,9 @@ def _render_simulation(console: Console, profile: Profile, run: Simulation) -> N
     lo, hi = run.mean_system_time_ci
     rows = {
         "mean system time (s)": f"{run.mean_system_time:.4f}  [{lo:.4f}, {hi:.4f}]  "
-        f"P-K {run.analytic_mean_system_time:.4f}",
+        f"{ours} {run.analytic_mean_system_time:.4f}",
         "mean waiting time (s)": f"{run.mean_waiting_time:.4f}  "
-        f"P-K {run.analytic_mean_waiting_time:.4f}",
+        f"{ours} {run.analytic_mean_waiting_time:.4f}",
         "system time p50 / p95 / p99 (s)": f"{run.p50_system_time:.3f} / "
         f"{run.p95_system_time:.3f} / {run.p99_system_time:.3f}",
         "utilisation": f"{run.utilization:.4f}  (analytic {run.analytic_utilization:.4f})",
@@ -145,3 +151,17 @@ def _render_simulation(console: Console, profile: Profile, run: Simulation) -> N
         "J realised": f"{run.objective:.4f}  (analytic {run.analytic_objective:.4f})",
     }
     console.print(grid(f"Summary ({run.ci_level:.0%} intervals by batch means)", rows))
+    if run.server is not None:
+        console.print(grid("Server", _server_rows(run.server)))
+
+
+def _server_rows(server: ServerStatistics) -> dict[str, str]:
+    slots = "unlimited" if server.slots >= UNLIMITED_SLOTS else f"{server.slots:,}"
+    return {
+        "slots": slots,
+        "step time (s)": f"tau0 + tau1 n = {server.tau0:g} + {server.tau1:g} n",
+        "mean batch (in service)": f"{server.mean_batch:.4f}  "
+        f"(model {server.analytic_mean_batch:.4f})",
+        "step time while busy (s)": f"{server.step_time:.6g}  "
+        f"(model {server.analytic_step_time:.6g})",
+    }

@@ -5,7 +5,8 @@ sums of waits, services and correct answers), per batch (for the batch-means
 confidence intervals) and in log-spaced histograms (for percentiles: 256 bins per
 doubling overall, 0.27 % relative resolution; 64 per doubling per type, for up to
 256 types). :meth:`Tally.simulation` turns the sums into a :class:`Simulation`,
-beside the Pollaczek-Khinchine figures for the same budgets.
+beside the model's figures for the same budgets (Pollaczek-Khinchine, or the batched
+law of :mod:`thinkq.batching.delay` on a server with several slots).
 """
 
 from __future__ import annotations
@@ -19,10 +20,12 @@ from scipy import stats
 
 from thinkq import model
 from thinkq._typing import FloatArray, IntArray
+from thinkq.batching.delay import Delay
 from thinkq.profile import Profile
+from thinkq.simulate.figures import ServerStatistics, model_delay, server_statistics
 from thinkq.simulate.queueing import Histogram
 
-__all__ = ["BATCHES", "LEVEL", "Simulation", "Tally", "TaskStatistics"]
+__all__ = ["BATCHES", "LEVEL", "ServerStatistics", "Simulation", "Tally", "TaskStatistics"]
 
 #: Batches of the batch-means confidence intervals.
 BATCHES = 20
@@ -56,8 +59,11 @@ class Simulation:
 
     ``objective`` is J (eq. 7) as realised: alpha times the realised accuracy minus
     the simulated mean system time. ``*_ci`` are two-sided confidence intervals
-    (level ``ci_level``) from batch means; ``analytic_*`` are the Pollaczek-Khinchine
-    figures (eqs. 3-7) for the same budgets and service distributions.
+    (level ``ci_level``) from batch means; ``analytic_*`` are the model's figures for
+    the same budgets and service distributions: Pollaczek-Khinchine (eqs. 3-7), or the
+    batched law on a server with several slots, where ``utilization`` is the offered
+    work over the slots' capacity C(B) as in :func:`thinkq.model.utilization`.
+    ``server`` is set when the profile has a ``[server]`` table.
     """
 
     queries: int
@@ -85,10 +91,14 @@ class Simulation:
     analytic_accuracy: float
     analytic_objective: float
     tasks: tuple[TaskStatistics, ...]
+    server: ServerStatistics | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready data (the schema of ``thinkq simulate --json``)."""
+        """Plain JSON-ready data (the schema of ``thinkq simulate --json``; ``server``
+        only when there is one)."""
         data = asdict(self)
+        if data["server"] is None:
+            del data["server"]
         for key in ("mean_waiting_time_ci", "mean_system_time_ci", "accuracy_ci", "objective_ci"):
             data[key] = list(data[key])
         return data
@@ -106,7 +116,8 @@ class Tally:
         self.batch_wait = np.zeros(BATCHES)
         self.batch_system = np.zeros(BATCHES)
         self.batch_correct = np.zeros(BATCHES)
-        self.busy = self.span = 0.0
+        self.busy = self.span = 0.0  # solo work and time over the measured arrivals
+        self.area = self.busy_time = 0.0  # batched: integrals of n in service and of n > 0
         self.overall_wait, self.overall_system = Histogram(_FINE), Histogram(_FINE)
         self.type_system = Histogram(_COARSE, types) if types <= _PER_TYPE_LIMIT else None
 
@@ -124,17 +135,36 @@ class Tally:
     ) -> None:
         """Add one block of queries of ``batch``: their types, interarrival gaps, waits
         and services (s), and per type the queries, correct answers and summed service."""
-        system = wait + service
+        self.arrived(batch, gaps, float(service.sum()), counts=counts, correct=correct)
+        self.served(batch, types, wait, wait + service, service_sums=service_sums)
+
+    def arrived(
+        self, batch: int, gaps: FloatArray, work: float, *, counts: IntArray, correct: IntArray
+    ) -> None:
+        """Add the arrivals of one block of ``batch``: their gaps, solo ``work`` (s) and
+        per type the queries and correct answers."""
         self.count += counts
         self.sum_correct += correct
+        self.busy += work
+        self.span += float(gaps.sum())
+        self.batch_queries[batch] += gaps.size
+        self.batch_correct[batch] += float(correct.sum())
+
+    def served(
+        self,
+        batch: int,
+        types: IntArray,
+        wait: FloatArray,
+        system: FloatArray,
+        *,
+        service_sums: FloatArray,
+    ) -> None:
+        """Add the waits and system times (s) of queries of ``batch`` that were served,
+        and per type their summed time in service."""
         self.sum_wait += np.bincount(types, weights=wait, minlength=self.count.size)
         self.sum_service += service_sums
-        self.busy += float(service.sum())
-        self.span += float(gaps.sum())
-        self.batch_queries[batch] += types.size
         self.batch_wait[batch] += float(wait.sum())
         self.batch_system[batch] += float(system.sum())
-        self.batch_correct[batch] += float(correct.sum())
         self.overall_wait.add(wait)
         self.overall_system.add(system)
         if self.type_system is not None:
@@ -148,9 +178,10 @@ class Tally:
         return (centre - float(half), centre + float(half))
 
     def tasks(
-        self, profile: Profile, budgets: FloatArray, wait_pk: float
+        self, profile: Profile, budgets: FloatArray, wait_pk: float, slowdown: float = 1.0
     ) -> tuple[TaskStatistics, ...]:
-        """Per type: the simulated figures beside the analytic ones (P-K wait ``wait_pk``)."""
+        """Per type: the simulated figures beside the analytic ones: the model's mean
+        wait ``wait_pk`` plus the solo service time slowed by ``slowdown`` (1 for P-K)."""
         service_of = profile.c * budgets + profile.t0
         correct_of = model.accuracy(profile, budgets)
         count, histogram = self.count, self.type_system
@@ -166,7 +197,7 @@ class Tally:
                 p95_system_time=histogram.quantile(0.95, k) if histogram else None,
                 p99_system_time=histogram.quantile(0.99, k) if histogram else None,
                 accuracy=float(self.sum_correct[k] / count[k]) if count[k] else math.nan,
-                analytic_mean_system_time=wait_pk + float(service_of[k]),
+                analytic_mean_system_time=wait_pk + slowdown * float(service_of[k]),
                 analytic_accuracy=float(correct_of[k]),
             )
             for k, name in enumerate(profile.names)
@@ -185,6 +216,13 @@ class Tally:
         queries = int(self.batch_queries.sum())
         sum_system = self.sum_wait + self.sum_service
         wait_pk = model.waiting_time(analytic, budgets)
+        figures = model_delay(analytic, budgets)
+        batched = analytic.batched
+        utilization = self.busy / self.span
+        slowdown = 1.0
+        if batched is not None and figures is not None:
+            utilization /= batched.max_capacity  # offered work over capacity, as the model's
+            slowdown = figures.slowdown
         overall_wait, overall_system = self.overall_wait, self.overall_system
         return Simulation(
             queries=queries,
@@ -198,7 +236,7 @@ class Tally:
             p50_system_time=overall_system.quantile(0.50),
             p95_system_time=overall_system.quantile(0.95),
             p99_system_time=overall_system.quantile(0.99),
-            utilization=self.busy / self.span,
+            utilization=utilization,
             accuracy=float(self.sum_correct.sum() / queries),
             ci_level=LEVEL,
             mean_waiting_time_ci=self.interval(self.batch_wait),
@@ -213,5 +251,12 @@ class Tally:
             analytic_utilization=model.utilization(analytic, budgets),
             analytic_accuracy=model.mean_accuracy(profile, budgets),
             analytic_objective=model.objective(analytic, budgets),
-            tasks=self.tasks(profile, budgets, wait_pk),
+            tasks=self.tasks(profile, budgets, wait_pk, slowdown),
+            server=None if figures is None else self.server_statistics(analytic, figures),
         )
+
+    def server_statistics(self, profile: Profile, figures: Delay) -> ServerStatistics:
+        """The server's simulated mean batch and step time beside the model's ``figures``."""
+        assert profile.server is not None
+        times = {"work": self.busy, "span": self.span, "area": self.area, "busy": self.busy_time}
+        return server_statistics(profile.server, figures, **times)

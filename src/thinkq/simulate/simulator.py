@@ -1,4 +1,5 @@
-"""A vectorised FIFO M/G/1 simulator of the paper's server (section IV).
+"""A vectorised FIFO M/G/1 simulator of the paper's server (section IV), and the
+batched server's.
 
 Queries arrive as a Poisson stream at ``rate``; each is of type k with probability
 pi_k and takes S = c_k l_k + X_k seconds, X_k deterministic (t0_k, the paper's
@@ -8,6 +9,10 @@ solved without a Python loop per query: within a block, with Y the running sum o
 S_{n-1} - A_n started from the carried wait, W = Y - min(0, running min of Y).
 Blocks keep the sums short (no drift over 10^8 queries) and the memory bounded; the
 wait and service at the end of a block carry over to the next.
+
+A profile whose server decodes several queries at once (``profile.batched``) is
+served event by event instead (:mod:`thinkq.simulate.batched`); one slot, or no
+``[server]`` table, is Lindley's recursion as above.
 
 Means are exact sums. Percentiles come from log-spaced histograms and confidence
 intervals from batch means over contiguous batches (:mod:`thinkq.simulate.results`).
@@ -24,6 +29,7 @@ from thinkq import model
 from thinkq._typing import FloatArray
 from thinkq.profile import Profile
 from thinkq.simulate.answers import answer_distributions
+from thinkq.simulate.batched import run_batched
 from thinkq.simulate.distributions import Distribution
 from thinkq.simulate.queueing import TypeSampler, draw_answer_times, lindley
 from thinkq.simulate.results import BATCHES, Simulation, Tally, TaskStatistics
@@ -43,7 +49,10 @@ def simulate(
     answer_times: Sequence[Distribution] | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> Simulation:
-    """Simulate ``queries`` queries of the FIFO M/G/1 server at ``budgets``.
+    """Simulate ``queries`` queries of the profile's server at ``budgets``.
+
+    The server is the paper's FIFO M/G/1 queue, or with a ``[server]`` table of
+    several slots the batched server of ``docs/batching.md``, simulated event by event.
 
     Parameters
     ----------
@@ -70,27 +79,48 @@ def simulate(
     -------
     Simulation
         Means, percentiles, confidence intervals, utilisation, realised accuracy,
-        per type, and the P-K figures for comparison.
+        per type, and the model's figures for comparison (P-K, or the batched law);
+        with a ``[server]`` table also the server's mean batch and step time.
     """
+    warm = _warmup(queries, warmup)
+    l = np.asarray(budgets, dtype=np.float64)
+    if l.shape != (profile.size,) or not np.all(np.isfinite(l)) or np.any(l < 0):
+        raise ValueError(f"budgets: expected {profile.size} finite budgets >= 0")
+    answers = answer_distributions(profile, answer_times)
+    _check_stable(profile, l)
+    server, served = profile.batched, profile
+    rng = np.random.default_rng(seed)
+    tick = None if progress is None else (lambda done: progress(done, warm + queries))
+    if server is None:
+        tally = _run(profile, l, answers, rng, _blocks(warm, queries), tick)
+    else:
+        tally = run_batched(profile, server, l, answers, rng, _blocks(warm, queries), tick)
+    if answers is not None:
+        served = profile.with_variance(np.array([d.variance for d in answers]))
+    return tally.simulation(profile, l, analytic=served, warmup=warm, seed=seed)
+
+
+def _warmup(queries: int, warmup: int | None) -> int:
+    """The warm-up's length, after checking both counts (errors name the argument)."""
     if isinstance(queries, bool) or not isinstance(queries, int) or queries < BATCHES:
         raise ValueError(f"queries: expected an integer >= {BATCHES}, got {queries!r}")
     warm = queries // 10 if warmup is None else warmup
     if isinstance(warm, bool) or not isinstance(warm, int) or warm < 0:
         raise ValueError(f"warmup: expected an integer >= 0, got {warmup!r}")
-    l = np.asarray(budgets, dtype=np.float64)
-    if l.shape != (profile.size,) or not np.all(np.isfinite(l)) or np.any(l < 0):
-        raise ValueError(f"budgets: expected {profile.size} finite budgets >= 0")
-    answers = answer_distributions(profile, answer_times)
-    if model.utilization(profile, l) >= 1.0:
+    return warm
+
+
+def _check_stable(profile: Profile, budgets: FloatArray) -> None:
+    """A one-line error naming ``budgets`` if the queue is unstable at them."""
+    if model.utilization(profile, budgets) < 1.0:
+        return
+    server = profile.batched
+    if server is None:
         raise ValueError("budgets: the queue is unstable at these budgets (rate * E[S] >= 1)")
-    rng = np.random.default_rng(seed)
-    tick = None if progress is None else (lambda done: progress(done, warm + queries))
-    tally = _run(profile, l, answers, rng, _blocks(warm, queries), tick)
-    if answers is not None:
-        profile_served = profile.with_variance(np.array([d.variance for d in answers]))
-    else:
-        profile_served = profile
-    return tally.simulation(profile, l, analytic=profile_served, warmup=warm, seed=seed)
+    raise ValueError(
+        "budgets: the queue is unstable at these budgets (rate * E[S] >= "
+        f"C(B) = {server.max_capacity:.6g}, the most work the {server.slots} slots do)"
+    )
 
 
 def _blocks(warmup: int, queries: int) -> Iterator[tuple[int, int, int]]:
