@@ -1,0 +1,235 @@
+"""Fidelity on a batching server: does the batched model predict llama-server --parallel B?
+
+llama.cpp's own ``llama-server`` serving SmolLM2-135M-Instruct with B slots (the
+profile's ``[server]`` table, fitted by ``thinkq profile --slots B`` + ``thinkq fit``),
+the gateway in force mode with ``--concurrency B`` in front of it, and Poisson load
+with real benchmark prompts at rates whose predicted mean batch is ``--batches``
+(default 1.5 and 3). For each load: the measured mean and p95 system time against the
+batched model, the simulator of the same semantics, the paper's M/G/1 model of the
+same traffic, and the gateway's own live prediction at the end of the run.
+
+Then the budgets that matter (``--compare``): at one rate that a single slot can
+carry, J = alpha * accuracy - mean system time measured for three deployments: the
+batched-optimal budgets at concurrency B, the M/G/1-optimal budgets at concurrency B
+(what a user without a server table gets), and the M/G/1-optimal budgets at
+concurrency 1 (the paper's deployment). Accuracy is the profile's curves at the
+budgets served: SmolLM2-135M gains no accuracy from thinking, so the curves are set
+by hand as in ``benchmarks/smollm2_fidelity.toml``.
+
+Every run is written to ``--out`` (JSON) as soon as it ends; a rerun skips the runs
+already there. Run::
+
+    python benchmarks/batch_fidelity.py --profile smollm2-batched.toml \\
+        --data-dir DIR --out docs/profiling/batch_fidelity.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+import thinkq
+from thinkq.batching import delay
+from thinkq.measure.server import Server
+from thinkq.measure.templates import get_template
+from thinkq.serve import Gateway, create_app
+from thinkq.serve.loadtest import load_prompts, run_load
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from llama_server import start_batching, stop
+
+Row = dict[str, Any]
+
+
+def mean_batch(profile: thinkq.Profile) -> float:
+    """The batched model's mean number in service at the optimal budgets."""
+    budgets = thinkq.solve(profile).budgets
+    m = thinkq.model.moments(profile, budgets)
+    assert profile.server is not None
+    return delay(profile.server, profile.rate, m.mean, m.second).batch
+
+
+def rate_for_batch(profile: thinkq.Profile, target: float) -> float:
+    """The rate whose optimal budgets give a predicted mean batch of ``target`` (bisection)."""
+    assert profile.server is not None
+    high = 0.999 * profile.server.max_capacity / float(np.dot(profile.share, profile.t0))
+    low = 1e-6
+    for _ in range(60):
+        middle = math.sqrt(low * high)
+        if mean_batch(profile.replace(rate=middle)) < target:
+            low = middle
+        else:
+            high = middle
+    return low
+
+
+def rate_for_utilization(profile: thinkq.Profile, utilization: float) -> float:
+    """The rate whose optimal budgets load a single slot to ``utilization`` (M/G/1)."""
+    single = profile.with_server(None)
+    rate = single.rate
+    for _ in range(60):
+        point = single.replace(rate=rate)
+        service = thinkq.model.moments(point, thinkq.solve(point).budgets).mean
+        rate = 0.5 * rate + 0.5 * utilization / service
+    return rate
+
+
+def interval(times: np.ndarray, batches: int = 10) -> list[float]:
+    """A 95% batch-means interval of the mean of ``times`` (in arrival order)."""
+    means = np.array([part.mean() for part in np.array_split(times, batches)])
+    half = 2.262 * means.std(ddof=1) / math.sqrt(batches)  # t(0.975, 9)
+    return [float(times.mean() - half), float(times.mean() + half)]
+
+
+async def serve_run(
+    args: argparse.Namespace, base_url: str, profile: thinkq.Profile, concurrency: int, seed: int
+) -> Row:
+    """Serve ``args.queries`` Poisson queries at ``profile.rate`` through the gateway."""
+    prompts = load_prompts(list(profile.names), data_dir=args.data_dir, n=300, seed=0)
+    upstream = Server(base_url, "smollm2", timeout=3600)
+    gateway = Gateway(
+        profile, upstream, template=get_template(args.template), window=1e6,
+        resolve_every=5.0, max_queue=100_000, concurrency=concurrency, refit=args.refit,
+    )  # fmt: skip
+    async with gateway:
+        transport = httpx.ASGITransport(app=create_app(gateway))
+        mix = dict(zip(profile.names, profile.share.tolist(), strict=True))
+        result = await run_load(
+            "http://gateway/v1", rate=profile.rate, queries=args.queries, mix=mix,
+            prompts=prompts, max_tokens=args.answer_tokens, stop=("\n",), seed=seed,
+            transport=transport, timeout=7200,
+        )  # fmt: skip
+        state = gateway.state()
+    served = list(gateway.records.recent())
+    times = np.array([r.system_time for r in sorted(served, key=lambda r: r.arrival)])
+    budgets = [state["budgets"][name] for name in profile.names]
+    counts = np.array([sum(1 for r in served if r.task == n) for n in profile.names])
+    accuracy = float(np.dot(counts / counts.sum(), thinkq.model.accuracy(profile, budgets)))
+    server = state["server"] or {}
+    return {
+        "concurrency": concurrency,
+        "rate": profile.rate,
+        "offered_rate": result.offered_rate,
+        "sent": result.overall.sent,
+        "served": result.overall.served,
+        "rejected": result.overall.rejected,
+        "budgets": state["budgets"],
+        "measured_mean": float(times.mean()),
+        "measured_mean_95": interval(times),
+        "measured_p95": float(np.percentile(times, 95)),
+        "client_mean": result.overall.mean,
+        "measured_mean_service": float(np.mean([r.service for r in served])),
+        "measured_mean_batch": server.get("measured_mean_batch"),
+        "live_prediction": state["predicted_mean_system_time"],
+        "live_latency": state["latency"],
+        "live_server": server,
+        "accuracy": accuracy,
+        "alpha": profile.alpha,
+        "measured_J": profile.alpha * accuracy - float(times.mean()),
+    }
+
+
+def predictions(profile: thinkq.Profile, row: Row, queries: int) -> Row:
+    """The batched model, the simulator and M/G/1 at the offered rate and budgets served."""
+    point = profile.replace(rate=row["offered_rate"])
+    budgets = np.array([row["budgets"][name] for name in profile.names], dtype=float)
+    simulated = thinkq.simulate(point, budgets, queries=200_000, seed=0)
+    runs = [
+        thinkq.simulate(point, budgets, queries=queries, warmup=0, seed=s).mean_system_time
+        for s in range(100)
+    ]
+    single = point.with_server(None)
+    m = thinkq.model.moments(point, budgets)
+    law = delay(point.server, point.rate, m.mean, m.second) if point.batched else None
+    return {
+        "model_mean": thinkq.model.system_time(point, budgets),
+        "model_mean_batch": None if law is None else law.batch,
+        "mgl_mean": thinkq.model.system_time(single, budgets),
+        "simulated_mean": simulated.mean_system_time,
+        "simulated_p95": simulated.p95_system_time,
+        "simulated_runs_5_95": np.percentile(runs, [5, 95]).tolist(),
+        "model_mean_service": m.mean,
+    }
+
+
+def runs(profile: thinkq.Profile, args: argparse.Namespace) -> dict[str, tuple[Any, int]]:
+    """The runs of the experiment by name: (profile served, concurrency)."""
+    assert profile.server is not None
+    slots = profile.server.slots
+    plan: dict[str, tuple[Any, int]] = {}
+    for target in args.batches:
+        plan[f"batched, mean batch {target:g}"] = (
+            profile.replace(rate=rate_for_batch(profile, target)),
+            slots,
+        )
+    if args.compare:
+        rate = rate_for_utilization(profile, args.compare_utilization)
+        at = profile.replace(rate=rate)
+        plan["compare: batched budgets, B slots"] = (at, slots)
+        plan["compare: M/G/1 budgets, B slots"] = (at.with_server(None), slots)
+        plan["compare: M/G/1 budgets, 1 slot"] = (at.with_server(None), 1)
+    return plan
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", type=Path, required=True, help="Fitted, with [server].")
+    parser.add_argument("--data-dir", type=Path, help="Local benchmark copies.")
+    parser.add_argument("--base-url", help="A running llama-server (default: start one).")
+    parser.add_argument("--batches", type=float, nargs="+", default=[1.5, 3.0])
+    parser.add_argument("--queries", type=int, default=300)
+    parser.add_argument("--answer-tokens", type=int, default=16, help="max_tokens per request.")
+    parser.add_argument("--template", default="chatml")
+    parser.add_argument("--refit", action="store_true", help="Refit online (live prediction).")
+    parser.add_argument("--compare", action="store_true", help="The three deployments too.")
+    parser.add_argument("--compare-utilization", type=float, default=0.6)
+    parser.add_argument("--out", type=Path, required=True, help="Results (JSON), resumable.")
+    args = parser.parse_args()
+    profile = thinkq.load_profile(args.profile)
+    if profile.batched is None:
+        sys.exit(f"error: {args.profile}: the profile has no [server] table with slots > 1")
+    done: dict[str, Row] = json.loads(args.out.read_text()) if args.out.exists() else {}
+    todo = {k: v for k, v in runs(profile, args).items() if k not in done}
+    llama = None if args.base_url or not todo else start_batching(parallel=profile.server.slots)
+    base_url = args.base_url or (llama.base_url if llama else "")
+    try:
+        for seed, (name, (served, concurrency)) in enumerate(todo.items(), start=1):
+            print(f"{name}: rate {served.rate:.4g}/s, concurrency {concurrency}", flush=True)
+            row = asyncio.run(serve_run(args, base_url, served, concurrency, seed))
+            physical = profile if concurrency > 1 else profile.with_server(None)
+            row |= predictions(physical, row, args.queries)
+            done[name] = row
+            partial = args.out.with_suffix(".partial")
+            partial.write_text(json.dumps(done, indent=1))
+            partial.replace(args.out)
+    finally:
+        if llama is not None:
+            stop(llama)
+    report(done)
+
+
+def report(done: dict[str, Row]) -> None:
+    keys = ("offered_rate", "measured_mean", "measured_mean_95", "measured_p95", "model_mean",
+            "simulated_mean", "simulated_p95", "mgl_mean", "live_prediction",
+            "measured_mean_batch", "model_mean_batch", "measured_J")  # fmt: skip
+    for name, row in done.items():
+        print(f"\n{name} (concurrency {row['concurrency']}, budgets {row['budgets']})")
+        for key in keys:
+            print(f"  {key:>22}: {row.get(key)}")
+        measured = row["measured_mean"]
+        for key in ("model_mean", "simulated_mean", "mgl_mean", "live_prediction"):
+            value = row.get(key)
+            if isinstance(value, float) and math.isfinite(value) and value > 0:
+                print(f"  {'measured / ' + key:>22}: {measured / value:.3f}")
+
+
+if __name__ == "__main__":
+    main()
