@@ -7,7 +7,14 @@ fast enough); we report the median queries per second, the ratio against each pe
 and each one's mean system time against Pollaczek-Khinchine. Also a 10^8-query run of
 thinkq with its peak traced memory, to show that memory stays bounded.
 
-    python benchmarks/simulate.py [--quick] [--markdown FILE]
+Then the batched server (``--part batched``): the same mix on a server with B = 8
+slots at load 0.6 of its capacity, under the two step-time laws Ciw's
+limited-processor-sharing node can express (pure sharing, tau0 = 0: ps_threshold 1;
+perfect batching, tau1 = 0: ps_threshold 8), ``thinkq.simulate`` as a whole (the
+kernel plus the tallies, percentiles and intervals) against Ciw, with both means
+beside the batched model.
+
+    python benchmarks/simulate.py [--quick] [--part mg1|batched|all] [--markdown FILE]
 """
 
 from __future__ import annotations
@@ -21,12 +28,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 import ciw
+import numba
 import numpy as np
 import simpy
 
 import thinkq
 from thinkq import model
+from thinkq.batching import Server
 from thinkq.simulate import simulate
+
+BATCHED_SERVERS = (("pure sharing", Server(8, 0.0, 1.0)), ("perfect batching", Server(8, 1.0, 0.0)))
 
 
 def run_thinkq(profile: thinkq.Profile, budgets: np.ndarray, queries: int, seed: int) -> float:
@@ -103,15 +114,77 @@ def memory_run(profile: thinkq.Profile, budgets: np.ndarray, queries: int) -> tu
     return peak / 2**20, queries / seconds if result.queries else 0.0
 
 
+def run_ciw_batched(profile: thinkq.Profile, budgets: np.ndarray, queries: int, seed: int) -> float:
+    """Ciw's processor-sharing node with the profile's slots (tau0 = 0 or tau1 = 0 only)."""
+    server = profile.server
+    assert server is not None
+    service = model.service_time(profile, budgets)
+    network = ciw.create_network(
+        arrival_distributions=[ciw.dists.Exponential(rate=profile.rate)],
+        service_distributions=[
+            ciw.dists.MixtureDistribution(
+                [ciw.dists.Deterministic(float(t)) for t in service],
+                [float(s) for s in profile.share],
+            )
+        ],
+        number_of_servers=[server.slots],
+        ps_thresholds=[1 if server.tau0 == 0.0 else server.slots],
+    )
+    ciw.seed(seed)
+    sim = ciw.Simulation(network, node_class=ciw.PSNode)
+    sim.simulate_until_max_customers(queries, method="Finish")
+    return float(np.mean([r.waiting_time + r.service_time for r in sim.get_all_records()]))
+
+
+def batched(profile: thinkq.Profile, budgets: np.ndarray, quick: bool) -> str:
+    """The batched table: thinkq.simulate against Ciw at B = 8, load 0.6."""
+    scale = 10 if quick else 1
+    m1 = model.moments(profile, budgets).mean
+    lines = [
+        f"Machine: {platform.machine()}, Python {platform.python_version()}, "
+        f"numba {numba.__version__}, Ciw {ciw.__version__}.",
+        "Workload: the paper's mix at its optimal integer budgets on B = 8 slots, "
+        "load rate E[S] / C(8) = 0.6.",
+        "",
+        "| server (B = 8) | thinkq.simulate (queries/s) | Ciw (queries/s) | ratio "
+        "| mean E[T]: thinkq / Ciw / model (s) |",
+        "|---|---|---|---|---|",
+    ]
+    for name, server in BATCHED_SERVERS:
+        p = profile.with_server(server).replace(rate=0.6 * server.max_capacity / m1)
+        simulate(p, budgets, queries=1000, seed=0)  # numba's compilation or cache load
+        ours, our_mean = measure(run_thinkq, p, budgets, 4_000_000 // scale, 3)
+        theirs, their_mean = measure(run_ciw_batched, p, budgets, 20_000 // scale, 3)
+        analytic = model.system_time(p, budgets)
+        lines.append(
+            f"| {name} | {ours:,.0f} | {theirs:,.0f} | {ours / theirs:,.0f}x "
+            f"| {our_mean:.4f} / {their_mean:.4f} / {analytic:.4f} |"
+        )
+        print(lines[-1], flush=True)
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a fast smoke run")
+    parser.add_argument("--part", choices=("mg1", "batched", "all"), default="all")
     parser.add_argument("--markdown", type=Path, help="also write the table as markdown")
     args = parser.parse_args()
     profile = thinkq.paper_profile()
     budgets = thinkq.solve(profile).budgets.astype(np.float64)
+    text = mg1(profile, budgets, args.quick) if args.part != "batched" else ""
+    if args.part != "mg1":
+        text += ("\n" if text else "") + batched(profile, budgets, args.quick)
+    print()
+    print(text)
+    if args.markdown:
+        args.markdown.write_text(text)
+
+
+def mg1(profile: thinkq.Profile, budgets: np.ndarray, quick: bool) -> str:
+    """The M/G/1 table and the memory run."""
     pk = model.system_time(profile, budgets)
-    scale = 10 if args.quick else 1
+    scale = 10 if quick else 1
     plan: list[tuple[str, Runner, int, int]] = [
         ("thinkq", run_thinkq, 10_000_000 // scale, 5),
         ("Ciw", run_ciw, 20_000 // scale, 3),
@@ -126,7 +199,7 @@ def main() -> None:
             f"mean system time {mean:.4f} s (P-K {pk:.4f}, {100 * (mean / pk - 1):+.2f} %)"
         )
     ours = rows[0][3]
-    memory_queries = 10_000_000 if args.quick else 100_000_000
+    memory_queries = 10_000_000 if quick else 100_000_000
     peak, big_rate = memory_run(profile, budgets, memory_queries)
     print(
         f"thinkq {memory_queries:,} queries: peak traced memory {peak:.1f} MiB, "
@@ -153,11 +226,7 @@ def main() -> None:
         f"thinkq, one run of {memory_queries:,} queries: peak traced memory {peak:.1f} MiB "
         f"({big_rate:,.0f} queries/s).",
     ]
-    text = "\n".join(lines) + "\n"
-    print()
-    print(text)
-    if args.markdown:
-        args.markdown.write_text(text)
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

@@ -75,11 +75,17 @@ def _add_served(
     tally: Tally, tags: IntArray, wait: FloatArray, system: FloatArray, types_count: int
 ) -> None:
     """Add the measured queries among those served, each under its arrival's batch."""
+    if tags.size == 0:
+        return
     batches, types = np.divmod(tags, types_count)
-    for label in np.unique(batches).tolist():
-        if label == 0:  # the warm-up
+    low, high = int(batches.min()), int(batches.max())  # a block or two: few labels
+    for label in range(max(low, 1), high + 1):  # label 0 is the warm-up
+        if low == high:
+            k, w, t = types, wait, system
+        else:
+            mine = batches == label
+            k, w, t = types[mine], wait[mine], system[mine]
+        if k.size == 0:
             continue
-        mine = batches == label
-        k, w, t = types[mine], wait[mine], system[mine]
         sums = np.asarray(np.bincount(k, weights=t - w, minlength=types_count), float)
         tally.served(label - 1, k, w, t, service_sums=sums)
