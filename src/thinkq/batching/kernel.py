@@ -59,7 +59,8 @@ def _advance(
     solo = tau0 + tau1
     while i < total or (final and n > 0):
         speed = solo / (tau0 + tau1 * n) if n > 0 else 0.0
-        finish = now + (keys[0] - clock) / speed if n > 0 else np.inf
+        # rounding can carry the clock a hair past the heap minimum: time must not go back
+        finish = now + max(keys[0] - clock, 0.0) / speed if n > 0 else np.inf
         arrive = arrivals[i] if i < total else np.inf
         if arrive <= finish:
             step = arrive - now
