@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import tracemalloc
 from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
@@ -284,6 +285,26 @@ def test_percentiles_per_type_exist_and_are_ordered(paper, optimum) -> None:
     assert longest.p95_system_time > shortest.p95_system_time  # type: ignore[operator]
     assert r.p50_system_time <= r.p95_system_time <= r.p99_system_time
     assert r.p95_waiting_time >= 0.0
+
+
+def test_batched_memory_does_not_grow_with_queries(paper, optimum, monkeypatch) -> None:
+    from thinkq.simulate import simulator
+
+    monkeypatch.setattr(simulator, "_BLOCK", 1 << 12)  # small blocks: short runs show it
+    p = at_load(paper, Server(slots=8, tau0=1.0, tau1=0.1), optimum, 0.8)
+    simulate(p, optimum, queries=1000, seed=0)  # numba's cache load is not the run's
+
+    def peak(queries: int) -> int:
+        tracemalloc.start()
+        simulate(p, optimum, queries=queries, seed=0)
+        _, top = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        return top
+
+    # batches of 10^4 and 4 x 10^4 queries, both longer than a block of 4096: the
+    # queries still in the system are carried, not the run
+    small, large = peak(200_000), peak(800_000)
+    assert large < 1.5 * small
 
 
 def test_batched_runs_are_reproducible_by_seed(paper, optimum) -> None:
