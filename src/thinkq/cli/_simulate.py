@@ -94,8 +94,8 @@ def simulate_command(
 ) -> None:
     """Simulate the server at given budgets and compare with the model.
 
-    The FIFO M/G/1 server against P-K, or with a [server] table of several slots the
-    batched server event by event against the batched model.
+    The FIFO M/G/1 server against P-K, or, for a profile whose server table has
+    several slots, the batched server event by event against the batched model.
     """
     profile = load(profile_path, rate=rate, alpha=alpha, max_tokens=max_tokens)
     l = _budgets(budgets, profile)
