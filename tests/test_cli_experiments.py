@@ -151,10 +151,31 @@ def test_sweep_over_rate_reports_saturation_and_plots(tmp_path: Path):
         (("--over", "rate", "--from", 2, "--to", 1), "--from/--to"),
         (("--over", "beta", "--from", 1, "--to", 2), "--over"),
         (("--over", "rate", "--from", 1, "--to", 2, "--plot", "x.pdf"), "--plot"),
+        (("--over", "slots", "--from", 1, "--to", 8), "--over"),
+        (("--over", "slots", "--from", 1, "--to", 8, "--tau0", 0.01), "--tau0/--tau1"),
+        (("--over", "slots", "--from", 1, "--to", 8, "--tau0", -1, "--tau1", 0), "--tau0"),
+        (("--over", "slots", "--from", 1.5, "--to", 8, "--tau0", 1, "--tau1", 0), "--from/--to"),
+        (("--over", "rate", "--from", 1, "--to", 2, "--rate", 50), "--rate"),
     ],
 )
 def test_sweep_errors_are_one_line(args, option):
     one_line_error(run("sweep", *args), option)
+
+
+def test_sweep_over_slots_shows_the_mean_batch_and_plots(tmp_path: Path):
+    plot = tmp_path / "slots.png"
+    args = ("sweep", "--over", "slots", "--from", 1, "--to", 16, "--rate", 10.0)
+    law = ("--tau0", 0.02, "--tau1", 0.002)
+    data = json.loads(run(*args, *law, "--queries", 0, "--json").stdout)
+    points = data["points"]
+    assert [p["slots"] for p in points] == [1, 2, 4, 8, 16]
+    # rate 10/s is beyond one slot (rate * E[S(0)] = 1.22): batching makes it servable
+    assert [p["stable"] for p in points] == [False, True, True, True, True]
+    assert all(p["mean_batch"] > 1.0 for p in points[1:])
+    table = run(*args, *law, "--queries", 2000, "--plot", plot)
+    assert table.exit_code == 0, table.output
+    assert "mean batch" in table.stdout
+    assert plot.stat().st_size > 10_000
 
 
 def test_reproduce_writes_the_files(tmp_path: Path):

@@ -82,3 +82,54 @@ def test_every_t0_zero_never_saturates(paper):
 def test_bad_arguments_name_the_argument(paper, kwargs, name):
     with pytest.raises(ValueError, match=name):
         sweep(paper, **kwargs)
+
+
+# ------------------------------------------------------------------ over slots
+
+LAW = thinkq.batching.Server(slots=1, tau0=0.02, tau1=0.002)
+
+
+def test_a_slots_sweep_is_the_batched_optimum_at_each_power_of_two(paper):
+    profile = paper.replace(rate=0.5).with_server(LAW)
+    result = sweep(profile, over="slots", start=1, stop=48, queries=2000)
+    assert [p.value for p in result.points] == [1, 2, 4, 8, 16, 32, 48]
+    for point in result.points:
+        here = profile.with_server(thinkq.batching.Server(int(point.value), 0.02, 0.002))
+        solved = thinkq.solve(here)
+        assert point.budgets == tuple(int(b) for b in solved.budgets)
+        m = thinkq.model.moments(here, np.array(point.continuous_budgets))
+        law = thinkq.batching.delay(here.server, here.rate, m.mean, m.second)
+        assert point.mean_batch == pytest.approx(law.batch)
+        assert point.mean_system_time == pytest.approx(law.system_time)
+        assert point.p95_system_time is not None
+    # one slot is the paper's server: today's budgets
+    assert result.points[0].budgets == tuple(
+        int(b) for b in thinkq.solve(paper.replace(rate=0.5)).budgets
+    )
+    # more slots carry the same load with less queueing, so the optimum thinks more
+    totals = [p.total_budget for p in result.points]
+    assert totals[-1] > totals[0]
+    assert result.to_dict()["points"][1]["mean_batch"] == pytest.approx(result.points[1].mean_batch)
+
+
+def test_slots_that_cannot_carry_the_load_are_reported_unstable(paper):
+    # rate * E[S(0)] between C(1) = 1 and C(8): one or two slots cannot carry it
+    load = float(np.dot(paper.share, paper.t0))
+    server = thinkq.batching.Server(slots=8, tau0=0.02, tau1=0.002)
+    profile = paper.with_server(server).replace(rate=1.5 / load)
+    result = sweep(profile, over="slots", start=1, stop=8, queries=None)
+    stable = {p.value: p.stable for p in result.points}
+    assert stable == {1: False, 2: True, 4: True, 8: True}
+    assert result.points[0].budgets is None
+
+
+def test_a_slots_sweep_needs_a_step_time_law(paper):
+    with pytest.raises(ValueError, match=r"^over: a sweep over slots needs the step-time law"):
+        sweep(paper, over="slots", start=1, stop=8)
+    with pytest.raises(ValueError, match=r"^start, stop: slots are integers"):
+        sweep(paper.with_server(LAW), over="slots", start=1.5, stop=8)
+
+
+def test_rate_and_alpha_sweeps_have_no_mean_batch(paper):
+    result = sweep(paper, over="alpha", start=1.0, stop=10.0, points=3, queries=None)
+    assert all("mean_batch" not in point for point in result.to_dict()["points"])

@@ -14,15 +14,20 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from thinkq.batching.server import Server
 from thinkq.cli._app import app, dump, fail, load, num, progress, wrote
 from thinkq.cli._options import (
     JsonOption,
     ProfileArgument,
+    RateOption,
+    Tau0Option,
+    Tau1Option,
 )
-from thinkq.errors import ThinkqError
+from thinkq.errors import ProfileError, ThinkqError
 from thinkq.paper import figures
 from thinkq.paper.reproduce import reproduce
 from thinkq.paper.sweep import Sweep, sweep
+from thinkq.profile import Profile
 from thinkq.simulate import simulate
 
 __all__ = ["reproduce_command", "sweep_command"]
@@ -65,6 +70,7 @@ class Over(StrEnum):
 
     rate = "rate"
     alpha = "alpha"
+    slots = "slots"
 
 
 @app.command("sweep")
@@ -85,29 +91,26 @@ def sweep_command(
     seed: Annotated[
         int, typer.Option("--seed", help="Seed of the simulations of the points.", min=0)
     ] = 0,
+    rate: RateOption = None,
+    tau0: Tau0Option = None,
+    tau1: Tau1Option = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Optimal budgets, accuracy and system time across a range of rate or alpha."""
-    profile = load(profile_path, rate=None, alpha=None, max_tokens=None)
+    """Optimal budgets, accuracy and system time across a range of rate, alpha or slots."""
+    profile = _sweep_profile(load(profile_path, rate=None, alpha=None, max_tokens=None),
+                             over, stop, rate, tau0, tau1)  # fmt: skip
     if plot is not None and plot.suffix.lower() not in (".png", ".svg"):
         fail(f"option --plot: {plot}: use a .png or .svg file name")
     try:
         with progress("sweeping", True) as update:
             result = sweep(
-                profile,
-                over=over.value,
-                start=start,
-                stop=stop,
-                points=points,
-                queries=queries or None,
-                seed=seed,
-                progress=update,
-            )
+                profile, over=over.value, start=start, stop=stop, points=points,
+                queries=queries or None, seed=seed, progress=update,
+            )  # fmt: skip
     except (ValueError, ThinkqError) as exc:
         name, colon, rest = str(exc).partition(":")
-        option = {"start, stop": "--from/--to", "points": "--points", "queries": "--queries"}.get(
-            name
-        )
+        options = {"start, stop": "--from/--to", "points": "--points", "queries": "--queries"}
+        option = (options | {"over": "--over"}).get(name)
         fail(f"option {option}:{rest}" if colon and option else str(exc))
     if plot is not None:
         try:
@@ -123,17 +126,64 @@ def sweep_command(
         _render_sweep(Console(), result)
 
 
+def _sweep_profile(
+    profile: Profile,
+    over: Over,
+    stop: float,
+    rate: float | None,
+    tau0: float | None,
+    tau1: float | None,
+) -> Profile:
+    """The profile swept: with ``--tau0``/``--tau1`` and at ``--rate``."""
+    if over is Over.slots or tau0 is not None or tau1 is not None:
+        # the largest B swept carries the most load: the rate is checked against it
+        most = int(stop) if over is Over.slots and float(stop).is_integer() and stop >= 1 else None
+        profile = _with_law(profile, tau0, tau1, most)
+    return profile if rate is None else load_rate(profile, rate)
+
+
+def _with_law(
+    profile: Profile, tau0: float | None, tau1: float | None, slots: int | None
+) -> Profile:
+    """The profile with ``--tau0``/``--tau1`` as its step-time law, ``slots`` slots."""
+    law = profile.server
+    if law is None and (tau0 is None or tau1 is None):
+        if tau0 is None and tau1 is None:
+            return profile  # the sweep says what is missing
+        fail("option --tau0/--tau1: give both (the profile has no [server] table)")
+    try:
+        server = Server(
+            slots or (law.slots if law else 1),
+            law.tau0 if tau0 is None and law else float(tau0 or 0.0),
+            law.tau1 if tau1 is None and law else float(tau1 or 0.0),
+        )
+        return profile.with_server(server)
+    except ThinkqError as exc:
+        name = getattr(exc, "field", "") or ""
+        fail(f"option --{name.removeprefix('server.')}: {str(exc).split(': ', 1)[-1]}")
+
+
+def load_rate(profile: Profile, rate: float) -> Profile:
+    """``profile`` at ``--rate``, or a one-line error naming the option."""
+    try:
+        return profile.replace(rate=rate)
+    except ProfileError as exc:
+        fail(f"option --rate: {exc}")
+
+
 def _render_sweep(console: Console, result: Sweep) -> None:
     table = Table(
         title=f"Sweep over {result.parameter} (T: system time, s; rho: utilisation)",
         title_justify="left",
     )
     table.add_column(result.parameter, justify="right")
-    for header in ("budgets", "accuracy", "mean T", "p95 T", "rho"):
+    slots = result.parameter == "slots"
+    headers = ("budgets", "accuracy", "mean T", "p95 T", "rho", *(("mean batch",) if slots else ()))
+    for header in headers:
         table.add_column(header, justify="left" if header == "budgets" else "right")
     for p in result.points:
         if not p.stable:
-            table.add_row(f"{p.value:.4g}", Text("unstable"), "", "", "", "")
+            table.add_row(f"{p.value:.4g}", Text("unstable"), *[""] * (len(headers) - 1))
             continue
         shown = ", ".join(str(b) for b in (p.budgets or ())[:8])
         more = " ..." if len(p.budgets or ()) > 8 else ""
@@ -144,6 +194,7 @@ def _render_sweep(console: Console, result: Sweep) -> None:
             num(p.mean_system_time, ".4f"),
             num(p.p95_system_time, ".3f"),
             num(p.utilization, ".4f"),
+            *((num(p.mean_batch, ".3f"),) if slots else ()),
         )
     console.print(
         Text(f"tasks: {', '.join(result.names[:8])}{' ...' if len(result.names) > 8 else ''}")
@@ -155,3 +206,5 @@ def _render_sweep(console: Console, result: Sweep) -> None:
         )
     elif result.parameter == "rate":
         console.print(Text("zero budgets are stable at every rate (every t0 is 0)"))
+    elif slots:
+        console.print(Text("rho: the load as a fraction of the slots' capacity C(B)"))

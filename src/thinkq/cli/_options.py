@@ -7,7 +7,15 @@ from typing import Annotated
 
 import typer
 
-__all__ = ["AlphaOption", "JsonOption", "MaxTokensOption", "ProfileArgument", "RateOption"]
+__all__ = [
+    "AlphaOption",
+    "JsonOption",
+    "MaxTokensOption",
+    "ProfileArgument",
+    "RateOption",
+    "Tau0Option",
+    "Tau1Option",
+]
 
 ProfileArgument = Annotated[
     Path | None,
@@ -27,3 +35,11 @@ MaxTokensOption = Annotated[
     int | None, typer.Option("--max-tokens", help="Override l_max (tokens).")
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as one JSON object.")]
+Tau0Option = Annotated[
+    float | None,
+    typer.Option("--tau0", help="Step time tau0 (s) of the server (default: the profile's)."),
+]
+Tau1Option = Annotated[
+    float | None,
+    typer.Option("--tau1", help="Step time tau1 (s per sequence in the batch) of the server."),
+]

@@ -113,7 +113,7 @@ def draw_figure4(data: Figure4) -> Figure:
 
 
 def draw_sweep(data: Sweep) -> Figure:
-    """Budgets, accuracy and system time across a sweep of rate or alpha."""
+    """Budgets, accuracy and system time across a sweep of rate, alpha or slots."""
     figure = Figure(figsize=(6.4, 6.4))
     top, bottom = figure.subplots(2, 1, sharex=True)
     stable = [p for p in data.points if p.stable]
@@ -131,8 +131,12 @@ def draw_sweep(data: Sweep) -> Figure:
     twin = bottom.twinx()
     twin.plot(values, [p.accuracy for p in stable], color="tab:green", label="accuracy")
     twin.set_ylabel("mean accuracy")
-    bottom.set_xlabel("arrival rate (queries/s)" if data.parameter == "rate" else "alpha")
-    if values and max(values) / min(values) > 20:
+    labels = {"rate": "arrival rate (queries/s)", "slots": "decode slots B (sequences at once)"}
+    bottom.set_xlabel(labels.get(data.parameter, data.parameter))
+    if data.parameter == "slots":
+        bottom.set_xscale("log", base=2)
+        bottom.set_xticks(values, [f"{v:g}" for v in values])
+    elif values and max(values) / min(values) > 20:
         bottom.set_xscale("log")
     bottom.grid(alpha=0.3)
     handles = bottom.get_legend_handles_labels()[0] + twin.get_legend_handles_labels()[0]

@@ -1,11 +1,14 @@
-"""What-if sweeps: optimal budgets and their outcome across a range of rate or alpha.
+"""What-if sweeps: optimal budgets and their outcome across rate, alpha or slots.
 
 Over ``alpha`` a sweep traces the accuracy-latency frontier: for any exact maximiser
 of alpha * accuracy - system time, both accuracy and system time are non-decreasing
 in alpha (compare the optimality of the two solutions at two values of alpha). Over
 ``rate`` it shows budgets shrinking as load grows, up to the rate where even zero
 budgets are unstable (rate * E[S(0)] >= 1); points beyond it are reported as
-``stable=False`` rather than solved.
+``stable=False`` rather than solved. Over ``slots`` it serves the same profile with
+B = 1, 2, 4, ... decode slots (the step-time law of the profile's ``[server]``
+table), showing what batching buys: a point whose zero budgets are unstable with B
+slots (rate * E[S(0)] >= C(B)) is ``stable=False``.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ import numpy as np
 
 from thinkq import model
 from thinkq._typing import FloatArray
+from thinkq.batching.delay import delay
+from thinkq.batching.server import Server
 from thinkq.errors import UnstableLoadError
 from thinkq.profile import Profile
 from thinkq.simulate import simulate
@@ -26,7 +31,7 @@ from thinkq.solve import solve
 
 __all__ = ["SWEEP_PARAMETERS", "Sweep", "SweepPoint", "sweep"]
 
-SWEEP_PARAMETERS = ("rate", "alpha")
+SWEEP_PARAMETERS = ("rate", "alpha", "slots")
 
 
 @dataclass(frozen=True)
@@ -36,7 +41,8 @@ class SweepPoint:
     ``accuracy``, ``mean_system_time`` and ``utilization`` are the analytic figures
     at the continuous optimum l* (the frontier itself); ``budgets`` are the integer
     budgets to deploy; ``p95_system_time`` is simulated at those budgets (``None`` if
-    no simulation was asked for).
+    no simulation was asked for); ``mean_batch`` is the mean number in service at l*
+    (over ``slots`` only, else ``None``).
     """
 
     value: float
@@ -48,6 +54,7 @@ class SweepPoint:
     mean_system_time: float | None
     utilization: float | None
     p95_system_time: float | None
+    mean_batch: float | None = None
 
     @property
     def total_budget(self) -> float | None:
@@ -83,6 +90,7 @@ class Sweep:
                     "mean_system_time": p.mean_system_time,
                     "utilization": p.utilization,
                     "p95_system_time": p.p95_system_time,
+                    **({"mean_batch": p.mean_batch} if self.parameter == "slots" else {}),
                     "tasks": None
                     if p.budgets is None or p.continuous_budgets is None
                     else [
@@ -100,7 +108,7 @@ class Sweep:
 def sweep(
     profile: Profile,
     *,
-    over: Literal["rate", "alpha"],
+    over: Literal["rate", "alpha", "slots"],
     start: float,
     stop: float,
     points: int = 20,
@@ -111,19 +119,26 @@ def sweep(
     """Solve ``profile`` at ``points`` values of ``over`` from ``start`` to ``stop``.
 
     Values are evenly spaced (geometrically when the range spans more than a factor
-    of 20 and both ends are positive). Each solve is warm-started from the previous
+    of 20 and both ends are positive); over ``slots`` they are the powers of two from
+    ``start`` to ``stop`` (and ``stop`` itself; ``points`` is ignored), with the
+    step-time law of the profile's ``[server]`` table. Each solve is warm-started from the previous
     optimum. With ``queries``, each point is also simulated (seeded) for the p95
     system time; ``queries=None`` skips the simulations. ``progress(done, total)`` is
     called after each point.
     """
     if over not in SWEEP_PARAMETERS:
-        raise ValueError(f"over: expected rate or alpha, got {over!r}")
+        raise ValueError(f"over: expected rate, alpha or slots, got {over!r}")
     if not (np.isfinite(start) and np.isfinite(stop) and 0 < start < stop):
         raise ValueError(f"start, stop: expected 0 < start < stop, got {start!r}, {stop!r}")
     if isinstance(points, bool) or not isinstance(points, int) or points < 2:
         raise ValueError(f"points: expected an integer >= 2, got {points!r}")
-    geometric = stop / start > 20
-    values = np.geomspace(start, stop, points) if geometric else np.linspace(start, stop, points)
+    if over == "slots":
+        values = np.array(_slots(profile, start, stop), dtype=np.float64)
+        points = values.size
+    elif stop / start > 20:
+        values = np.geomspace(start, stop, points)
+    else:
+        values = np.linspace(start, stop, points)
     load = float(np.dot(profile.share, profile.t0))  # 0 when every t0 is 0: never saturates
     saturation = 1.0 / load if load > 0 else math.inf
     results: list[SweepPoint] = []
@@ -142,6 +157,33 @@ def sweep(
     )
 
 
+def _slots(profile: Profile, start: float, stop: float) -> list[int]:
+    """B = start, 2 start, 4 start, ... up to ``stop`` (and ``stop``), integers >= 1."""
+    if profile.server is None:
+        raise ValueError(
+            "over: a sweep over slots needs the step-time law tau0 + tau1 n: a [server] "
+            "table in the profile"
+        )
+    if not (float(start).is_integer() and float(stop).is_integer()):
+        raise ValueError(f"start, stop: slots are integers, got {start!r}, {stop!r}")
+    values, b = [], int(start)
+    while b < stop:
+        values.append(b)
+        b *= 2
+    return [*values, int(stop)]
+
+
+def _at(profile: Profile, over: str, value: float) -> Profile:
+    """The profile at one value of the swept parameter (validated: may raise)."""
+    if over == "rate":
+        return profile.replace(rate=value)
+    if over == "alpha":
+        return profile.replace(alpha=value)
+    law = profile.server
+    assert law is not None  # checked by _slots
+    return profile.with_server(Server(int(value), law.tau0, law.tau1))
+
+
 def _point(
     profile: Profile,
     over: str,
@@ -151,7 +193,7 @@ def _point(
     seed: int,
 ) -> SweepPoint:
     try:
-        here = profile.replace(rate=value) if over == "rate" else profile.replace(alpha=value)
+        here = _at(profile, over, value)
     except UnstableLoadError:
         return SweepPoint(value, False, None, None, None, None, None, None, None)
     start = previous
@@ -162,6 +204,11 @@ def _point(
     p95 = None
     if queries is not None and result.utilization < 1.0:
         p95 = simulate(here, result.budgets, queries=queries, seed=seed).p95_system_time
+    batch = None
+    if over == "slots":
+        m = model.moments(here, l)
+        assert here.server is not None
+        batch = delay(here.server, here.rate, m.mean, m.second).batch
     return SweepPoint(
         value=value,
         stable=True,
@@ -172,4 +219,5 @@ def _point(
         mean_system_time=model.system_time(here, l),
         utilization=model.utilization(here, l),
         p95_system_time=p95,
+        mean_batch=batch,
     )
