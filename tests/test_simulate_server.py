@@ -187,6 +187,50 @@ def test_blocks_do_not_change_a_batched_run() -> None:
     assert 0.8 * arrivals[-1] < busy < arrivals[-1]
 
 
+def reference_departures(
+    arrivals: np.ndarray, work: np.ndarray, slots: int, tau0: float, tau1: float
+) -> np.ndarray:
+    """The semantics read literally, in plain Python: every query in service keeps its
+    remaining solo work and loses tau(1) / tau(n) of it per second; O(B) per event."""
+    out = np.empty(arrivals.size)
+    remaining: dict[int, float] = {}
+    waiting: list[int] = []
+    now, i = 0.0, 0
+    while i < arrivals.size or remaining:
+        speed = (tau0 + tau1) / (tau0 + tau1 * len(remaining)) if remaining else 0.0
+        first = min(remaining, key=remaining.__getitem__) if remaining else -1
+        finish = now + remaining[first] / speed if remaining else math.inf
+        arrive = arrivals[i] if i < arrivals.size else math.inf
+        step = min(arrive, finish) - now
+        for k in remaining:
+            remaining[k] -= step * speed
+        now += step
+        if arrive <= finish:
+            waiting.append(i)
+            i += 1
+        else:
+            out[first] = now
+            del remaining[first]
+        while waiting and len(remaining) < slots:
+            k = waiting.pop(0)
+            remaining[k] = float(work[k])
+    return out
+
+
+@pytest.mark.parametrize(
+    ("slots", "tau0", "tau1"), [(2, 1.0, 1.0), (3, 1.0, 0.1), (5, 0.0, 1.0), (4, 1.0, 0.0)]
+)
+def test_the_kernel_is_the_semantics_read_literally(slots: int, tau0: float, tau1: float) -> None:
+    rng = np.random.default_rng(slots)
+    capacity = Server(slots, tau0, tau1).max_capacity
+    arrivals = np.cumsum(rng.exponential(1.0, 3000))
+    work = rng.gamma(0.5, 2.0 * 0.8 * capacity, 3000)  # load 0.8, cs^2 = 2
+    expected = reference_departures(arrivals, work, slots, tau0, tau1)
+    got = departures(arrivals, work, slots=slots, tau0=tau0, tau1=tau1)
+    np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-9)
+    assert np.max(expected - arrivals - work) > 1.0  # queries did wait and share
+
+
 def test_the_batched_path_at_one_slot_agrees_with_the_lindley_simulator(paper, optimum) -> None:
     p = paper.replace(rate=0.35)  # utilisation about 0.6
     lindley_run = simulate(p, optimum, queries=40_000, seed=9)
