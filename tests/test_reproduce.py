@@ -114,3 +114,27 @@ def test_report_states_numbers_and_differences(run):
     assert "differs from the paper's printed l*" in report
     assert "best policy is **optimal**" in report
     assert "P-K 2.17" in report
+
+
+def test_a_batched_profile_is_reproduced_on_its_server_with_a_slots_section(tmp_path: Path):
+    server = thinkq.batching.Server(slots=8, tau0=0.02, tau1=0.002)
+    profile = thinkq.paper_profile().with_server(server)
+    result = reproduce(profile, tmp_path)
+    names = {p.name for p in result.files}
+    assert {"fig5_slots.png", "fig5_slots.svg"} <= names
+    # the optimum is the batched one, not the paper's M/G/1 optimum
+    solved = thinkq.solve(profile)
+    np.testing.assert_array_equal(result.result.budgets, solved.budgets)
+    assert not np.array_equal(solved.budgets, thinkq.solve(thinkq.paper_profile()).budgets)
+    report = (tmp_path / "report.md").read_text()
+    assert "Server: 8 slots, step time tau(n) = 0.02 + 0.002 n s" in report
+    assert "(batched model)" in report
+    assert "(P-K)" not in report
+    rows = [line for line in report.splitlines() if line.startswith("| ") and "|" in line[2:]]
+    slots = [row.split("|")[1].strip() for row in rows]
+    assert [s for s in slots if s in ("1", "2", "4", "8", "16", "32", "64")] == [
+        "1", "2", "4", "8", "16", "32", "64"
+    ]  # fmt: skip
+    # one slot of the section is the paper's own optimum
+    paper = thinkq.solve(thinkq.paper_profile()).budgets
+    assert f"| 1 | {', '.join(str(b) for b in paper)} |" in report

@@ -153,8 +153,11 @@ def paper_lower_bound(profile: Profile, budgets: FloatArray) -> float | None:
 
     As printed, except that the accuracy term is evaluated at max(l_k - 1, 0) rather
     than l_k - 1: an integer budget is never negative, so this only tightens the bound
-    where l*_k < 1 and keeps it a lower bound.
+    where l*_k < 1 and keeps it a lower bound. ``None`` on a batched server too: the
+    bound is Pollaczek-Khinchine's.
     """
+    if profile.batched is not None:
+        return None
     m = model.moments(profile, budgets)
     c_max = float(np.max(profile.c))
     rate = profile.rate
