@@ -1,19 +1,16 @@
 """The batched solver: today's numbers at B = 1, the global optimum elsewhere.
 
 The global claim is checked against brute force that shares nothing with the solver
-but the delay law: J evaluated directly on a dense grid (N = 2) or random points
-(N = 3), whose best points are then polished by scipy's L-BFGS-B.
+but the delay law (:mod:`batched_instances`).
 """
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
-from scipy.optimize import minimize
 from scipy.special import wrightomega
 
+from batched_instances import brute_force, loaded, random_profile, random_server
 from thinkq import Profile, model, paper_profile
 from thinkq.batching import UNLIMITED_SLOTS, Server, delay
 from thinkq.batching.objective import (
@@ -29,75 +26,6 @@ from thinkq.solve import solve_continuous
 from thinkq.solve.batched import solve_batched
 
 TOL = 1e-7
-
-
-def _random_profile(rng: np.random.Generator, n: int) -> Profile:
-    a = rng.uniform(0.2, 0.9, n)
-    return Profile.from_arrays(
-        names=[f"k{i}" for i in range(n)],
-        share=rng.dirichlet(np.ones(n)),
-        A=a,
-        b=np.exp(rng.uniform(math.log(1e-3), math.log(2e-2), n)),
-        D=rng.uniform(0.0, 1.0 - a),
-        t0=rng.uniform(0.02, 0.1, n),
-        c=np.exp(rng.uniform(math.log(2e-3), math.log(1e-2), n)),
-        variance=rng.choice([0.0, 0.5], n),
-        rate=1.0,
-        alpha=float(rng.uniform(10.0, 100.0)),
-        max_tokens=2000,
-    )
-
-
-def _random_server(rng: np.random.Generator) -> Server:
-    draw = rng.random()
-    slots = UNLIMITED_SLOTS if draw < 0.2 else int(rng.integers(2, 9 if draw < 0.6 else 65))
-    shape = rng.integers(4)
-    if shape == 3:
-        return Server(slots, 0.0, 1.0)  # pure sharing
-    return Server(slots, 1.0, (0.0, 0.1, 1.0)[shape])
-
-
-def _loaded(rng: np.random.Generator, profile: Profile, server: Server) -> Profile:
-    """A rate at which the queue binds: C(B) at about the queue-free budgets' E[S]."""
-    free = np.clip(np.log(profile.alpha * profile.A * profile.b / profile.c) / profile.b, 0, None)
-    m1_free = float(np.dot(profile.share, profile.t0 + profile.c * free.clip(0, 2000)))
-    m1_zero = float(np.dot(profile.share, profile.t0))
-    capacity = min(server.max_capacity, 1e3)
-    rate = rng.uniform(0.8, 3.0) * capacity / m1_free
-    return profile.replace(rate=min(rate, 0.9 / m1_zero))
-
-
-def _j(profile: Profile, server: Server, budgets: np.ndarray) -> np.ndarray:
-    """J at each row of ``budgets``, straight from the definition (eq. 7)."""
-    p = profile
-    t = p.t0 + p.c * budgets
-    m1 = t @ p.share
-    m2 = (t * t) @ p.share + float(np.dot(p.share, p.variance))
-    acc = (p.A * -np.expm1(-p.b * budgets) + p.D) @ p.share
-    times = np.array([delay(server, p.rate, a, s).system_time for a, s in zip(m1, m2, strict=True)])
-    return np.asarray(p.alpha * acc - times)
-
-
-def _brute(profile: Profile, server: Server, rng: np.random.Generator) -> float:
-    """The best J of a 100 x 100 grid (N = 2) or 4000 random points (N = 3), polished."""
-    top = profile.max_tokens
-    if profile.size == 2:
-        axis = np.linspace(0.0, top, 100)
-        points = np.stack(np.meshgrid(axis, axis), axis=-1).reshape(-1, 2)
-    else:
-        points = rng.uniform(0.0, top, (4000, profile.size))
-    values = _j(profile, server, points)
-    best = float(values.max())
-    for i in np.argsort(values)[-3:]:
-        found = minimize(
-            lambda l: -float(_j(profile, server, l[None, :])[0]),
-            points[i],
-            method="L-BFGS-B",
-            bounds=[(0.0, top)] * profile.size,
-        )
-        if np.isfinite(found.fun):
-            best = max(best, -float(found.fun))
-    return best
 
 
 def test_at_one_slot_auto_is_todays_solver_on_the_paper_profile() -> None:
@@ -123,7 +51,7 @@ def test_at_one_slot_the_scan_gives_todays_numbers(rate: float) -> None:
 @pytest.mark.parametrize("seed", range(5))
 def test_at_one_slot_the_scan_matches_on_random_instances(seed: int) -> None:
     rng = np.random.default_rng(100 + seed)
-    profile = _loaded(rng, _random_profile(rng, 4), Server(1))
+    profile = loaded(rng, random_profile(rng, 4), Server(1))
     today = solve_continuous(profile)
     result = solve_batched(profile, Server(1), method="scan")
     assert result.converged
@@ -186,7 +114,7 @@ def test_the_fast_omega_of_the_search_is_scipys_to_1e_14() -> None:
 def test_the_searchs_projected_responses_are_the_clipped_best_responses(
     f1: float, f2: float
 ) -> None:
-    profile = _random_profile(np.random.default_rng(7), 3000)
+    profile = random_profile(np.random.default_rng(7), 3000)
     l, inside = BatchedWorkspace(profile, Server(8)).respond.projected(f1, f2)  # 60: a gather
     expected = np.clip(respond(profile, f1, f2), 0.0, profile.max_tokens)
     np.testing.assert_allclose(l, expected, rtol=1e-12, atol=1e-9)
@@ -195,7 +123,7 @@ def test_the_searchs_projected_responses_are_the_clipped_best_responses(
 
 def test_at_one_slot_the_scan_matches_on_a_thousand_types() -> None:
     rng = np.random.default_rng(11)
-    profile = _loaded(rng, _random_profile(rng, 1000), Server(1))
+    profile = loaded(rng, random_profile(rng, 1000), Server(1))
     today = solve_continuous(profile)
     result = solve_batched(profile, Server(1), method="scan")
     assert result.converged
@@ -206,14 +134,14 @@ def test_at_one_slot_the_scan_matches_on_a_thousand_types() -> None:
 @pytest.mark.parametrize("seed", range(20))
 def test_the_solver_beats_brute_force_on_random_batched_instances(seed: int) -> None:
     rng = np.random.default_rng(seed)
-    server = _random_server(rng)
-    profile = _loaded(rng, _random_profile(rng, 2 + seed % 2), server)
+    server = random_server(rng)
+    profile = loaded(rng, random_profile(rng, 2 + seed % 2), server)
     result = solve_batched(profile, server)
     assert result.converged, result.message
     assert result.kkt_residual <= TOL
     assert result.kkt_residual == kkt_residual(profile, server, result.budgets)
     assert result.objective == objective(profile, server, result.budgets)
-    best = _brute(profile, server, rng)
+    best = brute_force(profile, server, rng)
     assert result.objective >= best - 1e-9 * (1.0 + abs(best))
 
 
