@@ -40,7 +40,7 @@ import thinkq
 from thinkq.batching import delay
 from thinkq.measure.server import Server
 from thinkq.measure.templates import get_template
-from thinkq.serve import Gateway, create_app
+from thinkq.serve import Estimate, Gateway, create_app
 from thinkq.serve.loadtest import load_prompts, run_load
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
@@ -108,12 +108,22 @@ async def serve_run(
             transport=transport, timeout=7200,
         )  # fmt: skip
         state = gateway.state()
+        # the live prediction's inputs, one at a time: the rate it estimated, its lines
+        offered = gateway.controller.at(Estimate(result.offered_rate, profile.share, 0))
     served = list(gateway.records.recent())
     times = np.array([r.system_time for r in sorted(served, key=lambda r: r.arrival)])
     budgets = [state["budgets"][name] for name in profile.names]
     counts = np.array([sum(1 for r in served if r.task == n) for n in profile.names])
     accuracy = float(np.dot(counts / counts.sum(), thinkq.model.accuracy(profile, budgets)))
     server = state["server"] or {}
+    law = offered.batched
+    solo = np.array([r.service * (law.speed(r.batch) if law else 1.0) for r in served])
+    m1, m2 = float(solo.mean()), float(np.mean(solo**2))
+    if law is None:
+        rho = result.offered_rate * m1
+        measured_moments = result.offered_rate * m2 / (2 * (1 - rho)) + m1 if rho < 1 else math.inf
+    else:
+        measured_moments = delay(law, result.offered_rate, m1, m2).system_time
     return {
         "concurrency": concurrency,
         "rate": profile.rate,
@@ -129,6 +139,9 @@ async def serve_run(
         "measured_mean_service": float(np.mean([r.service for r in served])),
         "measured_mean_batch": server.get("measured_mean_batch"),
         "live_prediction": state["predicted_mean_system_time"],
+        "live_rate_estimate": state["rate_estimate"],
+        "live_at_offered_rate": thinkq.model.system_time(offered, budgets),
+        "model_with_measured_moments": measured_moments,
         "live_latency": state["latency"],
         "live_server": server,
         "accuracy": accuracy,
@@ -219,6 +232,7 @@ def main() -> None:
 def report(done: dict[str, Row]) -> None:
     keys = ("offered_rate", "measured_mean", "measured_mean_95", "measured_p95", "model_mean",
             "simulated_mean", "simulated_p95", "mgl_mean", "live_prediction",
+            "live_rate_estimate", "live_at_offered_rate", "model_with_measured_moments",
             "measured_mean_batch", "model_mean_batch", "measured_J")  # fmt: skip
     for name, row in done.items():
         print(f"\n{name} (concurrency {row['concurrency']}, budgets {row['budgets']})")
