@@ -39,6 +39,27 @@ def test_the_rate_moves_from_the_prior_to_the_observed_rate_over_the_first_windo
     np.testing.assert_allclose(estimator.estimate().shares, [0.5, 0.5])
 
 
+def test_the_prior_fades_after_its_time_even_in_a_long_window() -> None:
+    # a window much longer than the run: the profile's rate (1/s) is worth 60 s of
+    # observation, not the whole unobserved rest of the window
+    clock = Clock()
+    estimator = Estimator(
+        prior_rate=1.0, prior_shares=np.array([0.5, 0.5]), window=1800.0, clock=clock,
+        prior_time=60.0,
+    )  # fmt: skip
+    assert estimator.estimate().rate == pytest.approx(1.0)
+    for k in range(300):  # 0.5/s for 600 s
+        clock.now = 2.0 * (k + 1)
+        estimator.arrival(k % 2)
+    assert estimator.estimate().rate == pytest.approx((300 + 60.0) / (600 + 60))
+    clock.now = 1770.0  # less than prior_time of the window left: the rest counts
+    assert estimator.estimate().rate == pytest.approx((300 + 30.0) / 1800)
+    clock.now = 1800.0
+    assert estimator.estimate().rate == pytest.approx(300 / 1800)
+    with pytest.raises(ValueError, match="prior_time"):
+        Estimator(prior_rate=1.0, prior_shares=np.array([1.0]), window=10.0, prior_time=-1)
+
+
 def test_the_controller_keeps_its_budgets_for_a_tiny_gain_and_switches_for_a_real_one() -> None:
     clock = Clock()
     p = profile()

@@ -4,9 +4,11 @@ The solver needs the operating point of section II: the arrival rate lambda and 
 shares pi_k. The gateway estimates both over a sliding window of arrivals:
 
 * ``rate`` is the number of arrivals in the last ``window`` seconds divided by the
-  window, in queries per second; during the first window, the part not yet observed
-  counts at the profile's own rate, so the estimate moves from the prior to the
-  observation instead of jumping on the first arrivals;
+  window, in queries per second; during the first window the profile's own rate
+  counts as ``prior_time`` seconds of observation (or the part of the window not yet
+  observed, if shorter), so the estimate moves from the prior to the observation
+  instead of jumping on the first arrivals, and the prior fades after ``prior_time``
+  seconds even when the window is much longer (a Gamma prior on the Poisson rate);
 * ``shares`` are the type counts in the window with one pseudo-query spread over the
   profile's shares, so that a type not seen lately keeps a small positive share and
   the estimate tends to the observed mix as queries accumulate.
@@ -73,6 +75,9 @@ class Estimator:
     horizon:
         Seconds of recent arrivals tested against the window's rate at each
         :meth:`estimate` (the re-solve period); ``None``: no test, the window alone.
+    prior_time:
+        Seconds of observation the prior rate is worth (at most ``window``; ``None``:
+        the whole window).
     """
 
     def __init__(
@@ -83,9 +88,13 @@ class Estimator:
         window: float,
         clock: Clock = time.monotonic,
         horizon: float | None = None,
+        prior_time: float | None = None,
     ) -> None:
         if not window > 0:
             raise ValueError(f"window: must be > 0 seconds, got {window!r}")
+        if prior_time is not None and not prior_time >= 0:
+            raise ValueError(f"prior_time: must be >= 0 seconds, got {prior_time!r}")
+        self.prior_time = window if prior_time is None else min(prior_time, window)
         if horizon is not None and not 0 < horizon < window:
             raise ValueError(f"horizon: must be > 0 and < window seconds, got {horizon!r}")
         self.prior_rate = prior_rate
@@ -121,8 +130,11 @@ class Estimator:
         """Arrivals per second over the window, or since the last change."""
         if self.since is not None:
             return (len(self._arrivals) - self._before) / (now - self.since)
-        unobserved = max(0.0, self.window - (now - self.started))
-        return (len(self._arrivals) + self.prior_rate * unobserved) / self.window
+        observed = min(now - self.started, self.window)
+        pseudo = min(self.prior_time, self.window - observed)
+        if observed + pseudo <= 0:
+            return self.prior_rate
+        return (len(self._arrivals) + self.prior_rate * pseudo) / (observed + pseudo)
 
     def _changed(self, now: float, rate: float) -> bool:
         """Whether the last ``horizon`` seconds' count is implausible at ``rate``."""

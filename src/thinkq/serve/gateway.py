@@ -36,6 +36,9 @@ from thinkq.serve.request import Books, Disconnected, Job, Turn, served, until_d
 from thinkq.serve.routing import Router
 from thinkq.serve.status import state
 
+#: Seconds of observation the profile's rate is worth to the estimator at start.
+PRIOR_TIME = 60.0
+
 __all__ = ["Gateway", "Mode"]
 
 Mode = Literal["force", "cap"]
@@ -114,6 +117,7 @@ class Gateway:
         self.estimator = Estimator(
             prior_rate=profile.rate, prior_shares=profile.share, window=window, clock=clock,
             horizon=resolve_every if 0 < resolve_every < window else None,
+            prior_time=PRIOR_TIME,
         )  # fmt: skip
         self.refit = LatencyRefit(profile, window=window, clock=clock) if refit else None
         self.controller = Controller(
