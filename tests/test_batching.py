@@ -9,6 +9,7 @@ import pytest
 
 from thinkq import ProfileError, model, paper_profile, solve
 from thinkq.batching import UNLIMITED_SLOTS, Server, chain, delay, departures
+from thinkq.batching.delay import deterministic_ratio
 
 # ------------------------------------------------------------------ the server law
 
@@ -134,6 +135,59 @@ def test_delay_derivatives_match_finite_differences(server: Server) -> None:
     )
 
 
+@pytest.mark.parametrize(
+    "server",
+    [Server(slots=2, tau0=1.0, tau1=0.1), Server(slots=32, tau0=0.0, tau1=1.0),
+     Server(slots=64, tau0=1.0, tau1=0.0)],
+    ids=str,
+)  # fmt: skip
+@pytest.mark.parametrize("load", [0.05, 0.3, 0.85, 0.97])
+def test_delay_derivatives_match_finite_differences_at_every_load(
+    server: Server, load: float
+) -> None:
+    # the deterministic-service ratio h(rho) moves most at light load and with many slots
+    m1, m2 = 1.0, 7.0
+    rate = load * server.max_capacity / m1
+    d = delay(server, rate, m1, m2)
+    h = 1e-6 * m1
+    up, down = delay(server, rate, m1 + h, m2), delay(server, rate, m1 - h, m2)
+    assert d.d_mean == pytest.approx((up.system_time - down.system_time) / (2 * h), rel=1e-6)
+    assert d.d_mean_mean == pytest.approx((up.d_mean - down.d_mean) / (2 * h), rel=1e-5, abs=1e-8)
+    assert d.d_mean_second == pytest.approx(
+        (up.d_second - down.d_second) / (2 * h), rel=1e-5, abs=1e-12
+    )
+    # affine in m2 at fixed m1 (F22 = 0): d_second is the exact slope
+    far = delay(server, rate, m1, 3.0 * m2)
+    assert far.system_time - d.system_time == pytest.approx(2.0 * m2 * d.d_second, rel=1e-12)
+    assert far.d_mean_second == pytest.approx(d.d_mean_second, rel=1e-12)
+
+
+def test_the_deterministic_ratio_runs_from_light_traffic_to_heavy_traffic() -> None:
+    assert deterministic_ratio(Server(slots=1), 0.5) == 0.5  # P-K: (1 + cs^2) / 2
+    for slots in (2, 4, 32):
+        server = Server(slots=slots, tau0=1.0, tau1=0.0)
+        ratios = [deterministic_ratio(server, u * slots) for u in (1e-9, 0.3, 0.6, 0.85, 1 - 1e-9)]
+        assert ratios[0] == pytest.approx(slots / (slots + 1), rel=1e-6)  # min of B residuals
+        assert ratios[-1] == pytest.approx(0.5, abs=1e-6)  # heavy traffic: one fast server
+        assert ratios == sorted(ratios, reverse=True)
+        assert 0.5 < ratios[1] < slots / (slots + 1)
+    # Cosmetatos's own value where it is below the light-traffic limit (B = 4, u = 0.85)
+    cosmetatos = 0.5 * (1 + 0.15 * 3 * (math.sqrt(24) - 2) / (16 * 0.85 * 4))
+    assert deterministic_ratio(Server(slots=4, tau0=1.0, tau1=0.0), 3.4) == pytest.approx(
+        cosmetatos, rel=2e-3
+    )
+
+
+@pytest.mark.parametrize("server", SERVERS, ids=str)
+def test_exponential_service_gets_the_chains_own_wait(server: Server) -> None:
+    # cs^2 = 1: E[T] = E[N] / lambda of the birth-death chain, exact at every B
+    rate = 0.7 * min(server.max_capacity, 10.0)
+    c = chain(server, rate)
+    d = delay(server, rate, 1.0, 2.0)
+    assert d.system_time == pytest.approx((c.batch + c.waiting) / rate, rel=1e-12)
+    assert d.waiting_time == pytest.approx(c.waiting / rate, rel=1e-12, abs=1e-300)
+
+
 def test_an_unstable_load_has_infinite_delay() -> None:
     server = Server(slots=4, tau0=1.0, tau1=1.0)  # C(B) = 1.6
     d = delay(server, 2.0, 0.8, 1.0)
@@ -188,6 +242,24 @@ def test_perfect_batching_with_exponential_service_matches_erlang_c() -> None:
     mean, half = _simulated_mean(server, rate, rng.exponential(1.0, 400_000), rng)
     exact = delay(server, rate, 1.0, 2.0).system_time
     assert abs(mean - exact) < half
+
+
+def test_the_wait_for_a_heavy_tailed_mix_is_that_of_the_simulation() -> None:
+    # the paper's six types at their optimum, within-type cs^2 = 4 (overall 12), B = 4
+    # perfect batching at load 0.6: (1 + cs^2) / 2 on the chain's wait was 5.5 % high
+    profile = paper_profile()
+    means = model.service_time(profile, solve(profile).budgets)
+    shares = np.array(profile.share, dtype=float) / sum(profile.share)
+    m1, m2 = float(shares @ means), 5.0 * float(shares @ means**2)
+    server, rate = Server(slots=4, tau0=1.0, tau1=0.0), 2.4 / m1
+    rng = np.random.default_rng(0)
+    work = rng.gamma(0.25, 4.0 * means[rng.choice(6, 4_000_000, p=shares)])
+    mean, half = _simulated_mean(server, rate, work, rng)
+    c = chain(server, rate * m1)
+    two_moment = (c.batch + c.waiting * (m2 / m1**2) / 2) / rate  # the old (1 + cs^2) / 2
+    ours = delay(server, rate, m1, m2).system_time
+    assert abs(ours - mean) < 0.03 * mean
+    assert two_moment - mean > max(half, 2 * abs(ours - mean))
 
 
 @pytest.mark.parametrize("kind", ["deterministic", "exponential", "lognormal"])

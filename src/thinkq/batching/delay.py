@@ -6,19 +6,26 @@ and the chain of :mod:`thinkq.batching.chain` evaluated at rho,
 * time in service: a query of solo time s spends sigma s in service, sigma =
   E[min(N, B)] / rho (Little's law on the slots; linear in s as under processor
   sharing, where it is exact);
-* wait in the FIFO queue: E[W] = (1 + cs^2) / 2 * E[(N - B)^+] / lambda, the
-  exponential chain's wait scaled by the service time's squared coefficient of
-  variation cs^2 = E[S^2] / E[S]^2 - 1 as in Pollaczek-Khinchine, i.e.
-  E[W] = lambda E[S^2] kappa / 2 with kappa = E[(N - B)^+] / rho^2;
+* wait in the FIFO queue: the exponential chain's wait W_exp = E[(N - B)^+] / lambda,
+  exact for exponential service, interpolated in the squared coefficient of variation
+  cs^2 = E[S^2] / E[S]^2 - 1 between deterministic and exponential service as for
+  M/G/c (Cosmetatos 1976): E[W] = W_exp (h + (1 - h) cs^2), where h(u) is the
+  M/D/c-to-M/M/c wait ratio with c = B servers at utilisation u = rho / C(B):
+  Cosmetatos's h = 1/2 + K (1 - u) / (2 u), K = (c - 1)(sqrt(4 + 5c) - 2) / (16 c),
+  saturated harmonically at its light-traffic limit c / (c + 1), so that
+  h = 1/2 + D g / 2 with D = (c - 1) / (c + 1) and g = K (1 - u) / (K + (D - K) u);
 * mean system time E[T] = E[S] sigma + E[W] = F(E[S], E[S^2]).
 
-At B = 1, sigma = 1 and kappa = 1 / (1 - rho): exactly Pollaczek-Khinchine (eq. 5, 6),
+At B = 1, h = 1/2 and kappa = 1 / (1 - rho): exactly Pollaczek-Khinchine (eq. 5, 6),
 computed here by the paper's formula itself. With unlimited slots the queue is empty
-and E[T] = E[N] / lambda, exact for every service distribution (insensitivity).
+and E[T] = E[N] / lambda, exact for every service distribution (insensitivity). With
+exponential service (cs^2 = 1) the wait is the chain's own, exact at every B.
 
-F depends on the budgets only through m1 = E[S] and m2 = E[S^2], linearly in m2, so
-the gradient and Hessian of J keep the paper's diagonal-plus-rank-two form (eqs. 33,
-34) with the partial derivatives F1, F2, F11, F12 (F22 = 0) in place of P-K's.
+In the moments, E[W] = lambda kappa (D g m1^2 + (1 - D g) m2 / 2) with kappa =
+E[(N - B)^+] / rho^2: F depends on the budgets only through m1 = E[S] and
+m2 = E[S^2], linearly in m2, so the gradient and Hessian of J keep the paper's
+diagonal-plus-rank-two form (eqs. 33, 34) with the partial derivatives F1, F2, F11,
+F12 (F22 = 0) in place of P-K's.
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ from typing import NamedTuple
 from thinkq.batching.chain import chain
 from thinkq.batching.server import Server
 
-__all__ = ["Delay", "delay"]
+__all__ = ["Delay", "delay", "deterministic_ratio"]
 
 
 class Delay(NamedTuple):
@@ -72,6 +79,27 @@ def _single(server: Server, rate: float, m1: float, m2: float) -> Delay:
     )  # fmt: skip
 
 
+def _shape(server: Server, rho: float) -> tuple[float, float, float]:
+    """D g(u) at u = rho / C(B) and its first two rho-derivatives (2 h - 1 of the docstring)."""
+    c = float(server.slots)
+    k = (c - 1.0) * (math.sqrt(4.0 + 5.0 * c) - 2.0) / (16.0 * c)
+    d = (c - 1.0) / (c + 1.0)
+    cap = server.max_capacity
+    u = rho / cap
+    den = k + (d - k) * u  # = k (1 - u) + d u > 0 on [0, 1]
+    g = k * (1.0 - u) / den
+    g1 = -k * d / den**2
+    g2 = 2.0 * k * d * (d - k) / den**3
+    return d * g, d * g1 / cap, d * g2 / cap**2
+
+
+def deterministic_ratio(server: Server, rho: float) -> float:
+    """h: the model's wait with deterministic service over the exponential chain's wait."""
+    if server.single:
+        return 0.5
+    return 0.5 + 0.5 * _shape(server, rho)[0]
+
+
 def delay(server: Server, rate: float, m1: float, m2: float) -> Delay:
     """E[T] = F(m1, m2) of the batched server at arrival rate ``rate`` (1/s).
 
@@ -85,21 +113,27 @@ def delay(server: Server, rate: float, m1: float, m2: float) -> Delay:
     if rho <= 0.0:  # no load: every query runs alone
         return Delay(m1, 0.0, 1.0, 0.0, 0.0, server.step_time(1), 1.0, 0.0, 0.0, 0.0)
     c = chain(server, rho)
-    sigma = c.batch / rho
-    kappa = c.waiting / rho**2
-    d_kappa = c.d_waiting / rho**2 - 2.0 * c.waiting / rho**3
-    d2_kappa = c.d2_waiting / rho**2 - 4.0 * c.d_waiting / rho**3 + 6.0 * c.waiting / rho**4
-    wait = rate * m2 * kappa / 2.0
+    w, w1, w2 = c.waiting, c.d_waiting, c.d2_waiting
+    s, s1, s2 = _shape(server, rho)
+    # E[W] = P(rho) / rate + rate q(rho) m2 with P = s E[(N - B)^+] and q = kappa (1 - s) / 2
+    p, p1, p2 = s * w, s1 * w + s * w1, s2 * w + 2.0 * s1 * w1 + s * w2
+    kappa = w / rho**2
+    d_kappa = w1 / rho**2 - 2.0 * w / rho**3
+    d2_kappa = w2 / rho**2 - 4.0 * w1 / rho**3 + 6.0 * w / rho**4
+    q = kappa * (1.0 - s) / 2.0
+    q1 = (d_kappa * (1.0 - s) - kappa * s1) / 2.0
+    q2 = (d2_kappa * (1.0 - s) - 2.0 * d_kappa * s1 - kappa * s2) / 2.0
+    wait = p / rate + rate * q * m2
     busy = 1.0 - c.empty
     return Delay(
-        system_time=m1 * sigma + wait,
+        system_time=c.batch / rate + wait,
         waiting_time=wait,
-        slowdown=sigma,
+        slowdown=c.batch / rho,
         batch=c.batch,
         busy=busy,
         step=(server.tau0 * busy + server.tau1 * c.batch) / busy,
-        d_mean=c.d_batch + rate**2 * m2 * d_kappa / 2.0,
-        d_second=rate * kappa / 2.0,
-        d_mean_mean=rate * c.d2_batch + rate**3 * m2 * d2_kappa / 2.0,
-        d_mean_second=rate**2 * d_kappa / 2.0,
+        d_mean=c.d_batch + p1 + rate**2 * m2 * q1,
+        d_second=rate * q,
+        d_mean_mean=rate * (c.d2_batch + p2) + rate**3 * m2 * q2,
+        d_mean_second=rate**2 * q1,
     )
