@@ -11,44 +11,46 @@ During the run every finished query is one line of ``-o``, flushed at once; Ctrl
 leaves only complete lines, and the same command run again goes on from there (see
 :mod:`thinkq.cli._resume` for the settings it checks). A full disk is one ``error:``
 line (exit code 1); the finished records stay whole.
+
+With ``--slots B`` a server phase follows (``--server-only``: replaces) the accuracy
+phase: ``--server-queries`` forced queries at each concurrency level 1, 2, 4, ..., B,
+written with the batch each saw to ``NAME.server.jsonl``, resumable the same way
+(:mod:`thinkq.measure.levels`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import sys
-from collections import defaultdict
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
-from thinkq.cli._app import api_key, app, fail, integers, progress, wrote
-from thinkq.cli._resume import resumed, run_settings
-from thinkq.errors import DatasetError, RecordError, ServerError, ServerUnreachableError
+from thinkq.cli._app import api_key, app, fail, integers, wrote
+from thinkq.cli._measurement import (
+    Phase,
+    ServerStoppedError,
+    items_of,
+    level_summary,
+    measure,
+    option_message,
+    summary,
+)
+from thinkq.cli._resume import resumed, run_settings, server_phase
+from thinkq.errors import RecordError, ServerError, ServerUnreachableError
 from thinkq.measure.cap import Capper
-from thinkq.measure.datasets import DATASETS, load_dataset
+from thinkq.measure.datasets import DATASETS
 from thinkq.measure.forcing import Forcer
 from thinkq.measure.generation import Generator, Sampling
-from thinkq.measure.items import Item
-from thinkq.measure.runner import Query, Tally, plan, run
+from thinkq.measure.runner import Tally, plan
 from thinkq.measure.server import Server
-from thinkq.measure.settings import RunSettings
 from thinkq.measure.templates import TEMPLATES, THINKING, get_template
 from thinkq.measure.tokenizer import LocalTokenizer
-from thinkq.records import read_records
 
 __all__ = ["profile_command"]
-
-
-class _ServerStoppedError(Exception):
-    """The server passed the checks before the run, then could no longer be reached."""
-
-    def __init__(self, cause: ServerUnreachableError) -> None:
-        super().__init__(str(cause).partition(": ")[2] or str(cause))
 
 
 class ModeChoice(StrEnum):
@@ -58,63 +60,7 @@ class ModeChoice(StrEnum):
     cap = "cap"
 
 
-def _items(
-    names: str, *, data_dir: Path | None, samples: int, seed: int, bbh_tasks: str | None
-) -> list[Item]:
-    items: list[Item] = []
-    chosen = [n.strip() for n in names.split(",") if n.strip()]
-    if not chosen:
-        fail("option --dataset: give at least one dataset")
-    for name in dict.fromkeys(chosen):
-        if name not in DATASETS:
-            fail(f"option --dataset: unknown dataset {name!r} (one of {', '.join(DATASETS)})")
-        subset = [t.strip() for t in bbh_tasks.split(",")] if bbh_tasks and name == "bbh" else None
-        try:
-            items += load_dataset(name, data_dir=data_dir, n=samples, seed=seed, subset=subset)
-        except DatasetError as exc:
-            fail(f"option --dataset: {exc}")
-    return items
-
-
-async def _preflight(generator: Generator, server: Server) -> None:
-    """Fail before writing anything: the server answers, lists the model, and (force
-    mode) tokenizes the end texts and renders the template."""
-    await server.check_model()
-    await generator.prepare()
-    if isinstance(generator, Forcer):
-        await generator.render([{"role": "user", "content": "2 + 2 = ?"}])
-
-
-def _option(exc: ServerError) -> str:
-    names = {"base_url": "--base-url", "model": "--model", "template": "--template",
-             "suppress_ids": "--suppress-ids", "api_key": "--api-key-env",
-             "tokenizer": "--tokenizer"}  # fmt: skip
-    message = str(exc)
-    if exc.field in names:
-        field, _, rest = message.partition(": ")
-        message = f"option {names[exc.field]}: {rest or field}"
-    return message
-
-
-def _summary(out: Path, tally: Tally) -> Table:
-    table = Table(
-        title=f"{out}: {tally.answered} answered now, {tally.skipped} resumed, "
-        f"{tally.failed} failed",
-        title_justify="left",
-    )
-    for column in ("task", "budget", "n", "accuracy", "mean latency (s)"):
-        table.add_column(column, justify="left" if column == "task" else "right")
-    cells: dict[tuple[str, int], list[tuple[bool, float]]] = defaultdict(list)
-    for record in read_records([out]).records:
-        cells[(record.task, record.budget)].append((record.correct, record.latency_s))
-    for (task, budget), rows in sorted(cells.items()):
-        accuracy = sum(c for c, _ in rows) / len(rows)
-        latency = sum(t for _, t in rows) / len(rows)
-        table.add_row(task, str(budget), str(len(rows)), f"{accuracy:.3f}", f"{latency:.3f}")
-    return table
-
-
-# long: the signature declares its 23 options (Typer); the body checks them one
+# long: the signature declares its 26 options (Typer); the body checks them one
 # by one, then maps each way the run can end to one line and an exit code.
 @app.command("profile")
 def profile_command(
@@ -197,6 +143,20 @@ def profile_command(
     extend: Annotated[
         bool, typer.Option("--extend", help="Add these --budgets and --runs to the file's.")
     ] = False,
+    slots: Annotated[
+        int | None,
+        typer.Option(
+            "--slots",
+            min=1,
+            help="Also measure the server at concurrency 1, 2, 4, ... up to B (NAME.server.jsonl).",
+        ),
+    ] = None,
+    server_only: Annotated[
+        bool, typer.Option("--server-only", help="Run only the server phase of --slots.")
+    ] = False,
+    server_queries: Annotated[
+        int, typer.Option("--server-queries", min=1, help="Queries per concurrency level.")
+    ] = 32,
 ) -> None:
     """Measure accuracy and latency at each thinking budget; write records for `thinkq fit`."""
     if output.suffix.lower() not in (".jsonl", ".ndjson"):
@@ -211,16 +171,26 @@ def profile_command(
         fail(f"option --template: {str(exc).partition(': ')[2]}")
     if thinking is not None and thinking not in THINKING:
         fail(f"option --thinking: expected tags or free, got {thinking!r}")
+    if server_only and slots is None:
+        fail("option --server-only: give --slots B, the most queries the server decodes at once")
+    if slots is not None and mode is ModeChoice.cap:
+        fail("option --slots: the server phase forces exact budgets; use --mode force")
     key = api_key(api_key_env)
-    items = _items(dataset, data_dir=data_dir, samples=samples, seed=seed, bbh_tasks=bbh_tasks)
+    items = items_of(dataset, data_dir=data_dir, samples=samples, seed=seed, bbh_tasks=bbh_tasks)
     wanted = run_settings(
         model=model, datasets=dataset, samples=samples, budgets=levels, runs=runs, seed=seed,
         mode=mode.value, template=template, thinking=thinking, budget_field=budget_field,
         bbh_tasks=bbh_tasks, temperature=temperature, top_p=top_p, concurrency=concurrency,
     )  # fmt: skip
-    settings, note = resumed(output, wanted, extend=extend)
-    queries = plan(items, settings.budgets, settings.runs, seed=seed)
+    phases, note = [], None
+    if not server_only:
+        settings, note = resumed(output, wanted, extend=extend)
+        queries = plan(items, settings.budgets, settings.runs, seed=seed)
+        phases.append(Phase(queries, output, settings))
+    if slots is not None:
+        phases.append(server_phase(items, wanted, output, slots=slots, per_level=server_queries))
     sampling = Sampling(temperature=temperature, top_p=top_p)
+    files = " and ".join(str(phase.output) for phase in phases)
     try:
         local = LocalTokenizer(tokenizer) if tokenizer is not None else None
         server = Server(base_url, model, api_key=key, timeout=timeout, tokenizer=local)
@@ -232,9 +202,7 @@ def profile_command(
             generator = Forcer(
                 server, template=chosen, thinking=style, sampling=sampling, suppress_ids=ids
             )
-        tally = asyncio.run(
-            _measure(generator, server, queries, output, settings, retries=retries)
-        )  # fmt: skip
+        tallies = asyncio.run(measure(generator, server, phases, retries=retries))
     except KeyboardInterrupt:
         sys.stderr.write(
             "interrupted: finished queries are in the file; run the same command to go on\n"
@@ -242,58 +210,38 @@ def profile_command(
         raise typer.Exit(130) from None
     except RecordError as exc:
         fail(f"option -o: {exc}")
-    except _ServerStoppedError as exc:
+    except ServerStoppedError as exc:
         sys.stderr.write(
             f"error: the server stopped answering during the run: {exc}; the finished queries "
-            f"are in {output}: run the same command to go on\n"
+            f"are in {files}: run the same command to go on\n"
         )
         raise typer.Exit(1) from None
     except ServerError as exc:
-        sys.stderr.write(f"error: {_option(exc)}\n")
+        sys.stderr.write(f"error: {option_message(exc)}\n")
         # a server that cannot be reached may have died: a failure, not a user error
         user_error = exc.field is not None and not isinstance(exc, ServerUnreachableError)
         raise typer.Exit(2 if user_error else 1) from None
     except OSError as exc:
         where, why = exc.filename or output, exc.strerror or exc
         sys.stderr.write(f"error: option -o: {where}: cannot write: {why}; the finished records "
-                         f"are in {output}: run the same command to go on\n")  # fmt: skip
+                         f"are in {files}: run the same command to go on\n")  # fmt: skip
         raise typer.Exit(1) from None
-    Console().print(_summary(output, tally))
-    if tally.answered or tally.failed:
-        wrote([output])
+    _report(phases, tallies, note)
+
+
+def _report(phases: list[Phase], tallies: list[Tally], note: str | None) -> None:
+    """The summary of each phase, the files written, warnings; exit 1 if queries failed."""
+    console = Console()
+    for phase, tally in zip(phases, tallies, strict=True):
+        table = summary if phase.slots is None else level_summary
+        console.print(table(phase.output, tally))
+    wrote([p.output for p, t in zip(phases, tallies, strict=True) if t.answered or t.failed])
     if note:
         sys.stderr.write(f"warning: {note}\n")
-    if tally.failed:
+    failed = sum(t.failed for t in tallies)
+    if failed:
         sys.stderr.write(
-            f"warning: {tally.failed} queries failed (their records say why); "
+            f"warning: {failed} queries failed (their records say why); "
             "run the same command to try them again\n"
         )
         raise typer.Exit(1)
-
-
-async def _measure(
-    generator: Generator,
-    server: Server,
-    queries: list[Query],
-    output: Path,
-    settings: RunSettings,
-    *,
-    retries: int,
-) -> Tally:
-    async with server:
-        await _preflight(generator, server)
-        try:
-            with progress("measuring", True) as update:
-                return await run(
-                    generator,
-                    queries,
-                    output,
-                    model=server.model,
-                    concurrency=settings.concurrency,
-                    seed=settings.seed,
-                    retries=retries,
-                    progress=update,
-                    settings=settings,
-                )
-        except ServerUnreachableError as exc:  # it answered the checks: it died, the URL is fine
-            raise _ServerStoppedError(exc) from exc

@@ -3,18 +3,28 @@
 :func:`run_settings` collects the options that define a run into
 :class:`~thinkq.measure.settings.RunSettings`; :func:`resumed` checks them against the
 settings beside an existing records file (an error names the option that differs, exit
-code 2) and notes when an older file has none.
+code 2) and notes when an older file has none. :func:`server_phase` does the same for
+the server phase of ``--slots`` (``NAME.server.jsonl``, whose settings hold the
+budgets above 0, ``--server-queries`` as the runs and ``--slots`` as the concurrency).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 
 from thinkq.cli._app import fail
+from thinkq.cli._measurement import Phase
+from thinkq.measure.items import Item
+from thinkq.measure.levels import plan_levels, server_records_path
 from thinkq.measure.settings import RunSettings, resume, settings_path
 
-__all__ = ["resumed", "run_settings"]
+__all__ = ["resumed", "run_settings", "server_phase"]
+
+#: The options of the server phase's settings: runs are queries per level, and the
+#: concurrency is the most slots.
+SERVER_OPTIONS = {"runs": "--server-queries", "concurrency": "--slots"}
 
 
 def _names(text: str | None) -> tuple[str, ...]:
@@ -74,3 +84,20 @@ def resumed(output: Path, wanted: RunSettings, *, extend: bool) -> tuple[RunSett
             f"were checked against this run's grid only; {settings_path(output).name} now has them"
         )
     return settings, note
+
+
+def server_phase(
+    items: Sequence[Item], wanted: RunSettings, output: Path, *, slots: int, per_level: int
+) -> Phase:
+    """The server phase of ``--slots``: its queries, file and settings (errors exit 2)."""
+    out = server_records_path(output)
+    positive = tuple(b for b in wanted.budgets if b > 0)
+    if not positive:
+        fail("option --budgets: the server phase of --slots needs a budget above 0")
+    settings = dataclasses.replace(wanted, budgets=positive, runs=per_level, concurrency=slots)
+    try:
+        settings = resume(out, settings, options=SERVER_OPTIONS)
+    except ValueError as exc:
+        fail(str(exc))
+    queries = plan_levels(items, positive, slots=slots, per_level=per_level, seed=wanted.seed)
+    return Phase(queries, out, settings, slots=slots)

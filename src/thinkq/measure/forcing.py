@@ -38,6 +38,7 @@ from thinkq.measure.generation import (
     counted,
     first_choice,
     stream_choices,
+    timings_of,
     usage,
 )
 from thinkq.measure.prompts import Cue
@@ -172,11 +173,12 @@ class Forcer:
         sampled = (sampling or self.sampling).body(seed)
         prompt = await self.render(messages)
         started = time.perf_counter()
-        thinking, prompt_tokens = "", None
+        thinking, prompt_tokens, timings = "", None, None
         if budget > 0:
             reply = await self.server.post(
                 "/completions", self._think_body(prompt, budget, sampled)
             )
+            timings = timings_of(reply, started, time.perf_counter())
             choice = first_choice(reply, "/completions")
             produced = usage(reply, "completion_tokens")
             self._checked(budget, produced, choice.get("finish_reason"))
@@ -198,6 +200,7 @@ class Forcer:
             prompt_tokens=prompt_tokens,
             latency_s=latency,
             mode="force",
+            timings=timings,
         )
 
     # long: the two phases of one streamed generation, in order, sharing the prompt,

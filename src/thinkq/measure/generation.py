@@ -13,6 +13,7 @@ it reports them and the server's tokenizer's count of the text otherwise
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
@@ -29,10 +30,12 @@ __all__ = [
     "Mode",
     "Piece",
     "Sampling",
+    "Timings",
     "check_budget",
     "counted",
     "first_choice",
     "stream_choices",
+    "timings_of",
     "usage",
 ]
 
@@ -57,13 +60,59 @@ class Sampling:
 
 
 @dataclass(frozen=True, slots=True)
+class Timings:
+    """How the thinking phase of a forced generation went, for the server phase.
+
+    ``start`` and ``end`` are :func:`time.perf_counter` stamps around the thinking
+    request (seconds); the rest is the server's own ``timings`` of it where it reports
+    them (llama.cpp: milliseconds decoding ``predicted_n`` tokens, and processing
+    ``prompt_n`` prompt tokens), ``None`` otherwise.
+    """
+
+    start: float
+    end: float
+    predicted_ms: float | None = None
+    predicted_n: int | None = None
+    predicted_per_token_ms: float | None = None
+    prompt_ms: float | None = None
+    prompt_n: int | None = None
+
+
+def timings_of(reply: dict[str, Any], start: float, end: float) -> Timings:
+    """The :class:`Timings` of a thinking request that ran from ``start`` to ``end``."""
+    raw = reply.get("timings")
+    given = raw if isinstance(raw, dict) else {}
+
+    def number(key: str) -> float | None:
+        value = given.get(key)
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            return None
+        return float(value) if math.isfinite(value) and value >= 0 else None
+
+    def count(key: str) -> int | None:
+        value = given.get(key)
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+    return Timings(
+        start=start,
+        end=end,
+        predicted_ms=number("predicted_ms"),
+        predicted_n=count("predicted_n"),
+        predicted_per_token_ms=number("predicted_per_token_ms"),
+        prompt_ms=number("prompt_ms"),
+        prompt_n=count("prompt_n"),
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class Generation:
     """One answered query.
 
     ``answer`` is the cue followed by the model's continuation: what a grader reads.
     ``latency_s`` is the end-to-end time of the generation requests (seconds): both
     phases in forcing mode, the one chat request in cap mode. Rendering the prompt
-    with the server's chat template is not part of it.
+    with the server's chat template is not part of it. ``timings`` describe the
+    thinking request of a forced generation with a budget (``None`` otherwise).
     """
 
     budget: int
@@ -74,6 +123,7 @@ class Generation:
     prompt_tokens: int | None
     latency_s: float
     mode: Mode
+    timings: Timings | None = None
 
 
 @dataclass(frozen=True, slots=True)

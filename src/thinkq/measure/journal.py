@@ -14,9 +14,9 @@ import contextlib
 import errno
 import json
 import os
-from collections.abc import Collection
+from collections.abc import Callable, Collection, Hashable
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeVar
 
 from thinkq._files import write_atomic
 from thinkq.errors import RecordError
@@ -25,6 +25,7 @@ __all__ = ["Appender", "Key", "finished"]
 
 #: (task, item id, budget, run): one cell of the grid.
 Key = tuple[str, str, int, int]
+K = TypeVar("K", bound=Hashable)
 
 
 def _key(data: dict[str, Any]) -> Key | None:
@@ -45,12 +46,21 @@ def _outside(key: Key, grid: Collection[Key]) -> str:
     return f"item_id: item {key[1]!r} of {key[0]} is not in this run's sample"
 
 
-def finished(path: Path, *, model: str, grid: Collection[Key] | None = None) -> set[Key]:
+def finished(
+    path: Path,
+    *,
+    model: str,
+    grid: Collection[K] | None = None,
+    key: Callable[[dict[str, Any]], K | None] = _key,  # type: ignore[assignment]
+    outside: Callable[[K, Collection[K]], str] = _outside,  # type: ignore[assignment]
+) -> set[K]:
     """The keys of the queries ``path`` already answers; clean the file for appending.
 
     A last line without its newline (a crash while writing) and the lines of failed
     queries are removed, atomically, so that they are asked again. With ``grid``,
     every record must be one of its cells: records of other settings are not mixed in.
+    ``key`` reads a record's key (default: task, item, budget, run) and ``outside``
+    says which setting puts a key outside ``grid`` (its field and a phrase).
 
     Raises
     ------
@@ -63,7 +73,7 @@ def finished(path: Path, *, model: str, grid: Collection[Key] | None = None) -> 
     raw = path.read_bytes()
     complete = raw[: raw.rfind(b"\n") + 1]
     keep: list[bytes] = []
-    done: set[Key] = set()
+    done: set[K] = set()
     for number, line in enumerate(complete.splitlines(keepends=True), start=1):
         if not line.strip():
             continue
@@ -71,22 +81,22 @@ def finished(path: Path, *, model: str, grid: Collection[Key] | None = None) -> 
             data = json.loads(line)
         except (ValueError, RecursionError):
             data = None
-        key = _key(data) if isinstance(data, dict) else None
-        if data is None or key is None:
+        found = key(data) if isinstance(data, dict) else None
+        if data is None or found is None:
             raise RecordError([f"{path}:{number}: record: not a record of thinkq profile"])
         if data.get("model") != model:
             raise RecordError(
                 [f"{path}:{number}: model: records of {data.get('model')!r}, not {model!r}; "
                  "write another model's records to another file"]
             )  # fmt: skip
-        if grid is not None and key not in grid:
+        if grid is not None and found not in grid:
             raise RecordError(
-                [f"{path}:{number}: {_outside(key, grid)}; resume with the settings the "
+                [f"{path}:{number}: {outside(found, grid)}; resume with the settings the "
                  "records were made with, or write to another -o"]
             )  # fmt: skip
         if data.get("error") is None:
             keep.append(line)
-            done.add(key)
+            done.add(found)
     kept = b"".join(keep)
     if kept != raw:
         write_atomic(path, kept)

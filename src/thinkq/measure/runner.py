@@ -43,7 +43,7 @@ from thinkq.measure.journal import Appender, Key, finished
 from thinkq.measure.prompts import answer_cue
 from thinkq.measure.settings import RunSettings, read_settings, write_settings
 
-__all__ = ["Progress", "Query", "Tally", "finished", "plan", "run"]
+__all__ = ["Progress", "Query", "Tally", "Writer", "answer", "failure", "finished", "plan", "run"]
 
 #: ``progress(done, total)`` after every finished query.
 Progress = Callable[[int, int], None]
@@ -134,7 +134,7 @@ def _record(query: Query, model: str, concurrency: int, gen: Generation) -> dict
     }
 
 
-def _failure(
+def failure(
     query: Query, model: str, concurrency: int, error: ServerError, elapsed: float
 ) -> dict[str, Any]:
     return {
@@ -150,9 +150,11 @@ def _failure(
     }
 
 
-async def _answer(
+async def answer(
     generator: Generator, query: Query, *, seed: int, retries: int, backoff: float
 ) -> Generation:
+    """``query`` answered by ``generator``; a transient failure is tried ``retries`` times
+    more, with exponential backoff from ``backoff`` seconds."""
     messages = [{"role": "user", "content": query.item.prompt}]
     cue = answer_cue(query.item.dataset, query.item.prompt)
     for attempt in range(retries + 1):
@@ -215,7 +217,7 @@ async def run(
     if not todo:
         return tally
     await generator.prepare()
-    writer = _Writer(out, tally, progress)
+    writer = Writer(out, tally, progress)
     write = writer.write
     pending = iter(todo)
 
@@ -223,12 +225,12 @@ async def run(
         for query in pending:
             started = asyncio.get_running_loop().time()
             try:
-                gen = await _answer(generator, query, seed=seed, retries=retries, backoff=backoff)
+                gen = await answer(generator, query, seed=seed, retries=retries, backoff=backoff)
             except ServerError as exc:
                 if isinstance(exc, ServerUnreachableError):
                     raise
                 elapsed = asyncio.get_running_loop().time() - started
-                await write(_failure(query, model, concurrency, exc, elapsed))
+                await write(failure(query, model, concurrency, exc, elapsed))
                 continue
             await write(_record(query, model, concurrency, gen))
 
@@ -243,8 +245,8 @@ async def run(
     return tally
 
 
-class _Writer:
-    """Appends records to ``out``, one at a time, and counts them."""
+class Writer:
+    """Appends records to ``out``, one at a time, and counts them in ``tally``."""
 
     def __init__(self, out: Path, tally: Tally, progress: Progress | None) -> None:
         self.appender = Appender(out)

@@ -142,11 +142,19 @@ def _shown(value: Any) -> str:
     return "(default)" if value is None else str(value)
 
 
-def resume(out: Path, settings: RunSettings, *, extend: bool = False) -> RunSettings:
+def resume(
+    out: Path,
+    settings: RunSettings,
+    *,
+    extend: bool = False,
+    options: dict[str, str] | None = None,
+) -> RunSettings:
     """The settings to measure ``out`` with: ``settings``, checked against the file's.
 
     A new file (no records yet) takes ``settings`` as they are. With ``extend``, the
     budgets are the union of the file's and the new ones, the runs the larger number.
+    ``options`` renames the options that errors name (default :data:`OPTIONS`; the
+    server phase measures ``runs`` as ``--server-queries``, ``concurrency`` as ``--slots``).
 
     Raises
     ------
@@ -168,11 +176,11 @@ def resume(out: Path, settings: RunSettings, *, extend: bool = False) -> RunSett
             budgets=tuple(set(old.budgets) | set(settings.budgets)),
             runs=max(old.runs, settings.runs),
         )
-    for name, option in OPTIONS.items():
+    for name, option in {**OPTIONS, **(options or {})}.items():
         before, now = getattr(old, name), getattr(settings, name)
         if before == now or (extend and name in EXTENDABLE):
             continue
-        hint = "add --extend to add budgets or runs, " if name in EXTENDABLE else ""
+        hint = "add --extend to add budgets or runs, " if name in EXTENDABLE and not options else ""
         raise ValueError(
             f"option {option}: {out} was measured with {option} {_shown(before)}, not "
             f"{_shown(now)} (see {settings_path(out).name}); resume with the same settings, "

@@ -7,7 +7,9 @@ Two forms are read, by file suffix:
   (seconds), optionally ``thinking_tokens``, ``answer_tokens``, ``item_id``, ``run``
   and ``model``; any further keys (prompts, answers, timestamps) are kept as they are.
   A record with an ``error`` (a query that failed, as ``thinkq profile`` writes it)
-  is counted in :attr:`RecordSet.failed` and left out of the measurements.
+  is counted in :attr:`RecordSet.failed` and left out of the measurements. A line
+  with ``"phase": "server"`` is a :class:`ServerRecord` of ``thinkq profile --slots``
+  (:attr:`RecordSet.server`), which fits the server's step time, never the curves.
 * ``.csv``: a summary, one :class:`SummaryRow` per task and budget with ``task``,
   ``budget``, ``n`` (queries), ``correct`` (how many were right), ``mean_latency_s``
   and optionally ``latency_variance_s2`` (seconds squared); further columns are kept.
@@ -29,7 +31,7 @@ from pathlib import Path
 
 from thinkq.errors import RecordError
 from thinkq.records.checks import Checked, check_records
-from thinkq.records.lines import Problem, Record, SummaryRow
+from thinkq.records.lines import Problem, Record, ServerRecord, SummaryRow
 from thinkq.records.readers import check_consistency, read_csv, read_jsonl
 from thinkq.records.sets import RecordSet
 
@@ -40,6 +42,7 @@ __all__ = [
     "Problem",
     "Record",
     "RecordSet",
+    "ServerRecord",
     "SummaryRow",
     "check_records",
     "read_records",
@@ -61,6 +64,7 @@ def read_records(paths: Iterable[str | Path]) -> RecordSet:
     problems: list[Problem] = []
     records: list[tuple[str, Record]] = []
     summaries: list[tuple[str, SummaryRow]] = []
+    server: list[tuple[str, ServerRecord]] = []
     files: list[str] = []
     for item in paths:
         path = Path(item)
@@ -74,7 +78,11 @@ def read_records(paths: Iterable[str | Path]) -> RecordSet:
             continue
         try:
             if suffix in RECORD_SUFFIXES:
-                records += [(f"{label}:{n}", r) for n, r in read_jsonl(path, label, problems)]
+                phase: list[tuple[int, ServerRecord]] = []
+                records += [
+                    (f"{label}:{n}", r) for n, r in read_jsonl(path, label, problems, phase)
+                ]
+                server += [(f"{label}:{n}", r) for n, r in phase]
             else:
                 summaries += [(f"{label}:{n}", r) for n, r in read_csv(path, label, problems)]
         except FileNotFoundError:
@@ -83,10 +91,12 @@ def read_records(paths: Iterable[str | Path]) -> RecordSet:
             problems.append(Problem(label, None, "file", f"cannot read: {exc.strerror or exc}"))
     if not files:
         problems.append(Problem("records", None, "files", "no files given"))
-    check_consistency(records, summaries, problems)
+    check_consistency(records, summaries, problems, server)
     failed = sum(1 for _, r in records if r.error is not None)
+    failed += sum(1 for _, r in server if r.error is not None)
     records = [(w, r) for w, r in records if r.error is None]
-    if not problems and not records and not summaries:
+    server = [(w, r) for w, r in server if r.error is None]
+    if not problems and not records and not summaries and not server:
         what = f"all {failed} records are failed queries" if failed else "no records in the files"
         problems.append(Problem(", ".join(files), None, "records", what))
     if problems:
@@ -98,4 +108,6 @@ def read_records(paths: Iterable[str | Path]) -> RecordSet:
         summary_lines=tuple(w for w, _ in summaries),
         files=tuple(files),
         failed=failed,
+        server=tuple(r for _, r in server),
+        server_lines=tuple(w for w, _ in server),
     )

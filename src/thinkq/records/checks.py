@@ -121,7 +121,13 @@ def check_records(records: RecordSet, *, drop_off_budget: bool = False) -> Check
         )
     rows, repeats = _duplicates(rows)
     if not rows and not records.summaries:
-        raise RecordError([Problem(", ".join(records.files), None, "records", "none left to fit")])
+        why = "none left to fit"
+        if records.server:
+            why += (
+                " (the files hold only the server phase of thinkq profile --slots; give the "
+                "accuracy records, NAME.jsonl, beside NAME.server.jsonl)"
+            )
+        raise RecordError([Problem(", ".join(records.files), None, "records", why)])
     checked = dataclasses.replace(
         records,
         records=tuple(r for _, r in rows),

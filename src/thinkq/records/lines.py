@@ -1,18 +1,20 @@
 """What one line of a measurement file holds, and what is wrong with a malformed one.
 
 A :class:`Record` is one line of a ``.jsonl`` file (one answered query), a
-:class:`SummaryRow` one row of a ``.csv`` summary (one task at one budget); a
-:class:`Problem` locates and describes one malformed line. :mod:`thinkq.records`
+:class:`ServerRecord` one line of the server phase (``"phase": "server"``: a query
+asked at a concurrency level, with the batch it saw), a :class:`SummaryRow` one row
+of a ``.csv`` summary (one task at one budget); a :class:`Problem` locates and
+describes one malformed line. :mod:`thinkq.records`
 describes the formats and exports these types.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, NamedTuple
+from typing import Annotated, Literal, NamedTuple
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-__all__ = ["Problem", "Record", "SummaryRow"]
+__all__ = ["Problem", "Record", "ServerRecord", "SummaryRow"]
 
 
 def _named(value: str) -> str:
@@ -71,3 +73,52 @@ class SummaryRow(BaseModel):
     )
     mean_latency_s: float = Field(ge=0, allow_inf_nan=False)
     latency_variance_s2: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+
+
+Seconds = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+
+
+class ServerRecord(BaseModel):
+    """One query of the server phase: asked with ``concurrency`` queries in flight.
+
+    ``batch`` is the time-averaged number of queries the client had in service while
+    this one decoded, ``batch_slots`` the mean of the server's busy slots over the
+    same window (``slot_samples`` samples); ``predicted_ms`` for ``predicted_n``
+    tokens (and ``predicted_per_token_ms``) are the server's own decode timings of
+    the thinking request, ``think_s`` the client's wall time of it.
+    """
+
+    model_config = ConfigDict(extra="allow", strict=True, frozen=True)
+
+    phase: Literal["server"]
+    task: TaskName
+    budget: int = Field(ge=0, le=MAX_COUNT)
+    concurrency: int = Field(ge=1, le=MAX_COUNT, description="queries kept in flight")
+    slots: int = Field(ge=1, le=MAX_COUNT, description="the run's --slots")
+    latency_s: Seconds
+    batch: float = Field(ge=0, allow_inf_nan=False)
+    thinking_tokens: int | None = Field(default=None, ge=0, le=MAX_COUNT)
+    batch_slots: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    slot_samples: int | None = Field(default=None, ge=0, le=MAX_COUNT)
+    think_s: Seconds | None = None
+    predicted_ms: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    predicted_n: int | None = Field(default=None, ge=0, le=MAX_COUNT)
+    predicted_per_token_ms: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    item_id: str | int | None = None
+    run: str | int | None = None
+    model: str | None = None
+    error: str | None = None
+
+    @property
+    def step_s(self) -> float | None:
+        """Seconds per decode step while this query thought: the server's own figure
+        (``predicted_per_token_ms``, else ``predicted_ms / predicted_n``), else the
+        client's ``think_s`` over the thinking tokens; ``None`` if neither is given."""
+        if self.predicted_per_token_ms:
+            return self.predicted_per_token_ms / 1e3
+        if self.predicted_ms is not None and self.predicted_n:
+            return self.predicted_ms / self.predicted_n / 1e3
+        tokens = self.thinking_tokens if self.thinking_tokens is not None else self.budget
+        if self.think_s and tokens > 0:
+            return self.think_s / tokens
+        return None

@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from thinkq.records.lines import Problem, Record, SummaryRow
+from thinkq.records.lines import Problem, Record, ServerRecord, SummaryRow
 
 __all__ = ["check_consistency", "read_csv", "read_jsonl"]
 
@@ -68,8 +68,17 @@ def _problems(path: str, line: int, exc: ValidationError) -> list[Problem]:
 # --------------------------------------------------------------------------- readers
 
 
-def read_jsonl(path: Path, label: str, problems: list[Problem]) -> list[tuple[int, Record]]:
-    """The records of a ``.jsonl`` file with their line numbers; problems to ``problems``."""
+def read_jsonl(
+    path: Path,
+    label: str,
+    problems: list[Problem],
+    server: list[tuple[int, ServerRecord]] | None = None,
+) -> list[tuple[int, Record]]:
+    """The records of a ``.jsonl`` file with their line numbers; problems to ``problems``.
+
+    Lines of the server phase (``"phase": "server"``) go to ``server`` (they are no
+    accuracy measurements); without that list, they are problems.
+    """
     out: list[tuple[int, Record]] = []
     for number, raw in enumerate(path.read_bytes().splitlines(), start=1):
         try:
@@ -95,11 +104,46 @@ def read_jsonl(path: Path, label: str, problems: list[Problem]) -> list[tuple[in
         if not isinstance(data, dict):
             problems.append(Problem(label, number, "record", "expected a JSON object"))
             continue
+        if "phase" in data:
+            _server_line(data, (label, number), problems, server)
+            continue
         try:
             out.append((number, Record.model_validate(data)))
         except ValidationError as exc:
             problems.extend(_problems(label, number, exc))
     return out
+
+
+def _server_line(
+    data: dict[str, Any],
+    where: tuple[str, int],
+    problems: list[Problem],
+    server: list[tuple[int, ServerRecord]] | None,
+) -> None:
+    """Read one line of the server phase into ``server``, or its problems."""
+    label, number = where
+    if data["phase"] != "server":
+        shown = repr(data["phase"])[:40]
+        problems.append(Problem(label, number, "phase", f"expected 'server', got {shown}"))
+        return
+    if server is None:
+        problems.append(Problem(label, number, "phase", "a server-phase record is not read here"))
+        return
+    try:
+        record = ServerRecord.model_validate(data)
+    except ValidationError as exc:
+        problems.extend(_problems(label, number, exc))
+        return
+    if record.error is None and record.step_s is None:
+        problems.append(
+            Problem(
+                label, number, "think_s",
+                "missing (neither the server's predicted_ms nor the client's think_s "
+                "times this record's thinking)",
+            )
+        )  # fmt: skip
+        return
+    server.append((number, record))
 
 
 _SUMMARY_COLUMNS = ("task", "budget", "n", "correct", "mean_latency_s")
@@ -156,10 +200,13 @@ def check_consistency(
     records: Sequence[tuple[str, Record]],
     summaries: Sequence[tuple[str, SummaryRow]],
     problems: list[Problem],
+    server: Sequence[tuple[str, ServerRecord]] = (),
 ) -> None:
-    """One model throughout; each task in one form (records or summary rows)."""
+    """One model throughout (server records too); each task in one form (records or
+    summary rows)."""
     model_seen: tuple[str, str] | None = None
-    for where, record in records:
+    every: list[tuple[str, Record | ServerRecord]] = [*records, *server]
+    for where, record in every:
         if record.model is None:
             continue
         if model_seen is None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from thinkq.records.lines import Record, SummaryRow
+from thinkq.records.lines import Record, ServerRecord, SummaryRow
 
 __all__ = ["RecordSet"]
 
@@ -14,7 +14,9 @@ class RecordSet:
     """Everything read from the files: records and summary rows, with their origin.
 
     ``record_lines`` and ``summary_lines`` give ``FILE:LINE`` of each entry;
-    ``failed`` counts the records of failed queries, which are left out.
+    ``failed`` counts the records of failed queries, which are left out. ``server``
+    holds the server phase's records (``server_lines`` where they are), failed ones
+    left out too.
     """
 
     records: tuple[Record, ...]
@@ -23,11 +25,14 @@ class RecordSet:
     summary_lines: tuple[str, ...]
     files: tuple[str, ...]
     failed: int = 0
+    server: tuple[ServerRecord, ...] = ()
+    server_lines: tuple[str, ...] = ()
 
     @property
     def model(self) -> str | None:
         """The model the records name (they all name the same one), if any."""
-        return next((r.model for r in self.records if r.model is not None), None)
+        every: tuple[Record | ServerRecord, ...] = (*self.records, *self.server)
+        return next((r.model for r in every if r.model is not None), None)
 
     @property
     def task_names(self) -> tuple[str, ...]:

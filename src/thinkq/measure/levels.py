@@ -1,0 +1,271 @@
+"""The server phase of ``thinkq profile --slots B``: the same forced requests at
+concurrency n = 1, 2, 4, ..., B, each record with the batch it saw.
+
+:func:`plan_levels` takes the first ``per_level`` queries of a seeded plan of the
+grid (items x the budgets above 0; budget 0 decodes no thinking) and asks the same
+ones at every level. :func:`run_levels` answers the levels in order, each as a closed
+loop: n workers, each sending its next query as soon as its last one is answered, so
+that n queries are in service until the level's queue runs dry. Every finished query
+is one line of ``NAME.server.jsonl`` (:func:`server_records_path`), with
+
+* its concurrency level and the run's ``slots``; its budget, tokens and latency;
+* the server's own timings of the thinking request where it reports them
+  (``predicted_ms`` for ``predicted_n`` tokens, ``prompt_ms``), and ``think_s``, the
+  client's wall time of that request;
+* ``batch``: the time-averaged number of queries the client had in service while
+  this one decoded (:class:`~thinkq.measure.inflight.InFlight`), and ``batch_slots``
+  with ``slot_samples``: the mean of the server's busy slots sampled over the same
+  window, where the server has ``/slots``.
+
+The window is the decoding part of the thinking request: its last ``predicted_ms``
+where the server reports it, else the whole request. Runs resume as the accuracy
+phase does (:func:`~thinkq.measure.journal.finished`), keyed by (concurrency, task,
+item, budget, run); a level resumed with fewer queries left than workers measures
+smaller batches, and says so in its records.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from thinkq.errors import ServerError, ServerUnreachableError
+from thinkq.measure.generation import Generation, Generator, Timings
+from thinkq.measure.graders import grade
+from thinkq.measure.inflight import InFlight, SlotWatch
+from thinkq.measure.items import Item
+from thinkq.measure.journal import finished
+from thinkq.measure.runner import Progress, Query, Tally, Writer, answer, failure, plan
+from thinkq.measure.server import Server
+from thinkq.measure.settings import RunSettings, read_settings, write_settings
+
+__all__ = [
+    "PHASE",
+    "LevelKey",
+    "LevelQuery",
+    "concurrency_levels",
+    "plan_levels",
+    "run_levels",
+    "server_records_path",
+]
+
+#: The ``phase`` of a server-phase record.
+PHASE = "server"
+#: (concurrency, task, item id, budget, run): one query of the server phase.
+LevelKey = tuple[int, str, str, int, int]
+
+
+def concurrency_levels(slots: int) -> tuple[int, ...]:
+    """1, 2, 4, ... below ``slots``, then ``slots`` itself."""
+    if slots < 1:
+        raise ValueError(f"slots: must be >= 1, not {slots}")
+    levels, n = [], 1
+    while n < slots:
+        levels.append(n)
+        n *= 2
+    return (*levels, slots)
+
+
+def server_records_path(out: Path) -> Path:
+    """Where the server phase of the records ``out`` goes: ``NAME.server.jsonl``."""
+    return out.with_name(f"{out.stem}.server{out.suffix}")
+
+
+@dataclass(frozen=True, slots=True)
+class LevelQuery:
+    """One query of the grid asked at one concurrency level."""
+
+    query: Query
+    concurrency: int
+
+    @property
+    def key(self) -> LevelKey:
+        return (self.concurrency, *self.query.key)
+
+
+def plan_levels(
+    items: Sequence[Item], budgets: Sequence[int], *, slots: int, per_level: int, seed: int
+) -> list[LevelQuery]:
+    """``per_level`` queries (budgets above 0) asked at each level up to ``slots``.
+
+    Raises ``ValueError`` (naming ``budgets`` or ``per_level``) when no budget is
+    above 0 or ``per_level`` is below 1.
+    """
+    positive = sorted({b for b in budgets if b > 0})
+    if not positive:
+        raise ValueError("budgets: the server phase needs a budget above 0 (0 decodes nothing)")
+    if per_level < 1 or not items:
+        raise ValueError(f"per_level: must be >= 1 queries, not {per_level}")
+    runs = math.ceil(per_level / (len(items) * len(positive)))
+    chosen = plan(items, positive, runs, seed=seed)[:per_level]
+    return [LevelQuery(q, n) for n in concurrency_levels(slots) for q in chosen]
+
+
+def _key(data: dict[str, Any]) -> LevelKey | None:
+    try:
+        return (
+            int(data["concurrency"]),
+            str(data["task"]),
+            str(data["item_id"]),
+            int(data["budget"]),
+            int(data["run"]),
+        )
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _outside(key: LevelKey, grid: Collection[LevelKey]) -> str:
+    if key[0] not in {k[0] for k in grid}:
+        return f"concurrency: level {key[0]} is not among this run's levels (--slots)"
+    if key[3] not in {k[3] for k in grid}:
+        return f"budget: budget {key[3]} is not among this run's --budgets"
+    return f"item_id: item {key[2]!r} of {key[1]} is not among this run's --server-queries"
+
+
+def _window(t: Timings) -> tuple[float, float]:
+    """The decoding part of the thinking request (perf_counter seconds)."""
+    if t.predicted_ms is None:
+        return t.start, t.end
+    return max(t.start, t.end - t.predicted_ms / 1e3), t.end
+
+
+def _record(
+    q: LevelQuery, model: str, slots: int, gen: Generation, inflight: InFlight, watch: SlotWatch
+) -> dict[str, Any]:
+    t = gen.timings
+    if t is None:  # the forcer times every thinking request; budget 0 is not planned
+        raise ValueError("the server phase needs the timings of a forced thinking request")
+    start, end = _window(t)
+    batch_slots, samples = watch.mean(start, end)
+    return {
+        "phase": PHASE,
+        "task": q.query.item.dataset,
+        "item_id": q.query.item.item_id,
+        "budget": q.query.budget,
+        "run": q.query.run,
+        "concurrency": q.concurrency,
+        "slots": slots,
+        "correct": grade(q.query.item, gen.answer).correct,
+        "latency_s": gen.latency_s,
+        "thinking_tokens": gen.thinking_tokens,
+        "answer_tokens": gen.answer_tokens,
+        "prompt_tokens": gen.prompt_tokens,
+        "batch": inflight.mean(start, end),
+        "batch_slots": batch_slots,
+        "slot_samples": samples,
+        "think_s": t.end - t.start,
+        "predicted_ms": t.predicted_ms,
+        "predicted_n": t.predicted_n,
+        "predicted_per_token_ms": t.predicted_per_token_ms,
+        "prompt_ms": t.prompt_ms,
+        "prompt_n": t.prompt_n,
+        "model": model,
+        "mode": gen.mode,
+        "error": None,
+    }
+
+
+@dataclass
+class _Level:
+    """What the workers of one level share."""
+
+    generator: Generator
+    model: str
+    slots: int
+    seed: int
+    retries: int
+    backoff: float
+    writer: Writer
+    inflight: InFlight
+    watch: SlotWatch
+
+
+async def _worker(level: _Level, pending: Any) -> None:
+    loop = asyncio.get_running_loop()
+    for q in pending:
+        started = loop.time()
+        level.inflight.enter()
+        try:
+            gen = await answer(
+                level.generator, q.query, seed=level.seed, retries=level.retries,
+                backoff=level.backoff,
+            )  # fmt: skip
+        except ServerError as exc:
+            if isinstance(exc, ServerUnreachableError):
+                raise
+            line = failure(q.query, level.model, q.concurrency, exc, loop.time() - started)
+            await level.writer.write({"phase": PHASE, **line, "slots": level.slots})
+            continue
+        finally:
+            level.inflight.leave()
+        await level.writer.write(
+            _record(q, level.model, level.slots, gen, level.inflight, level.watch)
+        )
+
+
+# long: the phase's one entry point: resume, then each level as a closed loop of its
+# workers, with the failures mapped as the accuracy phase maps them
+async def run_levels(
+    generator: Generator,
+    server: Server,
+    queries: Sequence[LevelQuery],
+    out: Path,
+    *,
+    slots: int,
+    seed: int = 0,
+    retries: int = 3,
+    backoff: float = 1.0,
+    progress: Progress | None = None,
+    settings: RunSettings | None = None,
+) -> Tally:
+    """Answer ``queries`` not yet in ``out``, level by level, and append their records.
+
+    ``settings`` are written beside ``out`` before the first query.
+
+    Raises
+    ------
+    RecordError
+        ``out`` holds lines that are not records of these queries and model.
+    ServerError, OSError
+        As :func:`~thinkq.measure.runner.run`.
+    """
+    done = finished(
+        out, model=server.model, grid={q.key for q in queries}, key=_key, outside=_outside
+    )
+    if settings is not None and _written(out) != settings:
+        write_settings(out, settings)
+    todo = [q for q in queries if q.key not in done]
+    tally = Tally(total=len(queries), skipped=len(queries) - len(todo))
+    if progress:
+        progress(tally.skipped, tally.total)
+    if not todo:
+        return tally
+    await generator.prepare()
+    writer = Writer(out, tally, progress)
+    inflight = InFlight()
+    try:
+        async with SlotWatch(server.http, server.root) as watch:
+            shared = _Level(
+                generator, server.model, slots, seed, retries, backoff, writer, inflight, watch
+            )
+            for n in dict.fromkeys(q.concurrency for q in todo):
+                pending = iter([q for q in todo if q.concurrency == n])
+                async with asyncio.TaskGroup() as group:
+                    for _ in range(n):
+                        group.create_task(_worker(shared, pending))
+    except* (ServerError, OSError) as failures:
+        raise failures.exceptions[0] from None
+    finally:
+        writer.close()
+    return tally
+
+
+def _written(out: Path) -> RunSettings | None:
+    try:
+        return read_settings(out)
+    except ValueError:  # malformed: written anew
+        return None
