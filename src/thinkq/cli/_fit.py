@@ -1,11 +1,13 @@
-"""``thinkq fit``: a profile from measurements; and ``solve --uncertainty``'s parts.
+"""``thinkq fit``: a profile from measurements (``solve --uncertainty``'s parts are in
+:mod:`thinkq.cli._uncertainty`, re-exported here).
 
 Malformed measurement files print one ``error: FILE:LINE: field: problem`` line per
 bad line on stderr and exit with code 2, writing nothing; so do records whose thinking
 tokens differ from their budget (``--drop-off-budget`` leaves them out instead). Records
 left out or counted once (:func:`thinkq.records.check_records`) are ``warning:`` lines,
 and so are fit warnings (a flat curve, b on a bound, many outliers); the fit still
-succeeds.
+succeeds. Records of the server phase (``thinkq profile --slots``) add the server's
+step-time law, printed as a third table.
 """
 
 from __future__ import annotations
@@ -13,33 +15,30 @@ from __future__ import annotations
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
-import numpy as np
 import typer
 from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
 from thinkq.cli._app import OPTIONS, app, dump, fail, grid, num, progress, wrote
-from thinkq.errors import ProfileError, RecordError, ThinkqError
+from thinkq.cli._uncertainty import render_uncertainty, uncertainty
+from thinkq.errors import ProfileError, RecordError
 from thinkq.fit import (
     DEFAULT_ALPHA,
     DEFAULT_BOOTSTRAP,
     DEFAULT_RATE,
     FitError,
     FitResult,
-    Propagation,
+    ServerFit,
     fit_records,
-    propagate,
 )
-from thinkq.fit.files import read_replicates, report_path, write_fit
+from thinkq.fit.files import write_fit
 from thinkq.fit.plots import save_plots
-from thinkq.profile import Profile
 from thinkq.records import read_records
-from thinkq.solve import SolveResult
 
-__all__ = ["fit_command", "render_uncertainty", "uncertainty"]
+__all__ = ["fit_command", "render_uncertainty", "uncertainty"]  # the last two: _solve
 
 
 class SharesChoice(StrEnum):
@@ -229,67 +228,45 @@ def _render(console: Console, result: FitResult, written: list[Path]) -> None:
         f"(largest measured budget {result.measured_max})",
         "written": ", ".join(str(w) for w in written) or "nothing (use -o FILE.toml)",
     }
-    console.print(Group(accuracy, latency, grid("Fit", rows)))
+    server = [] if result.server is None else [_server_table(result.server)]
+    if result.server is not None:
+        rows |= _server_rows(result.server)
+    console.print(Group(accuracy, latency, *server, grid("Fit", rows)))
 
 
-# --------------------------------------------------------------------------- solve --uncertainty
+def _server_rows(fit: ServerFit) -> dict[str, str]:
+    s, iv = fit.server, fit.intervals
+
+    def value(key: str) -> str:
+        shown = f"{getattr(s, key) * 1e3:.3f} ms"
+        if key not in iv:
+            return shown
+        low, high = iv[key]
+        return f"{shown} [{low * 1e3:.3f}, {high * 1e3:.3f}]"
+
+    held = "n/a (fewer than 3 levels)" if fit.held_out is None else f"{fit.held_out:.1%}"
+    return {
+        "server": f"slots {s.slots}, tau0 {value('tau0')}, tau1 {value('tau1')}",
+        "server fit": f"R^2 {num(fit.r_squared, '.3f')} over {fit.data.requests} requests, "
+        f"worst held-out level {held}",
+    }
 
 
-def uncertainty(
-    profile_path: Path | None, profile: Profile, point: SolveResult, count: int, **options: Any
-) -> Propagation:
-    """``thinkq solve --uncertainty``: solve the fit's replicates (errors exit 2)."""
-    if profile_path is None:
-        fail("option --uncertainty: give the PROFILE that thinkq fit wrote (it reads its report)")
-    try:
-        replicates = read_replicates(profile, profile_path)
-    except ValueError as exc:
-        fail(f"option --uncertainty: {exc}")
-    if count > replicates.count:
-        fail(
-            f"option --uncertainty: {report_path(profile_path)} holds {replicates.count} "
-            f"replicates, {count} were asked for"
-        )
-    try:
-        with progress("solving replicates", count * profile.size >= 20_000) as update:
-            return propagate(
-                profile, replicates, count=count, point=point, progress=update, **options
-            )
-    except ThinkqError as exc:
-        fail(f"option --uncertainty: {exc}")
-
-
-def render_uncertainty(console: Console, spread: Propagation) -> None:
-    """The budget and J intervals as a table and a summary."""
-    level = f"{spread.level:.0%}"
+def _server_table(fit: ServerFit) -> Table:
+    """Per concurrency level: the batch seen, the measured and fitted step, held out."""
     table = Table(
-        title=f"Uncertainty of the budgets ({spread.replicates} bootstrap replicates of the "
-        f"fit, {level} intervals)",
+        title=f"Step time tau(n) = tau0 + tau1 n, ms, {fit.server.slots} slots "
+        f"({'linear' if fit.linear else 'NOT linear on these data'})",
         title_justify="left",
     )
-    table.add_column("task", no_wrap=True)
-    for header in ("budget", "interval", "median", "zero in"):
-        table.add_column(header, justify="right", no_wrap=True)
-    for k, (name, (low, high)) in enumerate(
-        zip(spread.names, spread.budget_intervals(), strict=True)
-    ):
-        column = spread.budgets[:, k]
+    for header in ("concurrency", "n", "batch", "/slots", "step (ms)", "fitted", "held out"):
+        table.add_column(header, justify="right")
+    for row in fit.levels:
+        error = row["held_out_error"]
         table.add_row(
-            Text(name),
-            str(int(spread.point.budgets[k])),
-            f"[{low:.0f}, {high:.0f}]",
-            f"{np.median(column):.0f}",
-            f"{np.mean(column == 0):.0%}",
-        )
-    low, high = spread.interval(spread.objective)
-    ship_low, ship_high = spread.interval(spread.shipped)
-    regret = spread.regret
-    rows = {
-        "J at the point budgets": f"{spread.point.objective:.6f}",
-        f"optimal J, {level} interval": f"[{low:.6f}, {high:.6f}]",
-        f"J of the point budgets, {level}": f"[{ship_low:.6f}, {ship_high:.6f}]",
-        "regret of the point budgets": f"mean {np.mean(regret):.3g}, "
-        f"{spread.level:.0%} quantile {np.quantile(regret, spread.level):.3g}",
-        "replicates left out": f"{spread.failed} (unstable at this rate)",
-    }
-    console.print(Group(table, grid("Uncertainty of J", rows)))
+            str(row["concurrency"]), str(row["requests"]), f"{row['batch']:.2f}",
+            "-" if row["batch_slots"] is None else f"{row['batch_slots']:.2f}",
+            f"{row['step'] * 1e3:.2f}", f"{row['fitted_step'] * 1e3:.2f}",
+            "-" if error is None else f"{error:+.1%}",
+        )  # fmt: skip
+    return table

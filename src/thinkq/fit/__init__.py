@@ -7,6 +7,10 @@
 * the service-time line t(l) = t0 + c l (eq. 1), robust to stalled requests, and the
   variance around it (:mod:`.latency`),
 
+and, where the files hold the server phase of ``thinkq profile --slots`` (lines with
+``"phase": "server"``), the server's step time tau(n) = tau0 + tau1 n (:mod:`.server`),
+written as the profile's ``[server]`` table;
+
 bootstraps both (:mod:`.bootstrap`) for percentile intervals, and returns a
 :class:`FitResult` (:mod:`.result`): a validated :class:`~thinkq.Profile` at the chosen operating
 point, a report per task (parameters, intervals, goodness of fit, warnings) and the
@@ -16,6 +20,7 @@ optimal budgets and J.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -28,6 +33,8 @@ from thinkq.fit.bootstrap import bootstrap as bootstrap_fits
 from thinkq.fit.data import TaskData, supported_max, task_data
 from thinkq.fit.latency import C_MIN, LatencyFit, fit_latency
 from thinkq.fit.result import FitResult, TaskFit
+from thinkq.fit.server import ServerFit, fit_server, with_solo
+from thinkq.fit.steps import step_data
 from thinkq.fit.uncertainty import Propagation, Replicates, propagate
 from thinkq.profile import Profile
 from thinkq.records import RecordSet, check_records, read_records
@@ -45,6 +52,7 @@ __all__ = [
     "LatencyFit",
     "Propagation",
     "Replicates",
+    "ServerFit",
     "TaskFit",
     "fit_records",
     "propagate",
@@ -175,6 +183,9 @@ def fit_records(
         replicates, intervals = bootstrap_fits(
             tasks, accuracy, latency, bootstrap, level=level, seed=seed, progress=progress
         )
+    server = _server_fit(record_set, profile, bootstrap=bootstrap, level=level, seed=seed)
+    if server is not None:
+        profile = profile.with_server(server.server)
     return FitResult(
         profile=profile,
         tasks=tuple(
@@ -189,4 +200,31 @@ def fit_records(
         measured_max=measured_max,
         notes=(thin,) if thin and max_tokens is None else (),
         checks=checks,
+        server=server,
     )
+
+
+def _server_fit(
+    records: RecordSet, profile: Profile, *, bootstrap: int, level: float, seed: int | None
+) -> ServerFit | None:
+    """The step-time law from the server phase's records (None without any).
+
+    t0 and c describe the server running alone: a warning says when the accuracy
+    records were measured with more than one query in flight.
+    """
+    if not records.server:
+        return None
+    stream = np.random.SeedSequence(seed).spawn(profile.size + 1)[-1]
+    fit = fit_server(
+        step_data(records), bootstrap=bootstrap, level=level, rng=np.random.default_rng(stream)
+    )
+    fit = with_solo(fit, profile.names, profile.c)
+    given = [(r.model_extra or {}).get("concurrency") for r in records.records]
+    loaded = max((n for n in given if isinstance(n, int) and not isinstance(n, bool)), default=1)
+    if loaded > 1:
+        note = (
+            f"server: the accuracy records were measured with up to {loaded} queries in "
+            "flight (--concurrency): t0 and c should describe the server running alone"
+        )
+        fit = dataclasses.replace(fit, warnings=(*fit.warnings, note))
+    return fit

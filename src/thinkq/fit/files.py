@@ -63,6 +63,7 @@ def profile_text(result: FitResult, *, suffix: str = ".toml") -> str:
         f"rate = {p.rate!r}  # queries per second (thinkq fit --rate)",
         f"alpha = {p.alpha!r}  # weight of accuracy against one second of system time",
         f"max_tokens = {p.max_tokens}  # l_max (largest measured budget: {result.measured_max})",
+        *_server_lines(result),
     ]
     for k, task in enumerate(result.tasks):
         lines += [
@@ -82,6 +83,34 @@ def profile_text(result: FitResult, *, suffix: str = ".toml") -> str:
             comment = f"  # {' '.join(note)}" if note else ""
             lines.append(f"{key} = {value!r}{comment}")
     return "\n".join(lines) + "\n"
+
+
+def _server_lines(result: FitResult) -> list[str]:
+    """The ``[server]`` table with its intervals in comments (none without a server fit)."""
+    fit = result.server
+    if fit is None:
+        return []
+    s, iv = fit.server, fit.intervals
+
+    def note(key: str, unit: str) -> str:
+        if key not in iv:
+            return f"  # {unit}"
+        low, high = iv[key]
+        return f"  # [{low:.4g}, {high:.4g}] {unit}"
+
+    check = f"held-out error {fit.held_out:.1%}" if fit.held_out is not None else "no held-out"
+    return [
+        "",
+        "# step time tau(n) = tau0 + tau1 n seconds per decode step with n queries in the batch,",
+        f"# from {fit.data.requests} requests at concurrency "
+        f"{', '.join(str(int(n)) for n in fit.data.levels)} ({check}"
+        + ("" if fit.linear else "; NOT linear on these data, see the .fit.json")
+        + ")",
+        "[server]",
+        f"slots = {s.slots}  # the most queries decoded at once (thinkq profile --slots)",
+        f"tau0 = {s.tau0!r}{note('tau0', 's per step')}",
+        f"tau1 = {s.tau1!r}{note('tau1', 's per step per query in the batch')}",
+    ]
 
 
 def write_fit(result: FitResult, path: Path) -> list[Path]:

@@ -13,6 +13,7 @@ from typing import Any
 from thinkq.fit.accuracy import AccuracyFit
 from thinkq.fit.data import TaskData
 from thinkq.fit.latency import LatencyFit
+from thinkq.fit.server import ServerFit
 from thinkq.fit.uncertainty import Replicates
 from thinkq.profile import Profile
 
@@ -50,11 +51,14 @@ class FitResult:
     measured_max: int
     notes: tuple[str, ...] = ()  # the profile's warnings (a budget too thin for l_max)
     checks: tuple[str, ...] = ()  # what check_records left out or found repeated
+    server: ServerFit | None = None  # the step-time law, from the server phase's records
 
     @property
     def warnings(self) -> tuple[str, ...]:
-        """The records' warnings, every task's (prefixed by the task), then the profile's."""
+        """The records' warnings, every task's (prefixed by the task), the server's, then
+        the profile's."""
         notes = [*self.checks, *(f"{t.name}: {w}" for t in self.tasks for w in t.warnings)]
+        notes += self.server.warnings if self.server is not None else ()
         if self.profile.max_tokens > self.measured_max:
             notes.append(
                 f"max_tokens {self.profile.max_tokens} is above the largest measured budget "
@@ -75,6 +79,8 @@ class FitResult:
             "tasks": [task_report(t) for t in self.tasks],
             "warnings": list(self.warnings),
         }
+        if self.server is not None:
+            data["server"] = self.server.to_dict()
         if replicates and self.replicates is not None:
             data["replicates"] = self.replicates.to_dict()
         return data

@@ -25,7 +25,7 @@ import numpy as np
 from thinkq._files import write_atomic
 from thinkq.profile import Profile
 
-__all__ = ["sample_records", "write_jsonl"]
+__all__ = ["sample_records", "sample_server_records", "write_jsonl"]
 
 
 def _gamma(rng: np.random.Generator, cv: float, size: int) -> np.ndarray:
@@ -86,6 +86,61 @@ def sample_records(
                 "model": model_name,
             }
             for i in range(size)
+        ]
+    return out
+
+
+def sample_server_records(
+    tau0: float,
+    tau1: float,
+    *,
+    slots: int,
+    per_level: int = 32,
+    tau2: float = 0.0,
+    budget: int = 64,
+    step_cv: float = 0.05,
+    seed: int | None = None,
+    task: str = "synthetic",
+    model_name: str = "synthetic",
+) -> list[dict[str, Any]]:
+    """Server-phase records (``thinkq profile --slots``) of a known step-time law.
+
+    At each level n = 1, 2, 4, ..., ``slots``, ``per_level`` queries of ``budget``
+    thinking tokens see a batch b (n, a little less for a quarter of them, as at the
+    end of a closed loop) and decode at tau0 + tau1 b + tau2 b^2 seconds per step, times
+    a Gamma variable of mean 1 and coefficient of variation ``step_cv``.
+    """
+    rng = np.random.default_rng(seed)
+    levels, n = [], 1
+    while n < slots:
+        levels.append(n)
+        n *= 2
+    out: list[dict[str, Any]] = []
+    for level in [*levels, slots]:
+        tail = rng.random(per_level) < 0.25
+        batch = np.where(tail, np.maximum(level - rng.uniform(0, level - 1, per_level), 1), level)
+        law = tau0 + tau1 * batch + tau2 * batch * batch
+        step = law * _gamma(rng, step_cv, per_level)
+        out += [
+            {
+                "phase": "server",
+                "task": task,
+                "item_id": f"{task}-{i:04d}",
+                "budget": budget,
+                "run": 0,
+                "concurrency": level,
+                "slots": slots,
+                "correct": False,
+                "latency_s": float(step[i] * budget + 0.2),
+                "thinking_tokens": budget,
+                "batch": float(batch[i]),
+                "think_s": float(step[i] * budget + 0.01),
+                "predicted_ms": float(step[i] * budget * 1e3),
+                "predicted_n": budget,
+                "model": model_name,
+                "error": None,
+            }
+            for i in range(per_level)
         ]
     return out
 

@@ -1,0 +1,154 @@
+"""The server table from the server phase's records: thinkq.fit.server and thinkq fit."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from thinkq import load_profile
+from thinkq.cli import app
+from thinkq.fit import fit_records
+from thinkq.fit.synthetic import sample_records, sample_server_records, write_jsonl
+from thinkq.profile import Profile
+
+TAU0, TAU1 = 0.010, 0.008  # about llama-server with SmolLM2 on 2 cores
+runner = CliRunner()
+
+
+def solo_profile() -> Profile:
+    """One task whose solo decode speed c is tau(1) and a little more (phase 2)."""
+    return Profile.from_arrays(
+        names=["synthetic"], share=[1.0], A=[0.3], b=[0.02], D=[0.2], t0=[0.4],
+        c=[1.05 * (TAU0 + TAU1)], rate=0.2, alpha=30.0, max_tokens=256,
+    )  # fmt: skip
+
+
+def write_records(
+    directory: Path, *, tau2: float = 0.0, slots: int = 8, **options: Any
+) -> list[Path]:
+    accuracy = sample_records(solo_profile(), [0, 64, 256], items=20, runs=1, seed=3)
+    server = sample_server_records(TAU0, TAU1, tau2=tau2, slots=slots, seed=4, **options)
+    return [
+        write_jsonl(directory / "r.jsonl", accuracy),
+        write_jsonl(directory / "r.server.jsonl", server),
+    ]
+
+
+def test_the_fit_recovers_a_known_step_time_law_within_its_intervals(tmp_path: Path) -> None:
+    result = fit_records(write_records(tmp_path), bootstrap=200, seed=1)
+    fit = result.server
+    assert fit is not None
+    assert fit.server.slots == 8
+    for key, true in (("tau0", TAU0), ("tau1", TAU1)):
+        low, high = fit.intervals[key]
+        assert low <= true <= high, (key, low, true, high)
+        assert high - low < 0.5 * true  # 5 levels of 32 requests pin both down
+    assert fit.linear
+    assert fit.held_out is not None
+    assert fit.held_out < 0.05
+    assert [row["concurrency"] for row in fit.levels] == [1, 2, 4, 8]
+    assert all(abs(row["residual"]) < 0.05 for row in fit.levels)
+    assert fit.r_squared is not None
+    assert fit.r_squared > 0.9
+    # the profile carries the law; t0 and c stay those of the solo records
+    assert result.profile.server == fit.server
+    assert fit.c_ratio["synthetic"] == pytest.approx(result.profile.c[0] / fit.server.step_time(1))
+    assert not [w for w in result.warnings if w.startswith("server:")]
+
+
+def test_a_quadratic_law_is_flagged_as_not_linear(tmp_path: Path) -> None:
+    files = write_records(tmp_path, tau2=0.004, step_cv=0.02)
+    result = fit_records(files, bootstrap=0)
+    fit = result.server
+    assert fit is not None
+    assert not fit.linear
+    assert fit.quadratic_p is not None
+    assert fit.quadratic_p < 1e-3
+    assert fit.quadratic[2] == pytest.approx(0.004, rel=0.25)
+    assert any("not linear in the batch" in w for w in result.warnings)
+    assert any("left out of the fit is predicted" in w for w in result.warnings)
+
+
+def test_without_server_records_the_fit_is_todays(tmp_path: Path) -> None:
+    files = write_records(tmp_path)
+    alone = fit_records(files[:1], bootstrap=20, seed=1)
+    both = fit_records(files, bootstrap=20, seed=1)
+    assert alone.server is None
+    assert alone.profile.server is None
+    assert "server" not in alone.to_dict()
+    # the server phase changes neither the curves nor their replicates
+    assert np.array_equal(alone.profile.c, both.profile.c)
+    assert alone.tasks[0].intervals == both.tasks[0].intervals
+
+
+def test_thinkq_fit_writes_the_server_table(tmp_path: Path) -> None:
+    files = write_records(tmp_path)
+    out = tmp_path / "fitted.toml"
+    done = runner.invoke(app, ["fit", *map(str, files), "-o", str(out), "--bootstrap", "50"])
+    assert done.exit_code == 0, done.output
+    assert "Step time tau(n)" in done.output
+    text = out.read_text("utf-8")
+    assert "[server]" in text
+    assert "slots = 8" in text
+    profile = load_profile(out)
+    assert profile.server is not None
+    assert profile.server.slots == 8
+    assert profile.server.tau1 == pytest.approx(TAU1, rel=0.2)
+    report = json.loads((tmp_path / "fitted.fit.json").read_text("utf-8"))
+    assert report["server"]["tau0"] == profile.server.tau0
+    assert report["profile"]["server"]["slots"] == 8
+    as_json = tmp_path / "fitted.json"
+    done = runner.invoke(app, ["fit", *map(str, files), "-o", str(as_json), "--json"])
+    assert done.exit_code == 0, done.output
+    assert load_profile(as_json).server == profile.server
+    assert json.loads(done.stdout)["server"]["levels"][-1]["concurrency"] == 8
+
+
+def _edit(path: Path, line: int, **changes: Any) -> None:
+    rows = [json.loads(text) for text in path.read_text("utf-8").splitlines()]
+    rows[line - 1] |= changes
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), "utf-8")
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({"batch": "four"}, "r.server.jsonl:3: batch: expected a number, got 'four'"),
+        ({"concurrency": 0}, "r.server.jsonl:3: concurrency: must be >= 1, got 0"),
+        ({"phase": "warmup"}, "r.server.jsonl:3: phase: expected 'server', got 'warmup'"),
+        (
+            {"predicted_ms": None, "think_s": None},
+            "r.server.jsonl:3: think_s: missing (neither the server's predicted_ms",
+        ),
+        ({"slots": 4}, "r.server.jsonl:3: slots: 4 here, 8 in the first server record"),
+        ({"model": "other"}, "r.server.jsonl:3: model: records mix models: 'other' here"),
+    ],
+)
+def test_bad_server_records_are_one_line_errors(
+    tmp_path: Path, changes: dict[str, Any], expected: str
+) -> None:
+    files = write_records(tmp_path)
+    _edit(files[1], 3, **changes)
+    done = runner.invoke(app, ["fit", *map(str, files), "--bootstrap", "0"])
+    assert done.exit_code == 2, done.output
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("error: "), lines
+    assert expected in lines[0], lines
+
+
+def test_one_level_or_no_accuracy_records_are_one_line_errors(tmp_path: Path) -> None:
+    files = write_records(tmp_path, slots=1)
+    done = runner.invoke(app, ["fit", *map(str, files), "--bootstrap", "0"])
+    assert done.exit_code == 2
+    assert done.stderr.startswith("error: server-phase records: one concurrency level (1) only")
+    files = write_records(tmp_path)
+    done = runner.invoke(app, ["fit", str(files[1]), "--bootstrap", "0"])
+    assert done.exit_code == 2
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert "only the server phase of thinkq profile --slots" in done.stderr
