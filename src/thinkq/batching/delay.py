@@ -12,8 +12,8 @@ and the chain of :mod:`thinkq.batching.chain` evaluated at rho,
   M/G/c (Cosmetatos 1976): E[W] = W_exp (h + (1 - h) cs^2), where h(u) is the
   M/D/c-to-M/M/c wait ratio with c = B servers at utilisation u = rho / C(B):
   Cosmetatos's h = 1/2 + K (1 - u) / (2 u), K = (c - 1)(sqrt(4 + 5c) - 2) / (16 c),
-  saturated harmonically at its light-traffic limit c / (c + 1), so that
-  h = 1/2 + D g / 2 with D = (c - 1) / (c + 1) and g = K (1 - u) / (K + (D - K) u);
+  saturated smoothly at its light-traffic limit c / (c + 1):
+  h = 1/2 + D tanh(K (1 - u) / (D u)) / 2 with D = (c - 1) / (c + 1);
 * mean system time E[T] = E[S] sigma + E[W] = F(E[S], E[S^2]).
 
 At B = 1, h = 1/2 and kappa = 1 / (1 - rho): exactly Pollaczek-Khinchine (eq. 5, 6),
@@ -21,7 +21,7 @@ computed here by the paper's formula itself. With unlimited slots the queue is e
 and E[T] = E[N] / lambda, exact for every service distribution (insensitivity). With
 exponential service (cs^2 = 1) the wait is the chain's own, exact at every B.
 
-In the moments, E[W] = lambda kappa (D g m1^2 + (1 - D g) m2 / 2) with kappa =
+In the moments, E[W] = lambda kappa ((2h - 1) m1^2 + (1 - h) m2) with kappa =
 E[(N - B)^+] / rho^2: F depends on the budgets only through m1 = E[S] and
 m2 = E[S^2], linearly in m2, so the gradient and Hessian of J keep the paper's
 diagonal-plus-rank-two form (eqs. 33, 34) with the partial derivatives F1, F2, F11,
@@ -80,17 +80,24 @@ def _single(server: Server, rate: float, m1: float, m2: float) -> Delay:
 
 
 def _shape(server: Server, rho: float) -> tuple[float, float, float]:
-    """D g(u) at u = rho / C(B) and its first two rho-derivatives (2 h - 1 of the docstring)."""
+    """2 h - 1 = D tanh(r) at u = rho / C(B) and its first two rho-derivatives.
+
+    r = K (1 - u) / (D u): Cosmetatos's correction 2 h - 1 = K (1 - u) / u of the
+    M/D/c-to-M/M/c wait ratio at c = B, saturated at its light-traffic limit D.
+    """
     c = float(server.slots)
     k = (c - 1.0) * (math.sqrt(4.0 + 5.0 * c) - 2.0) / (16.0 * c)
     d = (c - 1.0) / (c + 1.0)
     cap = server.max_capacity
     u = rho / cap
-    den = k + (d - k) * u  # = k (1 - u) + d u > 0 on [0, 1]
-    g = k * (1.0 - u) / den
-    g1 = -k * d / den**2
-    g2 = 2.0 * k * d * (d - k) / den**3
-    return d * g, d * g1 / cap, d * g2 / cap**2
+    r = k * (1.0 - u) / (d * u)
+    if r > 40.0:  # tanh(r) = 1 to double precision: the light-traffic limit itself
+        return d, 0.0, 0.0
+    t = math.tanh(r)
+    sech2 = 1.0 / math.cosh(r) ** 2
+    r1 = -k / (d * u * u)
+    r2 = 2.0 * k / (d * u**3)
+    return d * t, d * sech2 * r1 / cap, d * sech2 * (r2 - 2.0 * t * r1 * r1) / cap**2
 
 
 def deterministic_ratio(server: Server, rho: float) -> float:
