@@ -6,6 +6,8 @@ but the delay law (:mod:`batched_instances`).
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from scipy.special import wrightomega
@@ -13,6 +15,7 @@ from scipy.special import wrightomega
 from batched_instances import brute_force, loaded, random_profile, random_server
 from thinkq import Profile, model, paper_profile
 from thinkq.batching import UNLIMITED_SLOTS, Server, delay
+from thinkq.batching.levels import Level, Levels, hermite_top, single_peak
 from thinkq.batching.objective import (
     BatchedWorkspace,
     gradient,
@@ -194,3 +197,54 @@ def test_a_heavier_load_never_gains_budget_in_total() -> None:
 def test_bad_arguments_raise_value_error_naming_them(options: dict[str, object], name: str) -> None:
     with pytest.raises(ValueError, match=f"^{name}:"):
         solve_batched(paper_profile(), Server(8), **options)  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------- the scan's levels
+
+
+@pytest.mark.parametrize(
+    ("server", "rate"), [(Server(8, 1.0, 0.1), 0.1), (Server(64, 0.0, 1.0), 1.0)]
+)
+def test_a_levels_slope_is_the_derivative_of_the_profile(server: Server, rate: float) -> None:
+    profile = paper_profile().replace(rate=rate)
+    levels = Levels(BatchedWorkspace(profile, server))
+    high = min(levels.top, server.max_capacity / rate)
+    h = 1e-5 * high
+    for fraction in (0.1, 0.3, 0.6):  # of the stable levels above E[S(0)]
+        a = levels.base + fraction * (high - levels.base)
+        here = levels.solve(a)
+        assert math.isfinite(here.objective)
+        up, down = levels.solve(a + h), levels.solve(a - h)
+        numeric = (up.objective - down.objective) / (2 * h)
+        assert here.slope == pytest.approx(numeric, rel=1e-5, abs=1e-7)
+
+
+def _level(a: float, value: float, slope: float) -> Level:
+    return Level(a, 0.0, np.zeros(1), value, slope)
+
+
+def test_the_cubics_top_is_exact_for_a_cubic() -> None:
+    def f(a: float) -> float:
+        return -((a - 0.3) ** 2) * (1.0 + 0.2 * a)
+
+    def df(a: float) -> float:
+        return -2.0 * (a - 0.3) * (1.0 + 0.2 * a) - 0.2 * (a - 0.3) ** 2
+
+    top = hermite_top(_level(0.0, f(0.0), df(0.0)), _level(1.0, f(1.0), df(1.0)))
+    assert top == pytest.approx(0.3, abs=1e-12)
+    assert hermite_top(_level(0.0, 0.0, -1.0), _level(1.0, -2.0, -3.0)) is None
+
+
+def test_single_peak_needs_values_and_slopes_to_agree() -> None:
+    def scan(values: list[float], slopes: list[float]) -> list[Level]:
+        return [_level(i, v, s) for i, (v, s) in enumerate(zip(values, slopes, strict=True))]
+
+    slopes = [math.nan, 1.0, 0.5, -1.0, -1e17]
+    assert single_peak(scan([1.0, 3.0, 4.0, 2.0, -math.inf], slopes)) == 2
+    # the values rise but a slope says falling: a peak hidden between two levels
+    assert (
+        single_peak(scan([1.0, 3.0, 4.0, 2.0, -math.inf], [math.nan, -0.1, 0.5, -1.0, -1.0]))
+        is None
+    )
+    # two peaks in the values
+    assert single_peak(scan([1.0, 3.0, 2.0, 2.5, 1.0], [math.nan, 1.0, -1.0, -1.0, -1.0])) is None

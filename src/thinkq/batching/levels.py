@@ -13,7 +13,13 @@ is found by a safeguarded Newton search, O(N) per trial.
 
 The profile J*(a) = max {J(l) : E[S(l)] = a} is a function of one variable, and
 max_a J*(a) = max_l J(l): a scan over a finds the basin of the global optimum, wherever
-J itself is not concave; :func:`peaks` hands its best local maxima to the polish.
+J itself is not concave; :func:`peaks` hands its best local maxima to the polish. Each
+level also carries the slope of the profile, by the envelope theorem
+
+    dJ*/da = mu - F0'(a) - F2'(a) m2(a),    F(a, m2) = F0(a) + F2(a) m2,
+
+so that a coarse scan can tell a single peak (:func:`single_peak`) and place a level
+at the top of the cubic through its two neighbours (:func:`hermite_top`).
 """
 
 from __future__ import annotations
@@ -27,19 +33,33 @@ from thinkq._typing import FloatArray
 from thinkq.batching.delay import Delay, delay
 from thinkq.batching.objective import BatchedWorkspace
 
-__all__ = ["Level", "Levels", "peaks"]
+__all__ = ["Level", "Levels", "hermite_top", "peaks", "single_peak"]
 
 _MU_STEPS = 80
 _MU_RTOL = 1e-10
 
 
 class Level(NamedTuple):
-    """The best budgets at one level ``a`` of E[S] (s), the multiplier mu and J there."""
+    """The best budgets at one level ``a`` of E[S] (s), the multiplier mu and J there.
+
+    ``slope`` is dJ*/da (per second of E[S]; NaN where every type sits at a bound).
+    """
 
     a: float
     mu: float
     budgets: FloatArray
     objective: float
+    slope: float = math.nan
+
+
+class _Spend(NamedTuple):
+    """The spend sum pi c l(mu, F2) of one response, with its derivatives."""
+
+    mu: float
+    f2: float
+    spend: float
+    slope: float  # d spend / d mu
+    d_f2: float  # d spend / d F2
 
 
 class Levels:
@@ -59,7 +79,7 @@ class Levels:
         self.c2 = p.c * p.c
         self.pc2 = p.share * self.c2
         self.gain = p.alpha * p.A * p.b / p.c
-        self.last: tuple[float, float, float] | None = None  # mu, spend, slope
+        self.last: _Spend | None = None
         self.evaluations = 0
 
     def _bracket(self, f2: float) -> tuple[float, float]:
@@ -72,73 +92,96 @@ class Levels:
         below = bottom * (1.0 - 1e-9) if bottom >= 0.0 else bottom * (1.0 + 1e-9) - 1e-300
         return below, top + 1e-9 * abs(top) + 1e-300
 
-    def _spend(self, mu: float, f2: float) -> tuple[FloatArray, float, float]:
-        """Projected responses to (mu, f2), their sum pi c l and its derivative in mu."""
+    def _spend(self, mu: float, f2: float) -> tuple[FloatArray, _Spend]:
+        """Projected responses to (mu, f2), their sum pi c l and its derivatives."""
         p = self.ws.profile
         self.evaluations += 1
         l, inside = self.ws.respond.projected(mu, f2)
-        # dl/dmu = -c / (alpha A b^2 e^{-b l} + 2 F2 c^2) for the types strictly inside
+        # dl/dmu = -c / (alpha A b^2 e^{-b l} + 2 F2 c^2) for the types strictly inside,
+        # dl/dF2 = -2 c t / (the same)
         denominator = self.curvature * np.exp(-p.b * l) + 2.0 * f2 * self.c2
         with np.errstate(divide="ignore", invalid="ignore"):  # an underflow: no Newton step
-            slope = -float(np.dot(np.where(inside, p.share, 0.0), self.c2 / denominator))
-        return l, float(np.dot(self.ws.pc, l)), slope
+            weight = np.where(inside, p.share, 0.0) * (self.c2 / denominator)
+            slope = -float(np.add.reduce(weight))
+            d_f2 = -2.0 * float(np.dot(weight, p.t0 + p.c * l))
+        return l, _Spend(mu, f2, float(np.dot(self.ws.pc, l)), slope, d_f2)
 
-    def solve(self, a: float) -> Level:
+    def solve(self, a: float, *, rtol: float = _MU_RTOL) -> Level:
         """The budgets maximising J subject to E[S] = ``a``, by safeguarded Newton on mu.
 
         The spend sum pi c l(mu) decreases in mu from s(l_max) to 0 across the bracket
         of :meth:`_bracket`; Newton steps (:class:`_Root`), the first predicted from the
-        last level, stop within 1e-10 (relative) of the target. J is then evaluated
-        exactly at the budgets found.
+        last level, stop within ``rtol`` (relative to the range of E[S]) of the
+        target. J at the budgets found is then :meth:`_value`'s: a looser ``rtol``
+        gives a point a little off the level, still feasible.
         """
         p = self.ws.profile
-        target = a - self.base
+        target, top = a - self.base, float(p.max_tokens)
         law = delay(self.ws.server, p.rate, a, 0.0)
         f2 = law.d_second if math.isfinite(law.d_second) else 0.0
         scale = max(self.top - self.base, 1e-300)
-        if target <= 0.0 or target >= scale * (1.0 - 1e-12):  # all at 0, or all at l_max
-            edge = 0.0 if target <= 0.0 else float(p.max_tokens)
-            l = np.full(p.size, edge)
-            return Level(a, math.nan, l, self.ws.point(l).objective)
         low, high = self._bracket(f2)
+        if target <= 0.0 or target >= scale * (1.0 - 1e-12):  # all at 0, or all at l_max
+            # mu: where the first type starts spending, or the last one stops
+            mu, l = (high, np.zeros(p.size)) if target <= 0.0 else (low, np.full(p.size, top))
+            value, m2 = self._value(l, law, a)
+            slope = mu - law.d_mean - law.d_mean_second * m2
+            return Level(a, mu, l, value, slope if math.isfinite(slope) else math.nan)
         root = _Root(low, high)
-        # start from the last level's Newton prediction, or from F1 (the multiplier at
-        # a KKT point is F1 there; at m2 = 0 it is a guess)
+        # start from the last level's Newton prediction (its spend moved to this level's
+        # F2 to first order), or from F1 (the multiplier at a KKT point is F1 there; at
+        # m2 = 0 it is a guess)
         mu = law.d_mean if low < law.d_mean < high else root.next(math.nan, 0.0, 0.0)
-        if self.last is not None:
-            mu = root.next(self.last[0], self.last[1] - target, self.last[2])
+        last = self.last
+        if last is not None:
+            moved = last.spend + last.d_f2 * (f2 - last.f2)
+            mu = root.next(last.mu, (moved if math.isfinite(moved) else last.spend) - target,
+                           last.slope)  # fmt: skip
         l, before = np.zeros(p.size), math.nan
         for _ in range(_MU_STEPS):
-            l, spend, slope = self._spend(mu, f2)
-            self.last = (mu, spend, slope)
+            l, self.last = self._spend(mu, f2)
+            spend, slope = self.last.spend, self.last.slope
             gap = spend - target
-            if abs(gap) <= _MU_RTOL * scale or abs(spend - before) <= _MU_RTOL * scale:
+            if abs(gap) <= rtol * scale or abs(spend - before) <= _MU_RTOL * scale:
                 break  # on target, or stalled in a jump of the spend (unreachable level)
             if not root.update(mu, gap):
                 break
             mu, before = root.next(mu, gap, slope), spend
             if math.isnan(mu):
                 break
-        return Level(a, mu, l, self._value(l, law, a))
+        value, m2 = self._value(l, law, a)
+        slope = mu - law.d_mean - law.d_mean_second * m2  # the envelope theorem
+        return Level(a, mu, l, value, slope if math.isfinite(slope) else math.nan)
 
-    def _value(self, l: FloatArray, law: Delay, a: float) -> float:
-        """J at ``l`` (eq. 7): F(m1, m2) = F(a, 0) + F2(a) m2 where m1 = a, no new delay."""
+    def _value(self, l: FloatArray, law: Delay, a: float) -> tuple[float, float]:
+        """J at ``l`` (eq. 7) and E[S^2], from the delay law at the level ``a`` alone.
+
+        F(m1, m2) = F(a, 0) + F2(a) m2 exactly where m1 = a. A point a little off its
+        level (|m1 - a| = d, at most the level tolerance) adds F1 d + F12 d m2 +
+        F11 d^2 / 2: F is linear in m2, so only O(d^3) is left out, far below what
+        ranks the levels; the polish evaluates J exactly from its start.
+        """
         p, ws = self.ws.profile, self.ws
         t = p.t0 + p.c * l
-        m1 = float(np.dot(p.share, t))
-        if not abs(m1 - a) <= 1e-9 * a:  # a level out of reach: J from scratch
-            return ws.point(l).objective
-        m2 = float(np.dot(p.share * t, t)) + p.extra_second_moment
+        weighted = p.share * t
+        d = float(np.add.reduce(weighted)) - a
+        m2 = float(np.dot(weighted, t)) + p.extra_second_moment
         accuracy = float(np.dot(ws.pi_a, -np.expm1(-p.b * l))) + ws.floor
-        return p.alpha * accuracy - (law.system_time + law.d_second * m2)
+        if abs(d) > 1e-3 * (self.top - self.base):  # a level out of reach: from scratch
+            x = ws.point(l)
+            return x.objective, x.m2
+        f = law.system_time + law.d_second * m2
+        if d != 0.0:
+            f += d * (law.d_mean + law.d_mean_second * m2 + 0.5 * law.d_mean_mean * d)
+        return p.alpha * accuracy - f, m2
 
-    def scan(self, points: int) -> list[Level]:
+    def scan(self, points: int, *, rtol: float = _MU_RTOL) -> list[Level]:
         """J*(a) at ``points`` levels from E[S(0)] to min(E[S(l_max)], C(B) / lambda)."""
         cap = self.ws.server.max_capacity / self.ws.profile.rate
         high = min(self.top, self.base + (cap - self.base) * (1.0 - 1e-9))
         grid = np.linspace(self.base, high, points) if high > self.base else [self.base]
         self.last = None
-        return [self.solve(float(a)) for a in grid]
+        return [self.solve(float(a), rtol=rtol) for a in grid]
 
 
 class _Root:
@@ -191,3 +234,49 @@ def peaks(found: list[Level], keep: int) -> list[Level]:
     ]
     tops.sort(key=lambda i: values[i], reverse=True)
     return [found[i] for i in tops[:keep]]
+
+
+def single_peak(found: list[Level]) -> int | None:
+    """The index of the scan's one peak, if its values and slopes both say it has one.
+
+    J rises strictly to the best level (finite) and falls strictly after it (-inf
+    allowed), and every slope (where defined) is positive before it and negative after
+    it; else ``None``.
+    """
+    values = [f.objective for f in found]
+    if not values:
+        return None
+    top = max(range(len(values)), key=values.__getitem__)
+    rising = all(values[i] < values[i + 1] for i in range(top))
+    # beyond the top, levels at the capacity may be -inf (unstable in double precision)
+    falling = all(
+        values[i] > values[i + 1] or values[i] == values[i + 1] == -math.inf
+        for i in range(top, len(values) - 1)
+    )
+    before = all(not f.slope <= 0.0 for f in found[:top])  # NaN passes
+    after = all(not f.slope >= 0.0 for f in found[top + 1 :])
+    return top if rising and falling and before and after else None
+
+
+def hermite_top(left: Level, right: Level) -> float | None:
+    """The level of the maximum of the cubic through two levels' values and slopes.
+
+    ``None`` unless the slope falls from positive at ``left`` to negative at ``right``.
+    """
+    if not (left.slope > 0.0 > right.slope):
+        return None
+    h = right.a - left.a
+    d = right.objective - left.objective
+    # the cubic's derivative in t = (a - a_left) / h is q(t) = A t^2 + B t + C
+    big_a = 3.0 * (h * (left.slope + right.slope) - 2.0 * d)
+    big_b = 2.0 * (3.0 * d - h * (2.0 * left.slope + right.slope))
+    big_c = h * left.slope
+    # q(0) = h s_left > 0 > q(1) = h s_right: exactly one root in (0, 1)
+    root = math.sqrt(max(big_b * big_b - 4.0 * big_a * big_c, 0.0))
+    half = -0.5 * (big_b + math.copysign(root, big_b))  # the stable quadratic formula
+    roots = [big_c / half] if half != 0.0 else []
+    if big_a != 0.0:
+        roots.append(half / big_a)
+    inside = [r for r in roots if 0.0 <= r <= 1.0]
+    t = inside[0] if inside else 0.5
+    return left.a + h * min(max(t, 0.0), 1.0)

@@ -7,9 +7,13 @@ The method (``docs/batching.md``, "The solver"):
    solution is the per-type best response (eq. 19) to a multiplier found by a
    bracketed search (:mod:`thinkq.batching.levels`). A scan of m1 over
    [E[S(0)], min(E[S(l_max)], C(B) / lambda)) finds the basin of the global optimum,
-   whether or not J is concave.
-2. **Polish.** Projected Newton on the full problem from the scan's two best local
-   maxima (one where J*(a) has a single peak), and from the warm start if one is
+   whether or not J is concave. The scan is coarse first: 8 levels, each with the
+   value J*(a) and its slope dJ*/da (the envelope theorem). If values and slopes
+   agree on a single peak, one more level at the top of the cubic through the peak's
+   bracket starts the polish; otherwise the full scan runs (24 levels up to
+   N = 10^4; beyond, the coarse scan's 8 are kept). ``points=k`` scans exactly k.
+2. **Polish.** Projected Newton on the full problem from the scan's best level (two
+   best local maxima after a full scan), and from the warm start if one is
    given, with the Hessian's diagonal-plus-rank-two form (eqs. 33, 34) solved by
    Woodbury (:func:`thinkq.solve.newton.newton_direction`). -Hess J is not proven
    positive definite under the batched law, so a direction that is not an ascent
@@ -33,7 +37,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from thinkq._typing import FloatArray
-from thinkq.batching.levels import Levels, peaks
+from thinkq.batching.levels import Level, Levels, hermite_top, peaks, single_peak
 from thinkq.batching.objective import BatchedPoint, BatchedWorkspace, kkt_residual
 from thinkq.batching.server import Server
 from thinkq.model import gradient, project
@@ -48,6 +52,12 @@ __all__ = ["METHOD", "solve_batched"]
 
 #: The ``method`` a result of the scan reports.
 METHOD = "scan+newton"
+#: Levels of the coarse scan, and of the full scan it falls back to up to N = _LARGE.
+_COARSE = 8
+_FULL = 24
+_LARGE = 10_000
+#: Tolerance of the scan's level solves, relative to the range of E[S].
+_LOOSE = 1e-4
 _ARMIJO = 1e-4
 _MAX_BACKTRACKS = 60
 _MAX_ITER = 500
@@ -103,15 +113,52 @@ def _polish(
     return x, max_iter, evaluations, "iteration limit reached"
 
 
-def _search(
-    ws: BatchedWorkspace, start: FloatArray | None, *, points: int, tol: float, max_iter: int
-) -> tuple[BatchedPoint, int, int, str]:
-    """Scan E[S] over ``points`` levels, polish the two best peaks (and ``start``)."""
+def _coarse(levels: Levels) -> tuple[list[Level], bool]:
+    """The coarse scan; if it has one peak, that level and the cubic's top beside it."""
+    coarse = levels.scan(_COARSE, rtol=_LOOSE)
+    top = single_peak(coarse)
+    if top is None:
+        return coarse, False
+    found = [coarse[top]]
+    for i in (top - 1, top):
+        if i >= 0 and i + 1 < len(coarse):
+            a = hermite_top(coarse[i], coarse[i + 1])
+            if a is not None:
+                found.append(levels.solve(a, rtol=_LOOSE))
+    return found, True
+
+
+def _levels(ws: BatchedWorkspace, points: int | None) -> tuple[list[FloatArray], int]:
+    """The polish's starts from the scan over E[S], and the O(N) evaluations spent.
+
+    ``points=None``: the coarse scan with slopes, the full one only if it is not
+    single-peaked (module docstring); else exactly ``points`` levels.
+    """
     levels = Levels(ws)
-    starts = [level.budgets for level in peaks(levels.scan(points), keep=2)]
+    if points is None:
+        found, single = _coarse(levels)
+        if single:
+            best = max(found, key=lambda level: level.objective)
+            return [best.budgets], levels.evaluations
+        if ws.profile.size > _LARGE:  # the full scan would be the coarse one again
+            return [level.budgets for level in peaks(found, keep=2)], levels.evaluations
+        points = _FULL
+    found = levels.scan(points)
+    return [level.budgets for level in peaks(found, keep=2)], levels.evaluations
+
+
+def _search(
+    ws: BatchedWorkspace,
+    start: FloatArray | None,
+    *,
+    points: int | None,
+    tol: float,
+    max_iter: int,
+) -> tuple[BatchedPoint, int, int, str]:
+    """Scan E[S], polish the best peaks (and ``start``), keep the best."""
+    starts, evaluations = _levels(ws, points)
     if start is not None:
         starts.append(start)
-    evaluations = levels.evaluations
     best: tuple[BatchedPoint, int, str] | None = None
     for budgets in starts:
         # the polish aims below tol: its stopping test is a proxy for the KKT residual
@@ -163,7 +210,8 @@ def solve_batched(
     max_iter:
         Newton iteration limit of the polish (default 500).
     points:
-        Levels of E[S] in the scan (default 24 up to N = 10^4, 8 beyond).
+        Levels of E[S] in the scan. Default: 8 with their slopes, 24 (up to
+        N = 10^4) where those do not show a single peak.
     start:
         A stable budget vector polished as well (a warm start), default none.
 
@@ -187,7 +235,7 @@ def solve_batched(
     x, iterations, evaluations, message = _search(
         ws,
         None if start is None else l0,
-        points=points or (24 if profile.size <= 10_000 else 8),
+        points=points,
         tol=tol,
         max_iter=max_iter or _MAX_ITER,
     )

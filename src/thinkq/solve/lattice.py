@@ -3,12 +3,17 @@
 J = alpha * accuracy - F(E[S], E[S^2]) (eq. 7 with the batched delay law
 :func:`thinkq.batching.delay`). For rows of budgets of the types ``index``, the other
 types fixed, the three sums are vectorised and F costs one evaluation per row (O(1),
-a few tens of microseconds). :meth:`Lattice.best` evaluates up to 64 rows exactly;
-beyond, it screens them first: F is linear in E[S^2], F = F0(m1) + F2(m1) m2, and
-F0, F2 are interpolated in m1 = E[S] by cubic Hermite splines through 16 exact
-evaluations with their exact derivatives (F0' = dF/dm1 at m2 = 0, F2' = d2F/dm1 dm2),
-an error of order h^4 for a node spacing h of a sixteenth of the rows' spread in E[S].
-The 64 rows best by the screen are evaluated exactly and the best of them is returned.
+a few tens of microseconds). :meth:`Lattice.best` evaluates up to 8 rows exactly;
+beyond, it screens them first and evaluates exactly only the best by the screen:
+
+* up to 64 rows (the moves of a climb: a token or two on one or two budgets), F to
+  second order around the rows' mean (F22 = 0: exact in E[S^2]), an error of order
+  dm1^3 for a spread dm1 in E[S]; the 8 best are evaluated exactly;
+* beyond (a whole box), F is linear in E[S^2], F = F0(m1) + F2(m1) m2, and F0, F2
+  are interpolated in m1 = E[S] by cubic Hermite splines through 16 exact evaluations
+  with their exact derivatives (F0' = dF/dm1 at m2 = 0, F2' = d2F/dm1 dm2), an error
+  of order h^4 for a node spacing h of a fifteenth of the rows' spread in E[S]; the
+  64 best are evaluated exactly.
 """
 
 from __future__ import annotations
@@ -26,7 +31,9 @@ from thinkq.profile import Profile
 __all__ = ["Lattice", "batched_values"]
 
 #: Rows evaluated exactly (all of them, up to this many).
-EXACT_ROWS = 64
+EXACT_ROWS = 8
+#: Beyond this many rows the screen interpolates F (else: F to second order).
+_TAYLOR_ROWS = 64
 _NODES = 16
 
 
@@ -66,18 +73,35 @@ class Lattice:
         )
 
     def best(self, rows: FloatArray) -> tuple[int, float]:
-        """The row with the largest J (exact; screened first beyond 64 rows), and J."""
+        """The row with the largest J (exact; screened first beyond 8 rows), and J."""
         acc, mean, second = self.sums(rows)
         values = np.full(len(rows), -math.inf)
         if len(rows) <= EXACT_ROWS:
             keep = np.arange(len(rows))
         else:
-            keep = np.argpartition(-self._screen(acc, mean, second), EXACT_ROWS)[:EXACT_ROWS]
+            if len(rows) <= _TAYLOR_ROWS:
+                screen, count = self._taylor(acc, mean, second), EXACT_ROWS
+            else:
+                screen, count = self._screen(acc, mean, second), _TAYLOR_ROWS
+            keep = np.argpartition(-screen, count - 1)[:count]
         values[keep] = batched_values(
             self.profile, self.server, acc[keep], mean[keep], second[keep]
         )
         k = int(np.argmax(values))
         return k, float(values[k])
+
+    def _taylor(self, acc: FloatArray, mean: FloatArray, second: FloatArray) -> FloatArray:
+        """J with F to second order around the rows' mean (see the module docstring)."""
+        p = self.profile
+        m1, m2 = float(np.mean(mean)), float(np.mean(second))
+        law = delay(self.server, p.rate, m1, m2)
+        if not math.isfinite(law.system_time):
+            return self._screen(acc, mean, second)
+        dm1, dm2 = mean - m1, second - m2
+        f = law.system_time + law.d_mean * dm1 + law.d_second * dm2
+        f += dm1 * (0.5 * law.d_mean_mean * dm1 + law.d_mean_second * dm2)
+        screen: FloatArray = p.alpha * acc - f
+        return screen
 
     def _screen(self, acc: FloatArray, mean: FloatArray, second: FloatArray) -> FloatArray:
         """J with F0 and F2 interpolated in E[S] (see the module docstring)."""
