@@ -201,3 +201,18 @@ def test_server_records_of_another_model_are_refused(tmp_path: Path) -> None:
     with pytest.raises(RecordError, match="model: records of 'other', not"):
         _run(FakeServer(family="llama-cpp-python"), out, queries, slots=2)
     assert MODEL != "other"
+
+
+def test_a_server_phase_where_every_query_fails_says_so_in_one_line(
+    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = FakeServer(family="llama-cpp-python", short_by=1)  # never stops for length
+    out = tmp_path / "records.jsonl"
+    more = ("--server-only", "--slots", "2", "--server-queries", "2")
+    result = measure(fake, data_dir, out, monkeypatch, *more)
+    assert result.exit_code == 1, result.output
+    rows = lines(tmp_path / "records.server.jsonl")
+    assert len(rows) == 4
+    assert all(r["error"].startswith("forcing: thinking stopped at 3 of 4") for r in rows)
+    assert result.stderr.strip().endswith("4 queries failed (their records say why); "
+                                          "run the same command to try them again")  # fmt: skip

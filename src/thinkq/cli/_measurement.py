@@ -17,7 +17,7 @@ from pathlib import Path
 from rich.table import Table
 
 from thinkq.cli._app import fail, progress
-from thinkq.errors import DatasetError, ServerError, ServerUnreachableError
+from thinkq.errors import DatasetError, RecordError, ServerError, ServerUnreachableError
 from thinkq.measure.datasets import DATASETS, load_dataset
 from thinkq.measure.forcing import Forcer
 from thinkq.measure.generation import Generator
@@ -26,7 +26,7 @@ from thinkq.measure.levels import LevelQuery, run_levels
 from thinkq.measure.runner import Progress, Query, Tally, run
 from thinkq.measure.server import Server
 from thinkq.measure.settings import RunSettings
-from thinkq.records import read_records
+from thinkq.records import RecordSet, read_records
 
 __all__ = [
     "Phase",
@@ -134,13 +134,21 @@ def _title(out: Path, tally: Tally) -> str:
     return f"{out}: {tally.answered} answered now, {tally.skipped} resumed, {tally.failed} failed"
 
 
+def _read(out: Path) -> RecordSet:
+    """The records of ``out``; none where every query failed (or none was written)."""
+    try:
+        return read_records([out])
+    except RecordError:
+        return RecordSet((), (), (), (), (str(out),))
+
+
 def summary(out: Path, tally: Tally) -> Table:
     """Accuracy and mean latency per task and budget of the accuracy phase's records."""
     table = Table(title=_title(out, tally), title_justify="left")
     for column in ("task", "budget", "n", "accuracy", "mean latency (s)"):
         table.add_column(column, justify="left" if column == "task" else "right")
     cells: dict[tuple[str, int], list[tuple[bool, float]]] = defaultdict(list)
-    for record in read_records([out]).records:
+    for record in _read(out).records:
         cells[(record.task, record.budget)].append((record.correct, record.latency_s))
     for (task, budget), rows in sorted(cells.items()):
         accuracy = sum(c for c, _ in rows) / len(rows)
@@ -155,7 +163,7 @@ def level_summary(out: Path, tally: Tally) -> Table:
     for column in ("concurrency", "n", "batch", "batch (/slots)", "step (ms)", "tokens/s"):
         table.add_column(column, justify="right")
     levels: dict[int, list[tuple[float, float | None, float | None]]] = defaultdict(list)
-    for r in read_records([out]).server:
+    for r in _read(out).server:
         levels[r.concurrency].append((r.batch, r.batch_slots, r.step_s))
     for n, rows in sorted(levels.items()):
         batch = sum(b for b, _, _ in rows) / len(rows)

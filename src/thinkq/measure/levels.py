@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -184,7 +184,7 @@ class _Level:
     watch: SlotWatch
 
 
-async def _worker(level: _Level, pending: Any) -> None:
+async def _worker(level: _Level, pending: Iterator[LevelQuery]) -> None:
     loop = asyncio.get_running_loop()
     for q in pending:
         started = loop.time()
