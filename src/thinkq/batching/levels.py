@@ -124,8 +124,8 @@ class Levels:
         if target <= 0.0 or target >= scale * (1.0 - 1e-12):  # all at 0, or all at l_max
             # mu: where the first type starts spending, or the last one stops
             mu, l = (high, np.zeros(p.size)) if target <= 0.0 else (low, np.full(p.size, top))
-            value, m2 = self._value(l, law, a)
-            slope = mu - law.d_mean - law.d_mean_second * m2
+            value, f1 = self._value(l, law, a)
+            slope = mu - f1
             return Level(a, mu, l, value, slope if math.isfinite(slope) else math.nan)
         root = _Root(low, high)
         # start from the last level's Newton prediction (its spend moved to this level's
@@ -149,17 +149,19 @@ class Levels:
             mu, before = root.next(mu, gap, slope), spend
             if math.isnan(mu):
                 break
-        value, m2 = self._value(l, law, a)
-        slope = mu - law.d_mean - law.d_mean_second * m2  # the envelope theorem
+        value, f1 = self._value(l, law, a)
+        slope = mu - f1  # the envelope theorem
         return Level(a, mu, l, value, slope if math.isfinite(slope) else math.nan)
 
     def _value(self, l: FloatArray, law: Delay, a: float) -> tuple[float, float]:
-        """J at ``l`` (eq. 7) and E[S^2], from the delay law at the level ``a`` alone.
+        """J at ``l`` (eq. 7) and dF/dm1 there, from the delay law at the level ``a``.
 
-        F(m1, m2) = F(a, 0) + F2(a) m2 exactly where m1 = a. A point a little off its
-        level (|m1 - a| = d, at most the level tolerance) adds F1 d + F12 d m2 +
-        F11 d^2 / 2: F is linear in m2, so only O(d^3) is left out, far below what
-        ranks the levels; the polish evaluates J exactly from its start.
+        F(m1, m2) = F(a, 0) + F2(a) m2 exactly where m1 = a (F is linear in m2). A
+        point a little off its level (|m1 - a| = d) adds F1 d + F0'' d^2 / 2 (F0 =
+        F(., 0)), leaving out terms of order 1e-8 of F's where F0' and F2 change by
+        at most 1e-4 over d: far below what ranks the levels; the polish evaluates J
+        exactly from its start. Elsewhere (farther off, near the capacity), J and
+        dF/dm1 come from the delay law at the point itself.
         """
         p, ws = self.ws.profile, self.ws
         t = p.t0 + p.c * l
@@ -167,13 +169,20 @@ class Levels:
         d = float(np.add.reduce(weighted)) - a
         m2 = float(np.dot(weighted, t)) + p.extra_second_moment
         accuracy = float(np.dot(ws.pi_a, -np.expm1(-p.b * l))) + ws.floor
-        if abs(d) > 1e-3 * (self.top - self.base):  # a level out of reach: from scratch
-            x = ws.point(l)
-            return x.objective, x.m2
         f = law.system_time + law.d_second * m2
+        f1 = law.d_mean + law.d_mean_second * m2
+        # F0 and F2 (F = F0 + F2 m2) must change little over d: the terms left out,
+        # d^3 F0'''/6 + d^2 F2'' m2/2, are then of order 1e-8 of F0 and F2 m2
+        slow = abs(law.d_mean_mean * d) <= 1e-4 * abs(law.d_mean) and abs(
+            law.d_mean_second * d
+        ) <= 1e-4 * abs(law.d_second)
+        if not slow:  # far off the level, or near the capacity: from scratch
+            x = ws.point(l)
+            return x.objective, x.delay.d_mean
         if d != 0.0:
-            f += d * (law.d_mean + law.d_mean_second * m2 + 0.5 * law.d_mean_mean * d)
-        return p.alpha * accuracy - f, m2
+            f += d * (f1 + 0.5 * law.d_mean_mean * d)
+            f1 += law.d_mean_mean * d
+        return p.alpha * accuracy - f, f1
 
     def scan(self, points: int, *, rtol: float = _MU_RTOL) -> list[Level]:
         """J*(a) at ``points`` levels from E[S(0)] to min(E[S(l_max)], C(B) / lambda)."""

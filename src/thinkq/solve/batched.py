@@ -56,8 +56,10 @@ METHOD = "scan+newton"
 _COARSE = 8
 _FULL = 24
 _LARGE = 10_000
-#: Tolerance of the scan's level solves, relative to the range of E[S].
+#: Tolerance of the scan's level solves, relative to the range of E[S]: loose beyond
+#: N = _LARGE, where J from scratch at a point off its level costs less than a response.
 _LOOSE = 1e-4
+_LOOSER = 1e-2
 _ARMIJO = 1e-4
 _MAX_BACKTRACKS = 60
 _MAX_ITER = 500
@@ -115,7 +117,8 @@ def _polish(
 
 def _coarse(levels: Levels) -> tuple[list[Level], bool]:
     """The coarse scan; if it has one peak, that level and the cubic's top beside it."""
-    coarse = levels.scan(_COARSE, rtol=_LOOSE)
+    rtol = _LOOSE if levels.ws.profile.size <= _LARGE else _LOOSER
+    coarse = levels.scan(_COARSE, rtol=rtol)
     top = single_peak(coarse)
     if top is None:
         return coarse, False
@@ -124,7 +127,7 @@ def _coarse(levels: Levels) -> tuple[list[Level], bool]:
         if i >= 0 and i + 1 < len(coarse):
             a = hermite_top(coarse[i], coarse[i + 1])
             if a is not None:
-                found.append(levels.solve(a, rtol=_LOOSE))
+                found.append(levels.solve(a, rtol=rtol))
     return found, True
 
 

@@ -14,9 +14,9 @@ enough and the search looks around it.
   budgets by one or two tokens, exact J, until no move gains.
 * Beyond: a local search from rounding (eq. 40). At the current point the flips are
   sorted by their gain, with F to second order in its partial derivatives there
-  (exact but for O((pi_k c_k)^3)), J is evaluated exactly on prefixes of geometric
-  lengths (1, 2, 4, ... and all the gaining flips: O(log m) evaluations of F a round,
-  O(m log m) work), and the best prefix is taken only if it beats the current J.
+  (exact but for O((pi_k c_k)^3)); every prefix of the gaining flips is valued the
+  same way from cumulative sums, the 8 best are evaluated exactly (O(m log m) work
+  a round), and the best is taken only if it beats the current J.
 
 Either way the answer is compared with rounding by :func:`thinkq.model.objective`,
 so it is never worse than eq. (40).
@@ -30,7 +30,7 @@ import numpy as np
 
 from thinkq import model
 from thinkq._typing import FloatArray, IntArray
-from thinkq.batching.delay import delay
+from thinkq.batching.delay import Delay, delay
 from thinkq.batching.server import Server
 from thinkq.profile import Profile
 from thinkq.solve.lattice import Lattice, batched_values
@@ -44,6 +44,8 @@ BOX_LIMIT = 5
 BATCHED_EXHAUSTIVE_LIMIT = 10
 _REACH = 2
 _MAX_ROUNDS = 64
+#: Prefixes of flips evaluated exactly a round (the best by F to second order).
+_PREFIXES = 8
 _MAX_ASCENT = 256
 
 
@@ -90,16 +92,10 @@ def _ascend(profile: Profile, server: Server, floor: FloatArray, index: IntArray
     return chosen
 
 
-def _prefix_lengths(count: int) -> IntArray:
-    """1, 2, 4, ... below ``count``, and ``count``."""
-    powers = 1 << np.arange(max(count, 1).bit_length(), dtype=np.int64)
-    return np.unique(np.append(powers[powers < count], count))
-
-
 def _local_search(
     profile: Profile, server: Server, floor: FloatArray, index: IntArray, start: FloatArray
 ) -> FloatArray:
-    """Improve ``start`` by prefixes of flips, sorted by their linearised gain."""
+    """Improve ``start`` by prefixes of flips, ordered by their gain (module docstring)."""
     current = start.copy()
     pi, t0, c = profile.share[index], profile.t0[index], profile.c[index]
     a, b = profile.A[index], profile.b[index]
@@ -113,28 +109,33 @@ def _local_search(
         d_mean = pi * (t_new - t)
         d_second = pi * (t_new - t) * (t_new + t)
         d_acc = pi * a * (np.exp(-b * here) - np.exp(-b * other))
-        # F to second order (F22 = 0): exact up to O(d_mean^3), so the order is J's own
-        change = law.d_mean * d_mean + law.d_second * d_second
-        change += d_mean * (0.5 * law.d_mean_mean * d_mean + law.d_mean_second * d_second)
-        gain = profile.alpha * d_acc - change
-        gaining = int(np.count_nonzero(gain > 0))
-        if gaining == 0:
+        gain = profile.alpha * d_acc - _change(law, d_mean, d_second)
+        gaining = np.flatnonzero(gain > 0)
+        if gaining.size == 0:
             break
-        order = np.argsort(-gain, kind="stable")[:gaining]
-        lengths = _prefix_lengths(gaining)
+        order = gaining[np.argsort(-gain[gaining], kind="stable")]
+        acc, mean = np.cumsum(d_acc[order]), np.cumsum(d_mean[order])
+        second = np.cumsum(d_second[order])
+        # every prefix by F to second order, the best few exactly
+        screen = profile.alpha * acc - _change(law, mean, second)
+        count = min(_PREFIXES, screen.size)
+        top = np.argpartition(-screen, count - 1)[:count]
         values = batched_values(
-            profile,
-            server,
-            sums.acc + np.cumsum(d_acc[order])[lengths - 1],
-            sums.mean + np.cumsum(d_mean[order])[lengths - 1],
-            sums.second + np.cumsum(d_second[order])[lengths - 1],
+            profile, server, sums.acc + acc[top], sums.mean + mean[top], sums.second + second[top]
         )
         k = int(np.argmax(values))
         if not values[k] > now:
             break
-        take = order[: lengths[k]]
+        take = order[: top[k] + 1]
         current[index[take]] = other[take]
     return current
+
+
+def _change(law: Delay, d_mean: FloatArray, d_second: FloatArray) -> FloatArray:
+    """F's change for changes of E[S] and E[S^2], to second order (F22 = 0)."""
+    change: FloatArray = law.d_mean * d_mean + law.d_second * d_second
+    change += d_mean * (0.5 * law.d_mean_mean * d_mean + law.d_mean_second * d_second)
+    return change
 
 
 def best_batched_integer(
