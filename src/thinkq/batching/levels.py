@@ -79,16 +79,17 @@ class Levels:
         self.c2 = p.c * p.c
         self.pc2 = p.share * self.c2
         self.gain = p.alpha * p.A * p.b / p.c
+        # the bracket's ingredients, on the active types only
+        self.gain_low, self.t0_active = self.gain[active], p.t0[active]
+        self.gain_top = (self.gain * np.exp(-p.b * p.max_tokens))[active]
+        self.t_max = (p.t0 + p.c * p.max_tokens)[active]
         self.last: _Spend | None = None
         self.evaluations = 0
 
     def _bracket(self, f2: float) -> tuple[float, float]:
         """Multipliers at which every active type takes l_max (low) and 0 tokens (high)."""
-        p = self.ws.profile
-        top = float(np.max((self.gain - 2.0 * f2 * p.t0)[self.active]))
-        t_max = p.t0 + p.c * p.max_tokens
-        fall = self.gain * np.exp(-p.b * p.max_tokens) - 2.0 * f2 * t_max
-        bottom = float(np.min(fall[self.active]))
+        top = float(np.max(self.gain_low - 2.0 * f2 * self.t0_active))
+        bottom = float(np.min(self.gain_top - 2.0 * f2 * self.t_max))
         below = bottom * (1.0 - 1e-9) if bottom >= 0.0 else bottom * (1.0 + 1e-9) - 1e-300
         return below, top + 1e-9 * abs(top) + 1e-300
 

@@ -38,7 +38,7 @@ from numpy.typing import ArrayLike
 
 from thinkq._typing import FloatArray
 from thinkq.batching.levels import Level, Levels, hermite_top, peaks, single_peak
-from thinkq.batching.objective import BatchedPoint, BatchedWorkspace, kkt_residual
+from thinkq.batching.objective import BatchedPoint, BatchedWorkspace
 from thinkq.batching.server import Server
 from thinkq.model import gradient, project
 from thinkq.profile import Profile
@@ -242,7 +242,10 @@ def solve_batched(
         tol=tol,
         max_iter=max_iter or _MAX_ITER,
     )
-    residual = kkt_residual(profile, server, x.budgets)
+    # eq. (23) under the batched law at the point found (its delay law is x's): the
+    # responses by scipy's omega, as thinkq.batching.objective.kkt_residual
+    target = project(ws.respond(x.delay.d_mean, x.delay.d_second), profile.max_tokens)
+    residual = float(np.maximum.reduce(np.abs(x.budgets - target), initial=0.0))
     converged = bool(residual <= tol)
     if not converged and message == "KKT residual below tolerance":
         message = "step below tolerance, KKT residual not (the limit of double precision)"

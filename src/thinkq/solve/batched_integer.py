@@ -153,6 +153,8 @@ def best_batched_integer(
         chosen = _ascend(profile, server, floor, index) if index.size else floor.copy()
     else:
         chosen = _local_search(profile, server, floor, index, rounded)
+    if np.array_equal(chosen, rounded):
+        return chosen
     if not model.objective(profile, chosen) >= model.objective(profile, rounded):
         return rounded  # the sums' rounding errors cannot make it worse than eq. (40)
     return chosen

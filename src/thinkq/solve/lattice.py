@@ -3,12 +3,12 @@
 J = alpha * accuracy - F(E[S], E[S^2]) (eq. 7 with the batched delay law
 :func:`thinkq.batching.delay`). For rows of budgets of the types ``index``, the other
 types fixed, the three sums are vectorised and F costs one evaluation per row (O(1),
-a few tens of microseconds). :meth:`Lattice.best` evaluates up to 8 rows exactly;
+a few tens of microseconds). :meth:`Lattice.best` evaluates up to 4 rows exactly;
 beyond, it screens them first and evaluates exactly only the best by the screen:
 
 * up to 64 rows (the moves of a climb: a token or two on one or two budgets), F to
   second order around the rows' mean (F22 = 0: exact in E[S^2]), an error of order
-  dm1^3 for a spread dm1 in E[S]; the 8 best are evaluated exactly;
+  dm1^3 for a spread dm1 in E[S]; the 4 best are evaluated exactly;
 * beyond (a whole box), F is linear in E[S^2], F = F0(m1) + F2(m1) m2, and F0, F2
   are interpolated in m1 = E[S] by cubic Hermite splines through 16 exact evaluations
   with their exact derivatives (F0' = dF/dm1 at m2 = 0, F2' = d2F/dm1 dm2), an error
@@ -31,7 +31,7 @@ from thinkq.profile import Profile
 __all__ = ["Lattice", "batched_values"]
 
 #: Rows evaluated exactly (all of them, up to this many).
-EXACT_ROWS = 8
+EXACT_ROWS = 4
 #: Beyond this many rows the screen interpolates F (else: F to second order).
 _TAYLOR_ROWS = 64
 _NODES = 16
@@ -73,7 +73,7 @@ class Lattice:
         )
 
     def best(self, rows: FloatArray) -> tuple[int, float]:
-        """The row with the largest J (exact; screened first beyond 8 rows), and J."""
+        """The row with the largest J (exact; screened first beyond 4 rows), and J."""
         acc, mean, second = self.sums(rows)
         values = np.full(len(rows), -math.inf)
         if len(rows) <= EXACT_ROWS:
