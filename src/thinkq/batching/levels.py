@@ -86,6 +86,14 @@ class Levels:
         self.last: _Spend | None = None
         self.evaluations = 0
 
+    def grid(self, points: int) -> FloatArray:
+        """``points`` levels from E[S(0)] to min(E[S(l_max)], C(B) / lambda), seconds."""
+        cap = self.ws.server.max_capacity / self.ws.profile.rate
+        high = min(self.top, self.base + (cap - self.base) * (1.0 - 1e-9))
+        if not high > self.base:
+            return np.array([self.base])
+        return np.linspace(self.base, high, points)
+
     def _bracket(self, f2: float) -> tuple[float, float]:
         """Multipliers at which every active type takes l_max (low) and 0 tokens (high)."""
         top = float(np.max(self.gain_low - 2.0 * f2 * self.t0_active))
@@ -125,9 +133,7 @@ class Levels:
         if target <= 0.0 or target >= scale * (1.0 - 1e-12):  # all at 0, or all at l_max
             # mu: where the first type starts spending, or the last one stops
             mu, l = (high, np.zeros(p.size)) if target <= 0.0 else (low, np.full(p.size, top))
-            value, f1 = self._value(l, law, a)
-            slope = mu - f1
-            return Level(a, mu, l, value, slope if math.isfinite(slope) else math.nan)
+            return self.level(a, mu, l, law)
         root = _Root(low, high)
         # start from the last level's Newton prediction (its spend moved to this level's
         # F2 to first order), or from F1 (the multiplier at a KKT point is F1 there; at
@@ -150,6 +156,10 @@ class Levels:
             mu, before = root.next(mu, gap, slope), spend
             if math.isnan(mu):
                 break
+        return self.level(a, mu, l, law)
+
+    def level(self, a: float, mu: float, l: FloatArray, law: Delay) -> Level:
+        """The level ``a`` at budgets ``l`` (responses to mu), with J and its slope."""
         value, f1 = self._value(l, law, a)
         slope = mu - f1  # the envelope theorem
         return Level(a, mu, l, value, slope if math.isfinite(slope) else math.nan)
@@ -187,11 +197,8 @@ class Levels:
 
     def scan(self, points: int, *, rtol: float = _MU_RTOL) -> list[Level]:
         """J*(a) at ``points`` levels from E[S(0)] to min(E[S(l_max)], C(B) / lambda)."""
-        cap = self.ws.server.max_capacity / self.ws.profile.rate
-        high = min(self.top, self.base + (cap - self.base) * (1.0 - 1e-9))
-        grid = np.linspace(self.base, high, points) if high > self.base else [self.base]
         self.last = None
-        return [self.solve(float(a), rtol=rtol) for a in grid]
+        return [self.solve(float(a), rtol=rtol) for a in self.grid(points)]
 
 
 class _Root:
