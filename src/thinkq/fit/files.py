@@ -98,7 +98,11 @@ def _server_lines(result: FitResult) -> list[str]:
         low, high = iv[key]
         return f"  # [{low:.4g}, {high:.4g}] {unit}"
 
-    check = f"held-out error {fit.held_out:.1%}" if fit.held_out is not None else "no held-out"
+    check = (
+        f"a level left out is predicted within {fit.held_out:.1%}"
+        if fit.held_out is not None
+        else "too few levels to leave one out"
+    )
     return [
         "",
         "# step time tau(n) = tau0 + tau1 n seconds per decode step with n queries in the batch,",
