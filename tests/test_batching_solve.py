@@ -15,7 +15,7 @@ from scipy.special import wrightomega
 from batched_instances import brute_force, loaded, random_profile, random_server
 from thinkq import Profile, model, paper_profile
 from thinkq.batching import UNLIMITED_SLOTS, Server, delay
-from thinkq.batching.levels import Level, Levels, hermite_top, single_peak
+from thinkq.batching.levels import Levels
 from thinkq.batching.objective import (
     BatchedWorkspace,
     gradient,
@@ -24,6 +24,7 @@ from thinkq.batching.objective import (
     objective,
     respond,
 )
+from thinkq.batching.peaks import Level, hermite_top, single_peak
 from thinkq.lambert import halley_omega
 from thinkq.solve import solve_continuous
 from thinkq.solve.batched import solve_batched

@@ -19,7 +19,8 @@ level also carries the slope of the profile, by the envelope theorem
     dJ*/da = mu - F0'(a) - F2'(a) m2(a),    F(a, m2) = F0(a) + F2(a) m2,
 
 so that a coarse scan can tell a single peak (:func:`single_peak`) and place a level
-at the top of the cubic through its two neighbours (:func:`hermite_top`).
+at the top of the cubic through its two neighbours (:func:`hermite_top`; both in
+:mod:`thinkq.batching.peaks`).
 """
 
 from __future__ import annotations
@@ -32,24 +33,12 @@ import numpy as np
 from thinkq._typing import FloatArray
 from thinkq.batching.delay import Delay, delay
 from thinkq.batching.objective import BatchedWorkspace
+from thinkq.batching.peaks import Level
 
-__all__ = ["Level", "Levels", "hermite_top", "peaks", "single_peak"]
+__all__ = ["Levels"]
 
 _MU_STEPS = 80
 _MU_RTOL = 1e-10
-
-
-class Level(NamedTuple):
-    """The best budgets at one level ``a`` of E[S] (s), the multiplier mu and J there.
-
-    ``slope`` is dJ*/da (per second of E[S]; NaN where every type sits at a bound).
-    """
-
-    a: float
-    mu: float
-    budgets: FloatArray
-    objective: float
-    slope: float = math.nan
 
 
 class _Spend(NamedTuple):
@@ -87,12 +76,18 @@ class Levels:
         self.evaluations = 0
 
     def grid(self, points: int) -> FloatArray:
-        """``points`` levels from E[S(0)] to min(E[S(l_max)], C(B) / lambda), seconds."""
+        """``points`` levels from E[S(0)] up to E[S(l_max)] or C(B) / lambda, seconds.
+
+        Evenly spaced; E[S(l_max)] is the last level where the capacity is beyond it,
+        else the levels stop a step short of the capacity, where J* tends to -inf (a
+        level there would only cost evaluations, in the delay law's worst numerics).
+        """
         cap = self.ws.server.max_capacity / self.ws.profile.rate
-        high = min(self.top, self.base + (cap - self.base) * (1.0 - 1e-9))
-        if not high > self.base:
+        if not min(self.top, cap) > self.base:
             return np.array([self.base])
-        return np.linspace(self.base, high, points)
+        if self.top < cap:
+            return np.linspace(self.base, self.top, points)
+        return np.linspace(self.base, cap, points + 1)[:-1]
 
     def _bracket(self, f2: float) -> tuple[float, float]:
         """Multipliers at which every active type takes l_max (low) and 0 tokens (high)."""
@@ -169,10 +164,11 @@ class Levels:
 
         F(m1, m2) = F(a, 0) + F2(a) m2 exactly where m1 = a (F is linear in m2). A
         point a little off its level (|m1 - a| = d) adds F1 d + F0'' d^2 / 2 (F0 =
-        F(., 0)), leaving out terms of order 1e-8 of F's where F0' and F2 change by
-        at most 1e-4 over d: far below what ranks the levels; the polish evaluates J
-        exactly from its start. Elsewhere (farther off, near the capacity), J and
-        dF/dm1 come from the delay law at the point itself.
+        F(., 0)), leaving out terms of order 1e-4 of that correction where F0' and F2
+        change by at most 1e-2 over d: far below what ranks the levels (d is at most
+        the level tolerance); the polish evaluates J exactly from its start.
+        Elsewhere (farther off, near the capacity), J and dF/dm1 come from the delay
+        law at the point itself.
         """
         p, ws = self.ws.profile, self.ws
         t = p.t0 + p.c * l
@@ -183,10 +179,10 @@ class Levels:
         f = law.system_time + law.d_second * m2
         f1 = law.d_mean + law.d_mean_second * m2
         # F0 and F2 (F = F0 + F2 m2) must change little over d: the terms left out,
-        # d^3 F0'''/6 + d^2 F2'' m2/2, are then of order 1e-8 of F0 and F2 m2
-        slow = abs(law.d_mean_mean * d) <= 1e-4 * abs(law.d_mean) and abs(
+        # d^3 F0'''/6 + d^2 F2'' m2/2, are then of order 1e-4 of F0' d and F2' d m2
+        slow = abs(law.d_mean_mean * d) <= 1e-2 * abs(law.d_mean) and abs(
             law.d_mean_second * d
-        ) <= 1e-4 * abs(law.d_second)
+        ) <= 1e-2 * abs(law.d_second)
         if not slow:  # far off the level, or near the capacity: from scratch
             x = ws.point(l)
             return x.objective, x.delay.d_mean
@@ -236,64 +232,3 @@ class _Root:
         s = 1e-3
         middle = s * math.sinh(0.5 * (math.asinh(low / s) + math.asinh(high / s)))
         return middle if low < middle < high else 0.5 * (low + high)
-
-
-def peaks(found: list[Level], keep: int) -> list[Level]:
-    """The ``keep`` best local maxima of J*(a) along a scan, best first."""
-    values = [f.objective for f in found]
-    n = len(values)
-    tops = [
-        i
-        for i in range(n)
-        if math.isfinite(values[i])
-        and (i == 0 or values[i] >= values[i - 1])
-        and (i == n - 1 or values[i] >= values[i + 1])
-    ]
-    tops.sort(key=lambda i: values[i], reverse=True)
-    return [found[i] for i in tops[:keep]]
-
-
-def single_peak(found: list[Level]) -> int | None:
-    """The index of the scan's one peak, if its values and slopes both say it has one.
-
-    J rises strictly to the best level (finite) and falls strictly after it (-inf
-    allowed), and every slope (where defined) is positive before it and negative after
-    it; else ``None``.
-    """
-    values = [f.objective for f in found]
-    if not values:
-        return None
-    top = max(range(len(values)), key=values.__getitem__)
-    rising = all(values[i] < values[i + 1] for i in range(top))
-    # beyond the top, levels at the capacity may be -inf (unstable in double precision)
-    falling = all(
-        values[i] > values[i + 1] or values[i] == values[i + 1] == -math.inf
-        for i in range(top, len(values) - 1)
-    )
-    before = all(not f.slope <= 0.0 for f in found[:top])  # NaN passes
-    after = all(not f.slope >= 0.0 for f in found[top + 1 :])
-    return top if rising and falling and before and after else None
-
-
-def hermite_top(left: Level, right: Level) -> float | None:
-    """The level of the maximum of the cubic through two levels' values and slopes.
-
-    ``None`` unless the slope falls from positive at ``left`` to negative at ``right``.
-    """
-    if not (left.slope > 0.0 > right.slope):
-        return None
-    h = right.a - left.a
-    d = right.objective - left.objective
-    # the cubic's derivative in t = (a - a_left) / h is q(t) = A t^2 + B t + C
-    big_a = 3.0 * (h * (left.slope + right.slope) - 2.0 * d)
-    big_b = 2.0 * (3.0 * d - h * (2.0 * left.slope + right.slope))
-    big_c = h * left.slope
-    # q(0) = h s_left > 0 > q(1) = h s_right: exactly one root in (0, 1)
-    root = math.sqrt(max(big_b * big_b - 4.0 * big_a * big_c, 0.0))
-    half = -0.5 * (big_b + math.copysign(root, big_b))  # the stable quadratic formula
-    roots = [big_c / half] if half != 0.0 else []
-    if big_a != 0.0:
-        roots.append(half / big_a)
-    inside = [r for r in roots if 0.0 <= r <= 1.0]
-    t = inside[0] if inside else 0.5
-    return left.a + h * min(max(t, 0.0), 1.0)

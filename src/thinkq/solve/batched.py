@@ -37,8 +37,9 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from thinkq._typing import FloatArray
-from thinkq.batching.levels import Level, Levels, hermite_top, peaks, single_peak
+from thinkq.batching.levels import Levels
 from thinkq.batching.objective import BatchedPoint, BatchedWorkspace
+from thinkq.batching.peaks import Level, hermite_top, peaks, single_peak
 from thinkq.batching.server import Server
 from thinkq.model import gradient, project
 from thinkq.profile import Profile
