@@ -151,6 +151,15 @@ def _levels(ws: BatchedWorkspace, points: int | None) -> tuple[list[FloatArray],
     return [level.budgets for level in peaks(found, keep=2)], levels.evaluations
 
 
+def _residual(ws: BatchedWorkspace, x: BatchedPoint) -> float:
+    """Eq. (23) under the batched law at ``x`` (with its own delay law), in tokens.
+
+    The responses take scipy's omega, as :func:`thinkq.batching.objective.kkt_residual`.
+    """
+    target = project(ws.respond(x.delay.d_mean, x.delay.d_second), ws.profile.max_tokens)
+    return float(np.maximum.reduce(np.abs(x.budgets - target), initial=0.0))
+
+
 def _search(
     ws: BatchedWorkspace,
     start: FloatArray | None,
@@ -236,17 +245,16 @@ def solve_batched(
     if method == "auto" and server.single:
         return solve_mg1(profile, method="newton", tol=tol, max_iter=max_iter, start=l0)
     ws = BatchedWorkspace(profile, server)
-    x, iterations, evaluations, message = _search(
-        ws,
-        None if start is None else l0,
-        points=points,
-        tol=tol,
-        max_iter=max_iter or _MAX_ITER,
-    )
-    # eq. (23) under the batched law at the point found (its delay law is x's): the
-    # responses by scipy's omega, as thinkq.batching.objective.kkt_residual
-    target = project(ws.respond(x.delay.d_mean, x.delay.d_second), profile.max_tokens)
-    residual = float(np.maximum.reduce(np.abs(x.budgets - target), initial=0.0))
+    warm, limit = (None if start is None else l0), max_iter or _MAX_ITER
+    x, iterations, evaluations, message = _search(ws, warm, points=points, tol=tol, max_iter=limit)
+    residual = _residual(ws, x)
+    if not residual <= tol and points is None and profile.size <= _LARGE:
+        # the coarse scan's one start did not converge: the full scan's two best peaks
+        found = _search(ws, warm, points=_FULL, tol=tol, max_iter=limit)
+        evaluations += found[2]
+        if found[0].objective >= x.objective:
+            x, iterations, _, message = found
+            residual = _residual(ws, x)
     converged = bool(residual <= tol)
     if not converged and message == "KKT residual below tolerance":
         message = "step below tolerance, KKT residual not (the limit of double precision)"
