@@ -107,6 +107,7 @@ class ServerFit:
             "batch": "client",
             "requests": self.data.requests,
             "outliers": self.data.outliers,
+            "tail": self.data.tail,
             "r_squared": self.r_squared,
             "chi2": self.chi2,
             "dof": self.dof,
@@ -257,11 +258,10 @@ def _warnings(
         notes.append(
             f"server: {data.outliers} of {data.requests} requests are outliers and are left out"
         )
-    top = levels[-1]
-    if top["batch"] < 0.75 * top["concurrency"]:
+    if data.tail > 0.5 * data.requests:
         notes.append(
-            f"server: at concurrency {top['concurrency']} the requests saw a batch of "
-            f"{top['batch']:.2f} on average: too few queries per level to keep it full "
+            f"server: {data.tail} of {data.requests} requests saw the batch shrink below "
+            "their level while they decoded and are left out: too few queries per level "
             "(--server-queries)"
         )
     return tuple(notes)

@@ -24,7 +24,13 @@ from thinkq.errors import FitError, RecordError
 from thinkq.fit.latency import fit_line, inliers
 from thinkq.records import Problem, RecordSet
 
-__all__ = ["StepData", "step_data"]
+__all__ = ["STEADY", "StepData", "step_data"]
+
+#: A request whose time-averaged batch is more than this below its concurrency level
+#: saw the batch shrink while it decoded (the last ones of a level, after the queue ran
+#: dry): its batch is averaged over time, while its step time is averaged over its
+#: tokens, which weigh the small batches more; the fit leaves it out.
+STEADY = 0.25
 
 
 @dataclass(frozen=True)
@@ -35,6 +41,8 @@ class StepData:
     the client's batch, ``slot_batch`` the server's (NaN where it has none);
     ``step`` is seconds per decode step; ``timing`` says where the steps come from
     (``"server"``: the server's timings on every request, else ``"client"``).
+    ``outliers`` and ``tail`` count the requests left out as stalled and as the
+    shrinking tail of a level; ``requests`` counts them all.
     """
 
     slots: int
@@ -46,6 +54,7 @@ class StepData:
     outliers: int
     requests: int
     timing: str
+    tail: int = 0
 
     @property
     def size(self) -> int:
@@ -60,6 +69,19 @@ class StepData:
             if chosen.size:
                 out[g] = float(chosen.mean())
         return out
+
+
+def _steady(
+    batch: FloatArray, concurrency: NDArray[np.int64], level: NDArray[np.intp], levels: int
+) -> NDArray[np.bool_]:
+    """True for the requests that saw their level's batch (within :data:`STEADY`) all
+    along; a level with fewer than two of them keeps all its requests."""
+    steady = batch >= concurrency - STEADY
+    for g in range(levels):
+        members = level == g
+        if int((steady & members).sum()) < 2:
+            steady |= members
+    return steady
 
 
 def _where(line: str) -> tuple[str, int | None]:
@@ -97,8 +119,9 @@ def step_data(records: RecordSet) -> StepData:
         )
     step = np.array([r.step_s for r in rows], dtype=np.float64)
     batch = np.array([r.batch for r in rows], dtype=np.float64)
-    tau0, tau1 = fit_line(batch, step, np.ones_like(step))  # a first line, unweighted
-    keep = inliers(step - (tau0 + tau1 * batch), level, levels.size)
+    steady = _steady(batch, concurrency, level, levels.size)
+    tau0, tau1 = fit_line(batch[steady], step[steady], np.ones(int(steady.sum())))
+    keep = inliers(step - (tau0 + tau1 * batch), level, levels.size) & steady
     seen = [np.nan if r.batch_slots is None else r.batch_slots for r in rows]
     timed = all(r.predicted_per_token_ms or (r.predicted_ms and r.predicted_n) for r in rows)
     return StepData(
@@ -108,7 +131,8 @@ def step_data(records: RecordSet) -> StepData:
         batch=batch[keep],
         slot_batch=np.array(seen, dtype=np.float64)[keep],
         step=step[keep],
-        outliers=int(keep.size - keep.sum()),
+        outliers=int(steady.sum() - keep.sum()),
         requests=int(keep.size),
+        tail=int(steady.size - steady.sum()),
         timing="server" if timed else "client",
     )

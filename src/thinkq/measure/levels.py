@@ -15,7 +15,9 @@ is one line of ``NAME.server.jsonl`` (:func:`server_records_path`), with
 * ``batch``: the time-averaged number of queries the client had in service while
   this one decoded (:class:`~thinkq.measure.inflight.InFlight`), and ``batch_slots``
   with ``slot_samples``: the mean of the server's busy slots sampled over the same
-  window, where the server has ``/slots``.
+  window, where the server has ``/slots``;
+* ``decode_start_s`` and ``decode_end_s``: that window, in seconds from the start of
+  the phase.
 
 The window is the decoding part of the thinking request: its last ``predicted_ms``
 where the server reports it, else the whole request. Runs resume as the accuracy
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -133,42 +136,6 @@ def _window(t: Timings) -> tuple[float, float]:
     return max(t.start, t.end - t.predicted_ms / 1e3), t.end
 
 
-def _record(
-    q: LevelQuery, model: str, slots: int, gen: Generation, inflight: InFlight, watch: SlotWatch
-) -> dict[str, Any]:
-    t = gen.timings
-    if t is None:  # the forcer times every thinking request; budget 0 is not planned
-        raise ValueError("the server phase needs the timings of a forced thinking request")
-    start, end = _window(t)
-    batch_slots, samples = watch.mean(start, end)
-    return {
-        "phase": PHASE,
-        "task": q.query.item.dataset,
-        "item_id": q.query.item.item_id,
-        "budget": q.query.budget,
-        "run": q.query.run,
-        "concurrency": q.concurrency,
-        "slots": slots,
-        "correct": grade(q.query.item, gen.answer).correct,
-        "latency_s": gen.latency_s,
-        "thinking_tokens": gen.thinking_tokens,
-        "answer_tokens": gen.answer_tokens,
-        "prompt_tokens": gen.prompt_tokens,
-        "batch": inflight.mean(start, end),
-        "batch_slots": batch_slots,
-        "slot_samples": samples,
-        "think_s": t.end - t.start,
-        "predicted_ms": t.predicted_ms,
-        "predicted_n": t.predicted_n,
-        "predicted_per_token_ms": t.predicted_per_token_ms,
-        "prompt_ms": t.prompt_ms,
-        "prompt_n": t.prompt_n,
-        "model": model,
-        "mode": gen.mode,
-        "error": None,
-    }
-
-
 @dataclass
 class _Level:
     """What the workers of one level share."""
@@ -182,6 +149,43 @@ class _Level:
     writer: Writer
     inflight: InFlight
     watch: SlotWatch
+    origin: float  # perf_counter seconds at the start of the phase
+
+
+def _record(q: LevelQuery, level: _Level, gen: Generation) -> dict[str, Any]:
+    t = gen.timings
+    if t is None:  # the forcer times every thinking request; budget 0 is not planned
+        raise ValueError("the server phase needs the timings of a forced thinking request")
+    start, end = _window(t)
+    batch_slots, samples = level.watch.mean(start, end)
+    return {
+        "phase": PHASE,
+        "task": q.query.item.dataset,
+        "item_id": q.query.item.item_id,
+        "budget": q.query.budget,
+        "run": q.query.run,
+        "concurrency": q.concurrency,
+        "slots": level.slots,
+        "correct": grade(q.query.item, gen.answer).correct,
+        "latency_s": gen.latency_s,
+        "thinking_tokens": gen.thinking_tokens,
+        "answer_tokens": gen.answer_tokens,
+        "prompt_tokens": gen.prompt_tokens,
+        "batch": level.inflight.mean(start, end),
+        "batch_slots": batch_slots,
+        "slot_samples": samples,
+        "think_s": t.end - t.start,
+        "predicted_ms": t.predicted_ms,
+        "predicted_n": t.predicted_n,
+        "predicted_per_token_ms": t.predicted_per_token_ms,
+        "prompt_ms": t.prompt_ms,
+        "prompt_n": t.prompt_n,
+        "decode_start_s": start - level.origin,
+        "decode_end_s": end - level.origin,
+        "model": level.model,
+        "mode": gen.mode,
+        "error": None,
+    }
 
 
 async def _worker(level: _Level, pending: Iterator[LevelQuery]) -> None:
@@ -202,9 +206,7 @@ async def _worker(level: _Level, pending: Iterator[LevelQuery]) -> None:
             continue
         finally:
             level.inflight.leave()
-        await level.writer.write(
-            _record(q, level.model, level.slots, gen, level.inflight, level.watch)
-        )
+        await level.writer.write(_record(q, level, gen))
 
 
 # long: the phase's one entry point: resume, then each level as a closed loop of its
@@ -250,8 +252,9 @@ async def run_levels(
     try:
         async with SlotWatch(server.http, server.root) as watch:
             shared = _Level(
-                generator, server.model, slots, seed, retries, backoff, writer, inflight, watch
-            )
+                generator, server.model, slots, seed, retries, backoff, writer, inflight, watch,
+                time.perf_counter(),
+            )  # fmt: skip
             for n in dict.fromkeys(q.concurrency for q in todo):
                 pending = iter([q for q in todo if q.concurrency == n])
                 async with asyncio.TaskGroup() as group:
