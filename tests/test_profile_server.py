@@ -4,6 +4,7 @@ resume, the /slots witness and the command's options."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import time
 from pathlib import Path
@@ -21,6 +22,7 @@ from thinkq.measure.items import Item
 from thinkq.measure.levels import (
     concurrency_levels,
     plan_levels,
+    rounds,
     run_levels,
     server_records_path,
 )
@@ -56,6 +58,17 @@ def test_every_level_asks_the_same_queries_and_no_budget_zero() -> None:
     assert len(set(by_level[1])) == 12  # 10 cells, then a second run of two
     with pytest.raises(ValueError, match=r"^budgets: "):
         plan_levels(ITEMS, [0], slots=2, per_level=4, seed=0)
+
+
+def test_levels_are_interleaved_in_rounds_of_full_blocks() -> None:
+    assert rounds(12, 4) == 1  # a block of 12 at 4 slots: one round
+    assert rounds(32, 4) == 2
+    assert rounds(1000, 4) == 4
+    planned = plan_levels(ITEMS, [8, 16], slots=2, per_level=16, seed=2)
+    order = [n for n, _ in itertools.groupby(q.concurrency for q in planned)]
+    assert order == [1, 2, 1, 2]  # drifts of the machine spread over both levels
+    first = [q.query.key for q in planned[:8]]
+    assert first == [q.query.key for q in planned[8:16]]  # the same block at each level
 
 
 def test_in_flight_averages_the_count_over_a_window() -> None:

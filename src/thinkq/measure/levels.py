@@ -3,9 +3,12 @@ concurrency n = 1, 2, 4, ..., B, each record with the batch it saw.
 
 :func:`plan_levels` takes the first ``per_level`` queries of a seeded plan of the
 grid (items x the budgets above 0; budget 0 decodes no thinking) and asks the same
-ones at every level. :func:`run_levels` answers the levels in order, each as a closed
-loop: n workers, each sending its next query as soon as its last one is answered, so
-that n queries are in service until the level's queue runs dry. Every finished query
+ones at every level. The levels are interleaved in :func:`rounds` (1, 2, 4, ..., B,
+then again with the next block of queries), so that a slow drift of the machine
+(another job, thermal limits) spreads over all levels instead of biasing one against
+another. :func:`run_levels` answers the blocks in order, each as a closed loop: n
+workers, each sending its next query as soon as its last one is answered, so that n
+queries are in service until the block's queue runs dry. Every finished query
 is one line of ``NAME.server.jsonl`` (:func:`server_records_path`), with
 
 * its concurrency level and the run's ``slots``; its budget, tokens and latency;
@@ -29,6 +32,7 @@ smaller batches, and says so in its records.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import math
 import time
 from collections.abc import Collection, Iterator, Sequence
@@ -52,12 +56,17 @@ __all__ = [
     "LevelQuery",
     "concurrency_levels",
     "plan_levels",
+    "rounds",
     "run_levels",
     "server_records_path",
 ]
 
 #: The ``phase`` of a server-phase record.
 PHASE = "server"
+#: The most rounds the levels are interleaved in, and the fewest queries a level's
+#: block has per slot (a closed loop of n needs a queue well beyond n to keep n busy).
+ROUNDS = 4
+BLOCK = 4
 #: (concurrency, task, item id, budget, run): one query of the server phase.
 LevelKey = tuple[int, str, str, int, int]
 
@@ -105,7 +114,19 @@ def plan_levels(
         raise ValueError(f"per_level: must be >= 1 queries, not {per_level}")
     runs = math.ceil(per_level / (len(items) * len(positive)))
     chosen = plan(items, positive, runs, seed=seed)[:per_level]
-    return [LevelQuery(q, n) for n in concurrency_levels(slots) for q in chosen]
+    count = rounds(per_level, slots)
+    return [
+        LevelQuery(q, n)
+        for r in range(count)
+        for n in concurrency_levels(slots)
+        for q in chosen[r::count]
+    ]
+
+
+def rounds(per_level: int, slots: int) -> int:
+    """How many rounds the levels are asked in: as many as give every level's block at
+    least :data:`BLOCK` x ``slots`` queries, at most :data:`ROUNDS`."""
+    return max(1, min(ROUNDS, per_level // (BLOCK * slots)))
 
 
 def _key(data: dict[str, Any]) -> LevelKey | None:
@@ -255,8 +276,8 @@ async def run_levels(
                 generator, server.model, slots, seed, retries, backoff, writer, inflight, watch,
                 time.perf_counter(),
             )  # fmt: skip
-            for n in dict.fromkeys(q.concurrency for q in todo):
-                pending = iter([q for q in todo if q.concurrency == n])
+            for n, block in itertools.groupby(todo, key=lambda q: q.concurrency):
+                pending = iter(list(block))
                 async with asyncio.TaskGroup() as group:
                     for _ in range(n):
                         group.create_task(_worker(shared, pending))
