@@ -154,13 +154,16 @@ class Levels:
         return self.level(a, mu, l, law)
 
     def level(self, a: float, mu: float, l: FloatArray, law: Delay) -> Level:
-        """The level ``a`` at budgets ``l`` (responses to mu), with J and its slope."""
-        value, f1 = self._value(l, law, a)
-        slope = mu - f1  # the envelope theorem
-        return Level(a, mu, l, value, slope if math.isfinite(slope) else math.nan)
+        """The level of budgets ``l`` (responses to mu, aimed at ``a``), J and its slope.
 
-    def _value(self, l: FloatArray, law: Delay, a: float) -> tuple[float, float]:
-        """J at ``l`` (eq. 7) and dF/dm1 there, from the delay law at the level ``a``.
+        The level is E[S] at ``l`` itself: within the tolerance of ``a``.
+        """
+        value, f1, m1 = self._value(l, law, a)
+        slope = mu - f1  # the envelope theorem
+        return Level(m1, mu, l, value, slope if math.isfinite(slope) else math.nan)
+
+    def _value(self, l: FloatArray, law: Delay, a: float) -> tuple[float, float, float]:
+        """J at ``l`` (eq. 7), dF/dm1 and E[S] there, from the delay law at level ``a``.
 
         F(m1, m2) = F(a, 0) + F2(a) m2 exactly where m1 = a (F is linear in m2). A
         point a little off its level (|m1 - a| = d) adds F1 d + F0'' d^2 / 2 (F0 =
@@ -185,11 +188,11 @@ class Levels:
         ) <= 1e-2 * abs(law.d_second)
         if not slow:  # far off the level, or near the capacity: from scratch
             x = ws.point(l)
-            return x.objective, x.delay.d_mean
+            return x.objective, x.delay.d_mean, x.m1
         if d != 0.0:
             f += d * (f1 + 0.5 * law.d_mean_mean * d)
             f1 += law.d_mean_mean * d
-        return p.alpha * accuracy - f, f1
+        return p.alpha * accuracy - f, f1, a + d
 
     def scan(self, points: int, *, rtol: float = _MU_RTOL) -> list[Level]:
         """J*(a) at ``points`` levels from E[S(0)] to min(E[S(l_max)], C(B) / lambda)."""

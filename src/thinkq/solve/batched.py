@@ -60,7 +60,7 @@ _LARGE = 10_000
 #: Tolerance of the scan's level solves, relative to the range of E[S]: loose beyond
 #: N = _LARGE, where J from scratch at a point off its level costs less than a response.
 _LOOSE = 1e-4
-_LOOSER = 1e-2
+_LOOSER = 3e-2
 _ARMIJO = 1e-4
 _MAX_BACKTRACKS = 60
 _MAX_ITER = 500
