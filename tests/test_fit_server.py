@@ -53,6 +53,9 @@ def test_the_fit_recovers_a_known_step_time_law_within_its_intervals(tmp_path: P
     assert fit.held_out < 0.05
     assert [row["concurrency"] for row in fit.levels] == [1, 2, 4, 8]
     assert all(abs(row["residual"]) < 0.05 for row in fit.levels)
+    # the synthetic queries' latency is their steps: they slow down as the law says
+    for row in fit.levels:
+        assert row["latency_ratio"] == pytest.approx(row["fitted_ratio"], rel=0.05)
     assert fit.r_squared is not None
     assert fit.r_squared > 0.9
     # the profile carries the law; t0 and c stay those of the solo records

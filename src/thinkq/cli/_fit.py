@@ -259,7 +259,8 @@ def _server_table(fit: ServerFit) -> Table:
         f"({'linear' if fit.linear else 'NOT linear on these data'})",
         title_justify="left",
     )
-    for header in ("concurrency", "n", "batch", "/slots", "step (ms)", "fitted", "held out"):
+    headers = ("concurrency", "n", "batch", "/slots", "step (ms)", "fitted", "held out", "slowdown")
+    for header in headers:
         table.add_column(header, justify="right")
     for row in fit.levels:
         error = row["held_out_error"]
@@ -268,5 +269,6 @@ def _server_table(fit: ServerFit) -> Table:
             "-" if row["batch_slots"] is None else f"{row['batch_slots']:.2f}",
             f"{row['step'] * 1e3:.2f}", f"{row['fitted_step'] * 1e3:.2f}",
             "-" if error is None else f"{error:+.1%}",
+            f"{row['latency_ratio']:.2f}\n({row['fitted_ratio']:.2f})",
         )  # fmt: skip
     return table

@@ -17,7 +17,11 @@ bigger batches). Then:
   data. The profile keeps the line (thinkq's server model has no quadratic term); the
   report says by how much it misses;
 * **held-out check**: with three levels or more, each level is left out in turn, the
-  line fitted to the others predicts its mean step, and the relative error is kept.
+  line fitted to the others predicts its mean step, and the relative error is kept;
+* **whole queries**: the batched model stretches a query's whole solo time (prompt,
+  thinking, answer) by tau(n) / tau(1). Every level asks the same queries, so each
+  level's mean latency over the first level's (``latency_ratio``) is set beside the
+  law's tau(batch) / tau(batch at the first level) (``fitted_ratio``).
 
 The server table written to the profile is ``slots = B`` (the run's ``--slots``),
 ``tau0`` and ``tau1``.
@@ -163,6 +167,7 @@ def _level_rows(
     data: StepData, server: Server, x_mean: FloatArray, y_mean: FloatArray, held: FloatArray
 ) -> list[dict[str, Any]]:
     slot_mean = data.means(data.slot_batch)
+    latency = data.means(data.latency)
     rows = []
     for g, n in enumerate(data.levels):
         y = data.step[data.level == g]
@@ -178,6 +183,9 @@ def _level_rows(
                 "fitted_step": predicted,
                 "residual": (float(y_mean[g]) - predicted) / predicted,
                 "held_out_error": None if np.isnan(held[g]) else float(held[g]),
+                "latency": float(latency[g]),
+                "latency_ratio": float(latency[g] / latency[0]),
+                "fitted_ratio": predicted / server.step_time(float(x_mean[0])),
             }
         )
     return rows

@@ -39,8 +39,9 @@ class StepData:
 
     ``level`` indexes ``levels`` (the concurrency levels, ascending); ``batch`` is
     the client's batch, ``slot_batch`` the server's (NaN where it has none);
-    ``step`` is seconds per decode step; ``timing`` says where the steps come from
-    (``"server"``: the server's timings on every request, else ``"client"``).
+    ``step`` is seconds per decode step, ``latency`` the whole query's seconds;
+    ``timing`` says where the steps come from (``"server"``: the server's timings on
+    every request, else ``"client"``).
     ``outliers`` and ``tail`` count the requests left out as stalled and as the
     shrinking tail of a level; ``requests`` counts them all.
     """
@@ -51,6 +52,7 @@ class StepData:
     batch: FloatArray
     slot_batch: FloatArray
     step: FloatArray
+    latency: FloatArray
     outliers: int
     requests: int
     timing: str
@@ -131,6 +133,7 @@ def step_data(records: RecordSet) -> StepData:
         batch=batch[keep],
         slot_batch=np.array(seen, dtype=np.float64)[keep],
         step=step[keep],
+        latency=np.array([r.latency_s for r in rows], dtype=np.float64)[keep],
         outliers=int(steady.sum() - keep.sum()),
         requests=int(keep.size),
         tail=int(steady.size - steady.sum()),

@@ -108,7 +108,8 @@ def sample_server_records(
     At each level n = 1, 2, 4, ..., ``slots``, ``per_level`` queries of ``budget``
     thinking tokens see a batch b (n, a little less for a quarter of them, as at the
     end of a closed loop) and decode at tau0 + tau1 b + tau2 b^2 seconds per step, times
-    a Gamma variable of mean 1 and coefficient of variation ``step_cv``.
+    a Gamma variable of mean 1 and coefficient of variation ``step_cv``; the prompt and
+    the answer take 16 steps more, slowed alike (the batched model's semantics).
     """
     rng = np.random.default_rng(seed)
     levels, n = [], 1
@@ -131,7 +132,7 @@ def sample_server_records(
                 "concurrency": level,
                 "slots": slots,
                 "correct": False,
-                "latency_s": float(step[i] * budget + 0.2),
+                "latency_s": float(step[i] * (budget + 16)),
                 "thinking_tokens": budget,
                 "batch": float(batch[i]),
                 "think_s": float(step[i] * budget + 0.01),
