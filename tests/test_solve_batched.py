@@ -193,3 +193,21 @@ def test_the_local_search_beats_rounding_and_single_flips_under_the_batched_j(
         flipped[k] = math.floor(budgets[k]) if chosen[k] > budgets[k] else math.ceil(budgets[k])
         if flipped[k] <= profile.max_tokens:
             assert model.objective(profile, flipped) <= value + 1e-12 * (1.0 + abs(value))
+
+
+def test_types_without_share_get_their_best_response_on_a_batched_server() -> None:
+    """They do not move J; as today's solver, they get the budget of a marginal type."""
+    base = paper_profile().replace(rate=1.0)
+    share = base.share.copy()
+    share[[1, 4]] = 0.0  # GSM8K and BBH: the two that get tokens
+    profile = Profile.from_arrays(
+        names=base.names, share=share / share.sum(), A=base.A, b=base.b, D=base.D,
+        t0=base.t0, c=base.c, rate=1.0, alpha=base.alpha, max_tokens=base.max_tokens,
+        server=Server(8, 1.0, 0.1),
+    )  # fmt: skip
+    result = solve_continuous(profile)
+    assert result.converged, result.message
+    assert result.kkt_residual <= DEFAULT_TOL
+    response = np.clip(model.best_response(profile, result.budgets), 0, profile.max_tokens)
+    np.testing.assert_allclose(result.budgets[[1, 4]], response[[1, 4]], rtol=1e-12)
+    assert np.all(result.budgets[[1, 4]] > 0.0)

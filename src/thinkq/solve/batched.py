@@ -151,6 +151,18 @@ def _levels(ws: BatchedWorkspace, points: int | None) -> tuple[list[FloatArray],
     return [level.budgets for level in peaks(found, keep=2)], levels.evaluations
 
 
+def _idle(ws: BatchedWorkspace, x: BatchedPoint) -> BatchedPoint:
+    """``x`` with the types of zero share at their best response (they do not move J).
+
+    As today's solver: the budget such a type would get as a marginal type.
+    """
+    idle = ws.profile.share <= 0
+    if not np.any(idle):
+        return x
+    target = project(ws.respond(x.delay.d_mean, x.delay.d_second), ws.profile.max_tokens)
+    return ws.point(np.where(idle, target, x.budgets))
+
+
 def _residual(ws: BatchedWorkspace, x: BatchedPoint) -> float:
     """Eq. (23) under the batched law at ``x`` (with its own delay law), in tokens.
 
@@ -255,6 +267,8 @@ def solve_batched(
         if found[0].objective >= x.objective:
             x, iterations, _, message = found
             residual = _residual(ws, x)
+    x = _idle(ws, x)
+    residual = _residual(ws, x)
     converged = bool(residual <= tol)
     if not converged and message == "KKT residual below tolerance":
         message = "step below tolerance, KKT residual not (the limit of double precision)"
