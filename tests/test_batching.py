@@ -281,3 +281,12 @@ def test_unlimited_slots_are_insensitive_to_the_service_distribution(kind: str) 
     assert analytic.system_time == pytest.approx(reference, rel=1e-12)
     mean, half = _simulated_mean(server, rate, work, rng)
     assert abs(mean - analytic.system_time) < half
+
+
+@pytest.mark.parametrize("rate", [1e-30, 1e-17, 1e-13])
+def test_a_vanishing_load_is_no_load_without_a_warning(rate: float) -> None:
+    law = delay(Server(8, 0.02, 0.002), rate, 1.0, 2.0)
+    assert law.system_time == pytest.approx(1.0)
+    assert law.waiting_time == pytest.approx(0.0, abs=1e-9)
+    assert law.step == pytest.approx(0.022)
+    assert all(math.isfinite(v) for v in law)

@@ -38,6 +38,10 @@ from thinkq.batching.server import Server
 
 __all__ = ["Delay", "delay", "deterministic_ratio"]
 
+#: Below this fraction of C(B) the load is none: every query runs alone (to O(rho)
+#: relative, 1e-12; the chain's busy fraction would round to 0 there).
+_NO_LOAD = 1e-12
+
 
 class Delay(NamedTuple):
     """The batched server's mean delays at (m1, m2) and the partial derivatives of E[T].
@@ -117,7 +121,7 @@ def delay(server: Server, rate: float, m1: float, m2: float) -> Delay:
         return _unstable(server)
     if server.single:
         return _single(server, rate, m1, m2)
-    if rho <= 0.0:  # no load: every query runs alone
+    if rho <= _NO_LOAD * server.max_capacity:  # no load: every query runs alone
         return Delay(m1, 0.0, 1.0, 0.0, 0.0, server.step_time(1), 1.0, 0.0, 0.0, 0.0)
     c = chain(server, rho)
     w, w1, w2 = c.waiting, c.d_waiting, c.d2_waiting
