@@ -247,7 +247,7 @@ def _server_rows(fit: ServerFit) -> dict[str, str]:
     held = "n/a (fewer than 3 levels)" if fit.held_out is None else f"{fit.held_out:.1%}"
     return {
         "server": f"slots {s.slots}, tau0 {value('tau0')}, tau1 {value('tau1')}",
-        "server fit": f"R^2 {num(fit.r_squared, '.3f')} over {fit.data.requests} requests, "
+        "server fit": f"R^2 {num(fit.r_squared, '.3f')} over {fit.data.size} requests, "
         f"worst held-out level {held}",
     }
 
