@@ -20,6 +20,7 @@ closed form.
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from typing import NamedTuple
 
 import numpy as np
@@ -50,9 +51,26 @@ class Chain(NamedTuple):
     d2_waiting: float
 
 
+@lru_cache(maxsize=64)
+def _log_capacities(server: Server) -> tuple[FloatArray, FloatArray]:
+    """n = 0..B and sum_{k <= n} log C(k), for a server with at most ``_FIRST`` slots.
+
+    They do not depend on the load, and the solver evaluates the chain of one server
+    many times: computed once per server.
+    """
+    n = np.arange(1, server.slots + 1, dtype=np.float64)
+    capacity = n * (server.tau0 + server.tau1) / (server.tau0 + server.tau1 * n)
+    states = np.arange(server.slots + 1, dtype=np.float64)
+    return states, np.concatenate(([0.0], np.cumsum(np.log(capacity))))
+
+
 def _head(server: Server, rho: float) -> tuple[FloatArray, FloatArray, bool]:
     """n = 0..K and log-weights (peak 0); whether the head reaches B (a tail follows)."""
-    size = min(server.slots, _FIRST)
+    if server.slots <= _FIRST:
+        states, cumulative = _log_capacities(server)
+        logw = states * math.log(rho) - cumulative
+        return states, logw - logw.max(), True
+    size = _FIRST
     while True:
         n = np.arange(1, size + 1, dtype=np.float64)
         capacity = n * (server.tau0 + server.tau1) / (server.tau0 + server.tau1 * n)

@@ -25,12 +25,13 @@ from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
+from scipy.special import wrightomega
 
 from thinkq._shapes import HessianParts, project
 from thinkq._typing import FloatArray, IntArray
 from thinkq.batching.delay import Delay, delay
 from thinkq.batching.server import Server
-from thinkq.lambert import fixed_point_root, halley_omega
+from thinkq.lambert import halley_omega, root_unguarded
 from thinkq.profile import Profile
 
 BoolArray = NDArray[np.bool_]
@@ -109,9 +110,9 @@ def _root(types: _Types, f1: float, f2: float, *, fast: bool = False) -> FloatAr
             shift = np.log(total)
             k = -total / c
         log_minus_bk = types.log_bc + shift
-    if fast:
-        return fixed_point_root(log_bl, k, b, log_minus_bk, omega=halley_omega)
-    return fixed_point_root(log_bl, k, b, log_minus_bk)
+        return root_unguarded(
+            log_bl, k, b, log_minus_bk, omega=halley_omega if fast else wrightomega
+        )
 
 
 class _Responder:

@@ -19,7 +19,7 @@ server reports.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from thinkq.errors import ProfileError
 
@@ -40,6 +40,8 @@ class Server:
     slots: int = 1
     tau0: float = 1.0
     tau1: float = 0.0
+    #: C(B), computed once (the solver reads it thousands of times).
+    _max_capacity: float = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if isinstance(self.slots, bool) or not isinstance(self.slots, int):
@@ -68,6 +70,7 @@ class Server:
                 "field 'server.tau0': tau0 and tau1 cannot both be 0 (a step must take time)",
                 field="server.tau0",
             )
+        object.__setattr__(self, "_max_capacity", self.capacity(self.slots))
 
     def to_dict(self) -> dict[str, float | int]:
         """The ``[server]`` table of a profile file."""
@@ -94,4 +97,4 @@ class Server:
     @property
     def max_capacity(self) -> float:
         """C(B), the most work per second: stability needs rate * E[S] < C(B)."""
-        return self.capacity(self.slots)
+        return self._max_capacity
