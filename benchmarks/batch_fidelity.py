@@ -109,14 +109,20 @@ async def serve_run(
         )  # fmt: skip
         state = gateway.state()
         # the live prediction's inputs, one at a time: the rate it estimated, its lines
-        offered = gateway.controller.at(Estimate(result.offered_rate, profile.share, 0))
+        try:
+            offered: thinkq.Profile | None = gateway.controller.at(
+                Estimate(result.offered_rate, profile.share, 0)
+            )
+        except thinkq.UnstableLoadError:  # its refitted server cannot carry the load
+            offered = None
+        live_server = None if gateway.refit is None else gateway.refit.server()
     served = list(gateway.records.recent())
     times = np.array([r.system_time for r in sorted(served, key=lambda r: r.arrival)])
     budgets = [state["budgets"][name] for name in profile.names]
     counts = np.array([sum(1 for r in served if r.task == n) for n in profile.names])
     accuracy = float(np.dot(counts / counts.sum(), thinkq.model.accuracy(profile, budgets)))
     server = state["server"] or {}
-    law = offered.batched
+    law = profile.batched  # the server's law as profiled, not the refit's
     solo = np.array([r.service * (law.speed(r.batch) if law else 1.0) for r in served])
     m1, m2 = float(solo.mean()), float(np.mean(solo**2))
     if law is None:
@@ -140,7 +146,10 @@ async def serve_run(
         "measured_mean_batch": server.get("measured_mean_batch"),
         "live_prediction": state["predicted_mean_system_time"],
         "live_rate_estimate": state["rate_estimate"],
-        "live_at_offered_rate": thinkq.model.system_time(offered, budgets),
+        "live_at_offered_rate": None
+        if offered is None
+        else thinkq.model.system_time(offered, budgets),
+        "live_refit_server": None if live_server is None else live_server.to_dict(),
         "model_with_measured_moments": measured_moments,
         "live_latency": state["latency"],
         "live_server": server,
