@@ -290,3 +290,73 @@ def test_a_vanishing_load_is_no_load_without_a_warning(rate: float) -> None:
     assert law.waiting_time == pytest.approx(0.0, abs=1e-9)
     assert law.step == pytest.approx(0.022)
     assert all(math.isfinite(v) for v in law)
+
+
+# ------------------------------------------------------------------ measured steps
+
+MEASURED = ((1, 0.00685), (2, 0.01452), (4, 0.02153))
+
+
+def test_measured_steps_are_interpolated_and_continued_along_the_last_segment() -> None:
+    server = Server(8, 0.0014, 0.0055, steps=[list(p) for p in MEASURED])
+    assert server.steps == MEASURED  # lists become a tuple of pairs
+    assert server.step_time(1) == pytest.approx(0.00685)
+    assert server.step_time(3) == pytest.approx((0.01452 + 0.02153) / 2)
+    slope = (0.02153 - 0.01452) / 2
+    assert server.step_time(8) == pytest.approx(0.02153 + 4 * slope)
+    assert server.capacity(2) == pytest.approx(2 * 0.00685 / 0.01452)
+    assert server.max_capacity == pytest.approx(8 * 0.00685 / (0.02153 + 4 * slope))
+    np.testing.assert_allclose(server.step_table()[1:], [server.step_time(n) for n in (1, 2, 3, 4)])
+    assert Server(8, 1.0, 0.0, steps=[(1, 0.02), (2, 0.01)]).step_time(6) == pytest.approx(0.01)
+    assert "interpolated" in server.law
+    assert server.to_dict()["steps"] == [[1, 0.00685], [2, 0.01452], [4, 0.02153]]
+
+
+@pytest.mark.parametrize(
+    ("steps", "why"),
+    [
+        ([(2, 0.01)], "the first point must be n = 1"),
+        ([(1, 0.01), (1, 0.02)], "n must increase"),
+        ([(1, 0.01), (9, 0.02)], "n must be an integer in [1, slots = 8]"),
+        ([(1, 0.0)], "must be finite and > 0"),
+        ([(1, 0.01, 3)], "expected [n, seconds] pairs"),
+        ("0.01", "expected a list of [n, seconds] pairs"),
+    ],
+)
+def test_bad_steps_are_one_line_errors_naming_the_field(steps: object, why: str) -> None:
+    with pytest.raises(ProfileError) as caught:
+        Server(8, 0.01, 0.0, steps=steps)  # type: ignore[arg-type]
+    assert caught.value.field == "server.steps"
+    assert str(caught.value).startswith("field 'server.steps': ")
+    assert why in str(caught.value)
+
+
+def test_steps_on_a_line_give_the_lines_numbers() -> None:
+    line = Server(6, 0.01, 0.002)
+    points = [(n, line.step_time(n)) for n in (1, 3, 6)]
+    table = Server(6, 0.01, 0.002, steps=points)
+    for rho in (0.3, 1.5, 0.95 * line.max_capacity):
+        a, b = delay(line, rho / 2.0, 2.0, 9.0), delay(table, rho / 2.0, 2.0, 9.0)
+        np.testing.assert_allclose(tuple(b), tuple(a), rtol=1e-9)
+    arrivals = np.cumsum(np.random.default_rng(1).exponential(0.4, 5000))
+    work = np.random.default_rng(2).exponential(1.0, 5000)
+    np.testing.assert_allclose(
+        departures(arrivals, work, slots=6, tau0=0.01, tau1=0.002),
+        departures(arrivals, work, slots=6, tau0=0.01, tau1=0.002, table=table.step_table()),
+        rtol=1e-9,
+    )
+
+
+def test_a_measured_law_is_exact_for_exponential_service_against_the_simulator() -> None:
+    # exponential service: the chain is exact whatever the capacities, so the model and
+    # the simulation of the same measured law must agree
+    server = Server(4, 0.0014, 0.0055, steps=MEASURED)
+    rng = np.random.default_rng(7)
+    rate, queries = 0.9 * server.max_capacity, 400_000
+    arrivals = np.cumsum(rng.exponential(1.0 / rate, queries))
+    work = rng.exponential(1.0, queries)
+    table = server.step_table()
+    out = departures(arrivals, work, slots=4, tau0=server.tail_line()[0],
+                     tau1=server.tail_line()[1], table=table)  # fmt: skip
+    simulated = float(np.mean((out - arrivals)[queries // 10 :]))
+    assert simulated == pytest.approx(delay(server, rate, 1.0, 2.0).system_time, rel=0.04)

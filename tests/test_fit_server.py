@@ -75,6 +75,13 @@ def test_a_quadratic_law_is_flagged_as_not_linear(tmp_path: Path) -> None:
     assert fit.quadratic[2] == pytest.approx(0.004, rel=0.25)
     assert any("not linear in the batch" in w for w in result.warnings)
     assert any("left out of the fit is predicted" in w for w in result.warnings)
+    # the law the profile carries is the measured step at each level, interpolated
+    steps = fit.server.steps
+    assert [n for n, _ in steps] == [int(n) for n in fit.data.levels]
+    for row, (_, seconds) in zip(fit.levels, steps, strict=True):
+        assert seconds == pytest.approx(row["step"])
+    assert result.profile.server == fit.server
+    assert fit.to_dict()["steps"] == [list(point) for point in steps]
 
 
 def test_without_server_records_the_fit_is_todays(tmp_path: Path) -> None:

@@ -148,6 +148,35 @@ def test_the_refit_recovers_the_step_time_law_and_the_solo_lines() -> None:
     np.testing.assert_allclose(c, p.c, rtol=1e-6)
 
 
+def test_the_refit_does_not_blame_the_batch_for_a_slower_machine() -> None:
+    # served three times slower than profiled (a busy machine): the law is still the
+    # truth's, and the solo lines are three times the profile's
+    p = batched()
+    clock = Clock(100.0)
+    refit = LatencyRefit(p, window=60.0, clock=clock, min_samples=5)
+    truth = Server(slots=4, tau0=0.006, tau1=0.009)
+    rng = np.random.default_rng(5)
+    for _ in range(300):
+        task, tokens, batch = int(rng.integers(2)), int(rng.integers(20, 200)), rng.uniform(1, 4)
+        solo = 3.0 * (p.t0[task] + p.c[task] * tokens)
+        refit.observe(task, tokens, solo / truth.speed(batch), batch)
+    fitted = refit.server()
+    assert fitted is not None
+    assert fitted.tau1 / fitted.step_time(1) == pytest.approx(0.6)
+    t0, c, _ = refit.fitted()
+    np.testing.assert_allclose(t0, 3.0 * p.t0, rtol=1e-6)
+    np.testing.assert_allclose(c, 3.0 * p.c, rtol=1e-6)
+
+
+def test_a_measured_step_table_is_kept_by_the_refit() -> None:
+    table = Server(slots=4, tau0=0.002, tau1=0.005, steps=((1, 0.007), (2, 0.0145), (4, 0.0215)))
+    p = profile(rate=4.0, server=table)
+    refit = LatencyRefit(p, window=60.0, clock=Clock(100.0), min_samples=1)
+    for batch in (1.0, 2.0, 3.0, 4.0):
+        refit.observe(0, 50, 2.0, batch)
+    assert refit.server() == table
+
+
 def test_admission_counts_departures_at_the_batch_capacity() -> None:
     async def main() -> None:
         async with gateway_client(FakeServer(), profile=batched(), concurrency=4) as (_, g):

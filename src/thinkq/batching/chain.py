@@ -49,6 +49,9 @@ class Chain(NamedTuple):
     waiting: float
     d_waiting: float
     d2_waiting: float
+    #: E[tau(min(N, B)); N > 0]: the step time integrated over the law, idle time as 0
+    #: (only with a measured ``steps`` table; the line's is tau0 P(N > 0) + tau1 E[min(N, B)]).
+    stepping: float = math.nan
 
 
 @lru_cache(maxsize=64)
@@ -59,7 +62,7 @@ def _log_capacities(server: Server) -> tuple[FloatArray, FloatArray]:
     many times: computed once per server.
     """
     n = np.arange(1, server.slots + 1, dtype=np.float64)
-    capacity = n * (server.tau0 + server.tau1) / (server.tau0 + server.tau1 * n)
+    capacity = n * server.step_time(1) / server.step_times(n)
     states = np.arange(server.slots + 1, dtype=np.float64)
     return states, np.concatenate(([0.0], np.cumsum(np.log(capacity))))
 
@@ -73,7 +76,7 @@ def _head(server: Server, rho: float) -> tuple[FloatArray, FloatArray, bool]:
     size = _FIRST
     while True:
         n = np.arange(1, size + 1, dtype=np.float64)
-        capacity = n * (server.tau0 + server.tau1) / (server.tau0 + server.tau1 * n)
+        capacity = n * server.step_time(1) / server.step_times(n)
         logw = np.concatenate(([0.0], np.cumsum(math.log(rho) - np.log(capacity))))
         logw -= logw.max()
         if size == server.slots:
@@ -118,6 +121,10 @@ def chain(server: Server, rho: float) -> Chain:
     third_b = (float(np.dot(e * c * c, p)) + pb * (B - batch) * (d * d * g0 + 2 * d * g1 + g2)) / z
     cov_w = pb * (d * g1 + g2) / z
     third_w = pb * (d * d * g1 + 2 * d * g2 + g3) / z - waiting * var
+    stepping = math.nan
+    if server.steps:  # E[tau(min(N, B)); N > 0], the head's steps and the tail's at B
+        taus = server.step_times(np.maximum(n, 1.0))
+        stepping = (float(np.dot(taus[1:], p[1:])) + pb * g0 * server.step_time(B)) / z
     return Chain(
         empty=float(p[0]) / z,
         batch=batch,
@@ -126,4 +133,5 @@ def chain(server: Server, rho: float) -> Chain:
         waiting=waiting,
         d_waiting=cov_w / rho,
         d2_waiting=(third_w - cov_w) / rho**2,
+        stepping=stepping,
     )

@@ -142,7 +142,7 @@ def delay(server: Server, rate: float, m1: float, m2: float) -> Delay:
         slowdown=c.batch / rho,
         batch=c.batch,
         busy=busy,
-        step=(server.tau0 * busy + server.tau1 * c.batch) / busy,
+        step=(c.stepping if server.steps else server.tau0 * busy + server.tau1 * c.batch) / busy,
         d_mean=c.d_batch + p1 + rate**2 * m2 * q1,
         d_second=rate * q,
         d_mean_mean=rate * (c.d2_batch + p2) + rate**3 * m2 * q2,

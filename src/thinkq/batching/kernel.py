@@ -31,9 +31,9 @@ from thinkq._typing import FloatArray, IntArray
 __all__ = ["BatchedQueue", "Served", "departures"]
 
 # the kernel's state between calls: floats (now, virtual clock, integral of the number
-# in service over time, time with at least one in service) and integers (in service,
-# queries started, next arrival)
-_NOW, _CLOCK, _AREA, _BUSY = range(4)
+# in service over time, time with at least one in service, integral of the step time
+# while busy) and integers (in service, queries started, next arrival)
+_NOW, _CLOCK, _AREA, _BUSY, _STEPS = range(5)
 _IN_SERVICE, _STARTED, _NEXT = range(3)
 
 
@@ -51,14 +51,17 @@ def _advance(
     slots: int,
     tau0: float,
     tau1: float,
+    table: FloatArray,
     final: bool,
 ) -> None:
     total = arrivals.shape[0]
-    now, clock, area, busy = state[0], state[1], state[2], state[3]
+    now, clock, area, busy, steps = state[0], state[1], state[2], state[3], state[4]
     n, started, i = counts[0], counts[1], counts[2]
-    solo = tau0 + tau1
+    # tau(n): the measured table where it has n, the line tau0 + tau1 n beyond it
+    solo = table[1] if table.shape[0] > 1 else tau0 + tau1
     while i < total or (final and n > 0):
-        speed = solo / (tau0 + tau1 * n) if n > 0 else 0.0
+        tau = table[n] if n < table.shape[0] else tau0 + tau1 * n
+        speed = solo / tau if n > 0 else 0.0
         # rounding can carry the clock a hair past the heap minimum: time must not go back
         finish = now + max(keys[0] - clock, 0.0) / speed if n > 0 else np.inf
         arrive = arrivals[i] if i < total else np.inf
@@ -68,6 +71,7 @@ def _advance(
             area += n * step
             if n > 0:
                 busy += step
+                steps += tau * step
             now = arrive
             if n < slots:  # straight into service: sift up
                 k = n
@@ -88,6 +92,7 @@ def _advance(
             continue
         area += n * (finish - now)
         busy += finish - now
+        steps += tau * (finish - now)
         clock = keys[0]
         now = finish
         out[ids[0]] = now
@@ -120,6 +125,7 @@ def _advance(
     state[1] = clock
     state[2] = area
     state[3] = busy
+    state[4] = steps
     counts[0] = n
     counts[1] = started
     counts[2] = i
@@ -134,16 +140,32 @@ def _check(arrivals: FloatArray, work: FloatArray) -> tuple[FloatArray, FloatArr
 
 
 def departures(
-    arrivals: FloatArray, work: FloatArray, *, slots: int, tau0: float, tau1: float
+    arrivals: FloatArray,
+    work: FloatArray,
+    *,
+    slots: int,
+    tau0: float,
+    tau1: float,
+    table: FloatArray | None = None,
 ) -> FloatArray:
-    """Departure times (s) of queries arriving at ``arrivals`` with solo times ``work``."""
+    """Departure times (s) of queries arriving at ``arrivals`` with solo times ``work``.
+
+    ``table`` (optional) is tau(n) for n = 0 .. K (:meth:`~thinkq.batching.Server.step_table`);
+    beyond it, and without it, the step time is tau0 + tau1 n.
+    """
     a, s = _check(arrivals, work)
     size = min(int(slots), a.size) + 1
     out, start = np.empty(a.size), np.empty(a.size)
     keys, ids = np.empty(size), np.empty(size, np.int64)
-    state, counts = np.zeros(4), np.zeros(3, np.int64)
-    _advance(a, s, start, out, keys, ids, state, counts, int(slots), float(tau0), float(tau1), True)
+    state, counts = np.zeros(5), np.zeros(3, np.int64)
+    steps = _table(table)
+    _advance(a, s, start, out, keys, ids, state, counts, int(slots), float(tau0), float(tau1),
+             steps, True)  # fmt: skip
     return out
+
+
+def _table(table: FloatArray | None) -> FloatArray:
+    return np.ascontiguousarray(np.empty(0) if table is None else table, dtype=np.float64)
 
 
 class Served(NamedTuple):
@@ -151,8 +173,9 @@ class Served(NamedTuple):
 
     ``tags`` are the caller's labels; ``wait`` is the time from arrival to service
     start and ``system`` from arrival to departure (s). ``area`` is the integral of
-    the number in service over the call's time and ``busy`` the time with at least one
-    in service (s), both up to the block's last arrival (a final drain adds nothing).
+    the number in service over the call's time, ``busy`` the time with at least one
+    in service (s) and ``steps`` the integral of the step time tau(n) over that busy
+    time (s^2), all up to the block's last arrival (a final drain adds nothing).
     """
 
     tags: IntArray
@@ -160,15 +183,20 @@ class Served(NamedTuple):
     system: FloatArray
     area: float
     busy: float
+    steps: float = 0.0
 
 
 class BatchedQueue:
-    """The batched server fed block by block (see the module docstring)."""
+    """The batched server fed block by block (see the module docstring); ``table`` as
+    in :func:`departures`."""
 
-    def __init__(self, slots: int, tau0: float, tau1: float) -> None:
+    def __init__(
+        self, slots: int, tau0: float, tau1: float, table: FloatArray | None = None
+    ) -> None:
         self.slots, self.tau0, self.tau1 = int(slots), float(tau0), float(tau1)
+        self.table = _table(table)
         self.keys, self.ids = np.empty(1), np.empty(1, np.int64)
-        self.state, self.counts = np.zeros(4), np.zeros(3, np.int64)
+        self.state, self.counts = np.zeros(5), np.zeros(3, np.int64)
         # the queries still in the system: in service (heap order), then queued
         self.arrivals, self.work, self.start = np.empty(0), np.empty(0), np.empty(0)
         self.tags: IntArray = np.empty(0, np.int64)
@@ -192,14 +220,16 @@ class BatchedQueue:
             self.ids = np.concatenate((self.ids, np.empty(size - self.ids.size, np.int64)))
         start = np.concatenate((self.start, np.empty(arrivals.size)))
         out = np.full(a.size, np.nan)
-        area, busy = self.state[_AREA], self.state[_BUSY]
+        area, busy, steps = self.state[_AREA], self.state[_BUSY], self.state[_STEPS]
         _advance(a, s, start, out, self.keys, self.ids, self.state, self.counts,
-                 self.slots, self.tau0, self.tau1, final)  # fmt: skip
+                 self.slots, self.tau0, self.tau1, self.table, final)  # fmt: skip
         area, busy = self.state[_AREA] - area, self.state[_BUSY] - busy
+        steps = self.state[_STEPS] - steps
         if final:
-            area = busy = 0.0
+            area = busy = steps = 0.0
         done = ~np.isnan(out)
-        served = Served(tag[done], (start - a)[done], (out - a)[done], float(area), float(busy))
+        served = Served(tag[done], (start - a)[done], (out - a)[done], float(area),
+                        float(busy), float(steps))  # fmt: skip
         self._keep(a, s, start, tag)
         return served
 

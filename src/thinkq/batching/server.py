@@ -10,6 +10,12 @@ The semantics every part of thinkq shares (``docs/batching.md``):
   C(n) = n tau(1) / tau(n) solo-seconds of work per second (its *capacity*);
 * a query that arrives to B queries in service waits in FIFO order.
 
+Where the step time is not linear in the batch (a measured server may bend: llama.cpp
+on two cores takes twice as long a step for two sequences as for one, then less
+than linear beyond), ``steps`` gives it as measured points (n, seconds): tau(n) is
+their piecewise-linear interpolation, continued beyond the last point along the last
+segment (never decreasing). tau0 and tau1 then stay as the fitted line, for reference.
+
 ``slots = 1`` is the paper's FIFO M/G/1 server. tau1 = 0 is perfect batching (C(n) = n,
 the M/G/B queue); tau0 = 0 is no batching gain (C(n) = 1, processor sharing among at
 most B). Only the ratio tau1 / tau0 shapes the queue; the absolute step time is what a
@@ -19,8 +25,13 @@ server reports.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
+import numpy as np
+
+from thinkq._typing import FloatArray
 from thinkq.errors import ProfileError
 
 __all__ = ["UNLIMITED_SLOTS", "Server"]
@@ -33,13 +44,17 @@ UNLIMITED_SLOTS = 1_000_000
 class Server:
     """A server with ``slots`` decode slots and step time ``tau0 + tau1 n`` (seconds).
 
-    Raises :class:`~thinkq.errors.ProfileError` naming the field (``server.slots``,
-    ``server.tau0``, ``server.tau1``) when a value is out of range.
+    ``steps``, if given, is the step time measured at batch sizes n: pairs
+    (n, seconds) with n = 1 first, increasing, at most ``slots``; tau(n) is then their
+    piecewise-linear interpolation (see the module). Raises
+    :class:`~thinkq.errors.ProfileError` naming the field (``server.slots``,
+    ``server.tau0``, ``server.tau1``, ``server.steps``) when a value is out of range.
     """
 
     slots: int = 1
     tau0: float = 1.0
     tau1: float = 0.0
+    steps: tuple[tuple[int, float], ...] = ()
     #: C(B), computed once (the solver reads it thousands of times).
     _max_capacity: float = field(init=False, repr=False, compare=False)
 
@@ -70,11 +85,15 @@ class Server:
                 "field 'server.tau0': tau0 and tau1 cannot both be 0 (a step must take time)",
                 field="server.tau0",
             )
+        object.__setattr__(self, "steps", _checked_steps(self.steps, self.slots))
         object.__setattr__(self, "_max_capacity", self.capacity(self.slots))
 
-    def to_dict(self) -> dict[str, float | int]:
+    def to_dict(self) -> dict[str, Any]:
         """The ``[server]`` table of a profile file."""
-        return {"slots": self.slots, "tau0": self.tau0, "tau1": self.tau1}
+        table: dict[str, Any] = {"slots": self.slots, "tau0": self.tau0, "tau1": self.tau1}
+        if self.steps:
+            table["steps"] = [[n, t] for n, t in self.steps]
+        return table
 
     @property
     def single(self) -> bool:
@@ -82,12 +101,53 @@ class Server:
         return self.slots == 1
 
     def step_time(self, n: float) -> float:
-        """tau(n) = tau0 + tau1 n: seconds per decode step with n sequences in the batch."""
-        return self.tau0 + self.tau1 * n
+        """tau(n): seconds per decode step with n sequences in the batch (tau0 + tau1 n,
+        or the ``steps`` interpolated)."""
+        if not self.steps:
+            return self.tau0 + self.tau1 * n
+        return float(self.step_times(np.array([float(n)]))[0])
+
+    def step_times(self, n: FloatArray) -> FloatArray:
+        """tau(n) for an array of batch sizes (n >= 1)."""
+        if not self.steps:
+            return self.tau0 + self.tau1 * n
+        where = np.array([p[0] for p in self.steps], dtype=np.float64)
+        times = np.array([p[1] for p in self.steps], dtype=np.float64)
+        a, b = self.tail_line()
+        result: FloatArray = np.where(n <= where[-1], np.interp(n, where, times), a + b * n)
+        return result
+
+    def tail_line(self) -> tuple[float, float]:
+        """(a, b) with tau(n) = a + b n beyond the last measured point (tau0, tau1 without
+        ``steps``): the last segment, its slope at least 0."""
+        if not self.steps:
+            return self.tau0, self.tau1
+        (n1, t1), (n2, t2) = (self.steps[-2], self.steps[-1]) if len(self.steps) > 1 else (
+            (0, self.steps[-1][1]), self.steps[-1])  # fmt: skip
+        slope = max((t2 - t1) / (n2 - n1), 0.0)
+        return t2 - slope * n2, slope
+
+    def step_table(self) -> FloatArray:
+        """tau(n) for n = 0 .. the last measured point (entry 0 is tau(1)); empty without
+        ``steps`` (the simulator's kernel reads it, and the line beyond it)."""
+        if not self.steps:
+            return np.empty(0)
+        last = self.steps[-1][0]
+        table = self.step_times(np.arange(last + 1, dtype=np.float64))
+        table[0] = table[1] if last >= 1 else table[0]
+        return table
+
+    @property
+    def law(self) -> str:
+        """The step-time law in words, for tables: the line, or the measured steps."""
+        if not self.steps:
+            return f"{self.tau0:g} + {self.tau1:g} n"
+        points = ", ".join(f"{t:.4g} at {n}" for n, t in self.steps)
+        return f"measured {points} (interpolated)"
 
     def speed(self, n: float) -> float:
         """tau(1) / tau(n): each sequence's speed relative to running alone (n >= 1)."""
-        return (self.tau0 + self.tau1) / (self.tau0 + self.tau1 * n)
+        return self.step_time(1) / self.step_time(n)
 
     def capacity(self, n: float) -> float:
         """C(min(n, B)): solo-seconds of work the server does per second with n present."""
@@ -98,3 +158,28 @@ class Server:
     def max_capacity(self) -> float:
         """C(B), the most work per second: stability needs rate * E[S] < C(B)."""
         return self._max_capacity
+
+
+def _checked_steps(steps: Any, slots: int) -> tuple[tuple[int, float], ...]:
+    """``steps`` as a tuple of (n, seconds), or a one-line error naming ``server.steps``."""
+
+    def bad(why: str) -> ProfileError:
+        return ProfileError(f"field 'server.steps': {why}", field="server.steps")
+
+    if isinstance(steps, str | bytes) or not isinstance(steps, Sequence):
+        raise bad(f"expected a list of [n, seconds] pairs, got {steps!r}")
+    points: list[tuple[int, float]] = []
+    for item in steps:
+        if isinstance(item, str | bytes) or not isinstance(item, Sequence) or len(item) != 2:
+            raise bad(f"expected [n, seconds] pairs, got {item!r}")
+        n, t = item
+        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= slots:
+            raise bad(f"n must be an integer in [1, slots = {slots}], got {n!r}")
+        if isinstance(t, bool) or not isinstance(t, int | float) or not (0 < t < math.inf):
+            raise bad(f"seconds per step must be finite and > 0, got {t!r} at n = {n}")
+        if points and n <= points[-1][0]:
+            raise bad(f"n must increase, got {n} after {points[-1][0]}")
+        points.append((n, float(t)))
+    if points and points[0][0] != 1:
+        raise bad(f"the first point must be n = 1 (running alone), got n = {points[0][0]}")
+    return tuple(points)

@@ -152,14 +152,18 @@ def _render_simulation(console: Console, profile: Profile, run: Simulation) -> N
     }
     console.print(grid(f"Summary ({run.ci_level:.0%} intervals by batch means)", rows))
     if run.server is not None:
-        console.print(grid("Server", _server_rows(run.server)))
+        measured = profile.server
+        law = f"tau0 + tau1 n = {run.server.tau0:g} + {run.server.tau1:g} n"
+        if measured is not None and measured.steps:
+            law = measured.law
+        console.print(grid("Server", _server_rows(run.server, law)))
 
 
-def _server_rows(server: ServerStatistics) -> dict[str, str]:
+def _server_rows(server: ServerStatistics, law: str) -> dict[str, str]:
     slots = "unlimited" if server.slots >= UNLIMITED_SLOTS else f"{server.slots:,}"
     return {
         "slots": slots,
-        "step time (s)": f"tau0 + tau1 n = {server.tau0:g} + {server.tau1:g} n",
+        "step time (s)": law,
         "mean batch (in service)": f"{server.mean_batch:.4f}  "
         f"(model {server.analytic_mean_batch:.4f})",
         "step time while busy (s)": f"{server.step_time:.6g}  "

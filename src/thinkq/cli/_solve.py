@@ -248,7 +248,9 @@ def _server(result: SolveResult) -> Table | None:
     slots = f"{f.slots:,}" + (" (unlimited)" if f.slots >= UNLIMITED_SLOTS else "")
     rows = {
         "slots (B)": slots,
-        "step time law tau(n) (s)": f"{f.tau0:g} + {f.tau1:g} n",
+        "step time law tau(n) (s)": result.profile.server.law
+        if result.profile.server
+        else f"{f.tau0:g} + {f.tau1:g} n",
         "capacity C(B) (solo-s per s)": num(f.capacity, ".4g"),
         "utilisation of C(B)": num(f.utilization, ".4f"),
         "mean batch (in service)": num(f.mean_batch, ".4f"),

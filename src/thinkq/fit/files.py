@@ -114,6 +114,14 @@ def _server_lines(result: FitResult) -> list[str]:
         f"slots = {s.slots}  # the most queries decoded at once (thinkq profile --slots)",
         f"tau0 = {s.tau0!r}{note('tau0', 's per step')}",
         f"tau1 = {s.tau1!r}{note('tau1', 's per step per query in the batch')}",
+        *(
+            [
+                "# the step time measured at each level (n, s per step): the law, interpolated",
+                f"steps = [{', '.join(f'[{n}, {t!r}]' for n, t in s.steps)}]",
+            ]
+            if s.steps
+            else []
+        ),
     ]
 
 

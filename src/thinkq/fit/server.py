@@ -13,9 +13,8 @@ bigger batches). Then:
   tau(mean batch), and chi^2 of the level means on levels - 2 degrees of freedom;
 * **linearity**: the quadratic tau0 + tau1 n + tau2 n^2 is fitted beside the line;
   when its extra term is significant (F-test, p < 10^-3) and moves a level's
-  prediction by more than :data:`BEND`, the law is reported as not linear on these
-  data. The profile keeps the line (thinkq's server model has no quadratic term); the
-  report says by how much it misses;
+  prediction by more than :data:`BEND`, the law is not linear on these data, and the
+  table's law is the measured step at each level (``steps``, interpolated);
 * **held-out check**: with three levels or more, each level is left out in turn, the
   line fitted to the others predicts its mean step, and the relative error is kept;
 * **whole queries**: the batched model stretches a query's whole solo time (prompt,
@@ -23,8 +22,7 @@ bigger batches). Then:
   level's mean latency over the first level's (``latency_ratio``) is set beside the
   law's tau(batch) / tau(batch at the first level) (``fitted_ratio``).
 
-The server table written to the profile is ``slots = B`` (the run's ``--slots``),
-``tau0`` and ``tau1``.
+The table written is ``slots = B`` (``--slots``), ``tau0``, ``tau1`` (and ``steps``).
 """
 
 from __future__ import annotations
@@ -104,6 +102,7 @@ class ServerFit:
             "slots": s.slots,
             "tau0": s.tau0,
             "tau1": s.tau1,
+            "steps": [list(point) for point in s.steps] or None,
             "intervals": {k: list(v) for k, v in self.intervals.items()},
             "step_1": s.step_time(1),
             "step_slots": s.step_time(s.slots),
@@ -228,6 +227,9 @@ def fit_server(
         intervals = _intervals(b0, b1, data.slots, level)
     levels = _level_rows(data, server, x_mean, y_mean, held)
     notes = _warnings(server, data, linear, quadratic, bend, levels, held_out)
+    if not linear and int(data.levels[0]) == 1 and np.all(y_mean > 0):  # the steps are the law
+        steps = tuple((int(n), float(y)) for n, y in zip(data.levels, y_mean, strict=True))
+        server = Server(slots=data.slots, tau0=tau0, tau1=tau1, steps=steps)
     return ServerFit(
         server, data, intervals, r_squared, chi2, max(dof, 0), p_value,
         (float(quadratic[0]), float(quadratic[1]), float(quadratic[2])), quadratic_p,
@@ -250,8 +252,8 @@ def _warnings(
         notes.append(
             f"server: the step time is not linear in the batch on these data (a quadratic "
             f"term tau2 = {quadratic[2]:.3g} s moves a level by {bend:.1%}; the line misses "
-            f"concurrency {worst['concurrency']} by {worst['residual']:+.1%}); the profile "
-            "keeps the least-squares line, thinkq's server model has no quadratic term"
+            f"concurrency {worst['concurrency']} by {worst['residual']:+.1%}); the profile's "
+            "[server] steps are the measured step at each level (the line stays as tau0, tau1)"
         )
     if held_out is not None and held_out > HELD_OUT_GOAL:
         notes.append(

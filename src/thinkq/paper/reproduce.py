@@ -246,7 +246,7 @@ def _server_line(profile: Profile) -> list[str]:
         return []
     return [
         "",
-        f"Server: {server.slots} slots, step time tau(n) = {server.tau0:g} + {server.tau1:g} n s "
+        f"Server: {server.slots} slots, step time tau(n) = {server.law} s "
         "(the profile's [server] table). Every figure below is computed with the batched model "
         "and simulator of `docs/batching.md`; the paper's are for one slot (M/G/1), so the "
         "budgets differ from its printed ones wherever the queue matters.",

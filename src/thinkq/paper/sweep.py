@@ -181,7 +181,8 @@ def _at(profile: Profile, over: str, value: float) -> Profile:
         return profile.replace(alpha=value)
     law = profile.server
     assert law is not None  # checked by _slots
-    return profile.with_server(Server(int(value), law.tau0, law.tau1))
+    steps = tuple(point for point in law.steps if point[0] <= value)
+    return profile.with_server(Server(int(value), law.tau0, law.tau1, steps=steps))
 
 
 def _point(

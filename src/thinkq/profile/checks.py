@@ -43,7 +43,7 @@ TOP_KEYS = ("rate", "alpha", "max_tokens", "tasks")
 #: and the server's table.
 OPTIONAL_TOP_KEYS = ("default_task", "server")
 #: The keys of the optional ``[server]`` table (:class:`~thinkq.batching.Server`).
-SERVER_KEYS = ("slots", "tau0", "tau1")
+SERVER_KEYS = ("slots", "tau0", "tau1", "steps")
 # A + D <= 1 is checked with this slack, so that values computed in floating point (a fit
 # that puts A + D on its bound 1) are not refused for a rounding error.
 SUM_SLACK = 1e-9

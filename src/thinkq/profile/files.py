@@ -138,14 +138,27 @@ def server_from_table(table: Any) -> Server | None:
         raise ProfileError("field 'server.slots': missing", field="server.slots")
     slots = table["slots"]
     several = isinstance(slots, int) and not isinstance(slots, bool) and slots > 1
+    keys = dict(table)
+    if "steps" in keys and ("tau0" not in keys or "tau1" not in keys):
+        keys = _line_of_steps(keys)  # the measured steps are the law; the line is theirs
     for key in ("tau0", "tau1") if several else ():
-        if key not in table:
+        if key not in keys:
             raise ProfileError(
                 f"field 'server.{key}': missing (the step time is tau0 + tau1 n seconds "
-                "with n sequences in the batch)",
+                "with n sequences in the batch, or give the measured steps)",
                 field=f"server.{key}",
             )
-    return Server(**{key: table[key] for key in SERVER_KEYS if key in table})
+    return Server(**{key: keys[key] for key in SERVER_KEYS if key in keys})
+
+
+def _line_of_steps(table: dict[str, Any]) -> dict[str, Any]:
+    """tau0 and tau1 from the first and last measured steps, where the table omits them."""
+    points = Server(slots=table["slots"], steps=table["steps"]).steps  # checked here
+    if not points:
+        return table
+    (n1, t1), (n2, t2) = points[0], points[-1]
+    slope = max((t2 - t1) / (n2 - n1), 0.0) if n2 != n1 else 0.0
+    return {"tau0": max(t1 - slope * n1, 0.0), "tau1": slope} | table
 
 
 def profile_from_dict(data: Any, *, source: str = "<memory>") -> Profile:

@@ -18,10 +18,15 @@ On a batched server (the profile's ``[server]`` table, more than one slot) a req
 served in a mean batch of n takes tau(n) / tau(1) times its solo time (the semantics
 of ``docs/batching.md``), so the lines above are fitted to the *solo* times: each
 observed time divided by that factor. With ``min_samples`` requests served beside
-others (mean batch above 1.5), the step-time law is refitted too, by least squares
-through the solo point: r - 1 = beta (n - 1), with r the observed time over the
-profile's solo line t0 + c l and beta = tau1 / tau(1), keeping tau(1) = tau0 + tau1
-(only the ratio shapes the queue); beta is kept in [0, 1] (tau0, tau1 >= 0).
+others (mean batch above 1.5), the step-time law is refitted too, jointly with the
+solo lines: a served time is modelled as (t0_k + c_k l) (1 + beta (n - 1)) with
+beta = tau1 / tau(1) in [0, 1], and beta is the value of a grid over [0, 1] whose
+solo lines (fitted to the times divided by the slowdown) leave the least squared
+error; tau(1) = tau0 + tau1 is kept (only the ratio shapes the queue). Fitting beta
+against the profile's solo lines instead would blame the batch for any slowness of
+the machine: served beside a busy gateway on two cores, SmolLM2's solo times were
+three times the profile's, and beta went to 1. A law given as measured ``steps`` is
+kept as it is (only the latency lines are refitted).
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from collections import deque
 
 import numpy as np
 
-from thinkq._typing import FloatArray
+from thinkq._typing import FloatArray, IntArray
 from thinkq.batching.server import Server
 from thinkq.profile import Profile
 from thinkq.serve.estimator import Clock
@@ -86,21 +91,25 @@ class LatencyRefit:
     def server(self) -> Server | None:
         """The profile's server with its step-time law refitted where there is data."""
         server = self.profile.batched
-        if server is None:
+        if server is None or server.steps:  # a measured step table is kept as it is
             return self.profile.server
-        p = self.profile
-        rows = [
-            (seconds / (p.t0[k] + p.c[k] * tokens), batch)
-            for k, seen in enumerate(self._recent())
-            for _, tokens, seconds, batch in seen
-            if batch > 1.5 and p.t0[k] + p.c[k] * tokens > 0
-        ]
-        if len(rows) < self.min_samples:
+        rows = [(k, *obs[1:]) for k, seen in enumerate(self._recent()) for obs in seen]
+        if sum(1 for *_, batch in rows if batch > 1.5) < self.min_samples:
             return server
-        r, n = np.array(rows).T
-        beta = float(np.clip(np.dot(r - 1.0, n - 1.0) / np.dot(n - 1.0, n - 1.0), 0.0, 1.0))
+        k, tokens, seconds, batch = (np.array(column) for column in zip(*rows, strict=True))
+        k = k.astype(np.intp)
+        beta = float(min(_BETAS, key=lambda b: self._misfit(k, tokens, seconds, batch, float(b))))
         solo = server.step_time(1)
         return Server(server.slots, solo * (1.0 - beta), solo * beta)
+
+    def _misfit(
+        self, k: IntArray, l: FloatArray, s: FloatArray, n: FloatArray, beta: float
+    ) -> float:
+        """Squared error of the served times under the slowdown 1 + beta (n - 1), with
+        each type's solo line fitted to the times divided by it (all types at once)."""
+        g = 1.0 + beta * (n - 1.0)
+        intercept, slope = _lines(k, l, s / g, self.profile.c, self.min_spread)
+        return float(np.sum((s - (intercept[k] + slope[k] * l) * g) ** 2))
 
     def fitted(self) -> tuple[FloatArray, FloatArray, FloatArray]:
         """``(t0, c, variance)`` per type: refitted where there is enough data."""
@@ -123,3 +132,30 @@ class LatencyRefit:
             t0[k], c[k] = max(intercept, 0.0), slope
             variance[k] = float(np.var(residuals, ddof=1))
         return t0, c, variance
+
+
+#: The ratios tau1 / tau(1) the online refit chooses among (0: perfect batching, 1:
+#: no batching gain).
+_BETAS = np.linspace(0.0, 1.0, 51)
+
+
+def _lines(
+    k: IntArray, l: FloatArray, z: FloatArray, prior: FloatArray, min_spread: int
+) -> tuple[FloatArray, FloatArray]:
+    """Each type's line z = t0 + c l by least squares (the ``prior`` slope where its
+    thinking lengths span fewer than ``min_spread`` tokens, or the fit is not > 0)."""
+    size = prior.size
+    count = np.maximum(np.bincount(k, minlength=size), 1)
+    mean_l = np.bincount(k, weights=l, minlength=size) / count
+    mean_z = np.bincount(k, weights=z, minlength=size) / count
+    dl = l - mean_l[k]
+    var = np.bincount(k, weights=dl * dl, minlength=size)
+    cov = np.bincount(k, weights=dl * (z - mean_z[k]), minlength=size)
+    low = np.full(size, np.inf)
+    high = np.full(size, -np.inf)
+    np.minimum.at(low, k, l)
+    np.maximum.at(high, k, l)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        fitted = cov / var
+    slope = np.where((high - low >= min_spread) & (fitted > 0), fitted, prior)
+    return mean_z - slope * mean_l, slope

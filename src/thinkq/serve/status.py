@@ -51,6 +51,7 @@ def _server(plan: Plan, measured_batch: float | None) -> dict[str, Any] | None:
         "slots": server.slots,
         "tau0": server.tau0,
         "tau1": server.tau1,
+        "steps": [list(point) for point in server.steps] or None,
         "capacity": server.max_capacity,
         "predicted_mean_batch": _finite(plan.mean_batch),
         "measured_mean_batch": measured_batch,

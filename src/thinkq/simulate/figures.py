@@ -7,6 +7,7 @@ A profile with a ``[server]`` table (:class:`thinkq.batching.Server`) gets them 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from thinkq import model
@@ -23,7 +24,7 @@ class ServerStatistics:
     """The server's ``[server]`` table and its figures, simulated beside the model.
 
     ``mean_batch`` is the time-average number of queries in service and ``step_time``
-    the time-average decode-step time tau0 + tau1 n while at least one is in service
+    the time-average decode-step time tau(n) while at least one is in service
     (s); ``analytic_mean_batch`` and ``analytic_step_time`` are the model's
     (:class:`thinkq.batching.Delay` ``batch`` and ``step``).
     """
@@ -47,7 +48,14 @@ def model_delay(profile: Profile, budgets: FloatArray) -> Delay | None:
 
 
 def server_statistics(
-    server: Server, figures: Delay, *, work: float, span: float, area: float, busy: float
+    server: Server,
+    figures: Delay,
+    *,
+    work: float,
+    span: float,
+    area: float,
+    busy: float,
+    steps: float = math.nan,
 ) -> ServerStatistics:
     """The figures from a run's totals over the measured arrivals' span (s).
 
@@ -61,7 +69,11 @@ def server_statistics(
         batch, step = work / span, server.step_time(1)
     else:
         batch = area / span
+        # the time-average step while busy: the line's at the mean batch, a table's from
+        # the integral the kernel keeps
         step = server.step_time(area / busy if busy > 0 else 1.0)
+        if server.steps and busy > 0:
+            step = steps / busy
     return ServerStatistics(
         slots=server.slots,
         tau0=server.tau0,

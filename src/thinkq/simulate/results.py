@@ -117,7 +117,8 @@ class Tally:
         self.batch_system = np.zeros(BATCHES)
         self.batch_correct = np.zeros(BATCHES)
         self.busy = self.span = 0.0  # solo work and time over the measured arrivals
-        self.area = self.busy_time = 0.0  # batched: integrals of n in service and of n > 0
+        # batched: integrals of n in service, of n > 0 and of the step time while n > 0
+        self.area = self.busy_time = self.step_time = 0.0
         self.overall_wait, self.overall_system = Histogram(_FINE), Histogram(_FINE)
         self.type_system = Histogram(_COARSE, types) if types <= _PER_TYPE_LIMIT else None
 
@@ -258,5 +259,6 @@ class Tally:
     def server_statistics(self, profile: Profile, figures: Delay) -> ServerStatistics:
         """The server's simulated mean batch and step time beside the model's ``figures``."""
         assert profile.server is not None
-        times = {"work": self.busy, "span": self.span, "area": self.area, "busy": self.busy_time}
+        times = {"work": self.busy, "span": self.span, "area": self.area, "busy": self.busy_time,
+                 "steps": self.step_time}  # fmt: skip
         return server_statistics(profile.server, figures, **times)
