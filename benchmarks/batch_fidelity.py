@@ -159,6 +159,33 @@ async def serve_run(
     }
 
 
+async def calibrate(
+    args: argparse.Namespace, base_url: str, profile: thinkq.Profile
+) -> thinkq.Profile:
+    """Serve ``args.calibration`` queries at a mean batch of about 1 with the refit on,
+    and return the profile with the latency lines and step-time law the gateway
+    learned (this machine, with the gateway beside the server), as the one-slot
+    experiment does."""
+    assert profile.server is not None
+    point = profile.replace(rate=rate_for_batch(profile, 1.0))
+    prompts = load_prompts(list(profile.names), data_dir=args.data_dir, n=300, seed=0)
+    gateway = Gateway(
+        point, Server(base_url, "smollm2", timeout=3600), template=get_template(args.template),
+        window=1e6, resolve_every=5.0, max_queue=100_000, concurrency=profile.server.slots,
+        refit=True,
+    )  # fmt: skip
+    async with gateway:
+        transport = httpx.ASGITransport(app=create_app(gateway))
+        mix = dict(zip(profile.names, profile.share.tolist(), strict=True))
+        await run_load(
+            "http://gateway/v1", rate=point.rate, queries=args.calibration, mix=mix,
+            prompts=prompts, max_tokens=args.answer_tokens, stop=("\n",), seed=99,
+            transport=transport, timeout=7200,
+        )  # fmt: skip
+        learned = gateway.controller.at(Estimate(point.rate, profile.share, 0))
+    return learned.replace(rate=profile.rate)
+
+
 def predictions(profile: thinkq.Profile, row: Row, queries: int) -> Row:
     """The batched model, the simulator and M/G/1 at the offered rate and budgets served."""
     point = profile.replace(rate=row["offered_rate"])
@@ -213,21 +240,37 @@ def main() -> None:
     parser.add_argument("--refit", action="store_true", help="Refit online (live prediction).")
     parser.add_argument("--compare", action="store_true", help="The three deployments too.")
     parser.add_argument("--compare-utilization", type=float, default=0.6)
+    parser.add_argument(
+        "--calibration",
+        type=int,
+        default=0,
+        help="Queries that teach the gateway this machine first (refit).",
+    )
     parser.add_argument("--out", type=Path, required=True, help="Results (JSON), resumable.")
     args = parser.parse_args()
-    profile = thinkq.load_profile(args.profile)
-    if profile.batched is None:
+    profiled = thinkq.load_profile(args.profile)
+    if profiled.batched is None:
         sys.exit(f"error: {args.profile}: the profile has no [server] table with slots > 1")
     done: dict[str, Row] = json.loads(args.out.read_text()) if args.out.exists() else {}
-    todo = {k: v for k, v in runs(profile, args).items() if k not in done}
-    llama = None if args.base_url or not todo else start_batching(parallel=profile.server.slots)
+    llama = None if args.base_url else start_batching(parallel=profiled.server.slots)
     base_url = args.base_url or (llama.base_url if llama else "")
     try:
+        profile = profiled
+        if args.calibration and "calibration" not in done:
+            learned = asyncio.run(calibrate(args, base_url, profiled))
+            done["calibration"] = {"profile": learned.to_dict()}
+        if "calibration" in done:
+            profile = thinkq.profile.profile_from_dict(done["calibration"]["profile"])
+        todo = {k: v for k, v in runs(profile, args).items() if k not in done}
         for seed, (name, (served, concurrency)) in enumerate(todo.items(), start=1):
             print(f"{name}: rate {served.rate:.4g}/s, concurrency {concurrency}", flush=True)
             row = asyncio.run(serve_run(args, base_url, served, concurrency, seed))
             physical = profile if concurrency > 1 else profile.with_server(None)
             row |= predictions(physical, row, args.queries)
+            row["profiled_model_mean"] = thinkq.model.system_time(
+                profiled.replace(rate=row["offered_rate"]),
+                [row["budgets"][name] for name in profiled.names],
+            )
             done[name] = row
             partial = args.out.with_suffix(".partial")
             partial.write_text(json.dumps(done, indent=1))
@@ -235,11 +278,12 @@ def main() -> None:
     finally:
         if llama is not None:
             stop(llama)
-    report(done)
+    report({k: v for k, v in done.items() if k != "calibration"})
 
 
 def report(done: dict[str, Row]) -> None:
     keys = ("offered_rate", "measured_mean", "measured_mean_95", "measured_p95", "model_mean",
+            "profiled_model_mean",
             "simulated_mean", "simulated_p95", "mgl_mean", "live_prediction",
             "live_rate_estimate", "live_at_offered_rate", "model_with_measured_moments",
             "measured_mean_batch", "model_mean_batch", "measured_J")  # fmt: skip
