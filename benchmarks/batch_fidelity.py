@@ -195,13 +195,16 @@ def predictions(profile: thinkq.Profile, row: Row, queries: int) -> Row:
         thinkq.simulate(point, budgets, queries=queries, warmup=0, seed=s).mean_system_time
         for s in range(100)
     ]
-    single = point.with_server(None)
+    try:  # the paper's M/G/1 model of the same traffic: unstable beyond one slot's capacity
+        mgl = thinkq.model.system_time(point.with_server(None), budgets)
+    except thinkq.UnstableLoadError:
+        mgl = math.inf
     m = thinkq.model.moments(point, budgets)
     law = delay(point.server, point.rate, m.mean, m.second) if point.batched else None
     return {
         "model_mean": thinkq.model.system_time(point, budgets),
         "model_mean_batch": None if law is None else law.batch,
-        "mgl_mean": thinkq.model.system_time(single, budgets),
+        "mgl_mean": mgl,
         "simulated_mean": simulated.mean_system_time,
         "simulated_p95": simulated.p95_system_time,
         "simulated_runs_5_95": np.percentile(runs, [5, 95]).tolist(),
