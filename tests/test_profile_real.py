@@ -85,12 +85,15 @@ def test_an_interrupted_run_resumes_to_the_whole_grid(
     llama_server: LlamaServer, benchmarks_dir: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "records.jsonl"
-    # a grid long enough (72 queries, a few tenths of a second each) that the run is
-    # still going when it is interrupted after its fourth record
-    grid = {"--budgets": "0,8,24", "--samples": 12}
+    grid = {"--budgets": "0,8,24", "--samples": 3}
     args = profile_args(llama_server, benchmarks_dir, out, **grid)
     command = [sys.executable, "-m", "thinkq", *map(str, args)]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # a shell that starts the suite in the background (``cmd &``) ignores SIGINT in its
+    # children, and Python keeps an inherited SIG_IGN: give the child the default back
+    process = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )  # fmt: skip
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and process.poll() is None:
         if out.exists() and out.read_text("utf-8").count("\n") >= 4:
@@ -101,7 +104,7 @@ def test_an_interrupted_run_resumes_to_the_whole_grid(
     assert process.returncode == 130, stderr
     assert b"run the same command" in stderr
     partial = records(out)  # every line is whole JSON
-    assert 4 <= len(partial) < 72
+    assert 4 <= len(partial) < 18
 
     other = profile_args(llama_server, benchmarks_dir, out, **(grid | {"--budgets": "0,8"}))
     refused = thinkq(*other)  # other budgets: not this run
@@ -112,7 +115,7 @@ def test_an_interrupted_run_resumes_to_the_whole_grid(
     done = thinkq(*args)
     assert done.returncode == 0, done.stderr
     keys = Counter((r["task"], r["item_id"], r["budget"], r["run"]) for r in records(out))
-    assert len(keys) == 2 * 12 * 3  # the whole grid ...
+    assert len(keys) == 2 * 3 * 3  # the whole grid ...
     assert set(keys.values()) == {1}  # ... once each
     assert {(r["task"], r["item_id"], r["budget"]) for r in partial} <= {k[:3] for k in keys}
 
@@ -120,7 +123,7 @@ def test_an_interrupted_run_resumes_to_the_whole_grid(
     extended = thinkq(*more, "--extend")  # a budget added to the same run
     assert extended.returncode == 0, extended.stderr
     keys = Counter((r["task"], r["item_id"], r["budget"], r["run"]) for r in records(out))
-    assert len(keys) == 2 * 12 * 4
+    assert len(keys) == 2 * 3 * 4
     assert set(keys.values()) == {1}
 
 
