@@ -24,6 +24,7 @@ from thinkq.batching.delay import deterministic_ratio
         ({"tau1": math.nan}, "server.tau1"),
         ({"tau0": math.inf}, "server.tau0"),
         ({"tau0": 0.0, "tau1": 0.0}, "server.tau0"),
+        ({"slots": 4, "tau0": 1e308, "tau1": 1e308}, "server.tau1"),  # C(B) would be nan
     ],
 )
 def test_a_bad_server_is_a_one_line_profile_error_naming_the_field(

@@ -156,6 +156,7 @@ def test_sweep_over_rate_reports_saturation_and_plots(tmp_path: Path):
         (("--over", "slots", "--from", 1, "--to", 8, "--tau0", -1, "--tau1", 0), "--tau0"),
         (("--over", "slots", "--from", 1.5, "--to", 8, "--tau0", 1, "--tau1", 0), "--from/--to"),
         (("--over", "rate", "--from", 1, "--to", 2, "--rate", 50), "--rate"),
+        (("--over", "slots", "--from", 1, "--to", 4, "--tau0", 1e308, "--tau1", 1e308), "--tau1"),
     ],
 )
 def test_sweep_errors_are_one_line(args, option):

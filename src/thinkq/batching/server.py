@@ -85,6 +85,12 @@ class Server:
                 "field 'server.tau0': tau0 and tau1 cannot both be 0 (a step must take time)",
                 field="server.tau0",
             )
+        if not math.isfinite(self.tau0 + self.tau1 * self.slots):
+            raise ProfileError(
+                f"field 'server.tau1': the step time with every slot busy, tau0 + tau1 B, "
+                f"overflows (tau0 = {self.tau0:g}, tau1 = {self.tau1:g}, B = {self.slots})",
+                field="server.tau1",
+            )
         object.__setattr__(self, "steps", _checked_steps(self.steps, self.slots))
         object.__setattr__(self, "_max_capacity", self.capacity(self.slots))
 
