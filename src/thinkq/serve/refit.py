@@ -88,16 +88,23 @@ class LatencyRefit:
                 seen.popleft()
         return self._seen
 
+    def _columns(self) -> tuple[IntArray, FloatArray, FloatArray, FloatArray]:
+        """The window's observations as columns: type, thinking tokens, seconds, batch."""
+        rows = [(k, *obs[1:]) for k, seen in enumerate(self._recent()) for obs in seen]
+        if not rows:
+            return np.empty(0, np.intp), np.empty(0), np.empty(0), np.empty(0)
+        columns = zip(*rows, strict=True)
+        k, tokens, seconds, batch = (np.array(column, np.float64) for column in columns)
+        return k.astype(np.intp), tokens, seconds, batch
+
     def server(self) -> Server | None:
         """The profile's server with its step-time law refitted where there is data."""
         server = self.profile.batched
         if server is None or server.steps:  # a measured step table is kept as it is
             return self.profile.server
-        rows = [(k, *obs[1:]) for k, seen in enumerate(self._recent()) for obs in seen]
-        if sum(1 for *_, batch in rows if batch > 1.5) < self.min_samples:
+        k, tokens, seconds, batch = self._columns()
+        if np.count_nonzero(batch > 1.5) < self.min_samples:
             return server
-        k, tokens, seconds, batch = (np.array(column) for column in zip(*rows, strict=True))
-        k = k.astype(np.intp)
         beta = float(min(_BETAS, key=lambda b: self._misfit(k, tokens, seconds, batch, float(b))))
         solo = server.step_time(1)
         return Server(server.slots, solo * (1.0 - beta), solo * beta)
@@ -114,23 +121,20 @@ class LatencyRefit:
     def fitted(self) -> tuple[FloatArray, FloatArray, FloatArray]:
         """``(t0, c, variance)`` per type: refitted where there is enough data."""
         p = self.profile
-        t0, c, variance = p.t0.copy(), p.c.copy(), p.variance.copy()
+        k, l, s, n = self._columns()
+        counts = np.bincount(k, minlength=p.size)
+        ready = counts >= self.min_samples
+        if not np.any(ready):
+            return p.t0.copy(), p.c.copy(), p.variance.copy()
         server = self.server() if p.batched is not None else None
-        for k, seen in enumerate(self._recent()):
-            if len(seen) < self.min_samples:
-                continue
-            l = np.array([tokens for _, tokens, _, _ in seen], dtype=np.float64)
-            s = np.array([seconds for _, _, seconds, _ in seen])
-            if server is not None:  # solo times: undo the batch's slowdown
-                s = s * np.array([server.speed(batch) for _, _, _, batch in seen])
-            slope = c[k]
-            if l.max() - l.min() >= self.min_spread:
-                fitted = float(np.polyfit(l, s, 1)[0])
-                slope = fitted if fitted > 0 else slope
-            intercept = float(np.mean(s - slope * l))
-            residuals = s - intercept - slope * l
-            t0[k], c[k] = max(intercept, 0.0), slope
-            variance[k] = float(np.var(residuals, ddof=1))
+        if server is not None:  # solo times: undo the batch's slowdown
+            s = s * server.step_time(1) / server.step_times(n)
+        intercept, slope = _lines(k, l, s, p.c, self.min_spread)
+        residuals = s - intercept[k] - slope[k] * l
+        spread = np.bincount(k, weights=residuals**2, minlength=p.size) / np.maximum(counts - 1, 1)
+        t0: FloatArray = np.where(ready, np.maximum(intercept, 0.0), p.t0)
+        c: FloatArray = np.where(ready, slope, p.c)
+        variance: FloatArray = np.where(ready, spread, p.variance)
         return t0, c, variance
 
 
