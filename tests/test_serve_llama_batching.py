@@ -25,6 +25,7 @@ import httpx
 
 from llama_profile import profile_and_fit
 from llama_server import LlamaServer, free_port
+from test_serve_llama import _profile as one_slot_profile
 from thinkq import Profile, load_profile
 from thinkq.batching import Server as BatchServer
 from thinkq.measure.server import Server
@@ -36,21 +37,8 @@ SLOTS = 4
 
 
 def _profile() -> Profile:
-    """Two types with budgets of about 10 to 20 tokens on a 4-slot server."""
-    return Profile.from_arrays(
-        names=["math", "chat"],
-        share=[1.0, 1.0],
-        A=[0.5, 0.3],
-        b=[0.1, 0.2],
-        D=[0.2, 0.2],
-        t0=[0.2, 0.2],
-        c=[0.012, 0.012],
-        rate=1.0,
-        alpha=1.0,
-        max_tokens=24,
-        default_task="chat",
-        server=BatchServer(slots=SLOTS, tau0=0.009, tau1=0.003),
-    )
+    """The one-slot gateway tests' two types (budgets of about 10 tokens) on 4 slots."""
+    return one_slot_profile().with_server(BatchServer(slots=SLOTS, tau0=0.009, tau1=0.003))
 
 
 def test_a_batched_profile_is_served_four_at_a_time_with_exact_budgets(
