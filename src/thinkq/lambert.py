@@ -16,6 +16,7 @@ certify with scipy's; ``fixed_point_root(..., omega=halley_omega)`` uses it.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -76,7 +77,7 @@ def root_unguarded(
     y = log_bl - b * k
     w = _halley(y) if omega is halley_omega else omega(y)
     direct = (log_bl - np.log(w)) / b
-    far = (log_bl - log_minus_bk) / b
-    direct = np.where(np.isfinite(y), direct, far)
+    if not math.isfinite(float(np.add.reduce(y))):  # some y = +-inf (or a sum beyond range)
+        direct = np.where(np.isfinite(y), direct, (log_bl - log_minus_bk) / b)
     result: FloatArray = np.where(y > 0, direct, k + w / b)  # both may be inf there
     return result

@@ -55,36 +55,76 @@ class Chain(NamedTuple):
 
 
 @lru_cache(maxsize=64)
-def _log_capacities(server: Server) -> tuple[FloatArray, FloatArray]:
-    """n = 0..B and sum_{k <= n} log C(k), for a server with at most ``_FIRST`` slots.
+def _log_capacities(server: Server, size: int) -> tuple[FloatArray, FloatArray]:
+    """n = 0..K and sum_{k <= n} log C(k) for a head of K = ``size`` <= ``_FIRST`` states.
 
     They do not depend on the load, and the solver evaluates the chain of one server
     many times: computed once per server.
     """
-    n = np.arange(1, server.slots + 1, dtype=np.float64)
-    capacity = n * server.step_time(1) / server.step_times(n)
-    states = np.arange(server.slots + 1, dtype=np.float64)
-    return states, np.concatenate(([0.0], np.cumsum(np.log(capacity))))
+    return np.arange(size + 1, dtype=np.float64), np.concatenate(
+        ([0.0], np.cumsum(_logs(server, size)))
+    )
 
 
-def _head(server: Server, rho: float) -> tuple[FloatArray, FloatArray, bool]:
-    """n = 0..K and log-weights (peak 0); whether the head reaches B (a tail follows)."""
-    if server.slots <= _FIRST:
-        states, cumulative = _log_capacities(server)
-        logw = states * math.log(rho) - cumulative
-        return states, logw - logw.max(), True
-    size = _FIRST
+def _logs(server: Server, size: int) -> FloatArray:
+    """log C(n) for n = 1..``size``."""
+    n = np.arange(1, size + 1, dtype=np.float64)
+    result: FloatArray = np.log(n * server.step_time(1) / server.step_times(n))
+    return result
+
+
+def _log_weights(server: Server, size: int, log_rho: float) -> tuple[FloatArray, FloatArray]:
+    """n = 0..K and log(rho^n / (C(1) ... C(n))) for the head K = ``size``.
+
+    Beyond ``_FIRST`` states the terms log rho - log C(k) are summed one by one (n log
+    rho and the sum of log C(k) are each of order 1e7 there: their difference would
+    lose eight digits).
+    """
+    if size <= _FIRST:
+        states, cumulative = _log_capacities(server, size)
+        return states, states * log_rho - cumulative
+    states = np.arange(size + 1, dtype=np.float64)
+    return states, np.concatenate(([0.0], np.cumsum(log_rho - _logs(server, size))))
+
+
+def _powers(states: FloatArray, server: Server, mode: int) -> FloatArray:
+    """Rows (n - mode)^j for j = 0..3 and tau(n) (0 at n = 0), over ``states``."""
+    x = states - float(mode)
+    taus = server.step_times(np.maximum(states, 1.0)) if server.steps else np.zeros_like(x)
+    taus[0] = 0.0
+    return np.vstack((np.ones_like(x), x, x * x, x * x * x, taus))
+
+
+@lru_cache(maxsize=4096)
+def _cached_powers(server: Server, size: int, mode: int) -> FloatArray:
+    """:func:`_powers` over n = 0..``size`` (at most ``_FIRST``)."""
+    return _powers(_log_capacities(server, size)[0], server, mode)
+
+
+def _head(server: Server, rho: float) -> tuple[list[float], bool]:
+    """Sums over the head n = 0..K (weights w relative to the peak, at the mode m):
+
+    sum (n - m)^j w_n for j = 0..3, sum_{n >= 1} tau(n) w_n, m, w_0 and w_K; whether the
+    head reaches B (a tail follows). One matrix product: on a few states numpy's
+    per-call overhead is most of the cost, and the solver evaluates the chain often.
+    K is B, or (B beyond ``_FIRST``) the first of 256, 1024, ... where the rest is
+    below 1e-35 of the peak.
+    """
+    size = min(server.slots, _FIRST)
+    log_rho = math.log(rho)
     while True:
-        n = np.arange(1, size + 1, dtype=np.float64)
-        capacity = n * server.step_time(1) / server.step_times(n)
-        logw = np.concatenate(([0.0], np.cumsum(math.log(rho) - np.log(capacity))))
-        logw -= logw.max()
-        if size == server.slots:
-            return np.arange(size + 1, dtype=np.float64), logw, True
+        states, logw = _log_weights(server, size, log_rho)
+        mode = int(logw.argmax())
+        reached = size == server.slots
         # beyond K every ratio is below rho / C(K + 1); stop once the rest is negligible
-        ratio = rho / server.capacity(size + 1)
-        if ratio < 1.0 and logw[-1] < _NEGLIGIBLE + math.log1p(-ratio):
-            return np.arange(size + 1, dtype=np.float64), logw, False
+        ratio = 0.0 if reached else rho / server.capacity(size + 1)
+        last = float(logw[-1] - logw[mode])
+        if reached or (ratio < 1.0 and last < _NEGLIGIBLE + math.log1p(-ratio)):
+            w = np.exp(logw - logw[mode])
+            small = size <= _FIRST
+            powers = _cached_powers(server, size, mode) if small else _powers(states, server, mode)
+            sums: list[float] = (powers @ w).tolist()
+            return [*sums, mode, float(w[0]), float(w[-1])], reached
         size = min(server.slots, size * 4)
 
 
@@ -102,31 +142,34 @@ def chain(server: Server, rho: float) -> Chain:
     """The aggregates of N at offered load ``rho`` (requires 0 < rho < C(B))."""
     if not 0.0 < rho < server.max_capacity:
         raise ValueError(f"rho: must be in (0, {server.max_capacity:g}), got {rho!r}")
-    n, logw, tail = _head(server, rho)
-    p = np.exp(logw)
+    sums, tail = _head(server, rho)
+    h0, h1, h2, h3, h_tau, mode, w_first, w_last = sums
     B = float(server.slots)
     x = rho / server.max_capacity if tail else 0.0
     g0, g1, g2, g3 = _tail_sums(x)
-    pb = p[-1] if tail else 0.0  # the weight of N = B, which the tail scales
-    z = float(p.sum()) + pb * g0
-    mean = (float(np.dot(n, p)) + pb * (B * g0 + g1)) / z
-    c = n - mean
+    pb = w_last if tail else 0.0  # the weight of N = B, which the tail scales
+    z = h0 + pb * g0
+    # moments about the mode, moved to the mean and the mean batch (a shift of a few
+    # standard deviations at most: no cancellation)
+    mean = mode + (h1 + pb * ((B - mode) * g0 + g1)) / z
+    batch = mode + (h1 + pb * (B - mode) * g0) / z
+    dm, db = mean - mode, batch - mode
+    head_var = h2 - 2.0 * dm * h1 + dm * dm * h0  # sum (n - mean)^2 w over the head
+    head_cov = h2 - (db + dm) * h1 + db * dm * h0  # sum (n - batch)(n - mean) w
+    head_third = h3 - (2.0 * dm + db) * h2 + (dm * dm + 2.0 * db * dm) * h1 - db * dm * dm * h0
     d = B - mean  # N - E[N] at n = B; on the tail it is d + j
-    var = (float(np.dot(c * c, p)) + pb * (d * d * g0 + 2 * d * g1 + g2)) / z
-    batch = (float(np.dot(n, p)) + pb * B * g0) / z
+    var = (head_var + pb * (d * d * g0 + 2 * d * g1 + g2)) / z
     waiting = pb * g1 / z
     # Cov(f, N) and E[(f - Ef)(N - EN)^2] for f = min(N, B) and f = (N - B)^+
-    e = n - batch
-    cov_b = (float(np.dot(e * c, p)) + pb * (B - batch) * (d * g0 + g1)) / z
-    third_b = (float(np.dot(e * c * c, p)) + pb * (B - batch) * (d * d * g0 + 2 * d * g1 + g2)) / z
+    cov_b = (head_cov + pb * (B - batch) * (d * g0 + g1)) / z
+    third_b = (head_third + pb * (B - batch) * (d * d * g0 + 2 * d * g1 + g2)) / z
     cov_w = pb * (d * g1 + g2) / z
     third_w = pb * (d * d * g1 + 2 * d * g2 + g3) / z - waiting * var
     stepping = math.nan
     if server.steps:  # E[tau(min(N, B)); N > 0], the head's steps and the tail's at B
-        taus = server.step_times(np.maximum(n, 1.0))
-        stepping = (float(np.dot(taus[1:], p[1:])) + pb * g0 * server.step_time(B)) / z
+        stepping = (h_tau + pb * g0 * server.step_time(B)) / z
     return Chain(
-        empty=float(p[0]) / z,
+        empty=w_first / z,
         batch=batch,
         d_batch=cov_b / rho,
         d2_batch=(third_b - cov_b) / rho**2,

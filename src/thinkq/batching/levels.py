@@ -67,6 +67,7 @@ class Levels:
         self.curvature = p.alpha * p.A * p.b * p.b  # alpha A b^2, per type
         self.c2 = p.c * p.c
         self.pc2 = p.share * self.c2
+        self.minus_b = -p.b
         self.gain = p.alpha * p.A * p.b / p.c
         # the bracket's ingredients, on the active types only
         self.gain_low, self.t0_active = self.gain[active], p.t0[active]
@@ -103,11 +104,11 @@ class Levels:
         l, inside = self.ws.respond.projected(mu, f2)
         # dl/dmu = -c / (alpha A b^2 e^{-b l} + 2 F2 c^2) for the types strictly inside,
         # dl/dF2 = -2 c t / (the same)
-        denominator = self.curvature * np.exp(-p.b * l) + 2.0 * f2 * self.c2
+        denominator = self.curvature * np.exp(self.minus_b * l) + (2.0 * f2) * self.c2
         with np.errstate(divide="ignore", invalid="ignore"):  # an underflow: no Newton step
-            weight = np.where(inside, p.share, 0.0) * (self.c2 / denominator)
-            slope = -float(np.add.reduce(weight))
-            d_f2 = -2.0 * float(np.dot(weight, p.t0 + p.c * l))
+            weight = np.where(inside, self.pc2 / denominator, 0.0)
+        slope = -float(np.add.reduce(weight))
+        d_f2 = -2.0 * float(np.dot(weight, p.t0 + p.c * l))
         return l, _Spend(mu, f2, float(np.dot(self.ws.pc, l)), slope, d_f2)
 
     def solve(self, a: float, *, rtol: float = _MU_RTOL) -> Level:
