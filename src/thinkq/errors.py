@@ -11,6 +11,8 @@
     │                           ``FILE:LINE: field: problem`` line each (also a ValueError)
     ├── FitError                measurements from which no profile can be fitted
     │                           (also a ValueError)
+    ├── SloError                latency objectives that no budgets can meet, not even
+    │                           zero budgets (also a ValueError)
     ├── DatasetError            a benchmark set that cannot be loaded: unknown name,
     │                           missing or malformed file, or the ``hf`` extra absent
     ├── ServerError             an LLM server that cannot be used: it refuses a
@@ -60,6 +62,7 @@ __all__ = [
     "RoutingError",
     "ServerError",
     "ServerUnreachableError",
+    "SloError",
     "ThinkqError",
     "UnstableLoadError",
 ]
@@ -125,6 +128,27 @@ class RecordError(ThinkqError, ValueError):
 
 class FitError(ThinkqError, ValueError):
     """Measurements from which a profile cannot be fitted (the message says why)."""
+
+
+class SloError(ThinkqError, ValueError):
+    """Latency objectives that cannot be met even with zero thinking tokens.
+
+    Zero budgets give the smallest mean and the smallest percentiles of the system
+    time, so nothing meets the objective. The message names the smallest achievable
+    value (``"p95 at zero budgets is 9.3 s > 8 s"``).
+
+    Attributes
+    ----------
+    objective:
+        The objective as written (``"p95<=8s"``).
+    smallest:
+        Its value at zero budgets, seconds (the smallest achievable).
+    """
+
+    def __init__(self, message: str, *, objective: str, smallest: float) -> None:
+        super().__init__(message)
+        self.objective = objective
+        self.smallest = smallest
 
 
 class ServerError(ThinkqError):
