@@ -22,7 +22,7 @@ from rich.text import Text
 
 from thinkq import model
 from thinkq.batching.server import UNLIMITED_SLOTS
-from thinkq.cli import _fit
+from thinkq.cli import _fit, _slo
 from thinkq.cli._app import OPTIONS, app, dump, fail, grid, load, num
 from thinkq.profile import Profile
 from thinkq.solve import DEFAULT_TOL, SolveResult, solve
@@ -81,7 +81,7 @@ def _status(profile: Profile) -> AbstractContextManager[Any]:
     return Console(stderr=True).status(f"Solving for {profile.size:,} task types...")
 
 
-# long: the signature declares its 10 options (Typer).
+# long: the signature declares its 11 options (Typer).
 @app.command("solve")
 def solve_command(
     profile_path: Annotated[
@@ -127,15 +127,29 @@ def solve_command(
             min=1,
         ),
     ] = None,
+    slo: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--slo",
+            metavar="OBJECTIVE",
+            help="A latency objective ('mean<=2s', 'p95<=8s', 'gsm8k:p99<=15s'; "
+            "repeatable): the most accurate budgets that meet them all, in place of alpha.",
+        ),
+    ] = None,
 ) -> None:
     """Compute the optimal thinking-token budget of every task type."""
     with _loading(profile_path):
         profile = load(profile_path, rate=rate, alpha=alpha, max_tokens=max_tokens)
+    options: dict[str, Any] = {"method": method.value, "integer": integer.value, "tol": tol}
+    constrained = None
     with _status(profile):
-        result = _solve(
-            profile, method=method.value, integer=integer.value, tol=tol, max_iter=max_iter
-        )
-        data = result.to_dict() if as_json else None
+        if slo:
+            _slo.exclusive(alpha=alpha, uncertainty=uncertainty)
+            constrained = _slo.solve(profile, slo, max_iter=max_iter, **options)
+            result = constrained.solution
+        else:
+            result = _solve(profile, max_iter=max_iter, **options)
+        data = _slo.json(result, constrained) if as_json else None
     spread = None
     if uncertainty is not None:  # the fit's bootstrap replicates, solved the same way
         spread = _fit.uncertainty(
@@ -151,6 +165,8 @@ def solve_command(
         dump(data | ({} if spread is None else {"uncertainty": spread.to_dict()}), "solve")
     else:
         _render(Console(), result)
+        if constrained is not None:
+            _slo.render(Console(), constrained)
         if spread is not None:
             _fit.render_uncertainty(Console(), spread)
     c = result.continuous

@@ -116,7 +116,7 @@ def solve_slo(
         raise _unmeetable(targets, zero)
     lo, hi = search(path, profile.alpha, rtol)
     return SloResult(
-        objectives=parsed,
+        objectives=tuple(t.objective for t in targets),
         achieved=lo.measured.values,
         solution=lo.result,
         shadow_price=None if hi is None and path.saturated(lo) else lo.alpha,

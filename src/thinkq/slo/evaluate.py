@@ -10,6 +10,7 @@ budget vector.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from typing import NamedTuple, Protocol
 
@@ -57,8 +58,14 @@ class Measured(NamedTuple):
 
 
 def resolve(objectives: Sequence[Objective], profile: Profile) -> tuple[Target, ...]:
-    """The objectives with their task names looked up in ``profile`` (``ValueError``)."""
-    return tuple(Target(o, resolve_task(o, profile.names)) for o in objectives)
+    """The objectives with their tasks looked up in ``profile`` (``ValueError``) and
+    named as the profile spells them."""
+    targets = []
+    for o in objectives:
+        k = resolve_task(o, profile.names)
+        named = o if k is None else dataclasses.replace(o, task=profile.names[k])
+        targets.append(Target(named, k))
+    return tuple(targets)
 
 
 def mean_time(profile: Profile, budgets: IntArray, task: int | None) -> float:
