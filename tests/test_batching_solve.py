@@ -220,6 +220,21 @@ def test_a_levels_slope_is_the_derivative_of_the_profile(server: Server, rate: f
         assert here.slope == pytest.approx(numeric, rel=1e-5, abs=1e-7)
 
 
+@pytest.mark.parametrize("server", [Server(UNLIMITED_SLOTS, 0.02, 0.002), Server(8, 0.02, 0.002)])
+def test_a_level_is_found_without_the_previous_levels_prediction(server: Server) -> None:
+    # from F1 alone the first Newton step in logs can land below double range (most
+    # types at 0, a flat spend): the search must still reach every stable level
+    profile = paper_profile().with_server(server)
+    levels = Levels(BatchedWorkspace(profile, server))
+    high = min(levels.top, server.max_capacity / profile.rate)
+    for fraction in (0.3, 0.5, 0.7, 0.9):
+        a = levels.base + fraction * (high - levels.base)
+        levels.last = None
+        level = levels.solve(a)
+        assert math.isfinite(level.mu), fraction
+        assert level.a == pytest.approx(a, rel=1e-8), fraction
+
+
 def _level(a: float, value: float, slope: float) -> Level:
     return Level(a, 0.0, np.zeros(1), value, slope)
 

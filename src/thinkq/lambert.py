@@ -77,7 +77,7 @@ def root_unguarded(
     y = log_bl - b * k
     w = _halley(y) if omega is halley_omega else omega(y)
     direct = (log_bl - np.log(w)) / b
-    if not math.isfinite(float(np.add.reduce(y))):  # some y = +-inf (or a sum beyond range)
+    if not math.isfinite(float(np.add.reduce(y, axis=None))):  # some y = +-inf (or beyond range)
         direct = np.where(np.isfinite(y), direct, (log_bl - log_minus_bk) / b)
     result: FloatArray = np.where(y > 0, direct, k + w / b)  # both may be inf there
     return result

@@ -39,6 +39,8 @@ __all__ = ["Levels"]
 
 _MU_STEPS = 80
 _MU_RTOL = 1e-10
+#: The smallest multiplier tried (a level beyond it is out of reach).
+_TINY = 1e-300
 
 
 class _Spend(NamedTuple):
@@ -207,7 +209,10 @@ class _Root:
     :meth:`next` takes a Newton step if it stays inside (in log mu where mu > 0 and
     the root cannot be negative: a type's response is about linear in log mu), else
     bisects asinh(mu / 1e-3): geometric for |mu| above 1e-3, so a bracket spanning
-    decades shrinks in a few steps whatever its signs. NaN: the root is out of reach.
+    decades shrinks in a few steps whatever its signs. Where Newton's step in logs
+    lands below double range (a flat spend far from the target, e.g. most types at 0
+    with no warm start), the step goes halfway there in logs instead; NaN: the root
+    is out of reach (below 1e-297).
     """
 
     def __init__(self, low: float, high: float) -> None:
@@ -228,8 +233,11 @@ class _Root:
             step = mu - gap / slope
             if mu > 0.0 and (step > 0.0 or low >= 0.0):
                 exponent = -gap / (slope * mu)
-                if math.log(mu) + exponent < -690.0:
-                    return math.nan  # the level needs mu below double range: out of reach
+                if math.log(mu) + exponent < -690.0:  # Newton's mu is below double range
+                    floor = max(low, _TINY)
+                    if not (mu > 1e3 * _TINY and high > floor):
+                        return math.nan  # there already: the level is out of reach
+                    return math.sqrt(floor * min(mu, high))  # halfway there in logs
                 step = mu * math.exp(min(exponent, 700.0))
             if low < step < high:
                 return step
