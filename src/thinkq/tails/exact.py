@@ -55,8 +55,8 @@ class ExactLaw:
         """The q-quantiles (s): overall when ``task`` is None, else of each pair."""
         top = self.wait.h * (self.wait.G.size - 1) + self.mix.edge()
         if task is None:
-            return inverse_cdf(self.overall_cdf, q, top)
-        return inverse_cdf(lambda t: self.type_cdf(t, task), q, top)
+            return inverse_cdf(lambda t, _: self.overall_cdf(t), q, top)
+        return inverse_cdf(lambda t, which: self.type_cdf(t, task[which]), q, top)
 
     def cdf(self, t: float, task: int | None) -> float:
         """P(T <= t), overall or of type ``task``."""

@@ -19,12 +19,15 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.special import ndtr
 
 from thinkq._typing import FloatArray, IntArray
+from thinkq.tails.lognormal import slice_atoms, stop_loss
 from thinkq.tails.service import Z_EDGE, Mixture
 
-__all__ = ["residual_lattice"]
+__all__ = ["EXACT_LOGNORMALS", "residual_lattice"]
+
+#: Up to this many distinct lognormal types, exact cell integrals; beyond, slice atoms.
+EXACT_LOGNORMALS = 32
 
 
 def residual_lattice(mix: Mixture, h: float, n: int) -> FloatArray:
@@ -34,7 +37,14 @@ def residual_lattice(mix: Mixture, h: float, n: int) -> FloatArray:
     i1 = np.zeros(n)
     weight = mix.share[mix.atom_type] * mix.atom_weight
     _add_atoms(mix.atom_at, weight, h, n, full, i0, i1)
-    for shift, mu, sigma, w in _lognormal_groups(mix):
+    groups = _lognormal_groups(mix)
+    if len(groups) > EXACT_LOGNORMALS:
+        shift, mu, sigma, w = np.array(groups).T
+        at, probability = slice_atoms(mu, sigma)
+        at = at + shift[:, None]
+        _add_atoms(at.reshape(-1), (w[:, None] * probability).reshape(-1), h, n, full, i0, i1)
+        groups = []
+    for shift, mu, sigma, w in groups:
         first = max(0, math.floor((shift + math.exp(mu - Z_EDGE * sigma)) / h))
         top = shift + math.exp(mu + (Z_EDGE + sigma) * sigma)
         last = min(n, max(first + 1, math.ceil(top / h)))
@@ -44,7 +54,7 @@ def residual_lattice(mix: Mixture, h: float, n: int) -> FloatArray:
         # below the first cell the survival is 1: an atom at its left end
         full[first] += w
         x = h * np.arange(first, last + 1, dtype=np.float64)
-        p1, p2 = _stop_loss(x - shift, mu, sigma)
+        p1, p2 = stop_loss(x - shift, mu, sigma)
         i0[first:last] += w * (p1[:-1] - p1[1:])
         i1[first:last] += w * (p2[:-1] - p2[1:] - h * p1[1:])
     outlast = np.cumsum(full[::-1])[::-1][1:]  # weight with a cell index above j
@@ -89,20 +99,3 @@ def _lognormal_groups(mix: Mixture) -> list[tuple[float, float, float, float]]:
         for (s, m, g), w in zip(unique, weights, strict=True)
         if w > 0
     ]
-
-
-def _stop_loss(y: FloatArray, mu: float, sigma: float) -> tuple[FloatArray, FloatArray]:
-    """E[(X - y)^+] and E[((X - y)^+)^2] / 2 of X = exp(N(mu, sigma^2)), for each y."""
-    m1 = math.exp(mu + sigma * sigma / 2)
-    m2 = math.exp(2 * mu + 2 * sigma * sigma)
-    below = y <= 0
-    d = np.where(below, -y, 0.0)
-    with np.errstate(divide="ignore"):
-        z = (np.log(np.where(below, 1.0, y)) - mu) / sigma
-    sf0, sf1, sf2 = ndtr(-z), ndtr(sigma - z), ndtr(2 * sigma - z)
-    yy = np.where(below, 0.0, y)
-    p1 = np.where(below, d + m1, m1 * sf1 - yy * sf0)
-    p2 = np.where(
-        below, (d * d + 2 * d * m1 + m2) / 2, (m2 * sf2 - 2 * yy * m1 * sf1 + yy * yy * sf0) / 2
-    )
-    return np.maximum(p1, 0.0), np.maximum(p2, 0.0)
