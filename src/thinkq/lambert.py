@@ -67,17 +67,19 @@ def root_unguarded(
     log_bl: FloatArray,
     k: FloatArray,
     b: FloatArray,
-    log_minus_bk: FloatArray,
+    log_minus_bk: FloatArray | Callable[[], FloatArray],
     *,
     omega: Callable[[FloatArray], FloatArray] = wrightomega,
 ) -> FloatArray:
     """:func:`fixed_point_root` for a caller that already ignores numpy's warnings
     (entering :class:`numpy.errstate` costs about 2 us, a tenth of a small solve's
-    root); ``omega=halley_omega`` takes the unguarded Halley steps."""
+    root); ``omega=halley_omega`` takes the unguarded Halley steps. ``log_minus_bk``
+    may be a function that computes it: it is needed only where y is infinite."""
     y = log_bl - b * k
     w = _halley(y) if omega is halley_omega else omega(y)
     direct = (log_bl - np.log(w)) / b
     if not math.isfinite(float(np.add.reduce(y, axis=None))):  # some y = +-inf (or beyond range)
-        direct = np.where(np.isfinite(y), direct, (log_bl - log_minus_bk) / b)
+        log_far = log_minus_bk() if callable(log_minus_bk) else log_minus_bk
+        direct = np.where(np.isfinite(y), direct, (log_bl - log_far) / b)
     result: FloatArray = np.where(y > 0, direct, k + w / b)  # both may be inf there
     return result

@@ -34,6 +34,7 @@ from thinkq._typing import FloatArray
 from thinkq.batching.delay import Delay, delay
 from thinkq.batching.objective import BatchedWorkspace
 from thinkq.batching.peaks import Level
+from thinkq.profile import Profile
 
 __all__ = ["Levels"]
 
@@ -50,7 +51,12 @@ class _Spend(NamedTuple):
     f2: float
     spend: float
     slope: float  # d spend / d mu
-    d_f2: float  # d spend / d F2
+    weight: FloatArray  # -d l / d mu, per type (0 at a bound)
+    budgets: FloatArray
+
+    def d_f2(self, profile: Profile) -> float:
+        """d spend / d F2 (for the next level's first trial only: computed on demand)."""
+        return -2.0 * float(np.dot(self.weight, profile.t0 + profile.c * self.budgets))
 
 
 class Levels:
@@ -94,14 +100,13 @@ class Levels:
 
     def _bracket(self, f2: float) -> tuple[float, float]:
         """Multipliers at which every active type takes l_max (low) and 0 tokens (high)."""
-        top = float(np.max(self.gain_low - 2.0 * f2 * self.t0_active))
-        bottom = float(np.min(self.gain_top - 2.0 * f2 * self.t_max))
+        top = float((self.gain_low - (2.0 * f2) * self.t0_active).max())
+        bottom = float((self.gain_top - (2.0 * f2) * self.t_max).min())
         below = bottom * (1.0 - 1e-9) if bottom >= 0.0 else bottom * (1.0 + 1e-9) - 1e-300
         return below, top + 1e-9 * abs(top) + 1e-300
 
     def _spend(self, mu: float, f2: float) -> tuple[FloatArray, _Spend]:
         """Projected responses to (mu, f2), their sum pi c l and its derivatives."""
-        p = self.ws.profile
         self.evaluations += 1
         l, inside = self.ws.respond.projected(mu, f2)
         # dl/dmu = -c / (alpha A b^2 e^{-b l} + 2 F2 c^2) for the types strictly inside,
@@ -110,8 +115,7 @@ class Levels:
         with np.errstate(divide="ignore", invalid="ignore"):  # an underflow: no Newton step
             weight = np.where(inside, self.pc2 / denominator, 0.0)
         slope = -float(np.add.reduce(weight))
-        d_f2 = -2.0 * float(np.dot(weight, p.t0 + p.c * l))
-        return l, _Spend(mu, f2, float(np.dot(self.ws.pc, l)), slope, d_f2)
+        return l, _Spend(mu, f2, float(np.dot(self.ws.pc, l)), slope, weight, l)
 
     def solve(self, a: float, *, rtol: float = _MU_RTOL) -> Level:
         """The budgets maximising J subject to E[S] = ``a``, by safeguarded Newton on mu.
@@ -139,7 +143,7 @@ class Levels:
         mu = law.d_mean if low < law.d_mean < high else root.next(math.nan, 0.0, 0.0)
         last = self.last
         if last is not None:
-            moved = last.spend + last.d_f2 * (f2 - last.f2)
+            moved = last.spend + last.d_f2(p) * (f2 - last.f2)
             mu = root.next(last.mu, (moved if math.isfinite(moved) else last.spend) - target,
                            last.slope)  # fmt: skip
         l, before = np.zeros(p.size), math.nan
@@ -181,7 +185,7 @@ class Levels:
         weighted = p.share * t
         d = float(np.add.reduce(weighted)) - a
         m2 = float(np.dot(weighted, t)) + p.extra_second_moment
-        accuracy = float(np.dot(ws.pi_a, -np.expm1(-p.b * l))) + ws.floor
+        accuracy = ws.floor - float(np.dot(ws.pi_a, np.expm1(self.minus_b * l)))
         f = law.system_time + law.d_second * m2
         f1 = law.d_mean + law.d_mean_second * m2
         # F0 and F2 (F = F0 + F2 m2) must change little over d: the terms left out,

@@ -21,6 +21,7 @@ At B = 1 every formula here is the paper's (the delay law is P-K there).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import NamedTuple
 
 import numpy as np
@@ -83,6 +84,7 @@ class _Types(NamedTuple):
     log_gain: FloatArray  # log(alpha A b^2 / c^2)
     log_t0: FloatArray
     log_bc: FloatArray  # log(b / c)
+    minus_c: FloatArray
 
     def take(self, index: IntArray) -> _Types:
         return _Types(*(column[index] for column in self))
@@ -105,11 +107,15 @@ def _root(types: _Types, f1: float, f2: float, *, fast: bool = False) -> FloatAr
         if f1 > 0.0 and not ratio < 1e300:  # F1 / (2 F2) overflows: in logs
             shift = np.logaddexp(types.log_t0, math.log(f1) - math.log(2.0 * f2))
             k = -np.exp(shift) / c
-        else:  # -c K = t0 + F1 / (2 F2); its log is nan where K > 0 (used only if y = inf)
+            log_minus_bk: FloatArray | Callable[[], FloatArray] = types.log_bc + shift
+        else:  # -c K = t0 + F1 / (2 F2); log(-b K) only if needed (y = inf), nan if K > 0
             total = t0 + ratio
-            shift = np.log(total)
-            k = -total / c
-        log_minus_bk = types.log_bc + shift
+            k = total / types.minus_c
+
+            def log_minus_bk() -> FloatArray:
+                result: FloatArray = types.log_bc + np.log(total)
+                return result
+
         return root_unguarded(
             log_bl, k, b, log_minus_bk, omega=halley_omega if fast else wrightomega
         )
@@ -123,7 +129,7 @@ class _Responder:
         with np.errstate(divide="ignore"):
             self.types = _Types(
                 b, c, t0, a * b / c, np.log(a) + 2.0 * np.log(b) - 2.0 * np.log(c),
-                np.log(t0), np.log(b) - np.log(c),
+                np.log(t0), np.log(b) - np.log(c), -c,
             )  # fmt: skip
         self.l_max = float(profile.max_tokens)
         self.t_max = t0 + c * self.l_max
@@ -218,8 +224,24 @@ def _stable(profile: Profile, server: Server, budgets: ArrayLike) -> BatchedPoin
 
 
 def objective(profile: Profile, server: Server, budgets: ArrayLike) -> float:
-    """J(l) = alpha sum_k pi_k p_k - E[T] on ``server`` (eq. 7); -inf outside stability."""
-    return _point(profile, server, budgets).objective
+    """J(l) = alpha sum_k pi_k p_k - E[T] on ``server`` (eq. 7); -inf outside stability.
+
+    The sums and one evaluation of the delay law, without a workspace (the integer
+    search calls this on its candidates).
+    """
+    p = profile
+    l = np.asarray(budgets, dtype=np.float64)
+    if l.shape != (p.size,):
+        raise ValueError(f"budgets: expected {p.size} values, got shape {l.shape}")
+    t = p.t0 + p.c * l
+    weighted = p.share * t
+    m1 = float(np.add.reduce(weighted))
+    law = delay(server, p.rate, m1, float(np.dot(weighted, t)) + p.extra_second_moment)
+    if math.isinf(law.system_time):
+        return -math.inf
+    # as BatchedWorkspace.point, to the last bit
+    accuracy = float(np.dot(p.share * p.A, -np.expm1(-p.b * l))) + float(np.dot(p.share, p.D))
+    return p.alpha * accuracy - law.system_time
 
 
 def gradient(profile: Profile, server: Server, budgets: ArrayLike) -> FloatArray:

@@ -57,6 +57,8 @@ class Server:
     steps: tuple[tuple[int, float], ...] = ()
     #: C(B), computed once (the solver reads it thousands of times).
     _max_capacity: float = field(init=False, repr=False, compare=False)
+    #: The hash of the fields, computed once (the delay law's caches are keyed by server).
+    _hash: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if isinstance(self.slots, bool) or not isinstance(self.slots, int):
@@ -93,6 +95,10 @@ class Server:
             )
         object.__setattr__(self, "steps", _checked_steps(self.steps, self.slots))
         object.__setattr__(self, "_max_capacity", self.capacity(self.slots))
+        object.__setattr__(self, "_hash", hash((self.slots, self.tau0, self.tau1, self.steps)))
+
+    def __hash__(self) -> int:
+        return self._hash
 
     def to_dict(self) -> dict[str, Any]:
         """The ``[server]`` table of a profile file."""

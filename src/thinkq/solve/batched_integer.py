@@ -25,6 +25,7 @@ so it is never worse than eq. (40).
 from __future__ import annotations
 
 import itertools
+from functools import lru_cache
 
 import numpy as np
 
@@ -62,13 +63,16 @@ def _box(profile: Profile, server: Server, budgets: FloatArray, index: IntArray)
     return base
 
 
+@lru_cache(maxsize=16)
 def _moves(m: int) -> FloatArray:
-    """Moves of m budgets: one by +-1 or +-2 tokens, or two by +-1 each."""
+    """Moves of m budgets: one by +-1 or +-2 tokens, or two by +-1 each (read-only)."""
     eye = np.eye(m)
     singles = [step * eye for step in (1.0, -1.0, 2.0, -2.0)]
     i, j = np.triu_indices(m, 1)
     pairs = [si * eye[i] + sj * eye[j] for si in (1.0, -1.0) for sj in (1.0, -1.0)]
-    return np.vstack([*singles, *pairs])
+    moves = np.vstack([*singles, *pairs])
+    moves.flags.writeable = False
+    return moves
 
 
 def _ascend(profile: Profile, server: Server, floor: FloatArray, index: IntArray) -> FloatArray:

@@ -42,7 +42,9 @@ def batched_values(
 ) -> FloatArray:
     """J = alpha * accuracy - F(E[S], E[S^2]) for each triple of sums (-inf if unstable)."""
     rate = profile.rate
-    delays = [delay(server, rate, m1, m2).system_time for m1, m2 in zip(mean, second, strict=True)]
+    # Python floats: the law's scalar arithmetic is slower on numpy scalars
+    pairs = zip(np.asarray(mean).tolist(), np.asarray(second).tolist(), strict=True)
+    delays = [delay(server, rate, m1, m2).system_time for m1, m2 in pairs]
     values: FloatArray = profile.alpha * np.asarray(acc, dtype=np.float64) - np.array(delays)
     return values
 
@@ -93,7 +95,7 @@ class Lattice:
     def _taylor(self, acc: FloatArray, mean: FloatArray, second: FloatArray) -> FloatArray:
         """J with F to second order around the rows' mean (see the module docstring)."""
         p = self.profile
-        m1, m2 = float(np.mean(mean)), float(np.mean(second))
+        m1, m2 = float(mean.sum()) / mean.size, float(second.sum()) / second.size
         law = delay(self.server, p.rate, m1, m2)
         if not math.isfinite(law.system_time):
             return self._screen(acc, mean, second)
