@@ -10,9 +10,11 @@ the path's answer is compared with it and the gap printed.
 from __future__ import annotations
 
 import itertools
+import math
 import sys
 from collections.abc import Callable
-from pathlib import Path
+from pathlib import Path as FilePath
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -23,9 +25,11 @@ from thinkq.batching import Server
 from thinkq.errors import SloError, ThinkqError
 from thinkq.profile import Profile
 from thinkq.slo import DEFAULT_RTOL, Objective, parse_objective, parse_objectives, solve_slo
-from thinkq.slo.evaluate import mean_time
+from thinkq.slo.evaluate import Measured, mean_time, resolve
+from thinkq.slo.search import Path, PathPoint, search
+from thinkq.tails import system_times
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+sys.path.insert(0, str(FilePath(__file__).resolve().parents[1] / "benchmarks"))
 from instances import benchmark_profile
 
 # --------------------------------------------------------------------------- parsing
@@ -267,3 +271,129 @@ def test_the_mean_slo_against_every_budget_vector(seed: int, n: int, max_tokens:
         assert result.accuracy_bound is not None
         assert best <= result.accuracy_bound + 1e-12
         assert gap <= result.accuracy_bound - result.accuracy + 1e-12
+
+
+# --------------------------------------------------------------------------- percentiles
+
+
+def best_by_staircase(profile: Profile, holds: Callable[[np.ndarray], bool]) -> np.ndarray:
+    """The most accurate integer budgets meeting a monotone objective, by direct search.
+
+    More tokens of any type make every service time longer, so the system time grows
+    stochastically: if l meets a percentile objective, so does every l' <= l. For
+    fixed leading budgets the best last one is the largest that holds; it only falls
+    as the one before it rises (a staircase), so each staircase costs 2 (l_max + 1)
+    checks instead of (l_max + 1)^2.
+    """
+    top = profile.max_tokens
+    best, best_accuracy = np.zeros(profile.size, dtype=np.int64), -1.0
+    for head in itertools.product(range(top + 1), repeat=profile.size - 2):
+        last = top
+        for second in range(top + 1):
+            while last >= 0 and not holds(np.array([*head, second, last])):
+                last -= 1
+            if last < 0:
+                break
+            budgets = np.array([*head, second, last], dtype=np.int64)
+            accuracy = model.mean_accuracy(profile, budgets)
+            if accuracy > best_accuracy:
+                best, best_accuracy = budgets, accuracy
+    return best
+
+
+PERCENTILE_CASES = [(0, 2, 30, 1.5), (1, 2, 30, 2.5), (2, 2, 30, 1.5), (3, 2, 30, 2.5),
+                    (1, 3, 8, 1.5), (2, 3, 8, 2.5)]  # fmt: skip
+
+
+@pytest.mark.parametrize(("seed", "n", "max_tokens", "factor"), PERCENTILE_CASES)
+def test_a_percentile_slo_against_a_direct_search(
+    seed: int, n: int, max_tokens: int, factor: float
+) -> None:
+    profile = small_profile(seed, n, max_tokens)
+    target = factor * system_times(profile, np.zeros(n)).percentile(95)
+    cache: dict[bytes, float] = {}
+
+    def p95(budgets: np.ndarray) -> float:
+        key = budgets.astype(np.int64).tobytes()
+        if key not in cache:
+            stable = np.isfinite(model.system_time(profile, budgets))
+            cache[key] = system_times(profile, budgets).percentile(95) if stable else math.inf
+        return cache[key]
+
+    best = best_by_staircase(profile, lambda l: p95(l) <= target)
+    result = solve_slo(profile, [f"p95<={target!r}s"])
+    gap = model.mean_accuracy(profile, best) - result.accuracy
+    # one more token of every type: the granularity of integer budgets
+    token = float(np.dot(profile.share, profile.A * (1 - np.exp(-profile.b))))
+    print(f"seed {seed} N={n} l_max={max_tokens} p95<={target:.3f}s: gap {gap:.2e} "
+          f"(one token of each type {token:.2e}); path {result.budgets.tolist()}, "
+          f"direct {best.tolist()}")  # fmt: skip
+    assert p95(best) <= target  # the direct search's optimum holds
+    assert result.achieved[0] == p95(result.budgets) <= target  # and so does the path's
+    assert gap >= -1e-12
+    assert gap <= token
+    assert result.percentile_method == "pk-transform"
+    assert result.accuracy_bound is None  # no duality certificate for a percentile
+
+
+def test_a_percentile_slo_is_the_solve_at_its_shadow_price_and_holds() -> None:
+    paper = thinkq.paper_profile()
+    result = solve_slo(paper, ["p95<=8s", "GSM8K:p99<=12s"])
+    assert result.shadow_price is not None
+    again = thinkq.solve(paper.replace(alpha=result.shadow_price))
+    assert again.budgets.tolist() == result.budgets.tolist()
+    times = system_times(paper, result.budgets)
+    k = paper.names.index("GSM8K")
+    assert result.achieved == (times.percentile(95), times.percentile(99, k))
+    assert all(result.met)
+    assert result.next_alpha is not None
+    above = system_times(paper, thinkq.solve(paper.replace(alpha=result.next_alpha)).budgets)
+    assert above.percentile(95) > 8 or above.percentile(99, k) > 12
+    # the binding objective is within 1e-5 of its target or alpha* is pinned to 1e-9
+    close = max(v / o.target for v, o in zip(result.achieved, result.objectives, strict=True))
+    assert close >= 1 - 1e-5 or result.next_alpha / result.shadow_price - 1 <= 1e-9
+
+
+def test_a_percentile_that_zero_budgets_miss_names_the_smallest_value() -> None:
+    paper = thinkq.paper_profile()
+    smallest = system_times(paper, np.zeros(paper.size)).percentile(99)
+    with pytest.raises(SloError, match=rf"p99 at zero budgets is {smallest:.4g} s > 0.1 s"):
+        solve_slo(paper, ["p99<=100ms"])
+
+
+def test_on_a_batched_server_percentiles_are_simulated() -> None:
+    profile = served(thinkq.paper_profile(), 8)
+    result = solve_slo(profile, ["p95<=6s"], queries=20_000, seed=3)
+    assert result.percentile_method == "simulation"
+    assert result.shadow_price is not None
+    again = thinkq.solve(profile.replace(alpha=result.shadow_price))
+    assert again.budgets.tolist() == result.budgets.tolist()
+    simulated = system_times(profile, result.budgets, queries=20_000, seed=3)
+    assert result.achieved[0] == simulated.percentile(95) <= 6.0
+
+
+class StepPath(Path):
+    """A path whose objectives hold for alpha < 10 and again on [10.05, 20) (a hole of
+    half a percent: rounding can make a path non-monotone), accuracy rising with alpha."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            thinkq.paper_profile(),
+            resolve([parse_objective("mean<=1s")], thinkq.paper_profile()),
+            lambda p, l: None,
+            {},
+        )  # type: ignore[arg-type,return-value]
+
+    def at(self, alpha: float) -> PathPoint:
+        self.solves += 1
+        holds = alpha < 10 or 10.05 <= alpha < 20
+        result = SimpleNamespace(accuracy=alpha / (1 + alpha), budgets=np.zeros(6, np.int64))
+        measured = Measured((0.5 if holds else 2.0,), holds, None)
+        return PathPoint(alpha, result, measured)  # type: ignore[arg-type]
+
+
+def test_a_feasible_stretch_beyond_a_violation_is_found() -> None:
+    lo, hi = search(StepPath(), 10.01, 1e-9)  # starts in the hole
+    assert hi is not None
+    assert lo.alpha == pytest.approx(20, rel=1e-8)  # not 10: the probes look beyond the hole
+    assert hi.alpha / lo.alpha - 1 <= 1e-9

@@ -13,13 +13,14 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from thinkq._typing import IntArray
 from thinkq.errors import SloError
 from thinkq.profile import Profile
-from thinkq.slo.evaluate import Measured, Percentiles, Target, TimesFunction, resolve
+from thinkq.simulate.distributions import Distribution
+from thinkq.slo.evaluate import Measured, Target, TimesFunction, resolve
 from thinkq.slo.objectives import Objective, parse_objectives
 from thinkq.slo.result import SloResult
 from thinkq.slo.search import Path, PathPoint, search
+from thinkq.slo.times import DEFAULT_QUERIES, tails
 from thinkq.solve import DEFAULT_TOL
 
 __all__ = ["DEFAULT_RTOL", "solve_slo"]
@@ -60,11 +61,7 @@ def _accuracy_bound(targets: Sequence[Target], points: Sequence[PathPoint]) -> f
     return bound if math.isfinite(bound) else None
 
 
-def _no_percentiles(profile: Profile, budgets: IntArray) -> Percentiles:
-    raise ValueError("times: percentile objectives need a system-time distribution")
-
-
-# long: the signature documents its eleven options (as thinkq.solve does)
+# long: the signature and docstring document its eleven options (as thinkq.solve does)
 def solve_slo(
     profile: Profile,
     objectives: Iterable[str | Objective],
@@ -74,6 +71,9 @@ def solve_slo(
     tol: float = DEFAULT_TOL,
     max_iter: int | None = None,
     rtol: float = DEFAULT_RTOL,
+    answer_times: Sequence[Distribution] | None = None,
+    queries: int = DEFAULT_QUERIES,
+    seed: int = 0,
     times: TimesFunction | None = None,
 ) -> SloResult:
     """Maximise sum_k pi_k p_k(l_k) over integer budgets subject to ``objectives``.
@@ -93,8 +93,13 @@ def solve_slo(
         Passed to every :func:`thinkq.solve` along the path.
     rtol:
         Relative precision of the shadow price alpha*.
+    answer_times, queries, seed:
+        Passed to :func:`thinkq.tails.system_times` for percentile objectives: the
+        answer-time distributions, and on a batched server the simulated queries per
+        budget vector and their seed (the same at every point of the path).
     times:
-        Budgets -> their system-time distribution, for percentile objectives.
+        Budgets -> their system-time distribution, in place of ``system_times``
+        with the three options above (tests inject their own).
 
     Raises
     ------
@@ -108,7 +113,7 @@ def solve_slo(
     if not (math.isfinite(rtol) and 0.0 < rtol < 1.0):
         raise ValueError(f"rtol: expected a number in (0, 1), got {rtol!r}")
     if times is None:
-        times = _no_percentiles  # until thinkq.tails lands
+        times = tails(answer_times=answer_times, queries=queries, seed=seed)
     options = {"method": method, "integer": integer, "tol": tol, "max_iter": max_iter}
     path = Path(profile, targets, times, options)
     zero = path.measure(np.zeros(profile.size, dtype=np.int64))

@@ -11,6 +11,7 @@ budget vector.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Sequence
 from typing import NamedTuple, Protocol
 
@@ -50,7 +51,11 @@ class Target(NamedTuple):
 
 
 class Measured(NamedTuple):
-    """The objectives' values at one budget vector (seconds, ``inf`` if unstable)."""
+    """The objectives' values at one budget vector (seconds, ``inf`` if unstable).
+
+    Where a mean objective fails, percentiles are not computed (``nan``): the
+    budgets fail anyway.
+    """
 
     values: tuple[float, ...]
     feasible: bool
@@ -87,16 +92,19 @@ def measure(
     """Every objective's value at ``budgets``; percentiles from one call of ``times``."""
     if not np.isfinite(model.system_time(profile, budgets)):  # unstable: nothing holds
         return Measured((float("inf"),) * len(targets), False, None)
+    values = [
+        mean_time(profile, budgets, t.task) if t.objective.percentile is None else math.nan
+        for t in targets
+    ]
+    pairs = zip(values, targets, strict=True)
+    if not all(math.isnan(v) or v <= t.objective.target for v, t in pairs):
+        return Measured(tuple(values), False, None)  # a mean fails: no percentile needed
     distribution: Percentiles | None = None
-    values = []
-    for target in targets:
+    for i, target in enumerate(targets):
         q = target.objective.percentile
-        if q is None:
-            values.append(mean_time(profile, budgets, target.task))
-            continue
-        if distribution is None:
-            distribution = times(profile, budgets)
-        values.append(float(distribution.percentile(q, target.task)))
+        if q is not None:
+            distribution = distribution or times(profile, budgets)
+            values[i] = float(distribution.percentile(q, target.task))
     feasible = all(v <= t.objective.target for v, t in zip(values, targets, strict=True))
     method = None if distribution is None else distribution.method
     return Measured(tuple(values), feasible, method)

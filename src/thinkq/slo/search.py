@@ -7,10 +7,11 @@ the alpha where the mean meets its target: the shadow price alpha*. The integer
 solve is piecewise constant in alpha, so alpha* is the largest alpha (to a relative
 ``rtol``) at which the integer budgets meet every objective. It is found by
 bracketing geometrically from the profile's alpha (steps squared each time: 2, 4,
-16, ...) and bisecting on log alpha.
+16, ...), then interpolating and bisecting on log alpha (:func:`_bisect`).
 
 Percentile and per-type objectives follow the same path (``system_times`` is
-monotone in alpha in practice, not by proof); so does a mean objective of the integer
+monotone in alpha in practice, not by proof), and stop once the binding one is within
+1e-5 of its target (:data:`VALUE_RTOL`); so does a mean objective of the integer
 budgets, whose rounding (eq. 39) need not be monotone. As a guard, four alphas just
 above the boundary are tried after the bisection (1 + 1e-6 to 1.3 times it); a
 feasible one with more accuracy restarts the search from there.
@@ -30,15 +31,18 @@ from thinkq.profile import Profile
 from thinkq.slo.evaluate import Measured, Target, TimesFunction, measure
 from thinkq.solve import SolveResult, solve
 
-__all__ = ["MAX_ALPHA", "MIN_ALPHA", "Path", "PathPoint", "search"]
+__all__ = ["MAX_ALPHA", "MIN_ALPHA", "VALUE_RTOL", "Path", "PathPoint", "search"]
 
 #: The path's alpha stays in [MIN_ALPHA, MAX_ALPHA].
 MIN_ALPHA = 1e-300
 MAX_ALPHA = 1e300
+#: A path with a percentile or per-type objective stops once the objectives are
+#: within this (relative) of their targets: below the percentiles' own accuracy.
+VALUE_RTOL = 1e-5
 #: The largest factor of one bracketing step.
 _MAX_STEP = 1e16
 #: Relative steps above the boundary tried for a feasible alpha the bisection missed.
-_PROBES = (1e-6, 1e-3, 0.03, 0.3)
+_PROBES = (1e-6, 1e-4, 1e-2)
 #: At most this many restarts from a probe.
 _MAX_RESTARTS = 8
 
@@ -54,6 +58,13 @@ class PathPoint(NamedTuple):
     def feasible(self) -> bool:
         return self.measured.feasible
 
+    def excess(self, targets: Sequence[Target]) -> float:
+        """max_i log(value_i / target_i): <= 0 where every objective holds."""
+        with np.errstate(divide="ignore"):
+            pairs = zip(self.measured.values, targets, strict=True)
+            ratios = [v / t.objective.target for v, t in pairs]
+            return float(np.nanmax(np.log(ratios)))  # nan: a percentile not computed
+
 
 class Path:
     """Integer solves along alpha (cold, as ``thinkq solve`` runs them), with the
@@ -68,9 +79,15 @@ class Path:
     ) -> None:
         self.profile, self.targets, self.times, self.options = profile, targets, times, options
         self.solves = 0
+        self.heuristic = not all(t.objective.exact for t in targets)
         self._measured: dict[bytes, Measured] = {}
         positive = np.asarray(profile.share) > 0
         self._positive = positive if positive.any() else np.ones(profile.size, dtype=bool)
+
+    def close(self, point: PathPoint) -> bool:
+        """Whether the binding objective is a percentile or a type's mean within
+        :data:`VALUE_RTOL` of its target at ``point`` (the overall mean is exact)."""
+        return self.heuristic and -point.excess(self.targets) <= VALUE_RTOL
 
     @property
     def evaluations(self) -> int:
@@ -124,14 +141,47 @@ def _up(path: Path, lo: PathPoint) -> tuple[PathPoint, PathPoint | None]:
     return lo, None
 
 
+def _next_alpha(path: Path, lo: PathPoint, hi: PathPoint, weights: tuple[float, float]) -> float:
+    """Regula falsi on (log alpha, excess) with the ends' excess scaled by ``weights``,
+    kept 2% of the bracket from its ends; the midpoint where it is undefined."""
+    x_lo, x_hi = math.log(lo.alpha), math.log(hi.alpha)
+    g_lo = lo.excess(path.targets) * weights[0]
+    g_hi = hi.excess(path.targets) * weights[1]
+    fraction = 0.5
+    if math.isfinite(g_lo) and math.isfinite(g_hi) and g_hi > 0 >= g_lo:
+        fraction = min(max(-g_lo / (g_hi - g_lo), 0.02), 0.98)
+    return math.exp(x_lo + fraction * (x_hi - x_lo))
+
+
 def _bisect(path: Path, lo: PathPoint, hi: PathPoint, rtol: float) -> tuple[PathPoint, PathPoint]:
-    """Shrink [lo, hi] (lo feasible, hi not) to hi / lo - 1 <= rtol, on log alpha."""
-    while hi.alpha / lo.alpha - 1.0 > rtol:
-        mid = math.sqrt(lo.alpha) * math.sqrt(hi.alpha)
-        if not lo.alpha < mid < hi.alpha:
+    """Shrink [lo, hi] (lo feasible, hi not) to hi / lo - 1 <= rtol, on log alpha.
+
+    Regula falsi with the Anderson-Bjorck weights (superlinear on smooth functions)
+    on log alpha against the largest log(value / target), while the objectives
+    change smoothly along the path: a few percentile computations where bisection
+    needs one per halving. Once a step lands on budgets already measured (the path
+    is a step function at that scale), bisection finishes; its solves are then
+    mostly answered from the cache.
+    """
+    weights, side, smooth = [1.0, 1.0], -1, True
+    while hi.alpha / lo.alpha - 1.0 > rtol and not path.close(lo):
+        if smooth:
+            alpha = _next_alpha(path, lo, hi, (weights[0], weights[1]))
+        else:
+            alpha = math.sqrt(lo.alpha) * math.sqrt(hi.alpha)
+        if not lo.alpha < alpha < hi.alpha:
             break
-        point = path.at(mid)
+        seen = path.evaluations
+        point = path.at(alpha)
+        new_side = 0 if point.feasible else 1
+        replaced = (lo, hi)[new_side]
+        if new_side == side:  # the other end kept twice: scale its excess down
+            ratio = point.excess(path.targets) / replaced.excess(path.targets)
+            m = 1.0 - ratio if math.isfinite(ratio) else 0.5
+            weights[1 - new_side] *= m if m > 0 else 0.5
+        weights[new_side], side = 1.0, new_side
         lo, hi = (point, hi) if point.feasible else (lo, point)
+        smooth = smooth and path.evaluations > seen
     return lo, hi
 
 
@@ -158,7 +208,8 @@ def search(path: Path, start: float, rtol: float) -> tuple[PathPoint, PathPoint 
             if hi is None:
                 return lo, None
         lo, hi = _bisect(path, lo, hi, rtol)
-        better = None if attempt == _MAX_RESTARTS else _probe(path, lo, hi)
+        last = attempt == _MAX_RESTARTS or path.close(lo)  # within 1e-5: nothing to gain
+        better = None if last else _probe(path, lo, hi)
         if better is None:
             break
         lo, hi = better, None
