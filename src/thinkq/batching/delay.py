@@ -31,6 +31,7 @@ F12 (F22 = 0) in place of P-K's.
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from typing import NamedTuple
 
 from thinkq.batching.chain import chain
@@ -83,15 +84,20 @@ def _single(server: Server, rate: float, m1: float, m2: float) -> Delay:
     )  # fmt: skip
 
 
+@lru_cache(maxsize=64)
+def _constants(slots: int) -> tuple[float, float]:
+    """Cosmetatos's K and the light-traffic limit D at c = B slots."""
+    c = float(slots)
+    return (c - 1.0) * (math.sqrt(4.0 + 5.0 * c) - 2.0) / (16.0 * c), (c - 1.0) / (c + 1.0)
+
+
 def _shape(server: Server, rho: float) -> tuple[float, float, float]:
     """2 h - 1 = D tanh(r) at u = rho / C(B) and its first two rho-derivatives.
 
     r = K (1 - u) / (D u): Cosmetatos's correction 2 h - 1 = K (1 - u) / u of the
     M/D/c-to-M/M/c wait ratio at c = B, saturated at its light-traffic limit D.
     """
-    c = float(server.slots)
-    k = (c - 1.0) * (math.sqrt(4.0 + 5.0 * c) - 2.0) / (16.0 * c)
-    d = (c - 1.0) / (c + 1.0)
+    k, d = _constants(server.slots)
     cap = server.max_capacity
     u = rho / cap
     r = k * (1.0 - u) / (d * u)

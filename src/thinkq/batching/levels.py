@@ -40,6 +40,8 @@ __all__ = ["Levels"]
 
 _MU_STEPS = 80
 _MU_RTOL = 1e-10
+#: A scan's level stops within this fraction of the grid's spacing (or its rtol).
+_SPACING = 0.1
 #: The smallest multiplier tried (a level beyond it is out of reach).
 _TINY = 1e-300
 
@@ -202,9 +204,18 @@ class Levels:
         return p.alpha * accuracy - f, f1, a + d
 
     def scan(self, points: int, *, rtol: float = _MU_RTOL) -> list[Level]:
-        """J*(a) at ``points`` levels from E[S(0)] to min(E[S(l_max)], C(B) / lambda)."""
+        """J*(a) at ``points`` levels from E[S(0)] to min(E[S(l_max)], C(B) / lambda).
+
+        Each level stops within ``rtol`` of the range of E[S] or within a tenth of the
+        grid's spacing, whichever is looser: a level is exact wherever it lands (the
+        best budgets at their own E[S], with J and the slope there), and a tenth of the
+        spacing keeps the levels in order and spread.
+        """
         self.last = None
-        return [self.solve(float(a), rtol=rtol) for a in self.grid(points)]
+        grid = self.grid(points)
+        spacing = float(grid[-1] - grid[0]) / max(grid.size - 1, 1)
+        loose = max(rtol, _SPACING * spacing / max(self.top - self.base, 1e-300))
+        return [self.solve(float(a), rtol=loose) for a in grid]
 
 
 class _Root:

@@ -267,8 +267,9 @@ def solve_batched(
         if found[0].objective >= x.objective:
             x, iterations, _, message = found
             residual = _residual(ws, x)
-    x = _idle(ws, x)
-    residual = _residual(ws, x)
+    idle = _idle(ws, x)
+    if idle is not x:
+        x, residual = idle, _residual(ws, idle)
     converged = bool(residual <= tol)
     if not converged and message == "KKT residual below tolerance":
         message = "step below tolerance, KKT residual not (the limit of double precision)"
