@@ -11,7 +11,9 @@ from scipy import optimize
 
 import thinkq
 from thinkq import model
+from thinkq.batching import Server
 from thinkq.errors import UnstableLoadError
+from thinkq.simulate import Empirical, Lognormal
 from thinkq.tails import SystemTimes, system_times
 
 
@@ -117,3 +119,158 @@ def test_the_api_shapes(paper):
     assert per_task[4, 2] == pytest.approx(times.percentile(99, 4), rel=1e-11)
     low, high = times.interval(95)
     assert low == high == pytest.approx(overall[1], rel=1e-11)
+
+
+def _simulated(profile, budgets, queries, seed, answers=None):
+    """Exact system times and types of a FIFO M/G/1 run (Lindley, no histograms)."""
+    from thinkq.simulate.queueing import TypeSampler, draw_answer_times, lindley
+
+    rng = np.random.default_rng(seed)
+    total = queries + queries // 10
+    gaps = rng.exponential(1 / profile.rate, total)
+    types = TypeSampler(profile.share).draw(rng, total)
+    service = profile.c[types] * np.asarray(budgets)[types] + profile.t0[types]
+    if answers is not None:
+        service = profile.c[types] * np.asarray(budgets)[types] + draw_answer_times(
+            answers, types, rng
+        )
+    system = lindley(gaps, service, (0.0, 0.0))[0] + service
+    return system[-queries:], types[-queries:]
+
+
+def _quantile_and_error(values, p, batches=20):
+    """The sample p-quantile and its standard error from consecutive batches."""
+    q = np.quantile(values, p / 100, method="inverted_cdf")
+    each = [np.quantile(b, p / 100, method="inverted_cdf") for b in np.array_split(values, batches)]
+    return float(q), float(np.std(each, ddof=1) / math.sqrt(batches))
+
+
+@pytest.mark.parametrize(("cv", "rho"), [(0.5, 0.6), (1.5, 0.4)])
+def test_a_lognormal_type_matches_simulation_within_its_noise(cv, rho):
+    profile = _single(rho, t0=1.0, variance=cv**2)
+    times = system_times(profile, [0.0])
+    system, _ = _simulated(profile, [0.0], 1_000_000, seed=7, answers=[Lognormal(1.0, cv)])
+    for p in [10.0, 50.0, 90.0, 95.0, 99.0]:
+        sim, error = _quantile_and_error(system, p)
+        assert error < 0.03 * sim  # the test can fail: the noise is small
+        assert times.percentile(p) == pytest.approx(sim, abs=4 * error)
+
+
+def test_per_type_percentiles_match_a_seeded_simulation(paper):
+    profile, budgets = paper
+    profile = profile.replace(rate=0.35)  # utilisation about 0.6
+    times = system_times(profile, budgets)
+    system, types = _simulated(profile, budgets, 1_000_000, seed=3)
+    for k in range(profile.size):
+        mine = system[types == k]
+        for p in [50.0, 95.0, 99.0]:
+            sim, error = _quantile_and_error(mine, p)
+            assert error < 0.03 * sim
+            assert times.percentile(p, k) == pytest.approx(sim, abs=4 * error + 1e-12)
+    for p in [50.0, 95.0, 99.0]:
+        sim, error = _quantile_and_error(system, p)
+        assert times.percentile(p) == pytest.approx(sim, abs=4 * error + 1e-12)
+
+
+def test_the_batched_interval_holds_the_simulators_own_percentile(paper):
+    profile, budgets = paper
+    batched = profile.replace(rate=0.5).with_server(Server(slots=4, tau0=1.0, tau1=0.5))
+    times = system_times(batched, budgets, queries=100_000, seed=5)
+    run = thinkq.simulate(batched, budgets, queries=100_000, seed=5)
+    assert times.method == "simulation"
+    assert times.queries == run.queries
+    assert times.mean == pytest.approx(run.mean_system_time, rel=1e-12)  # the same stream
+    for p, value in [(50, run.p50_system_time), (95, run.p95_system_time),
+                     (99, run.p99_system_time)]:  # fmt: skip
+        low, high = times.interval(p)
+        assert low < times.percentile(p) < high
+        # the simulator reports the middle of its histogram bin (256 per doubling)
+        assert low * 2 ** (-1 / 512) <= value <= high * 2 ** (1 / 512)
+        assert high - low < 0.2 * value  # informative, not vacuous
+    for k, task in enumerate(run.tasks):
+        low, high = times.interval(95, k)
+        assert low * 2 ** (-1 / 128) <= task.p95_system_time <= high * 2 ** (1 / 128)
+    assert times.cdf(times.percentile(95)) >= 0.95
+    overall, per_task = times.percentiles([50, 99])
+    assert overall.shape == (2,)
+    assert per_task.shape == (6, 2)
+
+
+def test_an_empirical_answer_time_is_its_atoms():
+    two = thinkq.Profile.from_tasks(
+        [
+            thinkq.Task(name="a", share=0.5, A=0.5, b=1e-3, D=0.1, t0=0.5, c=1e-2),
+            thinkq.Task(name="b", share=0.5, A=0.5, b=1e-3, D=0.1, t0=3.0, c=1e-2),
+        ],
+        rate=0.3, alpha=1.0, max_tokens=1000,
+    )  # fmt: skip
+    one = _single(0.3, t0=1.75)
+    as_atoms = system_times(two, [0.0, 0.0])
+    as_samples = system_times(one, [0.0], answer_times=[Empirical([0.5, 3.0])])
+    for t in [0.6, 0.8, 1.5, 3.3, 5.0, 9.0, 20.0]:
+        assert as_samples.cdf(t) == pytest.approx(as_atoms.cdf(t), abs=1e-12)
+    assert as_samples.mean == pytest.approx(as_atoms.mean, rel=1e-12)
+
+
+def test_zero_service_zero_share_and_scale():
+    tasks = [
+        thinkq.Task(name="instant", share=0.5, A=0.5, b=1e-3, D=0.1, t0=0.0, c=1e-3),
+        thinkq.Task(name="slow", share=0.5, A=0.5, b=1e-3, D=0.1, t0=1.0, c=1e-3),
+        thinkq.Task(name="never", share=0.0, A=0.5, b=1e-3, D=0.1, t0=5.0, c=1e-3),
+    ]
+    profile = thinkq.Profile.from_tasks(tasks, rate=0.8, alpha=1.0, max_tokens=1000)
+    times = system_times(profile, [0.0, 0.0, 0.0])
+    rho = times.utilization
+    assert rho == pytest.approx(0.4)
+    # the instant type's system time is the wait: its atom 1 - rho at 0
+    assert times.percentile(100 * (1 - rho) - 1, 0) == 0.0
+    assert times.percentile(100 * (1 - rho) + 1, 0) > 0.0
+    for t in [0.0, 0.3, 1.0, 2.5, 7.0]:
+        assert times.cdf(t + 1.0, 1) == pytest.approx(times.cdf(t, 0), abs=1e-12)
+        assert times.cdf(t + 5.0, 2) == pytest.approx(times.cdf(t, 0), abs=1e-12)
+    assert times.cdf(4.9, 2) == 0.0
+    # scale-free: every time times 1e-5 (and the rate divided) gives percentiles times 1e-5
+    for factor in [1e-5, 1e4]:
+        scaled = [thinkq.Task(**{**vars_of(t), "t0": t.t0 * factor}) for t in tasks]
+        small = thinkq.Profile.from_tasks(scaled, rate=0.8 / factor, alpha=1.0, max_tokens=1000)
+        other = system_times(small, [0.0, 0.0, 0.0])
+        for p in [30.0, 70.0, 99.0]:
+            assert other.percentile(p) == pytest.approx(factor * times.percentile(p), rel=1e-9)
+            assert other.percentile(p, 1) == pytest.approx(
+                factor * times.percentile(p, 1), rel=1e-9
+            )
+
+
+def vars_of(task: thinkq.Task) -> dict[str, object]:
+    return {f: getattr(task, f) for f in ("name", "share", "A", "b", "D", "t0", "c", "variance")}
+
+
+def test_utilisation_099_still_works():
+    times = system_times(_single(0.99), [0.0])
+    for x in [0.5, 3.0, 20.0, 45.0]:
+        assert times.cdf(1.0 + x) == pytest.approx(_md1_wait_cdf(x, 0.99), abs=1e-7)
+    wait = times.law.wait
+    mean = float(np.trapezoid(wait.rho - wait.G, wait.h * np.arange(wait.G.size)))
+    assert mean == pytest.approx(0.99 / (2 * 0.01), rel=1e-6)  # M/D/1: rho / (2 (1 - rho))
+    assert times.percentile(99) > times.percentile(95) > 100
+
+
+def test_many_lognormal_types_take_the_slice_route_and_agree(monkeypatch):
+    rng = np.random.default_rng(4)
+    n = 34  # distinct lognormals: more than EXACT_LOGNORMALS
+    profile = thinkq.Profile.from_arrays(
+        names=[f"k{i}" for i in range(n)], share=rng.dirichlet(np.ones(n)),
+        A=np.full(n, 0.5), b=np.full(n, 1e-3), D=np.full(n, 0.1),
+        t0=rng.uniform(0.1, 3.0, n), c=np.full(n, 1e-3), variance=np.zeros(n),
+        rate=0.3, alpha=1.0, max_tokens=1000,
+    )  # fmt: skip
+    profile = profile.with_variance((rng.uniform(0.2, 1.5, n) * profile.t0) ** 2)
+    budgets = np.zeros(n)
+    sliced = system_times(profile, budgets)
+    monkeypatch.setattr("thinkq.tails.residual.EXACT_LOGNORMALS", 1000)
+    exact = system_times(profile, budgets)
+    assert sliced.mean == exact.mean == pytest.approx(model.system_time(profile, budgets))
+    overall_s, per_s = sliced.percentiles([50, 95, 99])
+    overall_e, per_e = exact.percentiles([50, 95, 99])
+    assert overall_s == pytest.approx(overall_e, rel=1e-6)
+    assert per_s == pytest.approx(per_e, rel=1e-5)

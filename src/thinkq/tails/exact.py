@@ -55,8 +55,39 @@ class ExactLaw:
         """The q-quantiles (s): overall when ``task`` is None, else of each pair."""
         top = self.wait.h * (self.wait.G.size - 1) + self.mix.edge()
         if task is None:
-            return inverse_cdf(lambda t, _: self.overall_cdf(t), q, top)
-        return inverse_cdf(lambda t, which: self.type_cdf(t, task[which]), q, top)
+            found = inverse_cdf(lambda t, _: self.overall_cdf(t), q, top)
+            return self._snap(found, q, self.mix.atom_at, None)
+        found = inverse_cdf(lambda t, which: self.type_cdf(t, task[which]), q, top)
+        return self._snap(found, q, self.mix.atom_at, task)
+
+    def _snap(
+        self, t: FloatArray, q: FloatArray, atoms: FloatArray, task: IntArray | None
+    ) -> FloatArray:
+        """A percentile found within the search's tolerance above an atom of the service
+        (where the CDF jumps) is that atom exactly, if the CDF there reaches q."""
+        if atoms.size == 0:
+            return t
+        if task is None:
+            ordered = np.sort(atoms)
+            below = ordered[np.maximum(np.searchsorted(ordered, t, side="right") - 1, 0)]
+        else:
+            below = np.full(t.shape, -1.0)
+            for i in np.flatnonzero(self.ln_of_type[task] < 0):
+                mine = self.mix.atom_at[self.mix.atom_type == task[i]]
+                under = mine[mine <= t[i]]
+                below[i] = under.max() if under.size else -1.0
+        close = (below >= 0) & (below <= t) & (t - below <= 1e-10 * t)
+        if not np.any(close):
+            return t
+        index = np.flatnonzero(close)
+        values = (
+            self.overall_cdf(below[index])
+            if task is None
+            else self.type_cdf(below[index], task[index])
+        )
+        t = t.copy()
+        t[index[values >= q[index]]] = below[index[values >= q[index]]]
+        return t
 
     def cdf(self, t: float, task: int | None) -> float:
         """P(T <= t), overall or of type ``task``."""

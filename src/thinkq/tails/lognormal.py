@@ -2,12 +2,14 @@
 
 * :func:`stop_loss`: E[(X - y)^+] and E[((X - y)^+)^2] / 2, for the exact integrals
   of X's survival function over each lattice cell (:mod:`~thinkq.tails.residual`);
-* :func:`slice_atoms`: X as 2 M + ~90 point masses with exactly its mean and second
-  moment: X is cut into slices of equal probability 1/M (with slices halving their
-  probability toward both tails, down to 2^-44 / M) and each slice becomes two atoms
-  of half its mass at its mean plus and minus its standard deviation, which keeps the
-  slice's mass, mean and variance. The route for many lognormal types, where the
-  exact cell integrals would cost N times the lattice.
+* :func:`slice_atoms`: X as about 1,800 point masses with exactly its mean and second
+  moment. X is cut into slices: of equal probability 1/M in the bulk, halving their
+  probability toward both tails (down to 2^-44 / M), and cut again every 0.05 in
+  normal score (so that no slice of the upper tail spans a wide range of times). Each
+  slice becomes two atoms of half its mass at its mean plus and minus its standard
+  deviation, which keeps the slice's mass, mean and variance. The route for many
+  lognormal types, where the exact cell integrals would cost N times the lattice;
+  against them, percentiles agree to about 1e-6 (``tests/test_tails.py``).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ __all__ = ["SLICES", "slice_atoms", "stop_loss"]
 #: Slices of equal probability in the bulk of each lognormal (slice_atoms).
 SLICES = 512
 _TAIL_HALVINGS = 44
+_EVEN_STEP, _EVEN_TOP = 0.05, 8.0  # also slices of equal width in z, for the tails
 
 
 def stop_loss(y: FloatArray, mu: float, sigma: float) -> tuple[FloatArray, FloatArray]:
@@ -48,7 +51,8 @@ def _scores(slices: int) -> FloatArray:
     below = np.concatenate([tail, np.arange(1, slices // 2 + 1) / slices])
     low = ndtri(below)  # P(Z <= z) = below, up to the median
     high = -low[-2::-1]  # the mirror images above the median
-    return np.concatenate([[-np.inf], low, high, [np.inf]])
+    even = np.arange(-_EVEN_TOP, _EVEN_TOP + _EVEN_STEP / 2, _EVEN_STEP)
+    return np.unique(np.concatenate([[-np.inf], low, high, even, [np.inf]]))
 
 
 def _between(a: FloatArray, b: FloatArray) -> FloatArray:
