@@ -142,20 +142,12 @@ class ExactLaw:
 
     def _lognormal(self, t: FloatArray, part: IntArray) -> FloatArray:
         """P(T <= t) for lognormal components ``part``: the atom term and the quadrature."""
+        from thinkq.tails.kernels import wait_quadrature  # numba: only when it is used
+
         mix, wait = self.mix, self.wait
-        y = t - mix.ln_shift[part]
+        y = np.ascontiguousarray(t - mix.ln_shift[part])
         mu, sigma = mix.ln_mu[part], mix.ln_sigma[part]
         with np.errstate(divide="ignore"):
             z_star = (np.log(np.maximum(y, 0.0)) - mu) / sigma
-        out = (1.0 - wait.rho) * ndtr(z_star)
-        top = np.minimum(z_star, Z_EDGE)
-        live = top > -Z_EDGE
-        if not np.any(live):
-            return np.asarray(out, float)
-        low, width = -Z_EDGE, top[live] + Z_EDGE
-        z = low + width[:, None] * self.nodes[None, :]
-        service = np.exp(mu[live, None] + sigma[live, None] * z)
-        density = np.exp(-z * z / 2) / np.sqrt(2 * np.pi)
-        g = wait.continuous(y[live, None] - service)
-        out[live] += width * ((g * density) @ self.weights)
-        return np.asarray(out, float)
+        quadrature = wait_quadrature(y, mu, sigma, wait.G, wait.h, self.nodes, self.weights, Z_EDGE)
+        return np.asarray((1.0 - wait.rho) * ndtr(z_star) + quadrature, float)

@@ -19,7 +19,7 @@ import math
 import numpy as np
 from scipy.special import ndtr, ndtri
 
-from thinkq._typing import FloatArray
+from thinkq._typing import FloatArray, IntArray
 
 __all__ = ["SLICES", "slice_atoms", "stop_loss"]
 
@@ -60,22 +60,21 @@ def _between(a: FloatArray, b: FloatArray) -> FloatArray:
     return np.asarray(np.where(a > 0, ndtr(-a) - ndtr(-b), ndtr(b) - ndtr(a)), float)
 
 
-def slice_atoms(
-    mu: FloatArray, sigma: FloatArray, slices: int = SLICES
-) -> tuple[FloatArray, FloatArray]:
-    """Atoms of each lognormal (mu_i, sigma_i): positions (s) and probabilities, each of
-    shape (len(mu), K), with the lognormal's mass, mean and second moment."""
+def slice_atoms(sigma: FloatArray, slices: int = SLICES) -> tuple[FloatArray, IntArray, FloatArray]:
+    """The slice atoms of lognormals with log-sd ``sigma`` and log-mean 0: positions
+    ``unit`` (s, one row per distinct sigma), the row of each sigma, and the atoms'
+    probabilities. Those of exp(mu + sigma Z) are exp(mu) times the row: the same
+    mass, mean and second moment as the lognormal."""
     z = _scores(slices)
     lo, hi = z[:-1], z[1:]
     mass = _between(lo, hi)
     keep = mass > 0
     lo, hi, mass = lo[keep], hi[keep], mass[keep]
-    s = np.asarray(sigma, dtype=np.float64)[:, None]
-    m = np.asarray(mu, dtype=np.float64)[:, None]
-    first = np.exp(m + s * s / 2) * _between(lo - s, hi - s)
-    second = np.exp(2 * m + 2 * s * s) * _between(lo - 2 * s, hi - 2 * s)
+    distinct, which = np.unique(np.asarray(sigma, dtype=np.float64), return_inverse=True)
+    s = distinct[:, None]
+    first = np.exp(s * s / 2) * _between(lo - s, hi - s)
+    second = np.exp(2 * s * s) * _between(lo - 2 * s, hi - 2 * s)
     mean = first / mass
     spread = np.sqrt(np.maximum(second / mass - mean * mean, 0.0))
-    at = np.concatenate([np.maximum(mean - spread, 0.0), mean + spread], axis=1)
-    probability = np.broadcast_to(np.concatenate([mass, mass]) / 2, at.shape)
-    return at, probability
+    unit = np.concatenate([np.maximum(mean - spread, 0.0), mean + spread], axis=1)
+    return unit, which.reshape(-1).astype(np.int64), np.concatenate([mass, mass]) / 2

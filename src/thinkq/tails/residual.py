@@ -39,10 +39,7 @@ def residual_lattice(mix: Mixture, h: float, n: int) -> FloatArray:
     _add_atoms(mix.atom_at, weight, h, n, full, i0, i1)
     groups = _lognormal_groups(mix)
     if len(groups) > EXACT_LOGNORMALS:
-        shift, mu, sigma, w = np.array(groups).T
-        at, probability = slice_atoms(mu, sigma)
-        at = at + shift[:, None]
-        _add_atoms(at.reshape(-1), (w[:, None] * probability).reshape(-1), h, n, full, i0, i1)
+        _add_slices(np.array(groups), h, n, full, i0, i1)
         groups = []
     for shift, mu, sigma, w in groups:
         first = max(0, math.floor((shift + math.exp(mu - Z_EDGE * sigma)) / h))
@@ -66,6 +63,21 @@ def residual_lattice(mix: Mixture, h: float, n: int) -> FloatArray:
     r = i0 - right
     r[1:] += right[:-1]
     return r / mix.mean
+
+
+def _add_slices(
+    groups: FloatArray, h: float, n: int, full: FloatArray, i0: FloatArray, i1: FloatArray
+) -> None:
+    """Add lognormals (rows shift, mu, sigma, weight) as their slice atoms."""
+    from thinkq.tails.kernels import bin_slices  # numba: only when it is used
+
+    unit, pattern, probability = slice_atoms(groups[:, 2])
+    out = np.zeros((3, n + 1))
+    scale = np.exp(groups[:, 1])
+    bin_slices(groups[:, 0].copy(), scale, groups[:, 3].copy(), pattern, unit, probability, h, out)
+    full += out[0]
+    i0 += out[1, :n]
+    i1 += out[2, :n]
 
 
 def _add_atoms(
