@@ -18,6 +18,7 @@ from typing import Annotated, Any
 import typer
 import uvicorn
 
+from thinkq.cli import _slo
 from thinkq.cli._app import api_key, app, fail, integers, load
 from thinkq.errors import ServerError
 from thinkq.measure.server import Server, check_base_url
@@ -51,10 +52,9 @@ async def _started(server: Server, build: Callable[[Server], Gateway]) -> Gatewa
     try:
         if server.model:
             await server.check_model()
+        elif not (names := await server.models()):
+            raise ServerError(f"model: {server.base_url} lists no model", field="model")
         else:
-            names = await server.models()
-            if not names:
-                raise ServerError(f"model: {server.base_url} lists no model", field="model")
             server.model = names[0]
         gateway = build(server)
         await gateway.start()
@@ -200,10 +200,20 @@ def serve_command(
             help="The model's tokenizer.json, for an upstream without a tokenize endpoint.",
         ),
     ] = None,
+    slo: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--slo",
+            metavar="OBJECTIVE",
+            help="A latency objective ('p95<=8s', 'mean<=2s', 'gsm8k:p99<=15s'; repeatable): "
+            "re-solve under it instead of alpha, and admit only what it allows.",
+        ),
+    ] = None,
 ) -> None:
     """Serve an OpenAI-compatible API that gives each request its optimal budget."""
     profile = load(profile_path, rate=None, alpha=None, max_tokens=None)
     concurrency = _concurrency(profile, concurrency)
+    slo_objectives = _slo.objectives(slo, profile) if slo else ()
     key = api_key(api_key_env)
     upstream_key = api_key(upstream_key_env, option="--upstream-key-env")
     try:
@@ -224,9 +234,8 @@ def serve_command(
         logging.getLogger("thinkq.serve").warning(
             "the profile has no [server] table: budgets and predictions are the one-at-a-time "
             "M/G/1 model's although %d requests are served at once (measure the server with "
-            "thinkq profile --slots and fit it)",
-            concurrency,
-        )
+            "thinkq profile --slots and fit it)", concurrency,
+        )  # fmt: skip
 
     def build(server: Server) -> Gateway:
         return Gateway(
@@ -242,6 +251,7 @@ def serve_command(
             refit=refit,
             log_prompts=log_prompts,
             suppress_ids=ids,
+            objectives=slo_objectives,
         )
 
     async def main() -> None:

@@ -23,6 +23,12 @@ a backlog the plan does not predict (the left-overs of a burst, which wait for t
 budgets in force when they start); and admission resumes as soon as the backlog
 falls under the bound.
 
+Under latency objectives (``--slo``) a plan whose zero budgets miss an objective at
+the estimated load admits only its fraction of the offered requests (a credit of that
+fraction per arrival, one admission per whole credit); the
+others get :class:`~thinkq.errors.OverloadedError` naming the objective
+(:mod:`thinkq.serve.slo`).
+
 A backlog over the bound is overload whatever the estimate says, so a request that
 starts while the predicted wait behind it exceeds the bound gets zero budgets
 (:meth:`Admission.budget`), as under an overloaded plan: the left-overs of a burst
@@ -46,6 +52,7 @@ from thinkq.errors import OverloadedError, QueueFullError
 from thinkq.serve.controller import Controller
 from thinkq.serve.estimator import Clock, Estimator
 from thinkq.serve.queue import Queue
+from thinkq.serve.slo import SloState
 
 __all__ = ["WAIT_FACTOR", "Admission", "Retries"]
 
@@ -130,6 +137,8 @@ class Admission:
         self.retries = Retries(memory=estimator.window, clock=clock)
         #: Arrivals recognised as retries of refused requests (not counted as load).
         self.retried = 0
+        #: Admissions owed under an objective that cannot be met (see the module).
+        self.credit = 1.0
 
     def predicted_wait(self) -> float:
         """Seconds a request arriving now would wait for a slot (see the module)."""
@@ -167,6 +176,12 @@ class Admission:
 
     def _refusal(self) -> OverloadedError | None:
         plan, queue = self.controller.plan, self.queue
+        slo = plan.slo
+        if slo is not None and slo.admitted < 1.0:
+            self.credit += slo.admitted
+            if self.credit < 1.0 - 1e-9:
+                return _beyond_objectives(slo, plan.rate)
+            self.credit = min(self.credit - 1.0, 1.0)
         wait = self.predicted_wait()
         if queue.full():
             return QueueFullError(
@@ -194,3 +209,14 @@ class Admission:
         if not plan.overloaded:
             bound = max(bound, WAIT_FACTOR * plan.predicted_mean_waiting_time)
         return bound
+
+
+def _beyond_objectives(slo: SloState, rate: float) -> OverloadedError:
+    """The refusal of a request beyond the rate at which the objectives can be met."""
+    names = ", ".join(str(o) for o in slo.objectives)
+    top = slo.max_rate or 0.0
+    return OverloadedError(
+        f"overloaded: {names} cannot be met at the estimated load ({rate:.3g}/s) even "
+        f"with zero budgets; admitting {slo.admitted:.0%} of requests (up to {top:.3g}/s)",
+        retry_after=max(1, math.ceil(1.0 / top)) if top > 0 else 60,
+    )

@@ -27,6 +27,7 @@ zero, and the gateway admits a request only while the work already queued would 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,6 +41,8 @@ from thinkq.errors import UnstableLoadError
 from thinkq.profile import Profile
 from thinkq.serve.estimator import Estimate, Estimator
 from thinkq.serve.refit import LatencyRefit
+from thinkq.serve.slo import SloState, plan_slo, unmeetable
+from thinkq.slo import Objective
 from thinkq.solve import solve
 
 __all__ = ["DEFAULT_HYSTERESIS", "MIN_RATE", "Controller", "Plan"]
@@ -87,6 +90,10 @@ class Plan:
         server table).
     switched:
         Whether this plan's budgets replaced those of the plan before it.
+    slo:
+        Under latency objectives (``--slo``): the objectives as predicted at the
+        budgets, the shadow price and the fraction admitted
+        (:class:`~thinkq.serve.slo.SloState`); ``None`` without objectives.
     """
 
     budgets: tuple[int, ...]
@@ -103,6 +110,7 @@ class Plan:
     mean_batch: float = 0.0
     step_time: float | None = None
     switched: bool = False
+    slo: SloState | None = None
 
     @property
     def capacity(self) -> float:
@@ -123,6 +131,8 @@ class Controller:
         Relative gain in J required to switch budgets (>= 0).
     refit:
         The online refit of the latency lines, or ``None`` to keep the profile's.
+    objectives:
+        Latency objectives that replace alpha (:mod:`thinkq.serve.slo`); empty: none.
     """
 
     def __init__(
@@ -132,9 +142,11 @@ class Controller:
         *,
         hysteresis: float = DEFAULT_HYSTERESIS,
         refit: LatencyRefit | None = None,
+        objectives: Sequence[Objective] = (),
     ) -> None:
         if not hysteresis >= 0:
             raise ValueError(f"hysteresis: must be >= 0, got {hysteresis!r}")
+        self.objectives = tuple(objectives)
         self.profile = profile
         self.estimator = estimator
         self.hysteresis = hysteresis
@@ -206,16 +218,29 @@ class Controller:
                 server=server,
                 mean_batch=float(server.slots) if server is not None else 1.0,
                 switched=current is not None and any(current.budgets),
+                slo=self._overloaded(estimate),
             )
         self.solves += 1
-        budgets = solve(point).budgets
         before = current if current is not None and not current.overloaded else self.stable
+        if self.objectives:
+            held = None if before is None else before.budgets
+            l, slo = plan_slo(point, self.objectives, before=held, hysteresis=self.hysteresis)
+            return _stable_plan(point, estimate.rate, shares, l, current, slo)
+        budgets = solve(point).budgets
         if before is not None:
             gain = model.objective_change(point, before.budgets, budgets)
             kept = model.objective(point, before.budgets)
             if math.isfinite(kept) and gain <= self.hysteresis * abs(kept):
                 budgets = np.asarray(before.budgets)
         return _stable_plan(point, estimate.rate, shares, budgets, current)
+
+    def _overloaded(self, estimate: Estimate) -> SloState | None:
+        """Under objectives, the state of an overloaded plan (zero budgets unstable)."""
+        if not self.objectives:
+            return None
+        point = self.at(Estimate(MIN_RATE, estimate.shares, 0))  # stable: shares and lines
+        values = (math.inf,) * len(self.objectives)
+        return unmeetable(point, self.objectives, estimate.rate, values)
 
 
 def _stable_plan(
@@ -224,6 +249,7 @@ def _stable_plan(
     shares: tuple[float, ...],
     budgets: NDArray[np.int64] | FloatArray,
     current: Plan | None,
+    slo: SloState | None = None,
 ) -> Plan:
     """The plan of ``budgets`` at the operating point ``point`` (stable there)."""
     m = model.moments(point, budgets)
@@ -249,4 +275,5 @@ def _stable_plan(
         mean_batch=batch,
         step_time=step,
         switched=current is not None and tuple(budgets) != current.budgets,
+        slo=slo,
     )

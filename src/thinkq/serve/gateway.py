@@ -34,7 +34,9 @@ from thinkq.serve.queue import Queue, Records
 from thinkq.serve.refit import LatencyRefit
 from thinkq.serve.request import Books, Disconnected, Job, Turn, served, until_disconnected
 from thinkq.serve.routing import Router
+from thinkq.serve.slo import measured, resolved
 from thinkq.serve.status import state
+from thinkq.slo import Objective
 
 #: Seconds of observation the profile's rate is worth to the estimator at start.
 PRIOR_TIME = 60.0
@@ -84,6 +86,9 @@ class Gateway:
         Monotonic time in seconds (tests inject their own).
     log_prompts:
         Whether the per-request log line includes the last user message.
+    objectives:
+        Latency objectives (``'p95<=8s'``) that replace the profile's alpha
+        (:mod:`thinkq.serve.slo`); empty: none.
     """
 
     def __init__(
@@ -104,6 +109,7 @@ class Gateway:
         refit: bool = False,
         clock: Clock = time.monotonic,
         log_prompts: bool = False,
+        objectives: Sequence[str | Objective] = (),
     ) -> None:
         if not resolve_every >= 0:
             raise ValueError(f"resolve_every: must be >= 0 seconds, got {resolve_every!r}")
@@ -120,8 +126,9 @@ class Gateway:
             prior_time=PRIOR_TIME,
         )  # fmt: skip
         self.refit = LatencyRefit(profile, window=window, clock=clock) if refit else None
+        slo = resolved(profile, objectives) if objectives else ()
         self.controller = Controller(
-            profile, self.estimator, hysteresis=hysteresis, refit=self.refit
+            profile, self.estimator, hysteresis=hysteresis, refit=self.refit, objectives=slo
         )
         self.queue = Queue(concurrency=concurrency, max_queue=max_queue, clock=clock)
         self.admission = Admission(
@@ -129,7 +136,7 @@ class Gateway:
             max_wait=(resolve_every or 5.0) if max_wait is None else max_wait,
         )  # fmt: skip
         self.records = Records(window=window, clock=clock)
-        self.metrics = Metrics(profile.names)
+        self.metrics = Metrics(profile.names, [str(o) for o in slo])
         self.books = Books(
             profile.names, records=self.records, metrics=self.metrics, refit=self.refit,
             clock=clock, log_prompts=log_prompts,
@@ -177,6 +184,13 @@ class Gateway:
             names = self.profile.names
             budgets = ", ".join(f"{n}={b}" for n, b in zip(names, plan.budgets, strict=True))
             log.info("budgets switched at rate %.4g/s: %s", plan.rate, budgets)
+        if plan.slo is not None and not plan.slo.meetable:
+            log.warning(
+                "%s cannot be met at %.4g/s even with zero budgets: admitting %.0f%% of "
+                "requests (up to %.4g/s)",
+                ", ".join(str(o) for o in plan.slo.objectives), plan.rate,
+                100 * plan.slo.admitted, plan.slo.max_rate or 0.0,
+            )  # fmt: skip
         self.publish()
         return plan
 
@@ -188,6 +202,9 @@ class Gateway:
             waiting=self.queue.waiting,
             batch=self.records.mean_batch(),
         )
+        slo = self.controller.plan.slo
+        if slo is not None:
+            self.metrics.slo(slo, measured(slo.objectives, self.records.recent()))
 
     # ------------------------------------------------------------------ requests
 

@@ -14,6 +14,12 @@ metric                                     type       labels
 ``thinkq_measured_mean_system_seconds``    gauge      (over the window)
 ``thinkq_queue_waiting``                   gauge      (requests waiting)
 ``thinkq_overloaded``                      gauge      (1 when even zero budgets are unstable)
+``thinkq_predicted_mean_batch``            gauge      (mean number in service)
+``thinkq_measured_mean_batch``             gauge      (over the window)
+``thinkq_slo_target_seconds``              gauge      ``objective`` (with ``--slo``)
+``thinkq_slo_predicted_seconds``           gauge      ``objective``
+``thinkq_slo_measured_seconds``            gauge      ``objective`` (over the window)
+``thinkq_slo_admitted_fraction``           gauge      (1 unless an objective is unmeetable)
 =========================================  =========  =================================
 
 Outcomes: ``ok``, ``rejected`` (503), ``upstream_error`` (502), ``bad_request`` (400
@@ -30,6 +36,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 
 from thinkq.serve.controller import Plan
 from thinkq.serve.queue import Record
+from thinkq.serve.slo import SloState
 
 __all__ = ["OUTCOMES", "Metrics"]
 
@@ -48,7 +55,7 @@ class Metrics:
         The profile's task names (every labelled series starts at zero).
     """
 
-    def __init__(self, tasks: Sequence[str]) -> None:
+    def __init__(self, tasks: Sequence[str], objectives: Sequence[str] = ()) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.requests = Counter(
@@ -90,6 +97,7 @@ class Metrics:
         self.measured_batch = Gauge(
             "thinkq_measured_mean_batch", "Measured mean number in service.", registry=r
         )
+        self._objectives(objectives)
         self.tasks = tuple(tasks)
         for task in self.tasks:
             for outcome in OUTCOMES:
@@ -97,6 +105,35 @@ class Metrics:
             self.wait.labels(task)
             self.service.labels(task)
             self.thinking.labels(task)
+
+    def _objectives(self, objectives: Sequence[str]) -> None:
+        """The gauges of the latency objectives (none without ``--slo``)."""
+        r, label = self.registry, ["objective"]
+        self.objectives = tuple(objectives)
+        if not self.objectives:
+            return
+        self.slo_target = Gauge(
+            "thinkq_slo_target_seconds", "Latency objective's bound.", label, registry=r
+        )
+        self.slo_predicted = Gauge(
+            "thinkq_slo_predicted_seconds", "Objective predicted at the budgets.", label, registry=r
+        )
+        self.slo_measured = Gauge(
+            "thinkq_slo_measured_seconds", "Objective measured over the window.", label, registry=r
+        )
+        self.slo_admitted = Gauge(
+            "thinkq_slo_admitted_fraction", "Fraction of requests admitted.", registry=r
+        )
+
+    def slo(self, slo: SloState | None, seen: Sequence[float | None]) -> None:
+        """Set the objectives' gauges: targets, predicted (``slo``) and measured (``seen``)."""
+        if not self.objectives or slo is None:
+            return
+        for name, o, p, m in zip(self.objectives, slo.objectives, slo.predicted, seen, strict=True):
+            self.slo_target.labels(name).set(o.target)
+            self.slo_predicted.labels(name).set(p)
+            self.slo_measured.labels(name).set(float("nan") if m is None else m)
+        self.slo_admitted.set(slo.admitted)
 
     def outcome(self, task: str, outcome: str) -> None:
         """Count one request of ``task`` that ended with ``outcome``."""

@@ -12,6 +12,7 @@ from thinkq.serve.controller import Controller, Plan
 from thinkq.serve.estimator import Estimator
 from thinkq.serve.queue import Queue, Records
 from thinkq.serve.refit import LatencyRefit
+from thinkq.serve.slo import measured
 
 __all__ = ["Gateway", "state"]
 
@@ -60,6 +61,31 @@ def _server(plan: Plan, measured_batch: float | None) -> dict[str, Any] | None:
     }
 
 
+def _slo(plan: Plan, records: Records) -> dict[str, Any] | None:
+    """The objectives in force: targets, predicted and measured values, admission."""
+    slo = plan.slo
+    if slo is None:
+        return None
+    seen = measured(slo.objectives, records.recent())
+    return {
+        "objectives": [
+            {
+                "objective": str(o),
+                "statistic": o.statistic,
+                "task": o.task,
+                "target": o.target,
+                "predicted": _finite(p),
+                "measured": m,
+            }
+            for o, p, m in zip(slo.objectives, slo.predicted, seen, strict=True)
+        ],
+        "shadow_price": slo.shadow_price,
+        "meetable": slo.meetable,
+        "admitted_fraction": slo.admitted,
+        "max_rate": slo.max_rate,
+    }
+
+
 def state(gateway: Gateway) -> dict[str, Any]:
     """What ``GET /thinkq/state`` returns (non-finite numbers as ``None``).
 
@@ -93,4 +119,5 @@ def state(gateway: Gateway) -> dict[str, Any]:
         "retries": gateway.admission.retried,
         "load_changes": gateway.estimator.changes,
         "server": _server(plan, gateway.records.mean_batch()),
+        "slo": _slo(plan, gateway.records),
     }
