@@ -34,13 +34,12 @@ import httpx
 import numpy as np
 
 import thinkq
+from serve_fidelity import rate_for, start_llama
 from thinkq.measure.server import Server
 from thinkq.measure.templates import get_template
 from thinkq.serve import Estimate, Gateway, create_app
 from thinkq.serve.loadtest import load_prompts, run_load
 from thinkq.tails import system_times
-
-from serve_fidelity import rate_for, start_llama
 
 
 def p95_interval(times: np.ndarray, rng: np.random.Generator) -> list[float]:
