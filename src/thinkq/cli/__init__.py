@@ -10,6 +10,7 @@ from thinkq.cli import (  # noqa: F401  (register the commands)
     _experiments,
     _fit,
     _loadtest,
+    _plan,
     _profile,
     _serve,
     _simulate,
