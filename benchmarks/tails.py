@@ -46,7 +46,7 @@ from thinkq import Profile, Task
 from thinkq.tails import system_times
 from thinkq.tails.exact import ExactLaw
 from thinkq.tails.service import mixture
-from thinkq.tails.waiting import waiting_time
+from thinkq.tails.waiting import MAX_NODES, RESOLUTION, waiting_time
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from instances import benchmark_profile
@@ -113,7 +113,8 @@ def simulate(profile: Profile, budgets: np.ndarray, queries: int, seed: int):
 def refined(profile: Profile, budgets: np.ndarray) -> np.ndarray:
     """The overall percentiles on a lattice four times finer (the lattice's own error)."""
     mix = mixture(profile, budgets, None)
-    law = ExactLaw(mix, waiting_time(mix, profile.rate, resolution=4096))
+    law = ExactLaw(mix, waiting_time(mix, profile.rate, resolution=4 * RESOLUTION,
+                                     max_nodes=4 * MAX_NODES))  # fmt: skip
     return law.quantiles(np.array(PERCENTILES) / 100, None)
 
 

@@ -257,7 +257,7 @@ def test_utilisation_099_still_works():
 
 def test_many_lognormal_types_take_the_slice_route_and_agree(monkeypatch):
     rng = np.random.default_rng(4)
-    n = 34  # distinct lognormals: more than EXACT_LOGNORMALS
+    n = 34  # distinct lognormals: 34 x 2^16 cells, more than EXACT_CELLS
     profile = thinkq.Profile.from_arrays(
         names=[f"k{i}" for i in range(n)], share=rng.dirichlet(np.ones(n)),
         A=np.full(n, 0.5), b=np.full(n, 1e-3), D=np.full(n, 0.1),
@@ -267,7 +267,7 @@ def test_many_lognormal_types_take_the_slice_route_and_agree(monkeypatch):
     profile = profile.with_variance((rng.uniform(0.2, 1.5, n) * profile.t0) ** 2)
     budgets = np.zeros(n)
     sliced = system_times(profile, budgets)
-    monkeypatch.setattr("thinkq.tails.residual.EXACT_LOGNORMALS", 1000)
+    monkeypatch.setattr("thinkq.tails.residual.EXACT_CELLS", 1 << 40)
     exact = system_times(profile, budgets)
     assert sliced.mean == exact.mean == pytest.approx(model.system_time(profile, budgets))
     overall_s, per_s = sliced.percentiles([50, 95, 99])

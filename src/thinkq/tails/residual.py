@@ -24,10 +24,11 @@ from thinkq._typing import FloatArray, IntArray
 from thinkq.tails.lognormal import slice_atoms, stop_loss
 from thinkq.tails.service import Z_EDGE, Mixture
 
-__all__ = ["EXACT_LOGNORMALS", "residual_lattice"]
+__all__ = ["EXACT_CELLS", "residual_lattice"]
 
-#: Up to this many distinct lognormal types, exact cell integrals; beyond, slice atoms.
-EXACT_LOGNORMALS = 32
+#: Exact cell integrals while (distinct lognormal types) x (cells) stays below this;
+#: beyond, slice atoms.
+EXACT_CELLS = 1 << 21
 
 
 def residual_lattice(mix: Mixture, h: float, n: int) -> FloatArray:
@@ -38,7 +39,7 @@ def residual_lattice(mix: Mixture, h: float, n: int) -> FloatArray:
     weight = mix.share[mix.atom_type] * mix.atom_weight
     _add_atoms(mix.atom_at, weight, h, n, full, i0, i1)
     groups = _lognormal_groups(mix)
-    if len(groups) > EXACT_LOGNORMALS:
+    if len(groups) * n > EXACT_CELLS:
         _add_slices(np.array(groups), h, n, full, i0, i1)
         groups = []
     for shift, mu, sigma, w in groups:

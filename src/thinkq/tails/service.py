@@ -69,12 +69,18 @@ class Mixture:
             top = max(top, float(np.max(self.ln_shift + np.exp(self.ln_mu + tail * self.ln_sigma))))
         return top
 
-    def lognormal_cdf(self, t: FloatArray, part: IntArray) -> FloatArray:
-        """P(S <= t) of lognormal component ``part`` (arrays broadcast together)."""
-        y = t - self.ln_shift[part]
-        with np.errstate(divide="ignore"):
-            z = (np.log(np.maximum(y, 0.0)) - self.ln_mu[part]) / self.ln_sigma[part]
-        return np.asarray(ndtr(z), float)
+    def residual_tail(self, x: float) -> float:
+        """P(R > x) = E[(S - x)^+] / E[S] of the equilibrium service time R, x in s."""
+        weight = self.share[self.atom_type] * self.atom_weight
+        excess = float(np.dot(weight, np.maximum(self.atom_at - x, 0.0)))
+        if self.ln_mu.size:
+            y, mu, sigma = x - self.ln_shift, self.ln_mu, self.ln_sigma
+            m = np.exp(mu + sigma**2 / 2)
+            with np.errstate(divide="ignore"):
+                z = (np.log(np.maximum(y, 0.0)) - mu) / sigma
+            part = np.where(y > 0, m * ndtr(sigma - z) - np.maximum(y, 0.0) * ndtr(-z), m - y)
+            excess += float(np.dot(self.share[self.ln_type], np.maximum(part, 0.0)))
+        return excess / self.mean
 
 
 def mixture(

@@ -11,7 +11,8 @@ the discrete Fourier transform of the moment-matched lattice R
 (:mod:`~thinkq.tails.residual`). The transform is taken on exponentially damped
 sequences (a factor e^{-8} over the lattice) so that the mass beyond the lattice,
 which the circular convolution would fold back, is damped by e^{-8} more; the lattice
-is doubled until the mass beyond it is below :data:`TAIL`. The lattice masses are
+starts at a guess of the tail's reach (:func:`_span`) and is doubled until the mass
+beyond it is below :data:`TAIL`. The lattice masses are
 tent (local moment) masses, so G at the nodes is their trapezoid sum, and G between
 nodes is linear interpolation.
 """
@@ -27,14 +28,15 @@ from thinkq._typing import FloatArray
 from thinkq.tails.residual import residual_lattice
 from thinkq.tails.service import Mixture
 
-__all__ = ["TAIL", "Waiting", "waiting_time"]
+__all__ = ["MAX_NODES", "RESOLUTION", "TAIL", "Waiting", "waiting_time"]
 
-#: The largest mass of W left beyond the lattice.
-TAIL = 1e-11
+#: The largest mass of W left beyond the lattice: percentiles up to 100 (1 - 1e-8).
+TAIL = 1e-9
 #: Lattice cells per mean service time (finer when the lattice allows).
 RESOLUTION = 1024
 _MIN_NODES = 1 << 12
-_MAX_NODES = 1 << 22
+#: The most nodes of the lattice; beyond, its step grows instead.
+MAX_NODES = 1 << 20
 _DOUBLINGS = 12  # at most this many times the lattice is doubled
 _DAMPING = 8.0  # log of the damping factor over the whole lattice
 
@@ -66,32 +68,46 @@ class Waiting:
         return np.where(x >= 0, 1.0 - self.rho, 0.0) + self.continuous(x)
 
 
-def waiting_time(mix: Mixture, rate: float, *, resolution: int = RESOLUTION) -> Waiting:
+def waiting_time(
+    mix: Mixture, rate: float, *, resolution: int = RESOLUTION, max_nodes: int = MAX_NODES
+) -> Waiting:
     """The waiting time of FIFO M/G/1 with Poisson ``rate`` and service ``mix``.
 
-    The caller checks stability (rho < 1).
+    The lattice has ``resolution`` cells per mean service time, unless that would take
+    more than ``max_nodes`` nodes to cover the tail. The caller checks stability.
     """
     rho = rate * mix.mean
     if mix.mean <= 0:
         return Waiting(rho=0.0, h=1.0, G=np.zeros(2), tail=0.0)
-    residual_mean = mix.second / (2 * mix.mean)
-    span = 4 * mix.mean + 30 * residual_mean / (1 - rho)
-    span = max(span, mix.edge(4.0))
     h = mix.mean / resolution
-    nodes = max(_MIN_NODES, 1 << math.ceil(math.log2(span / h)))
-    if nodes > _MAX_NODES:
-        h *= nodes / _MAX_NODES
-        nodes = _MAX_NODES
+    nodes = max(_MIN_NODES, 1 << math.ceil(math.log2(_span(mix, rho) / h)))
+    if nodes > max_nodes:
+        h *= nodes / max_nodes
+        nodes = max_nodes
     for _ in range(_DOUBLINGS):
         w = _lattice_wait(residual_lattice(mix, h, nodes), rho)
         tail = 1.0 - float(w.sum())
         if tail <= TAIL:
             break
-        if nodes < _MAX_NODES:
+        if nodes < max_nodes:
             nodes *= 2
         else:
             h *= 2
     return Waiting(rho=rho, h=h, G=_continuous_part(w, rho), tail=max(tail, 0.0))
+
+
+def _span(mix: Mixture, rho: float) -> float:
+    """A first guess of the time beyond which W has mass below :data:`TAIL` (s).
+
+    A light tail decays like exp(-x (1 - rho) / E[R]) at most; a heavy one (lognormal
+    services) like rho / (1 - rho) P(R > x), with P(R > x) = E[(S - x)^+] / E[S].
+    """
+    light = 4 * mix.mean + 30 * (mix.second / (2 * mix.mean)) / (1 - rho)
+    heavy = mix.edge(4.0)
+    target = TAIL / 4 * (1 - rho) / max(rho, 1e-300)
+    while mix.residual_tail(heavy) > target and heavy < 1e6 * light:
+        heavy *= 1.5
+    return max(light, heavy)
 
 
 def _lattice_wait(r: FloatArray, rho: float) -> FloatArray:
