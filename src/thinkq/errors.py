@@ -13,6 +13,8 @@
     │                           (also a ValueError)
     ├── SloError                latency objectives that no budgets can meet, not even
     │                           zero budgets (also a ValueError)
+    ├── StateError              the shared state (Redis, ``--state``) failed or was
+    │                           too slow; the gateway falls back to its own estimates
     ├── DatasetError            a benchmark set that cannot be loaded: unknown name,
     │                           missing or malformed file, or the ``hf`` extra absent
     ├── ServerError             an LLM server that cannot be used: it refuses a
@@ -63,6 +65,7 @@ __all__ = [
     "ServerError",
     "ServerUnreachableError",
     "SloError",
+    "StateError",
     "ThinkqError",
     "UnstableLoadError",
 ]
@@ -149,6 +152,10 @@ class SloError(ThinkqError, ValueError):
         super().__init__(message)
         self.objective = objective
         self.smallest = smallest
+
+
+class StateError(ThinkqError):
+    """The shared state in Redis (``--state``) failed or did not answer in time."""
 
 
 class ServerError(ThinkqError):

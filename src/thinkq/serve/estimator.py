@@ -34,6 +34,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable
+from itertools import islice
 from typing import NamedTuple
 
 import numpy as np
@@ -110,11 +111,21 @@ class Estimator:
         self._arrivals: deque[tuple[float, int]] = deque()
         self._counts = np.zeros(self.prior_shares.size, dtype=np.int64)
         self._before = 0  # arrivals in the window older than ``since``
+        #: Arrivals counted since start.
+        self.counted = 0
 
     def arrival(self, task: int) -> None:
         """Count one arrival of type ``task`` (an index into the profile's tasks) now."""
         self._arrivals.append((self.clock(), task))
         self._counts[task] += 1
+        self.counted += 1
+
+    def recorded(self, after: int) -> tuple[int, list[tuple[float, int]]]:
+        """``(n, arrivals)``: the arrivals counted since start, and those after the first
+        ``after`` of them still in the window as ``(time, task)``, oldest first."""
+        self._expire(self.clock())
+        new = min(self.counted - after, len(self._arrivals))
+        return self.counted, list(islice(reversed(self._arrivals), new))[::-1]
 
     def _expire(self, now: float) -> None:
         start = now - self.window

@@ -1,0 +1,98 @@
+"""The fleet's load from the shared per-second counts: pure functions.
+
+:func:`estimate` is :class:`~thinkq.serve.estimator.Estimator`'s rule applied to the
+arrivals every member reported, one row per second:
+
+* the rate is the arrivals of the window over its length, with the profile's rate
+  worth ``prior_time`` seconds of observation while less than a window has been
+  observed (since the counts' epoch);
+* when the last ``horizon`` seconds hold a count that a Poisson count at that rate
+  would reach with probability below
+  :data:`~thinkq.serve.estimator.CHANGE_LEVEL` (either tail), the load has changed
+  and the rate is that horizon's alone;
+* the shares are the window's type counts with one pseudo-query spread over the
+  profile's shares.
+
+It has no state: any member holding the same counts computes the same estimate, so
+the lease can move from one member to another without a jump.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from scipy.special import pdtr, pdtrc
+
+from thinkq._typing import FloatArray
+from thinkq.serve.estimator import CHANGE_LEVEL, Estimate
+
+__all__ = ["completions", "estimate", "matrix"]
+
+
+def matrix(hashes: Sequence[Mapping[str, str]], names: Sequence[str]) -> FloatArray:
+    """Rows of arrival counts per task (columns in ``names``' order); others ignored."""
+    rows = np.zeros((len(hashes), len(names)))
+    index = {name: k for k, name in enumerate(names)}
+    for row, found in zip(rows, hashes, strict=True):
+        for task, count in found.items():
+            k = index.get(task)
+            if k is not None:
+                row[k] += float(count)
+    return rows
+
+
+def estimate(
+    counts: FloatArray,
+    *,
+    observed: float,
+    window: float,
+    prior_rate: float,
+    prior_shares: FloatArray,
+    prior_time: float,
+    horizon: float | None,
+) -> Estimate:
+    """The rate and shares from ``counts``, one row per second, the newest last.
+
+    ``observed`` is the seconds the rows cover (at most ``window``; the rows before
+    the counts' epoch are zero and not counted as observation).
+    """
+    totals = counts.sum(axis=1)
+    arrivals = float(totals.sum())
+    pseudo = min(prior_time, window - observed)
+    if observed + pseudo <= 0:
+        rate = prior_rate
+    else:
+        rate = (arrivals + prior_rate * pseudo) / (observed + pseudo)
+    if horizon is not None and observed >= 2 * horizon:
+        seconds = max(1, round(horizon))
+        recent = int(totals[-seconds:].sum())
+        expected = rate * seconds
+        low = float(pdtr(recent, expected))
+        high = float(pdtrc(recent - 1, expected)) if recent > 0 else 1.0
+        if min(low, high) < CHANGE_LEVEL:
+            rate = recent / seconds
+    shares = (counts.sum(axis=0) + prior_shares) / (arrivals + 1.0)
+    return Estimate(rate=float(rate), shares=shares, arrivals=round(arrivals))
+
+
+def completions(
+    hashes: Sequence[Mapping[str, str]], names: Sequence[str]
+) -> dict[str, dict[str, Any]]:
+    """Per task: requests ended (``n``), their mean service time and thinking tokens."""
+    sums = {name: [0.0, 0.0, 0.0] for name in names}
+    for found in hashes:
+        for field, value in found.items():
+            task, _, what = field.rpartition(":")
+            if task in sums and what in ("n", "service", "thinking"):
+                sums[task][("n", "service", "thinking").index(what)] += float(value)
+    return {
+        name: {
+            "n": round(n),
+            "mean_service": service / n if n else None,
+            "mean_thinking": thinking / n if n else None,
+        }
+        for name, (n, service, thinking) in sums.items()
+        if n
+    }

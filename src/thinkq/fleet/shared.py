@@ -1,0 +1,255 @@
+"""One member of a fleet sharing a plan through Redis (a gateway or ``thinkq controller``).
+
+Every ``tick`` seconds (a second, or the period if shorter), off the request path,
+:meth:`Member.tick`:
+
+1. reports what this member saw since its last report: its estimator's arrivals
+   and its served requests, added to the per-second buckets
+   (:mod:`thinkq.fleet.state`); after a new epoch (Redis restarted empty) it
+   reports its whole window again;
+2. once per ``period``, takes or keeps the lease. The holder reads the window's
+   counts of every member, estimates the fleet's load (:func:`thinkq.fleet.counts.estimate`),
+   re-solves with its controller and publishes the plan; the others read that plan
+   and put it in force as it is. So every member applies the same budgets, solved once
+   per period for the total load.
+
+Any Redis failure or a call slower than the store's bound makes the member
+*disconnected*: it logs it once and re-solves from its own estimator (which counted
+every arrival all along) at each period until a tick reaches Redis again; then it
+shares at once, and is back on the shared plan within a tick of its leader's
+publication.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import secrets
+import socket
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from thinkq.errors import StateError
+from thinkq.fleet.counts import completions, estimate, matrix
+from thinkq.fleet.plans import fingerprint, from_doc, to_doc
+from thinkq.fleet.state import Store
+from thinkq.serve.controller import Controller, Plan
+from thinkq.serve.estimator import Clock, Estimate, Estimator
+from thinkq.serve.queue import Records
+
+__all__ = ["LEASE_PERIODS", "Member", "member_id"]
+
+#: The lease lasts this many periods: a member that stops is replaced after as long.
+LEASE_PERIODS = 3
+#: Seconds after the end of a second before its bucket is read (every report is in).
+SETTLE = 0.25
+
+log = logging.getLogger("thinkq.fleet")
+
+
+def member_id() -> str:
+    """``host-pid-random``: unique among the members of a fleet."""
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+class Member:
+    """Shares counts and the plan through ``store`` (see the module docstring).
+
+    Parameters
+    ----------
+    store:
+        The shared state.
+    controller:
+        Solves the plan (as leader) and holds the plan in force.
+    period:
+        Seconds between shares (the re-solve period).
+    clock:
+        The member's monotonic clock, seconds.
+    estimator:
+        This member's arrivals, reported and used alone while disconnected.
+    records:
+        This member's served requests, reported as completions.
+    fallback:
+        Whether to re-solve from ``estimator`` while disconnected.
+    on_plan:
+        Called with every plan put in force (logging, gauges).
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        controller: Controller,
+        *,
+        period: float,
+        clock: Clock,
+        estimator: Estimator,
+        records: Records | None = None,
+        fallback: bool = True,
+        on_plan: Callable[[Plan], None] = lambda plan: None,
+    ) -> None:
+        if not period > 0:
+            raise ValueError(f"period: must be > 0 seconds, got {period!r}")
+        self.store, self.controller, self.estimator = store, controller, estimator
+        self.records, self.fallback, self.on_plan = records, fallback, on_plan
+        self.period, self.clock = period, clock
+        self.tick_every = min(1.0, period)
+        self.id = member_id()
+        self.names = tuple(controller.profile.names)
+        self.fingerprint = fingerprint(controller.profile, controller.objectives)
+        self.connected: bool | None = None  # None: not tried yet
+        self.since = store.wall()
+        self.error: str | None = None
+        self.role = "local"
+        self.plan_doc: dict[str, Any] | None = None
+        self._due = -math.inf
+        self._epoch: str | None = None
+        self._started = math.inf  # the epoch's start, wall seconds
+        self._reported = 0  # the estimator's arrivals reported so far
+        self._mark = -math.inf  # served requests that ended before this are reported
+
+    # ------------------------------------------------------------------ the tick
+
+    async def tick(self) -> None:
+        """Report, and share when due; fall back on any Redis failure (never raises it)."""
+        now = self.clock()
+        due = now >= self._due
+        try:
+            await self._report(now)
+            if self.connected is not True:
+                due = True  # share at once on (re)connection
+            if due:
+                self._due = now + self.period
+                await self._share()
+        except StateError as exc:
+            self._down(str(exc))
+            if due:
+                self._due = now + self.period
+                if self.fallback:
+                    self.role = "local"
+                    self.on_plan(self.controller.resolve())
+            return
+        self._up()
+
+    def _down(self, why: str) -> None:
+        self.error = why
+        if self.connected is not False:
+            self.connected, self.since = False, self.store.wall()
+            log.warning(
+                "shared state unreachable (%s): solving with this member's own estimates "
+                "until it is back", why,
+            )  # fmt: skip
+
+    def _up(self) -> None:
+        if self.connected is not True:
+            if self.connected is False:
+                log.info("shared state at %s is back: on the shared plan again", self.store.url)
+            self.connected, self.since, self.error = True, self.store.wall(), None
+
+    # ------------------------------------------------------------------ reports
+
+    async def _report(self, now: float) -> None:
+        """Add this member's new arrivals and completions to the shared buckets."""
+        wall = self.store.wall()
+        offset = wall - now  # this clock's reading + offset = wall seconds
+        first = max(now - self.estimator.window, self.estimator.started) + offset
+        epoch, started = await self.store.epoch(first)
+        self._started = started
+        if epoch != self._epoch:  # a new epoch: report the whole window again
+            self._epoch, self._reported, self._mark = epoch, 0, -math.inf
+        total, new = self.estimator.recorded(self._reported)
+        arrivals: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        for when, task in new:
+            if when + offset >= started:
+                arrivals[math.floor(when + offset)][self.names[task]] += 1
+        sums: dict[int, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+        for r in [] if self.records is None else self.records.recent():
+            end = r.arrival + r.wait + r.service
+            if self._mark < end <= now and end + offset >= started:
+                bucket = sums[math.floor(end + offset)]
+                bucket[f"{r.task}:n"] += 1
+                bucket[f"{r.task}:service"] += r.service
+                bucket[f"{r.task}:thinking"] += r.thinking_tokens
+        await self.store.add(arrivals, sums)
+        self._reported, self._mark = total, now
+
+    # ------------------------------------------------------------------ the plan
+
+    async def _share(self) -> None:
+        """Solve and publish as leader, or put the leader's plan in force."""
+        if await self.store.lease(self.id, LEASE_PERIODS * self.period):
+            self.role = "leader"
+            load, done = await self.pooled()
+            plan = self.controller.resolve(load)
+            self.plan_doc = to_doc(
+                plan, self.names, fingerprint=self.fingerprint, by=self.id,
+                solved_at=self.store.wall(), period=self.period, arrivals=load.arrivals,
+                completions=done, replicas=None,
+            )  # fmt: skip
+            await self.store.publish(self.plan_doc)
+            self.on_plan(plan)
+            return
+        self.role = "follower"
+        doc = await self.store.plan()
+        if doc is None:  # no leader yet (Redis just restarted): look again next tick
+            self._due = self.clock()
+            return
+        if doc.get("fingerprint") != self.fingerprint:
+            if (self.plan_doc or {}).get("fingerprint") != doc.get("fingerprint"):
+                log.warning("the shared plan is for another profile: solving alone")
+            self.plan_doc, self.role = doc, "local"
+            self.on_plan(self.controller.resolve())
+            return
+        if doc == self.plan_doc:
+            return
+        plan = from_doc(
+            doc, self.names, server=self.controller.plan.server,
+            objectives=self.controller.objectives, current=self.controller.plan,
+        )  # fmt: skip
+        self.plan_doc = doc
+        self.on_plan(self.controller.adopt(plan))
+
+    async def pooled(self) -> tuple[Estimate, dict[str, dict[str, Any]]]:
+        """The fleet's load over the window, and its completions per task."""
+        est, wall = self.estimator, self.store.wall()
+        end = math.floor(wall - self.tick_every - SETTLE)  # seconds before end are complete
+        seconds = range(end - math.ceil(est.window), end)
+        started = self._started
+        counts = matrix(await self.store.buckets("arrivals", seconds), self.names)
+        done = completions(await self.store.buckets("completions", seconds), self.names)
+        observed = float(np.clip(end - started, 0.0, len(seconds)))
+        load = estimate(
+            counts, observed=observed, window=float(len(seconds)), prior_rate=est.prior_rate,
+            prior_shares=est.prior_shares, prior_time=est.prior_time, horizon=est.horizon,
+        )  # fmt: skip
+        return load, done
+
+    # ------------------------------------------------------------------ state
+
+    def status(self) -> dict[str, Any]:
+        """The ``state`` object of ``/thinkq/state``."""
+        doc = self.plan_doc or {}
+        solved = doc.get("solved_at")
+        return {
+            "backend": "redis",
+            "url": _redacted(self.store.url),
+            "connected": bool(self.connected),
+            "since": self.since,
+            "error": self.error,
+            "role": self.role,
+            "member": self.id,
+            "plan_by": doc.get("by"),
+            "plan_age": None if solved is None else self.store.wall() - float(solved),
+        }
+
+
+def _redacted(url: str) -> str:
+    """``url`` without its password."""
+    head, at, tail = url.rpartition("@")
+    if not at:
+        return url
+    scheme, _, _ = head.partition("://")
+    return f"{scheme}://***@{tail}"

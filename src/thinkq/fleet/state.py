@@ -1,0 +1,224 @@
+"""The shared state in Redis: its keys, and a client that never waits long.
+
+Keys (``P`` is the prefix, ``thinkq`` by default; ``S`` a Unix second, the bucket):
+
+=============================  =======  ==============================================
+key                            type     contents
+=============================  =======  ==============================================
+``P:arrivals:S``               hash     task name -> arrivals counted in second ``S``
+``P:completions:S``            hash     ``<task>:n``, ``<task>:service`` (seconds),
+                                        ``<task>:thinking`` (tokens): sums of the
+                                        requests that ended in second ``S``
+``P:epoch``                    string   JSON ``{"id": hex, "started": unix seconds}``:
+                                        since when the counts are kept (set once)
+``P:lease``                    string   the id of the member that solves, with a TTL
+``P:plan``                     string   the plan in force, JSON (:mod:`thinkq.fleet.plans`)
+=============================  =======  ==============================================
+
+Bucket hashes expire :data:`BUCKET_TTL` seconds after their last write. A reporter
+(a gateway, or an enforcer inside another gateway) adds with ``HINCRBY`` and
+``HINCRBYFLOAT`` and sets the TTL with ``EXPIRE``, in one pipeline.
+
+Every call is bounded: the sockets time out after ``timeout`` seconds, redis-py does
+not retry, and each call as a whole is cut after twice that. A failed or slow call
+raises :class:`~thinkq.errors.StateError`, which the caller turns into its fallback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import secrets
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, TypeVar, cast
+from urllib.parse import urlsplit
+
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+
+from thinkq.errors import StateError
+
+__all__ = ["BUCKET_TTL", "DEFAULT_TIMEOUT", "Store", "check_url"]
+
+#: Seconds a bucket hash lives after its last write.
+BUCKET_TTL = 3600
+#: Socket timeout of every Redis call, seconds.
+DEFAULT_TIMEOUT = 0.25
+
+T = TypeVar("T")
+
+# Take the lease, or keep it if this member holds it: 1 when held after the call.
+_LEASE = """
+if redis.call('get', KEYS[1]) == ARGV[1] then
+  redis.call('pexpire', KEYS[1], ARGV[2])
+  return 1
+end
+if redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
+return 0
+"""
+
+
+def check_url(url: str) -> str:
+    """``url`` if it names a Redis database (``redis://HOST:PORT/DB``), else ValueError."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError(f"state: {url!r} is not a URL ({exc})") from None
+    if parts.scheme not in ("redis", "rediss"):
+        raise ValueError(f"state: {url!r} must start with redis:// or rediss://")
+    if not parts.hostname:
+        raise ValueError(f"state: {url!r} names no host")
+    db = parts.path.lstrip("/")
+    if db and not db.isdigit():
+        raise ValueError(f"state: the database in {url!r} must be a number, got {db!r}")
+    if port == 0:
+        raise ValueError(f"state: the port in {url!r} must be 1-65535")
+    return url
+
+
+class Store:
+    """The shared state of one fleet in one Redis database (see the module docstring).
+
+    Parameters
+    ----------
+    url:
+        ``redis://HOST:PORT/DB`` (``rediss://`` for TLS; a password as
+        ``redis://:PASSWORD@HOST``).
+    prefix:
+        The first part of every key.
+    timeout:
+        Seconds a socket may wait (connect, read, write).
+    wall:
+        Wall-clock time, Unix seconds (tests inject their own): the buckets are
+        seconds of it, shared by every member.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefix: str = "thinkq",
+        timeout: float = DEFAULT_TIMEOUT,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self.url = check_url(url)
+        self.prefix = prefix
+        self.timeout = timeout
+        self.wall = wall
+        self.client = aioredis.Redis.from_url(
+            url, socket_timeout=timeout, socket_connect_timeout=timeout,
+            retry=Retry(NoBackoff(), 0), decode_responses=True,
+        )  # fmt: skip
+        self._lease = self.client.register_script(_LEASE)
+
+    def key(self, *parts: object) -> str:
+        """``prefix:part:part...``."""
+        return ":".join([self.prefix, *(str(p) for p in parts)])
+
+    async def _call(self, work: Callable[[], Awaitable[T]]) -> T:
+        """Run one bounded call; any failure is a :class:`StateError`."""
+        try:
+            async with asyncio.timeout(2 * self.timeout):
+                return await work()
+        except (RedisError, OSError, TimeoutError) as exc:
+            why = str(exc) or type(exc).__name__
+            raise StateError(f"redis at {self.url}: {why}") from exc
+
+    async def ping(self) -> None:
+        """Raise :class:`StateError` unless Redis answers."""
+        await self._call(lambda: cast(Awaitable[Any], self.client.ping()))
+
+    async def aclose(self) -> None:
+        """Close the connections."""
+        await self.client.aclose()
+
+    # ------------------------------------------------------------------ counts
+
+    async def epoch(self, started: float) -> tuple[str, float]:
+        """The counts' epoch ``(id, started)``, created with ``started`` if absent."""
+        doc = json.dumps({"id": secrets.token_hex(8), "started": started})
+
+        async def work() -> Any:
+            async with self.client.pipeline(transaction=True) as pipe:
+                pipe.set(self.key("epoch"), doc, nx=True)
+                pipe.get(self.key("epoch"))
+                return await pipe.execute()
+
+        _, raw = await self._call(work)
+        found = json.loads(raw)
+        return str(found["id"]), float(found["started"])
+
+    async def add(
+        self,
+        arrivals: Mapping[int, Mapping[str, int]],
+        completions: Mapping[int, Mapping[str, float]] = {},
+    ) -> None:
+        """Add counts per second: ``{second: {task: n}}`` and ``{second: {field: sum}}``."""
+        if not arrivals and not completions:
+            return
+
+        async def work() -> Any:
+            async with self.client.pipeline(transaction=True) as pipe:
+                for second, counts in arrivals.items():
+                    key = self.key("arrivals", second)
+                    for task, n in counts.items():
+                        pipe.hincrby(key, task, n)
+                    pipe.expire(key, BUCKET_TTL)
+                for second, sums in completions.items():
+                    key = self.key("completions", second)
+                    for name, value in sums.items():
+                        if name.endswith(":service"):
+                            pipe.hincrbyfloat(key, name, value)
+                        else:
+                            pipe.hincrby(key, name, round(value))
+                    pipe.expire(key, BUCKET_TTL)
+                return await pipe.execute()
+
+        await self._call(work)
+
+    async def buckets(self, kind: str, seconds: Sequence[int]) -> list[dict[str, str]]:
+        """The hashes ``P:<kind>:S`` for each second ``S`` (empty where absent)."""
+
+        async def work() -> Any:
+            async with self.client.pipeline(transaction=False) as pipe:
+                for second in seconds:
+                    pipe.hgetall(self.key(kind, second))
+                return await pipe.execute()
+
+        found = await self._call(work)
+        return [dict(h) for h in found]
+
+    # ------------------------------------------------------------------ plan
+
+    async def lease(self, member: str, ttl: float) -> bool:
+        """Take or keep the lease for ``ttl`` seconds; whether ``member`` holds it."""
+        millis = max(1, math.ceil(1000 * ttl))
+        held = await self._call(
+            lambda: cast(
+                Awaitable[Any], self._lease(keys=[self.key("lease")], args=[member, millis])
+            )
+        )
+        return bool(held)
+
+    async def holder(self) -> str | None:
+        """The member holding the lease, or ``None``."""
+        found = await self._call(lambda: cast(Awaitable[Any], self.client.get(self.key("lease"))))
+        return None if found is None else str(found)
+
+    async def publish(self, doc: Mapping[str, Any]) -> None:
+        """Write the plan in force."""
+        text = json.dumps(doc, allow_nan=False)
+        await self._call(lambda: cast(Awaitable[Any], self.client.set(self.key("plan"), text)))
+
+    async def plan(self) -> dict[str, Any] | None:
+        """The plan in force, or ``None`` before the first."""
+        raw = await self._call(lambda: cast(Awaitable[Any], self.client.get(self.key("plan"))))
+        if raw is None:
+            return None
+        doc = json.loads(raw)
+        return doc if isinstance(doc, dict) else None
