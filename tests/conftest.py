@@ -409,3 +409,23 @@ def benchmarks_dir() -> Path:
     if not path.is_dir():
         pytest.skip(f"the local benchmark copies are absent ({path.name}/ beside the repo)")
     return path
+
+
+# ------------------------------------------------------------------ a real Redis
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[Any]:
+    """A fresh ``redis-server`` on a free loopback port (installed with apt-get when
+    missing and root; otherwise the test fails naming the package), killed after:
+    a :class:`redis_server.RedisServer`."""
+    import redis_server as redis_server_module
+
+    try:
+        server = redis_server_module.start(tmp_path)
+    except RuntimeError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    try:
+        yield server
+    finally:
+        server.kill()
