@@ -16,7 +16,9 @@ come back to what they were unless the load after it is really different.
 
 A profile with a ``[server]`` table (more than one slot) is solved and predicted
 with the batched model (``docs/batching.md``), its step-time law refitted online
-with the latency lines when refitting is on (:mod:`thinkq.serve.refit`).
+with the latency lines when refitting is on (:mod:`thinkq.serve.refit`). With
+``replicas`` > 1 (the replicas up behind the gateway) the server solved for is the
+fleet, :func:`thinkq.batching.fleet.replicated`: M/G/c (``docs/fleet.md``).
 
 When even zero budgets are unstable at the estimated load (lambda E[S(0)] >= 1,
 eq. 4, or >= C(B) on a batched server) the plan is *overloaded*: its budgets are
@@ -36,6 +38,7 @@ from numpy.typing import NDArray
 from thinkq import model
 from thinkq._typing import FloatArray
 from thinkq.batching.delay import delay
+from thinkq.batching.fleet import replicated
 from thinkq.batching.server import Server
 from thinkq.errors import UnstableLoadError
 from thinkq.profile import Profile
@@ -133,6 +136,9 @@ class Controller:
         The online refit of the latency lines, or ``None`` to keep the profile's.
     objectives:
         Latency objectives that replace alpha (:mod:`thinkq.serve.slo`); empty: none.
+    replicas:
+        Replicas of the profile's server up behind the gateway (the attribute is set
+        when that changes; the next :meth:`resolve` solves for them).
     """
 
     def __init__(
@@ -143,9 +149,11 @@ class Controller:
         hysteresis: float = DEFAULT_HYSTERESIS,
         refit: LatencyRefit | None = None,
         objectives: Sequence[Objective] = (),
+        replicas: int = 1,
     ) -> None:
         if not hysteresis >= 0:
             raise ValueError(f"hysteresis: must be >= 0, got {hysteresis!r}")
+        self.replicas = replicas
         self.objectives = tuple(objectives)
         self.profile = profile
         self.estimator = estimator
@@ -169,9 +177,8 @@ class Controller:
         """
         p = self.profile
         t0, c, variance = self._line()
-        server = p.server if self.refit is None else self.refit.server()
         return Profile.from_arrays(
-            server=server,
+            server=self._server(),
             names=p.names,
             share=estimate.shares,
             A=p.A,
@@ -185,16 +192,27 @@ class Controller:
             max_tokens=p.max_tokens,
         )
 
+    def _server(self) -> Server | None:
+        """The server solved for: the profile's (refitted), or the fleet of the replicas up."""
+        server = self.profile.server if self.refit is None else self.refit.server()
+        return replicated(server, self.replicas)
+
     def _line(self) -> tuple[FloatArray, FloatArray, FloatArray]:
         p = self.profile
         return (p.t0, p.c, p.variance) if self.refit is None else self.refit.fitted()
 
-    def resolve(self) -> Plan:
-        """Re-solve at the current estimate and publish the result as :attr:`plan`."""
-        self.plan = self._plan(self.estimator.estimate(), current=self.plan)
-        if not self.plan.overloaded:
-            self.stable = self.plan
-        return self.plan
+    def resolve(self, estimate: Estimate | None = None) -> Plan:
+        """Re-solve at ``estimate`` (default: the estimator's now) and publish the
+        result as :attr:`plan`."""
+        load = self.estimator.estimate() if estimate is None else estimate
+        return self.adopt(self._plan(load, current=self.plan))
+
+    def adopt(self, plan: Plan) -> Plan:
+        """Put ``plan`` in force (solved here, or by another member of the fleet)."""
+        self.plan = plan
+        if not plan.overloaded:
+            self.stable = plan
+        return plan
 
     def _plan(self, estimate: Estimate, *, current: Plan | None) -> Plan:
         shares = tuple(float(s) for s in estimate.shares)
@@ -203,7 +221,7 @@ class Controller:
         except UnstableLoadError:
             t0, c, _ = self._line()
             zero_service = float(np.dot(estimate.shares, t0))
-            server = self.profile.server if self.refit is None else self.refit.server()
+            server = self._server()
             capacity = 1.0 if server is None or server.single else server.max_capacity
             return Plan(
                 budgets=(0,) * self.profile.size,

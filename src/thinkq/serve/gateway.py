@@ -6,7 +6,7 @@ now (:mod:`thinkq.serve.admission`); :meth:`Gateway.complete` and :meth:`Gateway
 serve it inside :func:`~thinkq.serve.request.served` (its turn, its budget, its slot
 given back and its record written once) with exactly the budget's thinking tokens
 (``force``, :class:`~thinkq.measure.forcing.Forcer`) or at most that many (``cap``,
-:class:`~thinkq.measure.cap.Capper`); one of each serves every request.
+:class:`~thinkq.measure.cap.Capper`) on the least-loaded replica (one of each per replica).
 """
 
 from __future__ import annotations
@@ -19,19 +19,19 @@ from contextlib import AbstractAsyncContextManager, aclosing
 from typing import Any, Literal
 
 from thinkq.errors import OverloadedError
-from thinkq.measure.cap import Capper
-from thinkq.measure.forcing import Forcer
 from thinkq.measure.generation import Generation, Piece, Sampling
 from thinkq.measure.prompts import Cue
 from thinkq.measure.server import Server
 from thinkq.measure.templates import Message, Template
 from thinkq.profile import Profile
+from thinkq.serve import dispatch
 from thinkq.serve.admission import Admission
 from thinkq.serve.controller import DEFAULT_HYSTERESIS, Controller, Plan
 from thinkq.serve.estimator import Clock, Estimator
 from thinkq.serve.metrics import Metrics
 from thinkq.serve.queue import Queue, Records
 from thinkq.serve.refit import LatencyRefit
+from thinkq.serve.replicas import DEFAULT_PROBE_EVERY, Replicas
 from thinkq.serve.request import Books, Disconnected, Job, Turn, served, until_disconnected
 from thinkq.serve.routing import Router
 from thinkq.serve.slo import measured, resolved
@@ -49,14 +49,16 @@ log = logging.getLogger("thinkq.serve")
 
 
 class Gateway:
-    """Budgets applied to live traffic in front of one OpenAI-compatible server.
+    """Budgets applied to live traffic in front of OpenAI-compatible servers.
 
     Parameters
     ----------
     profile:
         The fitted profile: curves, alpha, l_max, prior rate and shares, routing rules.
     server:
-        The upstream server and model.
+        The upstream server and model, or several replicas of it: one central queue in
+        front of all their slots, probed every ``probe_every`` seconds (with more than
+        one) and taken out of rotation when they fail (:mod:`thinkq.serve.replicas`).
     mode:
         ``"force"``: exact budgets by budget forcing over ``/v1/completions``;
         ``"cap"``: the server's native budget field, an upper bound.
@@ -69,7 +71,7 @@ class Gateway:
         The request field of ``cap`` mode (``thinking_token_budget`` for vLLM,
         ``thinking_budget_tokens`` for llama.cpp).
     concurrency, max_queue:
-        Requests served at once; requests allowed to wait.
+        Requests served at once by each replica; requests allowed to wait.
     window:
         Seconds of history for the estimates and the measured mean system time.
     resolve_every:
@@ -94,7 +96,7 @@ class Gateway:
     def __init__(
         self,
         profile: Profile,
-        server: Server,
+        server: Server | Sequence[Server],
         *,
         mode: Mode = "force",
         template: Template | None = None,
@@ -110,11 +112,13 @@ class Gateway:
         clock: Clock = time.monotonic,
         log_prompts: bool = False,
         objectives: Sequence[str | Objective] = (),
+        probe_every: float = DEFAULT_PROBE_EVERY,
     ) -> None:
         if not resolve_every >= 0:
             raise ValueError(f"resolve_every: must be >= 0 seconds, got {resolve_every!r}")
+        servers = (server,) if isinstance(server, Server) else tuple(server)
         self.profile = profile
-        self.server = server
+        self.server = servers[0]
         self.mode = mode
         self.budget_field = budget_field
         self.resolve_every = resolve_every
@@ -128,9 +132,10 @@ class Gateway:
         self.refit = LatencyRefit(profile, window=window, clock=clock) if refit else None
         slo = resolved(profile, objectives) if objectives else ()
         self.controller = Controller(
-            profile, self.estimator, hysteresis=hysteresis, refit=self.refit, objectives=slo
-        )
-        self.queue = Queue(concurrency=concurrency, max_queue=max_queue, clock=clock)
+            profile, self.estimator, hysteresis=hysteresis, refit=self.refit, objectives=slo,
+            replicas=len(servers),
+        )  # fmt: skip
+        self.queue = Queue(concurrency=concurrency * len(servers), max_queue=max_queue, clock=clock)
         self.admission = Admission(
             self.controller, self.estimator, self.queue, clock=clock,
             max_wait=(resolve_every or 5.0) if max_wait is None else max_wait,
@@ -141,9 +146,12 @@ class Gateway:
             profile.names, records=self.records, metrics=self.metrics, refit=self.refit,
             clock=clock, log_prompts=log_prompts,
         )  # fmt: skip
-        self.forcer = Forcer(server, template=template, suppress_ids=suppress_ids)
-        self.capper = Capper(server, field=budget_field)
-        self.generator: Forcer | Capper = self.capper if mode == "cap" else self.forcer
+        self.replicas = Replicas.over(
+            servers, template=template, suppress_ids=suppress_ids, budget_field=budget_field,
+            queue=self.queue, probe_every=probe_every, changed=self._replicas_changed,
+        )  # fmt: skip
+        self.replicas.register(self.metrics.registry)
+        self.forcer, self.capper = self.replicas.all[0].forcer, self.replicas.all[0].capper
         self._loop: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------ lifecycle
@@ -156,6 +164,7 @@ class Gateway:
         self.publish()
         if self.resolve_every > 0:
             self._loop = asyncio.create_task(self._resolving())
+        self.replicas.start()  # every replica's forcer with the first's suppressed ids
 
     async def stop(self) -> None:
         """Stop re-solving and close the upstream connections."""
@@ -163,7 +172,7 @@ class Gateway:
             self._loop.cancel()
             await asyncio.gather(self._loop, return_exceptions=True)
             self._loop = None
-        await self.server.aclose()
+        await self.replicas.stop()
 
     async def __aenter__(self) -> Gateway:
         await self.start()
@@ -176,6 +185,10 @@ class Gateway:
         while True:
             await asyncio.sleep(self.resolve_every)
             self.resolve()
+
+    def _replicas_changed(self, up: int) -> None:
+        self.controller.replicas = up  # the plan for the replicas up (the queue has resized)
+        self.resolve()
 
     def resolve(self) -> Plan:
         """Re-solve at the estimated load now and publish the plan."""
@@ -197,11 +210,9 @@ class Gateway:
     def publish(self) -> None:
         """Bring the gauges up to date."""
         self.metrics.plan(
-            self.controller.plan,
-            measured=self.records.mean_system_time(),
-            waiting=self.queue.waiting,
-            batch=self.records.mean_batch(),
-        )
+            self.controller.plan, measured=self.records.mean_system_time(),
+            waiting=self.queue.waiting, batch=self.records.mean_batch(),
+        )  # fmt: skip
         slo = self.controller.plan.slo
         if slo is not None:
             self.metrics.slo(slo, measured(slo.objectives, self.records.recent()))
@@ -256,9 +267,7 @@ class Gateway:
             The upstream failed.
         """
         async with self._served(job, disconnected) as turn:
-            work = self.generator.generate(
-                job.prompt, turn.budget, cue=job.cue, seed=job.seed, sampling=job.sampling
-            )
+            work = dispatch.generate(self.replicas, job, turn.budget, self.mode)
             turn.generation = await until_disconnected(work, disconnected)
         return turn.generation
 
@@ -277,9 +286,7 @@ class Gateway:
             The upstream failed (before or after the first piece).
         """
         async with self._served(job, disconnected) as turn:
-            pieces = self.generator.stream(
-                job.prompt, turn.budget, cue=job.cue, seed=job.seed, sampling=job.sampling
-            )
+            pieces = dispatch.stream(self.replicas, job, turn.budget, self.mode)
             async with aclosing(pieces):
                 async for piece in pieces:
                     if piece.generation is not None:

@@ -3,7 +3,9 @@
 Requests wait in arrival order and go upstream ``concurrency`` at a time (1 is the
 paper's M/G/1 server). A waiting request that is cancelled (its client disconnected)
 leaves the queue at once; a finished request hands its slot straight to the next
-waiting one, so the queue never stalls, whatever the outcome of a request.
+waiting one, so the queue never stalls, whatever the outcome of a request. With
+several replicas the slots are all of theirs (one central queue: M/G/c for c one-slot
+replicas, ``docs/fleet.md``), and :meth:`Queue.resize` follows the replicas that are up.
 
 :attr:`Queue.acquired` and :attr:`Queue.released` count the slots taken and given
 back since start (``busy`` is their difference), so a test can see that every
@@ -156,15 +158,30 @@ class Queue:
             raise
 
     def release(self) -> None:
-        """Hand the slot to the first waiting request, or free it."""
+        """Hand the slot to the first waiting request, or free it (and keep it free while
+        more are busy than :meth:`resize` allows)."""
         self.released += 1
-        while self._waiting:
+        while self._waiting and self.busy <= self.concurrency:
             turn = self._waiting.popleft()
             if not turn.done():
                 turn.set_result(None)
                 self.acquired += 1
                 return
         self._add_busy(-1)
+
+    def resize(self, concurrency: int) -> None:
+        """Serve ``concurrency`` requests at once from now on (a replica left or came
+        back): more slots hand themselves to waiting requests at once; fewer are taken
+        back as the requests in them finish."""
+        if concurrency < 1:
+            raise ValueError(f"concurrency: must be >= 1, got {concurrency}")
+        self.concurrency = concurrency
+        while self.busy < concurrency and self._waiting:
+            turn = self._waiting.popleft()
+            if not turn.done():
+                turn.set_result(None)
+                self._add_busy(1)
+                self.acquired += 1
 
     @asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:

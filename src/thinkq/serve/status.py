@@ -12,6 +12,7 @@ from thinkq.serve.controller import Controller, Plan
 from thinkq.serve.estimator import Estimator
 from thinkq.serve.queue import Queue, Records
 from thinkq.serve.refit import LatencyRefit
+from thinkq.serve.replicas import Replicas
 from thinkq.serve.slo import measured
 
 __all__ = ["Gateway", "state"]
@@ -33,6 +34,7 @@ class Gateway(Protocol):
     estimator: Estimator
     resolve_every: float
     admission: Admission
+    replicas: Replicas
 
 
 def _finite(value: float | None) -> float | None:
@@ -90,7 +92,8 @@ def state(gateway: Gateway) -> dict[str, Any]:
     """What ``GET /thinkq/state`` returns (non-finite numbers as ``None``).
 
     ``rate_estimate`` and ``shares_estimate`` are the estimates the budgets in
-    force were solved for (at the last re-solve).
+    force were solved for (at the last re-solve). ``replicas`` lists the upstreams
+    (url, whether in rotation, requests in flight, served and failed).
     """
     plan, names = gateway.controller.plan, gateway.profile.names
     predicted = plan.predicted_mean_system_time
@@ -120,4 +123,5 @@ def state(gateway: Gateway) -> dict[str, Any]:
         "load_changes": gateway.estimator.changes,
         "server": _server(plan, gateway.records.mean_batch()),
         "slo": _slo(plan, gateway.records),
+        "replicas": gateway.replicas.rows(),
     }
