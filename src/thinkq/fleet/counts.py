@@ -19,6 +19,8 @@ the lease can move from one member to another without a jump.
 
 from __future__ import annotations
 
+import math
+from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -27,8 +29,9 @@ from scipy.special import pdtr, pdtrc
 
 from thinkq._typing import FloatArray
 from thinkq.serve.estimator import CHANGE_LEVEL, Estimate
+from thinkq.serve.queue import Record
 
-__all__ = ["completions", "estimate", "matrix"]
+__all__ = ["completions", "ended_per_second", "estimate", "matrix", "per_second"]
 
 
 def matrix(hashes: Sequence[Mapping[str, str]], names: Sequence[str]) -> FloatArray:
@@ -96,3 +99,31 @@ def completions(
         for name, (n, service, thinking) in sums.items()
         if n
     }
+
+
+def per_second(
+    arrivals: Sequence[tuple[float, int]], names: Sequence[str], *, offset: float, started: float
+) -> dict[int, dict[str, int]]:
+    """``(time, task)`` arrivals as ``{second: {task name: n}}``, in wall seconds
+    (``time + offset``), those before ``started`` left out."""
+    found: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for when, task in arrivals:
+        if when + offset >= started:
+            found[math.floor(when + offset)][names[task]] += 1
+    return found
+
+
+def ended_per_second(
+    records: Sequence[Record], *, after: float, until: float, offset: float, started: float
+) -> dict[int, dict[str, float]]:
+    """The served requests that ended in ``(after, until]`` as completion sums per wall
+    second: ``{second: {"<task>:n": .., "<task>:service": .., "<task>:thinking": ..}}``."""
+    found: dict[int, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    for r in records:
+        end = r.arrival + r.wait + r.service
+        if after < end <= until and end + offset >= started:
+            sums = found[math.floor(end + offset)]
+            sums[f"{r.task}:n"] += 1
+            sums[f"{r.task}:service"] += r.service
+            sums[f"{r.task}:thinking"] += r.thinking_tokens
+    return found

@@ -22,26 +22,29 @@ publication.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import os
 import secrets
 import socket
-from collections import defaultdict
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
+from prometheus_client import CollectorRegistry, Gauge
 
 from thinkq.errors import StateError
-from thinkq.fleet.counts import completions, estimate, matrix
+from thinkq.fleet.counts import completions, ended_per_second, estimate, matrix, per_second
 from thinkq.fleet.plans import fingerprint, from_doc, to_doc
 from thinkq.fleet.state import Store
 from thinkq.serve.controller import Controller, Plan
 from thinkq.serve.estimator import Clock, Estimate, Estimator
+from thinkq.serve.metrics import Metrics
 from thinkq.serve.queue import Records
+from thinkq.serve.replicas import Replicas
 
-__all__ = ["LEASE_PERIODS", "Member", "member_id"]
+__all__ = ["LEASE_PERIODS", "Host", "Member", "member_id"]
 
 #: The lease lasts this many periods: a member that stops is replaced after as long.
 LEASE_PERIODS = 3
@@ -54,6 +57,20 @@ log = logging.getLogger("thinkq.fleet")
 def member_id() -> str:
     """``host-pid-random``: unique among the members of a fleet."""
     return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+class Host(Protocol):
+    """The parts of a :class:`thinkq.serve.gateway.Gateway` a member works with."""
+
+    controller: Controller
+    estimator: Estimator
+    records: Records
+    resolve_every: float
+    clock: Clock
+    metrics: Metrics
+    replicas: Replicas
+
+    def announce(self, plan: Plan) -> Plan: ...
 
 
 class Member:
@@ -77,6 +94,8 @@ class Member:
         Whether to re-solve from ``estimator`` while disconnected.
     on_plan:
         Called with every plan put in force (logging, gauges).
+    replicas:
+        The replicas behind this member, published with the plan.
     """
 
     def __init__(
@@ -89,7 +108,8 @@ class Member:
         estimator: Estimator,
         records: Records | None = None,
         fallback: bool = True,
-        on_plan: Callable[[Plan], None] = lambda plan: None,
+        on_plan: Callable[[Plan], object] = lambda plan: None,
+        replicas: Callable[[], list[dict[str, Any]]] | None = None,
     ) -> None:
         if not period > 0:
             raise ValueError(f"period: must be > 0 seconds, got {period!r}")
@@ -104,12 +124,54 @@ class Member:
         self.since = store.wall()
         self.error: str | None = None
         self.role = "local"
+        self.failures = 0
+        self.replicas = replicas
         self.plan_doc: dict[str, Any] | None = None
         self._due = -math.inf
         self._epoch: str | None = None
         self._started = math.inf  # the epoch's start, wall seconds
         self._reported = 0  # the estimator's arrivals reported so far
         self._mark = -math.inf  # served requests that ended before this are reported
+
+    @classmethod
+    def joining(cls, store: Store, gateway: Host) -> Member:
+        """The member for ``gateway``: its period, clock, counts and plan, its gauges."""
+        member = cls(
+            store, gateway.controller, period=gateway.resolve_every or 5.0, clock=gateway.clock,
+            estimator=gateway.estimator, records=gateway.records, on_plan=gateway.announce,
+            replicas=gateway.replicas.rows,
+        )  # fmt: skip
+        member.register(gateway.metrics.registry)
+        return member
+
+    def register(self, registry: CollectorRegistry) -> None:
+        """Gauges read when ``/metrics`` is scraped: ``thinkq_state_connected`` (1 while
+        Redis answers), ``thinkq_state_leader`` (1 while this member solves for the
+        fleet) and ``thinkq_state_failures`` (Redis failures since start)."""
+        for name, what, read in (
+            ("connected", "1 while the shared state (Redis) answers.", self._connected),
+            ("leader", "1 while this member solves for the fleet.", self._leader),
+            ("failures", "Failed or slow calls to the shared state.", self._failures),
+        ):
+            Gauge(f"thinkq_state_{name}", what, registry=registry).set_function(read)
+
+    def _connected(self) -> float:
+        return float(self.connected is True)
+
+    def _leader(self) -> float:
+        return float(self.role == "leader")
+
+    def _failures(self) -> float:
+        return float(self.failures)
+
+    async def run(self) -> None:
+        """Tick every :attr:`tick_every` seconds until cancelled; then close the store."""
+        try:
+            while True:
+                await self.tick()
+                await asyncio.sleep(self.tick_every)
+        finally:
+            await self.store.aclose()
 
     # ------------------------------------------------------------------ the tick
 
@@ -135,7 +197,7 @@ class Member:
         self._up()
 
     def _down(self, why: str) -> None:
-        self.error = why
+        self.error, self.failures = why, self.failures + 1
         if self.connected is not False:
             self.connected, self.since = False, self.store.wall()
             log.warning(
@@ -146,7 +208,7 @@ class Member:
     def _up(self) -> None:
         if self.connected is not True:
             if self.connected is False:
-                log.info("shared state at %s is back: on the shared plan again", self.store.url)
+                log.info("shared state at %s is back: on the shared plan again", self.store.shown)
             self.connected, self.since, self.error = True, self.store.wall(), None
 
     # ------------------------------------------------------------------ reports
@@ -161,18 +223,9 @@ class Member:
         if epoch != self._epoch:  # a new epoch: report the whole window again
             self._epoch, self._reported, self._mark = epoch, 0, -math.inf
         total, new = self.estimator.recorded(self._reported)
-        arrivals: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-        for when, task in new:
-            if when + offset >= started:
-                arrivals[math.floor(when + offset)][self.names[task]] += 1
-        sums: dict[int, dict[str, float]] = defaultdict(lambda: defaultdict(float))
-        for r in [] if self.records is None else self.records.recent():
-            end = r.arrival + r.wait + r.service
-            if self._mark < end <= now and end + offset >= started:
-                bucket = sums[math.floor(end + offset)]
-                bucket[f"{r.task}:n"] += 1
-                bucket[f"{r.task}:service"] += r.service
-                bucket[f"{r.task}:thinking"] += r.thinking_tokens
+        arrivals = per_second(new, self.names, offset=offset, started=started)
+        ended = [] if self.records is None else self.records.recent()
+        sums = ended_per_second(ended, after=self._mark, until=now, offset=offset, started=started)
         await self.store.add(arrivals, sums)
         self._reported, self._mark = total, now
 
@@ -187,7 +240,7 @@ class Member:
             self.plan_doc = to_doc(
                 plan, self.names, fingerprint=self.fingerprint, by=self.id,
                 solved_at=self.store.wall(), period=self.period, arrivals=load.arrivals,
-                completions=done, replicas=None,
+                completions=done, replicas=None if self.replicas is None else self.replicas(),
             )  # fmt: skip
             await self.store.publish(self.plan_doc)
             self.on_plan(plan)
@@ -235,7 +288,7 @@ class Member:
         solved = doc.get("solved_at")
         return {
             "backend": "redis",
-            "url": _redacted(self.store.url),
+            "url": self.store.shown,
             "connected": bool(self.connected),
             "since": self.since,
             "error": self.error,
@@ -244,12 +297,3 @@ class Member:
             "plan_by": doc.get("by"),
             "plan_age": None if solved is None else self.store.wall() - float(solved),
         }
-
-
-def _redacted(url: str) -> str:
-    """``url`` without its password."""
-    head, at, tail = url.rpartition("@")
-    if not at:
-        return url
-    scheme, _, _ = head.partition("://")
-    return f"{scheme}://***@{tail}"

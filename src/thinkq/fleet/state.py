@@ -116,6 +116,12 @@ class Store:
         )  # fmt: skip
         self._lease = self.client.register_script(_LEASE)
 
+    @property
+    def shown(self) -> str:
+        """The URL without its password, to show."""
+        head, at, tail = self.url.rpartition("@")
+        return f"{head.partition('://')[0]}://***@{tail}" if at else self.url
+
     def key(self, *parts: object) -> str:
         """``prefix:part:part...``."""
         return ":".join([self.prefix, *(str(p) for p in parts)])
@@ -127,7 +133,7 @@ class Store:
                 return await work()
         except (RedisError, OSError, TimeoutError) as exc:
             why = str(exc) or type(exc).__name__
-            raise StateError(f"redis at {self.url}: {why}") from exc
+            raise StateError(f"redis at {self.shown}: {why}") from exc
 
     async def ping(self) -> None:
         """Raise :class:`StateError` unless Redis answers."""

@@ -19,6 +19,7 @@ from contextlib import AbstractAsyncContextManager, aclosing
 from typing import Any, Literal
 
 from thinkq.errors import OverloadedError
+from thinkq.fleet import Member, Store
 from thinkq.measure.generation import Generation, Piece, Sampling
 from thinkq.measure.prompts import Cue
 from thinkq.measure.server import Server
@@ -35,7 +36,7 @@ from thinkq.serve.replicas import DEFAULT_PROBE_EVERY, Replicas
 from thinkq.serve.request import Books, Disconnected, Job, Turn, served, until_disconnected
 from thinkq.serve.routing import Router
 from thinkq.serve.slo import measured, resolved
-from thinkq.serve.status import state
+from thinkq.serve.status import announce, state
 from thinkq.slo import Objective
 
 #: Seconds of observation the profile's rate is worth to the estimator at start.
@@ -91,6 +92,9 @@ class Gateway:
     objectives:
         Latency objectives (``'p95<=8s'``) that replace the profile's alpha
         (:mod:`thinkq.serve.slo`); empty: none.
+    state:
+        Shared with other gateways (``--state``, :mod:`thinkq.fleet`): one plan for
+        the fleet's total load; ``None``: this gateway alone.
     """
 
     def __init__(
@@ -113,16 +117,15 @@ class Gateway:
         log_prompts: bool = False,
         objectives: Sequence[str | Objective] = (),
         probe_every: float = DEFAULT_PROBE_EVERY,
+        state: Store | None = None,
     ) -> None:
         if not resolve_every >= 0:
             raise ValueError(f"resolve_every: must be >= 0 seconds, got {resolve_every!r}")
         servers = (server,) if isinstance(server, Server) else tuple(server)
         self.profile = profile
         self.server = servers[0]
-        self.mode = mode
-        self.budget_field = budget_field
-        self.resolve_every = resolve_every
-        self.clock = clock
+        self.mode, self.budget_field = mode, budget_field
+        self.resolve_every, self.clock = resolve_every, clock
         self.router = Router(profile)
         self.estimator = Estimator(
             prior_rate=profile.rate, prior_shares=profile.share, window=window, clock=clock,
@@ -152,6 +155,7 @@ class Gateway:
         )  # fmt: skip
         self.replicas.register(self.metrics.registry)
         self.forcer, self.capper = self.replicas.all[0].forcer, self.replicas.all[0].capper
+        self.fleet = None if state is None else Member.joining(state, self)
         self._loop: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------ lifecycle
@@ -163,7 +167,8 @@ class Gateway:
             await self.forcer.render([{"role": "user", "content": "ping"}])
         self.publish()
         if self.resolve_every > 0:
-            self._loop = asyncio.create_task(self._resolving())
+            loop = self._resolving() if self.fleet is None else self.fleet.run()
+            self._loop = asyncio.create_task(loop)
         self.replicas.start()  # every replica's forcer with the first's suppressed ids
 
     async def stop(self) -> None:
@@ -192,18 +197,11 @@ class Gateway:
 
     def resolve(self) -> Plan:
         """Re-solve at the estimated load now and publish the plan."""
-        plan = self.controller.resolve()
-        if plan.switched:
-            names = self.profile.names
-            budgets = ", ".join(f"{n}={b}" for n, b in zip(names, plan.budgets, strict=True))
-            log.info("budgets switched at rate %.4g/s: %s", plan.rate, budgets)
-        if plan.slo is not None and not plan.slo.meetable:
-            log.warning(
-                "%s cannot be met at %.4g/s even with zero budgets: admitting %.0f%% of "
-                "requests (up to %.4g/s)",
-                ", ".join(str(o) for o in plan.slo.objectives), plan.rate,
-                100 * plan.slo.admitted, plan.slo.max_rate or 0.0,
-            )  # fmt: skip
+        return self.announce(self.controller.resolve())
+
+    def announce(self, plan: Plan) -> Plan:
+        """Log what ``plan`` (now in force) changed and bring the gauges up to date."""
+        announce(plan, self.profile.names, log)
         self.publish()
         return plan
 

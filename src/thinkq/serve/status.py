@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import math
+from collections.abc import Sequence
 from typing import Any, Protocol
 
+from thinkq.fleet.shared import Member
 from thinkq.measure.server import Server
 from thinkq.profile import Profile
 from thinkq.serve.admission import Admission
@@ -15,7 +18,7 @@ from thinkq.serve.refit import LatencyRefit
 from thinkq.serve.replicas import Replicas
 from thinkq.serve.slo import measured
 
-__all__ = ["Gateway", "state"]
+__all__ = ["Gateway", "announce", "state"]
 
 
 class Gateway(Protocol):
@@ -35,6 +38,7 @@ class Gateway(Protocol):
     resolve_every: float
     admission: Admission
     replicas: Replicas
+    fleet: Member | None
 
 
 def _finite(value: float | None) -> float | None:
@@ -124,4 +128,19 @@ def state(gateway: Gateway) -> dict[str, Any]:
         "server": _server(plan, gateway.records.mean_batch()),
         "slo": _slo(plan, gateway.records),
         "replicas": gateway.replicas.rows(),
+        **({} if gateway.fleet is None else {"state": gateway.fleet.status()}),
     }
+
+
+def announce(plan: Plan, names: Sequence[str], log: logging.Logger) -> None:
+    """Log what a new plan changed: its budgets, or objectives it cannot meet."""
+    if plan.switched:
+        budgets = ", ".join(f"{n}={b}" for n, b in zip(names, plan.budgets, strict=True))
+        log.info("budgets switched at rate %.4g/s: %s", plan.rate, budgets)
+    if plan.slo is not None and not plan.slo.meetable:
+        log.warning(
+            "%s cannot be met at %.4g/s even with zero budgets: admitting %.0f%% of "
+            "requests (up to %.4g/s)",
+            ", ".join(str(o) for o in plan.slo.objectives), plan.rate,
+            100 * plan.slo.admitted, plan.slo.max_rate or 0.0,
+        )  # fmt: skip
