@@ -1,16 +1,16 @@
 """``thinkq serve`` (the gateway on uvicorn) and ``thinkq loadtest`` (Poisson load).
 
-Startup problems print one line ``error: ...``: exit code 1 when the upstream cannot
+Startup problems print one line ``error: ...``: exit code 1 when an upstream cannot
 be reached (trying again later may work), 2 for anything the user can fix (a bad
-profile, an unknown model or template, an unset key variable).
+profile, an unknown model or template, an unset key variable). ``--upstream`` is
+repeatable: replicas behind one queue (:mod:`thinkq.cli._upstreams`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -20,8 +20,9 @@ import uvicorn
 
 from thinkq.cli import _slo
 from thinkq.cli._app import api_key, app, fail, integers, load
+from thinkq.cli._upstreams import checked_upstreams, started
 from thinkq.errors import ServerError
-from thinkq.measure.server import Server, check_base_url
+from thinkq.measure.server import Server
 from thinkq.measure.templates import TEMPLATES, get_template
 from thinkq.measure.tokenizer import LocalTokenizer
 from thinkq.profile import Profile
@@ -45,32 +46,6 @@ class ModeChoice(StrEnum):
 
     force = "force"
     cap = "cap"
-
-
-async def _started(server: Server, build: Callable[[Server], Gateway]) -> Gateway:
-    """Check the upstream and its model, then start the gateway; one-line errors."""
-    try:
-        if server.model:
-            await server.check_model()
-        elif not (names := await server.models()):
-            raise ServerError(f"model: {server.base_url} lists no model", field="model")
-        else:
-            server.model = names[0]
-        gateway = build(server)
-        await gateway.start()
-    except ServerError as exc:
-        await server.aclose()
-        message = " ".join(str(exc).splitlines())
-        option = _OPTIONS.get(exc.field or "")
-        if option is not None:  # name the option the user typed, not the library's field
-            message = f"option {option}: {message.partition(': ')[2] or message}"
-        sys.stderr.write(f"error: {message}\n")
-        raise typer.Exit(1 if exc.transient else 2) from None
-    return gateway
-
-
-#: The options of ``thinkq serve`` behind the fields a ServerError names.
-_OPTIONS = {"base_url": "--upstream", "model": "--model", "api_key": "--upstream-key-env"}
 
 
 async def context_length(server: Server) -> int | None:
@@ -105,7 +80,11 @@ def _run(main: Coroutine[Any, Any, None]) -> None:
 @app.command("serve")
 def serve_command(
     upstream: Annotated[
-        str, typer.Option("--upstream", help="The server's API root: http://host:port/v1.")
+        list[str],
+        typer.Option(
+            "--upstream",
+            help="The server's API root: http://host:port/v1 (repeatable: replicas of it).",
+        ),
     ],
     profile_path: Annotated[
         Path, typer.Option("--profile", help="The fitted profile (.toml or .json).")
@@ -225,10 +204,7 @@ def serve_command(
         local = LocalTokenizer(tokenizer) if tokenizer is not None else None
     except ServerError as exc:
         fail(f"option --tokenizer: {str(exc).removeprefix('tokenizer: ')}")
-    try:
-        check_base_url(upstream)
-    except ServerError as exc:
-        fail(f"option --upstream: {str(exc).removeprefix('base_url: ')}")
+    upstreams = checked_upstreams(upstream, profile)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(message)s")
     if profile.server is None and concurrency > 1:
         logging.getLogger("thinkq.serve").warning(
@@ -237,10 +213,10 @@ def serve_command(
             "thinkq profile --slots and fit it)", concurrency,
         )  # fmt: skip
 
-    def build(server: Server) -> Gateway:
+    def build(servers: list[Server]) -> Gateway:
         return Gateway(
             profile,
-            server,
+            servers,
             mode=mode.value,
             template=chat_template,
             budget_field=budget_field,
@@ -255,12 +231,15 @@ def serve_command(
         )
 
     async def main() -> None:
-        server = Server(
-            upstream, model or "", api_key=upstream_key, timeout=timeout, tokenizer=local,
-            transport=upstream_transport(max(100, concurrency)),
-        )  # fmt: skip
-        gateway = await _started(server, build)
-        answer_limit = max_tokens or await context_length(server) or DEFAULT_MAX_TOKENS
+        servers = [
+            Server(
+                url, model or "", api_key=upstream_key, timeout=timeout, tokenizer=local,
+                transport=upstream_transport(max(100, concurrency)),
+            )
+            for url in upstreams
+        ]  # fmt: skip
+        gateway = await started(servers, build)
+        answer_limit = max_tokens or await context_length(servers[0]) or DEFAULT_MAX_TOKENS
         budgets = gateway.state()["budgets"]
         log = logging.getLogger("thinkq.serve")
         if profile.default_task is None:
