@@ -94,6 +94,9 @@ def test_bad_arguments_are_value_errors_naming_them(paper):
             times.percentile(p)
     with pytest.raises(ValueError, match=r"^p: "):
         times.percentiles([50.0, 100.0])
+    with pytest.raises(ValueError, match=r"^p: .*resolved tail"):
+        times.percentile(99.9999999999)
+    assert times.percentile(99.9999) > times.percentile(99.99)
     for task in [-1, 6, True, 1.5]:
         with pytest.raises(ValueError, match=r"^task: "):
             times.percentile(50.0, task)

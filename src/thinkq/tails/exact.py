@@ -21,11 +21,13 @@ from scipy.special import ndtr
 from thinkq._typing import FloatArray, IntArray
 from thinkq.tails.search import inverse_cdf
 from thinkq.tails.service import Z_EDGE, Mixture
-from thinkq.tails.waiting import Waiting
+from thinkq.tails.waiting import TAIL, Waiting
 
 __all__ = ["ExactLaw"]
 
 _PANELS, _POINTS = 16, 8
+#: The highest quantile resolved (the wait's mass beyond the lattice is below TAIL).
+RESOLVED = 1.0 - 10 * TAIL
 
 
 def _unit_rule() -> tuple[FloatArray, FloatArray]:
@@ -45,7 +47,7 @@ class ExactLaw:
         self.nodes, self.weights = _unit_rule()
         self.ln_of_type = np.full(mix.size, -1, dtype=np.int64)
         self.ln_of_type[mix.ln_type] = np.arange(mix.ln_type.size)
-        order = np.argsort(mix.atom_type, kind="stable")
+        order = np.lexsort((mix.atom_at, mix.atom_type))
         self.atom_order = order
         counts = np.bincount(mix.atom_type, minlength=mix.size)
         self.atom_start = np.concatenate([[0], np.cumsum(counts)])
@@ -53,6 +55,11 @@ class ExactLaw:
 
     def quantiles(self, q: FloatArray, task: IntArray | None) -> FloatArray:
         """The q-quantiles (s): overall when ``task`` is None, else of each pair."""
+        if np.any(q > RESOLVED):
+            raise ValueError(
+                f"p: percentiles above {100 * RESOLVED:.6f} lie beyond the resolved tail "
+                f"(the wait is computed to a mass of {TAIL:g})"
+            )
         top = self.wait.h * (self.wait.G.size - 1) + self.mix.edge()
         if task is None:
             found = inverse_cdf(lambda t, _: self.overall_cdf(t), q, top)
@@ -72,10 +79,13 @@ class ExactLaw:
             below = ordered[np.maximum(np.searchsorted(ordered, t, side="right") - 1, 0)]
         else:
             below = np.full(t.shape, -1.0)
-            for i in np.flatnonzero(self.ln_of_type[task] < 0):
-                mine = self.mix.atom_at[self.mix.atom_type == task[i]]
-                under = mine[mine <= t[i]]
-                below[i] = under.max() if under.size else -1.0
+            sorted_at = self.mix.atom_at[self.atom_order]  # by type, then by time
+            single = (self.ln_of_type[task] < 0) & self.single_atom[task]
+            below[single] = sorted_at[self.atom_start[task[single]]]
+            for i in np.flatnonzero((self.ln_of_type[task] < 0) & ~self.single_atom[task]):
+                mine = sorted_at[self.atom_start[task[i]] : self.atom_start[task[i] + 1]]
+                j = int(np.searchsorted(mine, t[i], side="right")) - 1
+                below[i] = mine[j] if j >= 0 else -1.0
         close = (below >= 0) & (below <= t) & (t - below <= 1e-10 * t)
         if not np.any(close):
             return t

@@ -57,6 +57,9 @@ class SystemTimes:
         Simulated queries behind the figures (0 for the exact method).
     level:
         Confidence level of :meth:`interval` (1.0 for the exact method).
+    law:
+        The :class:`Law` behind the figures (:class:`~thinkq.tails.exact.ExactLaw` or
+        :class:`~thinkq.tails.sampled.SampledLaw`).
     """
 
     method: str
