@@ -7,6 +7,7 @@ written to an output file that did not complete.
 
 from thinkq import __version__
 from thinkq.cli import (  # noqa: F401  (register the commands)
+    _controller,
     _experiments,
     _fit,
     _loadtest,

@@ -43,6 +43,7 @@ from thinkq.serve.estimator import Clock, Estimate, Estimator
 from thinkq.serve.metrics import Metrics
 from thinkq.serve.queue import Records
 from thinkq.serve.replicas import Replicas
+from thinkq.serve.status import Shared
 
 __all__ = ["LEASE_PERIODS", "Host", "Member", "member_id"]
 
@@ -69,6 +70,7 @@ class Host(Protocol):
     clock: Clock
     metrics: Metrics
     replicas: Replicas
+    fleet: Shared | None
 
     def announce(self, plan: Plan) -> Plan: ...
 
@@ -135,34 +137,32 @@ class Member:
 
     @classmethod
     def joining(cls, store: Store, gateway: Host) -> Member:
-        """The member for ``gateway``: its period, clock, counts and plan, its gauges."""
+        """``gateway``'s member (its period, clock, counts, plan and gauges), as its
+        :attr:`~thinkq.serve.gateway.Gateway.fleet`: it then re-solves by sharing."""
         member = cls(
             store, gateway.controller, period=gateway.resolve_every or 5.0, clock=gateway.clock,
             estimator=gateway.estimator, records=gateway.records, on_plan=gateway.announce,
             replicas=gateway.replicas.rows,
         )  # fmt: skip
         member.register(gateway.metrics.registry)
+        gateway.fleet = member
         return member
 
     def register(self, registry: CollectorRegistry) -> None:
         """Gauges read when ``/metrics`` is scraped: ``thinkq_state_connected`` (1 while
         Redis answers), ``thinkq_state_leader`` (1 while this member solves for the
         fleet) and ``thinkq_state_failures`` (Redis failures since start)."""
-        for name, what, read in (
-            ("connected", "1 while the shared state (Redis) answers.", self._connected),
-            ("leader", "1 while this member solves for the fleet.", self._leader),
-            ("failures", "Failed or slow calls to the shared state.", self._failures),
-        ):
+        readers: tuple[tuple[str, str, Callable[[], float]], ...] = (
+            (
+                "connected",
+                "1 while the shared state (Redis) answers.",
+                lambda: self.connected is True,
+            ),
+            ("leader", "1 while this member solves for the fleet.", lambda: self.role == "leader"),
+            ("failures", "Failed or slow calls to the shared state.", lambda: self.failures),
+        )
+        for name, what, read in readers:
             Gauge(f"thinkq_state_{name}", what, registry=registry).set_function(read)
-
-    def _connected(self) -> float:
-        return float(self.connected is True)
-
-    def _leader(self) -> float:
-        return float(self.role == "leader")
-
-    def _failures(self) -> float:
-        return float(self.failures)
 
     async def run(self) -> None:
         """Tick every :attr:`tick_every` seconds until cancelled; then close the store."""

@@ -19,7 +19,6 @@ from contextlib import AbstractAsyncContextManager, aclosing
 from typing import Any, Literal
 
 from thinkq.errors import OverloadedError
-from thinkq.fleet import Member, Store
 from thinkq.measure.generation import Generation, Piece, Sampling
 from thinkq.measure.prompts import Cue
 from thinkq.measure.server import Server
@@ -36,7 +35,7 @@ from thinkq.serve.replicas import DEFAULT_PROBE_EVERY, Replicas
 from thinkq.serve.request import Books, Disconnected, Job, Turn, served, until_disconnected
 from thinkq.serve.routing import Router
 from thinkq.serve.slo import measured, resolved
-from thinkq.serve.status import announce, state
+from thinkq.serve.status import Shared, announce, state
 from thinkq.slo import Objective
 
 #: Seconds of observation the profile's rate is worth to the estimator at start.
@@ -92,9 +91,6 @@ class Gateway:
     objectives:
         Latency objectives (``'p95<=8s'``) that replace the profile's alpha
         (:mod:`thinkq.serve.slo`); empty: none.
-    state:
-        Shared with other gateways (``--state``, :mod:`thinkq.fleet`): one plan for
-        the fleet's total load; ``None``: this gateway alone.
     """
 
     def __init__(
@@ -117,7 +113,6 @@ class Gateway:
         log_prompts: bool = False,
         objectives: Sequence[str | Objective] = (),
         probe_every: float = DEFAULT_PROBE_EVERY,
-        state: Store | None = None,
     ) -> None:
         if not resolve_every >= 0:
             raise ValueError(f"resolve_every: must be >= 0 seconds, got {resolve_every!r}")
@@ -155,7 +150,8 @@ class Gateway:
         )  # fmt: skip
         self.replicas.register(self.metrics.registry)
         self.forcer, self.capper = self.replicas.all[0].forcer, self.replicas.all[0].capper
-        self.fleet = None if state is None else Member.joining(state, self)
+        #: Shared with other gateways (:meth:`thinkq.fleet.Member.joining`), or ``None``.
+        self.fleet: Shared | None = None
         self._loop: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------ lifecycle

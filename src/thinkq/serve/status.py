@@ -7,7 +7,6 @@ import math
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from thinkq.fleet.shared import Member
 from thinkq.measure.server import Server
 from thinkq.profile import Profile
 from thinkq.serve.admission import Admission
@@ -18,7 +17,15 @@ from thinkq.serve.refit import LatencyRefit
 from thinkq.serve.replicas import Replicas
 from thinkq.serve.slo import measured
 
-__all__ = ["Gateway", "announce", "state"]
+__all__ = ["Gateway", "Shared", "announce", "state"]
+
+
+class Shared(Protocol):
+    """The shared state of several gateways (:class:`thinkq.fleet.Member`)."""
+
+    def status(self) -> dict[str, Any]: ...
+
+    async def run(self) -> None: ...
 
 
 class Gateway(Protocol):
@@ -38,7 +45,7 @@ class Gateway(Protocol):
     resolve_every: float
     admission: Admission
     replicas: Replicas
-    fleet: Member | None
+    fleet: Shared | None
 
 
 def _finite(value: float | None) -> float | None:
