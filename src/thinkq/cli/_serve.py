@@ -3,7 +3,9 @@
 Startup problems print one line ``error: ...``: exit code 1 when an upstream cannot
 be reached (trying again later may work), 2 for anything the user can fix (a bad
 profile, an unknown model or template, an unset key variable). ``--upstream`` is
-repeatable: replicas behind one queue (:mod:`thinkq.cli._upstreams`).
+repeatable: replicas behind one queue (:mod:`thinkq.cli._upstreams`). ``--state`` shares
+one plan with other gateways through Redis (:mod:`thinkq.fleet`); Redis down at start
+is not an error (the gateway solves alone until it answers).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from thinkq.cli import _slo
 from thinkq.cli._app import api_key, app, fail, integers, load
 from thinkq.cli._upstreams import checked_upstreams, started
 from thinkq.errors import ServerError
+from thinkq.fleet import Member, Store, check_url
 from thinkq.measure.server import Server
 from thinkq.measure.templates import TEMPLATES, get_template
 from thinkq.measure.tokenizer import LocalTokenizer
@@ -75,7 +78,7 @@ def _run(main: Coroutine[Any, Any, None]) -> None:
         runner.run(main)
 
 
-# long: the signature declares its 23 options (Typer) and the body
+# long: the signature declares its 26 options (Typer) and the body
 # the gateway's startup, which reads them all.
 @app.command("serve")
 def serve_command(
@@ -188,6 +191,14 @@ def serve_command(
             "re-solve under it instead of alpha, and admit only what it allows.",
         ),
     ] = None,
+    state: Annotated[
+        str | None,
+        typer.Option(
+            "--state",
+            metavar="URL",
+            help="Share one plan with the other gateways through Redis: redis://HOST:PORT/DB.",
+        ),
+    ] = None,
 ) -> None:
     """Serve an OpenAI-compatible API that gives each request its optimal budget."""
     profile = load(profile_path, rate=None, alpha=None, max_tokens=None)
@@ -205,6 +216,10 @@ def serve_command(
     except ServerError as exc:
         fail(f"option --tokenizer: {str(exc).removeprefix('tokenizer: ')}")
     upstreams = checked_upstreams(upstream, profile)
+    try:
+        shared = None if state is None else check_url(state)
+    except ValueError as exc:
+        fail(f"option --state: {str(exc).removeprefix('state: ')}")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(message)s")
     if profile.server is None and concurrency > 1:
         logging.getLogger("thinkq.serve").warning(
@@ -214,7 +229,7 @@ def serve_command(
         )  # fmt: skip
 
     def build(servers: list[Server]) -> Gateway:
-        return Gateway(
+        gateway = Gateway(
             profile,
             servers,
             mode=mode.value,
@@ -229,6 +244,9 @@ def serve_command(
             suppress_ids=ids,
             objectives=slo_objectives,
         )
+        if shared is not None:  # one plan for the fleet (Redis off the request path)
+            Member.joining(Store(shared), gateway)
+        return gateway
 
     async def main() -> None:
         servers = [

@@ -207,8 +207,8 @@ class Member:
 
     def _up(self) -> None:
         if self.connected is not True:
-            if self.connected is False:
-                log.info("shared state at %s is back: on the shared plan again", self.store.shown)
+            again = "is back: on the shared plan again" if self.connected is False else "joined"
+            log.info("shared state at %s %s (member %s)", self.store.shown, again, self.id)
             self.connected, self.since, self.error = True, self.store.wall(), None
 
     # ------------------------------------------------------------------ reports
