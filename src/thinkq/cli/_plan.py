@@ -40,9 +40,10 @@ def summary(plan: CapacityPlan) -> str:
     slo = ", ".join(str(o) for o in plan.objectives)
     floor = "" if plan.min_accuracy is None else f" with accuracy >= {plan.min_accuracy:g}"
     noun = "replica carries" if plan.replicas == 1 else "replicas carry"
+    most = f"at most {plan.max_rate:.4g}/s" if math.isfinite(plan.max_rate) else "any rate"
     return (
         f"{plan.replicas} {noun} {plan.rate:g} queries/s at {slo}{floor}; "
-        f"one replica carries at most {plan.max_rate:.4g}/s"
+        f"one replica carries {most}"
     )
 
 
@@ -100,7 +101,7 @@ def _details(plan: CapacityPlan) -> Table:
         rows[str(o)] = f"{num(value, '.4f')} s at the answer; {num(lean, '.4f')} s at {at}"
     c = plan.capacity
     rows["one replica's capacity"] = (
-        f"{plan.max_rate:.6g} queries/s (accuracy {c.accuracy:.4f}, budgets "
+        f"{num(plan.max_rate, '.6g')} queries/s (accuracy {c.accuracy:.4f}, budgets "
         f"{' '.join(str(int(b)) for b in c.budgets)})"
     )
     search = "exact (Lagrangian)" if plan.exact else "heuristic (the alpha path)"

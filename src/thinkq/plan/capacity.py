@@ -44,8 +44,8 @@ RATE_RTOL = 1e-4
 AROUND = 2
 #: "Almost zero load": this fraction of the rate at which even zero budgets are unstable.
 _IDLE = 1e-9
-#: Doublings of the rate looking for one that a replica cannot carry.
-_DOUBLINGS = 1100
+#: Rates beyond this are not searched (zero service times: every rate is carried).
+_HUGE_RATE = 1e300
 
 
 def _check(rate: float, min_accuracy: float | None, max_replicas: int, rate_rtol: float) -> None:
@@ -129,21 +129,33 @@ def _smallest_count(ev: Evaluator, rate: float, max_replicas: int) -> int:
     return hi
 
 
-def _max_rate(ev: Evaluator, feasible: float, rtol: float) -> Replica:
-    """One replica at the largest rate it carries (to ``rtol``), from a feasible rate."""
-    lo, hi = feasible, feasible * 2.0
-    for _ in range(_DOUBLINGS):
-        if not (math.isfinite(hi) and ev.at(hi).feasible):
-            break
-        lo, hi = hi, hi * 2.0
-    if not math.isfinite(hi):  # no load is too much (zero service times)
-        return ev.at(lo)
+def _max_rate(ev: Evaluator, feasible: float, rtol: float) -> tuple[float, Replica]:
+    """The largest rate one replica carries (to ``rtol``) and the replica there, from a
+    feasible rate; ``inf`` if it carries every rate (zero budgets take no time).
+
+    Above the rate at which even zero budgets are unstable nothing is feasible; where
+    zero budgets take no time, the bracket grows by squared steps instead.
+    """
+    zero = np.zeros(ev.profile.size, dtype=np.int64)
+    busy = model.utilization(ev.profile, zero)
+    lo = feasible
+    if busy > 0:
+        hi = ev.profile.rate / busy  # unstable at zero budgets: infeasible
+    elif model.mean_accuracy(ev.profile, zero) >= ev.floor:
+        return math.inf, ev.at(feasible)  # zero budgets: no wait, the SLO holds at any rate
+    else:
+        hi, step = lo * 2.0, 2.0
+        while ev.at(hi).feasible:
+            if hi >= _HUGE_RATE:
+                return math.inf, ev.at(hi)
+            lo, step = hi, step * step
+            hi = min(hi * step, _HUGE_RATE)
     while hi / lo - 1.0 > rtol:
         middle = math.sqrt(lo) * math.sqrt(hi)
         if not lo < middle < hi:
             break
         lo, hi = (middle, hi) if ev.at(middle).feasible else (lo, middle)
-    return ev.at(lo)
+    return lo, ev.at(lo)
 
 
 def _row(ev: Evaluator, replicas: int, rate: float, floor: float | None) -> ReplicaRow:
@@ -224,7 +236,7 @@ def plan_capacity(
     answer = _smallest_count(ev, rate, max_replicas)
     counts = range(max(1, answer - AROUND), answer + AROUND + 1)
     rows = tuple(_row(ev, c, rate, min_accuracy) for c in counts)
-    capacity = _max_rate(ev, rate / answer, rate_rtol)
+    max_rate, capacity = _max_rate(ev, rate / answer, rate_rtol)
     methods = [r.replica.slo.percentile_method for r in rows if r.replica.slo is not None]
     return CapacityPlan(
         rate=rate,
@@ -232,7 +244,7 @@ def plan_capacity(
         min_accuracy=min_accuracy,
         replicas=answer,
         rows=rows,
-        max_rate=capacity.rate,
+        max_rate=max_rate,
         capacity=capacity,
         routing=ROUTING,
         names=profile.names,

@@ -100,7 +100,7 @@ class CapacityPlan:
     max_rate:
         The largest rate one replica carries within the objectives (and the floor),
         queries per second: feasible itself, and within ``rate_rtol`` of a rate that
-        is not.
+        is not (``inf`` when no rate is too much: zero budgets that take no time).
     capacity:
         One replica at :attr:`max_rate`.
     routing:
