@@ -332,6 +332,34 @@ def test_sweep_never_ends_in_a_traceback(data: st.DataObject, workdir: Path) -> 
     check(data.draw(sweep_args(workdir)))
 
 
+# --------------------------------------------------------------------------- plan
+
+
+@st.composite
+def plan_args(draw: Draw, workdir: Path) -> list[str]:
+    args = ["plan"]
+    if draw(st.booleans()):
+        args.append(draw(profile_files(workdir)))
+    slos = st.sampled_from(["p95<=8s", "mean<=3s", "p99<=1ms", "p95<8s", "p100<=1s", "x"])
+    args += [word for _ in range(draw(st.integers(0, 2))) for word in ("--slo", draw(slos))]
+    if draw(st.integers(0, 9)) == 0:  # drawing takes a second: now and then
+        args += ["--plot", draw(outputs(workdir, ".png", ".txt"))]
+    return args + options(
+        draw,
+        {
+            "--rate": numbers(0.5, 2.0),
+            "--min-accuracy": numbers(0.3, 0.39, 1.0),
+            "--json": None,
+        },
+    )
+
+
+@fuzz(12)
+@given(data=st.data())
+def test_plan_never_ends_in_a_traceback(data: st.DataObject, workdir: Path) -> None:
+    check(data.draw(plan_args(workdir)))
+
+
 # --------------------------------------------------------------------------- reproduce
 
 
@@ -487,6 +515,7 @@ def test_loadtest_never_ends_in_a_traceback(
 
 
 COMMANDS = ["profile", "fit", "solve", "simulate", "sweep", "reproduce", "serve", "loadtest"]
+COMMANDS.append("plan")
 WORDS = st.sampled_from(
     [*COMMANDS, "-h", "--help", "--json", "--rate", "--seed", "-1", "1e300", "x", "--", "-"]
 )

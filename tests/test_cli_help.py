@@ -36,7 +36,11 @@ def test_commands_are_listed_in_pipeline_order() -> None:
     assert PIPELINE[:3] == ("profile", "fit", "solve")
 
 
-@pytest.mark.parametrize("command", ["", *PIPELINE])
+#: Commands beside the pipeline (listed after it).
+OTHERS = ("plan",)
+
+
+@pytest.mark.parametrize("command", ["", *PIPELINE, *OTHERS])
 def test_dash_h_is_help_and_metavars_are_plain(command: str) -> None:
     args = [command] if command else []
     short, long = run(*args, "-h"), run(*args, "--help")
@@ -54,6 +58,10 @@ def test_help_names_option_types_the_click_way() -> None:
     assert re.search(r"--plots\s+PATH", text)
     assert "Usage: thinkq fit [OPTIONS] RECORDS..." in text
     assert "Usage: thinkq solve [OPTIONS] [PROFILE]" in run("solve", "-h").stdout
+    plan = run("plan", "-h").stdout
+    assert "Usage: thinkq plan [OPTIONS] [PROFILE]" in plan
+    assert re.search(r"--slo\s+OBJECTIVE", plan)
+    assert re.search(r"--min-accuracy\s+FLOAT", plan)
 
 
 def test_shell_completion_is_offered() -> None:
@@ -63,7 +71,7 @@ def test_shell_completion_is_offered() -> None:
 
 
 def test_every_help_fits_80_columns() -> None:
-    for command in ("", *PIPELINE):
+    for command in ("", *PIPELINE, *OTHERS):
         text = run(*([command] if command else []), "--help").stdout
         assert max(len(line.rstrip()) for line in text.splitlines()) <= 80, command
 
