@@ -397,3 +397,13 @@ def test_a_feasible_stretch_beyond_a_violation_is_found() -> None:
     assert hi is not None
     assert lo.alpha == pytest.approx(20, rel=1e-8)  # not 10: the probes look beyond the hole
     assert hi.alpha / lo.alpha - 1 <= 1e-9
+
+
+@pytest.mark.parametrize("alpha", [1e-9, 1e6, 1e300])
+def test_the_search_starts_anywhere(alpha: float) -> None:
+    # the profile's alpha is only where the search starts: far above or below alpha*
+    paper = thinkq.paper_profile()
+    reference = solve_slo(paper, ["mean<=1.5s"])
+    result = solve_slo(paper.replace(alpha=alpha), ["mean<=1.5s"])
+    assert result.budgets.tolist() == reference.budgets.tolist()
+    assert result.shadow_price == pytest.approx(reference.shadow_price, rel=2e-9)

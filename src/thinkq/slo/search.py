@@ -39,6 +39,9 @@ MAX_ALPHA = 1e300
 #: A path with a percentile or per-type objective stops once the objectives are
 #: within this (relative) of their targets: below the percentiles' own accuracy.
 VALUE_RTOL = 1e-5
+#: The search starts at the profile's alpha clipped to this range: solves at extreme
+#: alphas (1e300) are slow, and the bracket grows by squared steps from anywhere.
+START_RANGE = (1e-6, 1e6)
 #: The largest factor of one bracketing step.
 _MAX_STEP = 1e16
 #: Relative steps above the boundary tried for a feasible alpha the bisection missed.
@@ -111,8 +114,9 @@ class Path:
         return bool(np.all(budgets >= self.profile.max_tokens))
 
 
-def _down(path: Path, hi: PathPoint) -> PathPoint:
-    """The first feasible point below ``hi`` by steps 2, 4, 16, ... (zero budgets hold)."""
+def _down(path: Path, hi: PathPoint) -> tuple[PathPoint, PathPoint]:
+    """The first feasible point below ``hi`` by steps 2, 4, 16, ... (zero budgets hold),
+    and the last infeasible one above it."""
     step = 2.0
     while True:
         alpha = hi.alpha / step
@@ -125,8 +129,8 @@ def _down(path: Path, hi: PathPoint) -> PathPoint:
             )
         point = path.at(alpha)
         if point.feasible:
-            return point
-        step = min(step * step, _MAX_STEP)
+            return point, hi
+        hi, step = point, min(step * step, _MAX_STEP)
 
 
 def _up(path: Path, lo: PathPoint) -> tuple[PathPoint, PathPoint | None]:
@@ -198,10 +202,11 @@ def _probe(path: Path, lo: PathPoint, hi: PathPoint) -> PathPoint | None:
 def search(path: Path, start: float, rtol: float) -> tuple[PathPoint, PathPoint | None]:
     """The last feasible point on the path (to ``rtol``) and the next, infeasible one.
 
-    The caller has checked that zero budgets meet every objective.
+    The search starts at ``start`` clipped to :data:`START_RANGE`. The caller has
+    checked that zero budgets meet every objective.
     """
-    first = path.at(min(max(start, MIN_ALPHA), MAX_ALPHA))
-    lo, hi = (first, None) if first.feasible else (_down(path, first), first)
+    first = path.at(min(max(start, START_RANGE[0]), START_RANGE[1]))
+    lo, hi = (first, None) if first.feasible else _down(path, first)
     for attempt in range(_MAX_RESTARTS + 1):
         if hi is None:
             lo, hi = _up(path, lo)
