@@ -13,11 +13,14 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner, Result
 
+import thinkq
 from conftest import paper_document, write_document
 from thinkq import cli
+from thinkq.tails import system_times
 
 
 @pytest.fixture(autouse=True)
@@ -139,3 +142,57 @@ def test_bad_objectives_are_one_error_line_and_exit_2(args: list[str], message: 
         assert result.stdout == ""
         assert result.stderr.startswith(message), result.stderr
         assert result.stderr.count("\n") == 1
+
+
+# --------------------------------------------------------------------------- --json
+
+
+PERCENTILE_KEYS = ["p50_system_time", "p95_system_time", "p99_system_time"]
+
+
+def test_json_reports_analytic_percentiles_top_level_and_per_task() -> None:
+    data = solved()
+    profile = thinkq.paper_profile()
+    times = system_times(profile, np.array(budgets(data)))
+    overall, per_task = times.percentiles([50, 95, 99])
+    assert [data[key] for key in PERCENTILE_KEYS] == overall.tolist()
+    assert data["percentile_method"] == "pk-transform"
+    assert data["percentile_queries"] == 0
+    keys = list(data)
+    assert keys[keys.index("mean_system_time") + 1 : keys.index("percentile_method")] == (
+        PERCENTILE_KEYS
+    )
+    for task, row in zip(data["tasks"], per_task.tolist(), strict=True):
+        assert [task[key] for key in PERCENTILE_KEYS] == row
+        assert list(task)[-3:] == PERCENTILE_KEYS
+    assert data["p50_system_time"] < data["p95_system_time"] < data["p99_system_time"]
+    assert "slo" not in data
+
+
+def test_json_on_a_batched_server_says_its_percentiles_are_simulated(
+    profiles: dict[str, list[str]],
+) -> None:
+    data = solved(*profiles["batched-4"])
+    assert data["percentile_method"] == "simulation"
+    assert data["percentile_queries"] > 0
+    assert all(task["p95_system_time"] > 0 for task in data["tasks"])
+
+
+def test_json_with_slo_has_the_objectives_and_the_shadow_price() -> None:
+    data = solved("--slo", "p95<=8s", "--slo", "GSM8K:p99<=12s")
+    slo = data["slo"]
+    assert [o["objective"] for o in slo["objectives"]] == ["p95<=8s", "GSM8K:p99<=12s"]
+    first, second = slo["objectives"]
+    assert (first["statistic"], first["task"], first["target"]) == ("p95", None, 8.0)
+    assert (second["statistic"], second["task"], second["target"]) == ("p99", "GSM8K", 12.0)
+    assert first["achieved"] <= 8.0  # percentile() and percentiles() agree to rounding:
+    assert first["achieved"] == pytest.approx(data["p95_system_time"], rel=1e-12)
+    assert second["achieved"] <= 12.0
+    assert second["achieved"] == pytest.approx(data["tasks"][1]["p99_system_time"], rel=1e-12)
+    assert first["met"] is second["met"] is True
+    assert slo["shadow_price"] == data["alpha"]
+    assert slo["accuracy_per_second"] == pytest.approx(1 / slo["shadow_price"])
+    assert slo["exact"] is False
+    assert slo["percentile_method"] == "pk-transform"
+    again = solved("--alpha", repr(slo["shadow_price"]))
+    assert budgets(again) == budgets(data)

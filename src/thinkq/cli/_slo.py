@@ -13,13 +13,17 @@ from typing import Any
 from rich.console import Console
 
 from thinkq.cli._app import OPTIONS, fail, grid, num
-from thinkq.errors import SloError
+from thinkq.errors import SloError, ThinkqError
 from thinkq.profile import Profile
 from thinkq.slo import Objective, SloResult, parse_objectives, solve_slo
 from thinkq.slo.evaluate import resolve
 from thinkq.solve import SolveResult
+from thinkq.tails import system_times
 
-__all__ = ["exclusive", "json", "objectives", "render", "solve"]
+__all__ = ["PERCENTILES", "exclusive", "json", "objectives", "render", "solve"]
+
+#: The percentiles of the system time that ``thinkq solve --json`` reports.
+PERCENTILES = (50, 95, 99)
 
 
 def _option_error(message: str) -> str:
@@ -60,9 +64,41 @@ def exclusive(*, alpha: float | None, uncertainty: int | None) -> None:
         fail("option --uncertainty: not available with --slo")
 
 
+def _after(data: dict[str, Any], key: str, extra: dict[str, Any]) -> dict[str, Any]:
+    """``data`` with ``extra`` inserted right after ``key``."""
+    out: dict[str, Any] = {}
+    for name, value in data.items():
+        out[name] = value
+        if name == key:
+            out.update(extra)
+    return out
+
+
+def _percentiles(result: SolveResult) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """p50/p95/p99 of the system time at the integer budgets: overall, and per task."""
+    names = [f"p{p}_system_time" for p in PERCENTILES]
+    try:
+        times = system_times(result.profile, result.budgets)
+        overall, per_task = times.percentiles(PERCENTILES)
+    except (ThinkqError, ValueError, ArithmeticError) as exc:  # e.g. unstable at the budgets
+        top: dict[str, Any] = dict.fromkeys(names)
+        top |= {"percentile_method": None, "percentile_error": " ".join(str(exc).split())}
+        return top, [dict.fromkeys(names) for _ in result.profile.names]
+    top = dict(zip(names, overall.tolist(), strict=True))
+    top |= {"percentile_method": times.method, "percentile_queries": times.queries}
+    return top, [dict(zip(names, row, strict=True)) for row in per_task.tolist()]
+
+
 def json(result: SolveResult, constrained: SloResult | None) -> dict[str, Any]:
-    """``thinkq solve --json``'s object: the result, its percentiles and the ``slo``."""
-    data = result.to_dict()
+    """``thinkq solve --json``'s object: the result with the p50, p95 and p99 system
+    times at the integer budgets (top level and per task; exact on the paper's server,
+    simulated on a batched one: ``percentile_method``), and the ``slo`` object."""
+    top, per_task = _percentiles(result)
+    data = _after(result.to_dict(), "mean_system_time", top)
+    data["tasks"] = [
+        _after(task, "service_time", extra)
+        for task, extra in zip(data["tasks"], per_task, strict=True)
+    ]
     if constrained is not None:
         data["slo"] = constrained.to_dict()
     return data
