@@ -137,6 +137,14 @@ def test_rows_surround_the_answer_and_feasibility_is_monotone(
     assert [row.feasible for row in plan.rows] == [c >= plan.replicas for c in counts]
     accuracies = [row.replica.accuracy for row in plan.rows if row.replica.slo is not None]
     assert accuracies == sorted(accuracies)  # fewer arrivals per replica: more accuracy
+    for row in plan.rows:
+        slo = row.replica.slo
+        if slo is not None:
+            assert row.utilization == pytest.approx(slo.solution.utilization, rel=1e-12)
+            assert row.mean == pytest.approx(slo.solution.mean_system_time, rel=1e-12)
+        if row.replica.reason == "unstable":  # even zero budgets: rho >= 1
+            assert row.utilization >= 1
+            assert math.isinf(row.mean)
 
 
 def test_a_small_rate_needs_one_replica_and_the_rows_start_at_one() -> None:

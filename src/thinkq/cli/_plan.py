@@ -61,13 +61,12 @@ def _table(plan: CapacityPlan) -> Table:
     verdict = {"met": "met", "accuracy": "acc. low", "slo": "missed"}
     for row in plan.rows:
         r = row.replica
-        utilization = None if r.slo is None else r.slo.solution.utilization
         table.add_row(
             str(row.replicas),
             f"{r.rate:.4g}",
             num(r.accuracy, ".4f"),
             num(r.shadow_price, ".4g"),
-            num(utilization, ".3f"),
+            num(row.utilization, ".3f"),
             num(row.mean, ".3f"),
             num(row.p95, ".3f"),
             num(row.p99, ".3f"),

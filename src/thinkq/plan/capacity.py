@@ -162,19 +162,21 @@ def _row(ev: Evaluator, replicas: int, rate: float, floor: float | None) -> Repl
     """One replica count's row: the replica, its percentiles and the lean budgets."""
     replica = ev.at(rate / replicas)
     profile = ev.served(replica.rate)
-    if profile is None:
-        return ReplicaRow(replicas, replica, math.inf, math.inf, math.inf, None, None, None)
+    if profile is None:  # unstable at zero budgets: rho = rate E[S(0)] (/ C(B)) >= 1
+        rho = model.utilization(ev.profile, replica.budgets) * replica.rate / ev.profile.rate
+        return ReplicaRow(replicas, replica, rho, math.inf, math.inf, math.inf, None, None, None)
     mean = model.system_time(profile, replica.budgets)
+    utilization = model.utilization(profile, replica.budgets)
     p95 = p99 = math.inf
     if math.isfinite(mean):
         times = ev.times(profile, replica.budgets)
         p95, p99 = times.percentile(95), times.percentile(99)
     lean = lean_budgets(profile, floor or 0.0, ev.options)
     if lean is None:
-        return ReplicaRow(replicas, replica, mean, p95, p99, None, None, None)
+        return ReplicaRow(replicas, replica, utilization, mean, p95, p99, None, None, None)
     accuracy = model.mean_accuracy(profile, lean)
     achieved = values(profile, lean, ev.targets, ev.times)
-    return ReplicaRow(replicas, replica, mean, p95, p99, lean, accuracy, achieved)
+    return ReplicaRow(replicas, replica, utilization, mean, p95, p99, lean, accuracy, achieved)
 
 
 # long: the signature and docstring document its ten options (as thinkq.solve does)

@@ -30,6 +30,9 @@ class ReplicaRow:
         c, the number of identical replicas.
     replica:
         One replica at rate / c: the most accurate budgets meeting the objectives.
+    utilization:
+        rho at those budgets (the offered work over C(B) on a batched server); at
+        least 1 where even zero budgets are unstable.
     mean, p95, p99:
         The system time of one replica at those budgets, seconds (``inf``: unstable).
     lean_budgets:
@@ -42,6 +45,7 @@ class ReplicaRow:
 
     replicas: int
     replica: Replica
+    utilization: float
     mean: float
     p95: float
     p99: float
@@ -55,7 +59,6 @@ class ReplicaRow:
 
     def to_dict(self, names: tuple[str, ...]) -> dict[str, Any]:
         r = self.replica
-        slo = r.slo
         lean = self.lean_budgets
         return {
             "replicas": self.replicas,
@@ -66,7 +69,7 @@ class ReplicaRow:
             "accuracy": r.accuracy,
             "achieved": list(r.achieved),
             "shadow_price": r.shadow_price,
-            "utilization": None if slo is None else slo.solution.utilization,
+            "utilization": self.utilization,
             "mean_system_time": self.mean,
             "p95_system_time": self.p95,
             "p99_system_time": self.p99,
