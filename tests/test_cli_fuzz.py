@@ -260,6 +260,7 @@ def solve_args(draw: Draw, workdir: Path) -> list[str]:
             "--max-iter": counts(1, 50),
             "--json": None,
             "--uncertainty": counts(1, 3),
+            "--slo": SLOS,
         },
     )
 
@@ -268,6 +269,41 @@ def solve_args(draw: Draw, workdir: Path) -> list[str]:
 @given(data=st.data())
 def test_solve_never_ends_in_a_traceback(data: st.DataObject, workdir: Path) -> None:
     check(data.draw(solve_args(workdir)))
+
+
+# --------------------------------------------------------------------------- frontier
+
+SLOS = st.sampled_from(
+    ["mean<=2s", "p95<=8s", "p99.9<=1min", "task0:p95<=500ms", "TASK1:mean<=3s", "nope:p95<=1s",
+     "p100<=1s", "p0<=1s", "p95<=8", "p95<=8m", "mean<=0s", "mean<=-1s", "p95<=nans", "x", ""]
+)  # fmt: skip
+
+
+@st.composite
+def frontier_args(draw: Draw, workdir: Path) -> list[str]:
+    args = ["frontier", "--points", draw(counts(2, 6))]
+    if draw(st.booleans()):
+        args.append(draw(profile_files(workdir)))
+    if draw(st.integers(0, 9)) == 0:  # drawing takes a second: now and then
+        args += ["--plot", draw(outputs(workdir, ".png", ".svg", ".txt"))]
+    return args + options(
+        draw,
+        {
+            "--slo": SLOS,
+            "--rate": numbers(0.05, 0.1, 8.0),
+            "--alpha": numbers(0.5, 30.0),
+            "--max-tokens": MAX_TOKENS,
+            "--queries": counts(1000, 3000),
+            "--seed": SEEDS,
+            "--json": None,
+        },
+    )
+
+
+@fuzz(60)
+@given(data=st.data())
+def test_frontier_never_ends_in_a_traceback(data: st.DataObject, workdir: Path) -> None:
+    check(data.draw(frontier_args(workdir)))
 
 
 # --------------------------------------------------------------------------- simulate
@@ -514,7 +550,8 @@ def test_loadtest_never_ends_in_a_traceback(
 # --------------------------------------------------------------------------- any words
 
 
-COMMANDS = ["profile", "fit", "solve", "simulate", "sweep", "reproduce", "serve", "loadtest"]
+COMMANDS = ["profile", "fit", "solve", "frontier", "simulate", "sweep", "reproduce", "serve",
+            "loadtest"]  # fmt: skip
 COMMANDS.append("plan")
 WORDS = st.sampled_from(
     [*COMMANDS, "-h", "--help", "--json", "--rate", "--seed", "-1", "1e300", "x", "--", "-"]

@@ -10,6 +10,7 @@ from thinkq.cli import (  # noqa: F401  (register the commands)
     _controller,
     _experiments,
     _fit,
+    _frontier,
     _loadtest,
     _plan,
     _profile,

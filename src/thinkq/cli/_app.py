@@ -86,9 +86,9 @@ def _usage_error_type() -> type[Exception]:
 
 _UsageError = _usage_error_type()
 
-
 #: The commands in the order of the pipeline: measure, fit, decide, check, serve.
-PIPELINE = ("profile", "fit", "solve", "simulate", "sweep", "reproduce", "serve", "loadtest")
+PIPELINE = ("profile", "fit", "solve", "frontier", "simulate", "sweep", "reproduce", "serve",
+            "loadtest")  # fmt: skip
 
 
 def _plain_help(params: Sequence[Any]) -> None:
