@@ -62,9 +62,13 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start(*, n_ctx: int = 4096) -> LlamaServer:
-    """Start ``python -m llama_cpp.server``, wait until it lists the model, smoke it."""
-    port = free_port()
+def start(*, n_ctx: int = 4096, port: int | None = None) -> LlamaServer:
+    """Start ``python -m llama_cpp.server``, wait until it lists the model, smoke it.
+
+    ``port``: the loopback port (default: a free one; a given one restarts a server
+    where it was).
+    """
+    port = port or free_port()
     command = [
         str(server_environment()), "-m", "llama_cpp.server",
         "--model", str(gguf_path()), "--model_alias", MODEL,

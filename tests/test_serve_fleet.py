@@ -116,8 +116,9 @@ def test_the_plan_is_solved_for_the_fleet_and_again_when_a_replica_leaves() -> N
             assert plan.predicted_mean_waiting_time < one.predicted_mean_waiting_time
             assert plan.utilization == pytest.approx(plan.rate * plan.mean_service / 2)
             fakes[1].down = True
-            assert (await chat(client)).status_code == 200  # served on replica 0
-            await until(lambda: not rows(gateway)[url(1)]["up"])
+            replies = await asyncio.gather(chat(client), chat(client))  # one on each
+            assert [r.status_code for r in replies] == [200, 200]  # replica 1's served again
+            assert not rows(gateway)[url(1)]["up"]
             assert gateway.queue.concurrency == 1
             left = gateway.controller.plan
             assert left.server is None  # one replica left: M/G/1, solved at the estimate now
@@ -169,7 +170,11 @@ def test_a_5xx_takes_the_replica_out_and_is_the_requests_reply() -> None:
             assert reply.status_code == 502
             assert "HTTP 500" in reply.text
             assert not rows(gateway)[url(0)]["up"]
+            fakes[0].broken["/v1/models"] = 503  # its probes fail too: it stays out
             assert (await chat(client)).status_code == 200  # the other replica serves
+            await until(lambda: len(fakes[0].bodies("/v1/models")) >= 2)
+            assert not rows(gateway)[url(0)]["up"]
+            del fakes[0].broken["/v1/models"]
             await until(lambda: rows(gateway)[url(0)]["up"])  # it answers its probe
 
     asyncio.run(asyncio.wait_for(main(), TIMEOUT))

@@ -16,10 +16,12 @@ Failover, only with more than one replica (one upstream behaves as it always did
   the client* (a plain reply, or a stream before its first piece) is served again
   from the start on another replica; one whose answer the replica had begun (a 5xx)
   is not: the 5xx is its reply;
-* every ``probe_every`` seconds each replica's ``GET /v1/models`` is asked: a replica
-  out of rotation that answers comes back; one in rotation that refuses the
-  connection or answers 5xx goes out (a slow answer is not a failure: a busy
-  one-slot server may be slow to list its models);
+* every ``probe_every`` seconds each replica out of rotation is asked for
+  ``GET /v1/models`` and comes back when it answers (a 5xx or a refused connection
+  keeps it out). Replicas in rotation are not probed: their requests find out, and
+  lose nothing by it, while a probe would not be harmless: llama-cpp-python's server
+  interrupts a streaming generation when any other request arrives, ``/v1/models``
+  included (its ``interrupt_requests``, on by default);
 * whenever the number up changes the queue is resized to their slots and
   ``changed(up)`` is called: the gateway re-solves the plan for the replicas up.
 
@@ -195,7 +197,8 @@ class Replicas:
     # ------------------------------------------------------------------ probes
 
     async def probe(self, replica: Replica) -> None:
-        """Ask ``replica`` for its models once; bring it back or take it out."""
+        """Ask ``replica`` for its models once; bring it back, or take it out if it
+        refuses the connection or answers 5xx (a slow answer is not a failure)."""
         try:
             await asyncio.wait_for(replica.server.models(), timeout=self.probe_every)
         except TimeoutError:
@@ -207,8 +210,8 @@ class Replicas:
         self._bring_back(replica)
 
     async def probe_all(self) -> None:
-        """Probe every replica at once."""
-        await asyncio.gather(*(self.probe(r) for r in self.all))
+        """Probe every replica out of rotation at once."""
+        await asyncio.gather(*(self.probe(r) for r in self.all if not r.up))
 
     async def _probe_forever(self) -> None:
         while True:
