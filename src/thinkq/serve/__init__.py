@@ -3,8 +3,10 @@
 Put it in front of any OpenAI-compatible server (vLLM, SGLang, llama.cpp): each
 request gets its type's optimal thinking budget, enforced by budget forcing
 (``force``) or the server's native budget field (``cap``); requests wait in the
-gateway's FIFO queue (the model's M/G/1 queue with ``concurrency = 1``); the budgets
-are re-solved as the load moves; impossible load is refused with 503.
+gateway's FIFO queue (the model's M/G/1 queue with ``concurrency = 1``; with several
+``--upstream`` replicas one queue in front of all their slots, M/G/c, and failover:
+:mod:`thinkq.serve.replicas`); the budgets are re-solved as the load moves;
+impossible load is refused with 503.
 
 :class:`Gateway` is the logic, :func:`create_app` its HTTP face (Starlette), and
 :func:`run_load` a Poisson load generator to measure it (``thinkq loadtest``);
@@ -24,9 +26,11 @@ The path of one request, top to bottom:
    turn (:class:`Queue`), reads the budget in force, and on the way out, however the
    request ends, gives the slot back and writes its record (metrics, window, refit,
    log line) exactly once.
-4. The generation itself: :class:`~thinkq.measure.forcing.Forcer` (``force``) or
+4. The generation itself (:mod:`thinkq.serve.dispatch`: on the replica with the
+   fewest in flight, again on another if its connection fails before any byte
+   reached the client): :class:`~thinkq.measure.forcing.Forcer` (``force``) or
    :class:`~thinkq.measure.cap.Capper` (``cap``) over
-   :class:`~thinkq.measure.server.Server`, one of each for all requests, with the
+   :class:`~thinkq.measure.server.Server`, one of each per replica, with the
    request's sampling passed per call.
 5. Back in :mod:`thinkq.serve.app`: the OpenAI response, or the stream of chunks
    (:mod:`thinkq.serve.openai`); closing the stream ends the request.
