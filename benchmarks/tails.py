@@ -26,7 +26,9 @@ The mixtures:
 Then the time to compute a percentile: from the profile to the p99 (build the law,
 then one percentile) and one more percentile from the built law, median over
 repeats, at N = 6 (the paper's instance) and N = 10^4 (``benchmarks/instances.py``,
-deterministic and with lognormal answer times of cv 0.5).
+deterministic and with lognormal answer times of cv 0.5), and the time to solve under
+an SLO at both sizes (``benchmarks/slo.py``, which also measures the accuracy the SLO
+search leaves against a direct search).
 
     python benchmarks/tails.py [--queries N] [--runs R] [--seed S] [--markdown FILE]
 """
@@ -55,6 +57,7 @@ from thinkq.tails.waiting import MAX_NODES, RESOLUTION, waiting_time
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from instances import benchmark_profile
+from slo import timing as slo_timing
 
 LOADS = (0.2, 0.4, 0.6, 0.8, 0.9, 0.95)  # not 0.5: W's atom 1 - rho would equal p50
 PERCENTILES = (50.0, 95.0, 99.0)
@@ -234,6 +237,7 @@ def main() -> None:
     start = time.perf_counter()
     accuracy(args.queries, args.seed, args.runs, out)
     timing(out)
+    slo_timing(out)  # and the SLO-constrained solve (benchmarks/slo.py)
     out.append(f"\nwall time {time.perf_counter() - start:.0f} s")
     print(out[-1])
     if args.markdown:

@@ -1,0 +1,147 @@
+"""SLO-constrained budgets: solve times, and the accuracy lost against a direct search.
+
+1. The time of :func:`thinkq.slo.solve_slo` (median of repeats, CPU of this process)
+   at N = 6 (the paper's instance) and N = 10^4 (``benchmarks/instances.py``), for a
+   mean objective (exact: the Lagrangian path), percentile objectives (the path with
+   ``thinkq.tails``), a per-type one and two at once, with the integer solves and
+   the budget vectors measured; then ``thinkq frontier``'s trace (30 points).
+   Goals of issue 16: under 20 ms at N = 6, under 1 s at N = 10^4.
+2. The accuracy the path leaves against a direct search over every integer budget
+   vector on small instances (N = 2 with l_max = 30, N = 3 with l_max = 8; steep
+   curves, so that a token matters): for the mean and for p95 targets 1.5, 2.5 and
+   4 times their value at zero budgets. For the mean, the duality bound beside it.
+
+    python benchmarks/slo.py [--markdown FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+import thinkq
+from thinkq import Profile, model
+from thinkq.slo import solve_slo
+from thinkq.slo.frontier import frontier
+from thinkq.slo.times import tails
+from thinkq.tails import system_times
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from instances import benchmark_profile
+
+
+def _median_ms(run: Callable[[], object], repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.process_time()
+        run()
+        times.append(time.process_time() - start)
+    return 1e3 * statistics.median(times)
+
+
+def timing(out: list[str]) -> None:
+    """Solve times at N = 6 and N = 10^4, and the frontier's."""
+    paper, big = thinkq.paper_profile(), benchmark_profile(10_000)
+    cases = [
+        (paper, "mean<=2s", 30), (paper, "p95<=8s", 30), (paper, "p99<=15s", 30),
+        (paper, "GSM8K:p95<=10s", 30), (paper, "mean<=2s, p99<=10s", 30),
+        (big, "mean<=2.5s", 5), (big, "p95<=8s", 5), (big, "task0:p99<=10s", 5),
+        (big, "mean<=2.5s, p99<=9s", 5),
+    ]  # fmt: skip
+    out += ["| N | objectives | time (ms) | solves | evaluations | alpha* |",
+            "|---:|---|---:|---:|---:|---:|"]  # fmt: skip
+    for profile, text, repeats in cases:
+        objectives = [t.strip() for t in text.split(",")]
+        result = solve_slo(profile, objectives)
+        ms = _median_ms(lambda p=profile, o=objectives: solve_slo(p, o), repeats)  # type: ignore[misc]
+        out.append(f"| {profile.size:,} | `{text}` | {ms:.1f} | {result.solves} | "
+                   f"{result.evaluations} | {result.shadow_price:.6g} |")  # fmt: skip
+        print(out[-1])
+    out += ["", "| N | frontier, 30 points (ms) |", "|---:|---:|"]
+    for profile, repeats in ((paper, 5), (big, 1)):
+        ms = _median_ms(lambda p=profile: frontier(p, times=tails()), repeats)  # type: ignore[misc]
+        out.append(f"| {profile.size:,} | {ms:.0f} |")
+        print(out[-1])
+
+
+def small_profile(seed: int, n: int, max_tokens: int) -> Profile:
+    """The small instances of ``tests/test_slo.py``: steep curves, slow tokens, load
+    0.3 at zero budgets."""
+    rng = np.random.default_rng(seed)
+    A = rng.uniform(0.2, 0.6, n)
+    unit = Profile.from_arrays(
+        names=[f"t{k}" for k in range(n)], share=rng.uniform(0.5, 2.0, n), A=A,
+        b=rng.uniform(0.1, 0.5, n), D=rng.uniform(0, 1 - A), t0=rng.uniform(0.2, 1.0, n),
+        c=rng.uniform(0.02, 0.1, n), rate=1.0, alpha=10.0, max_tokens=max_tokens,
+    )  # fmt: skip
+    return unit.replace(rate=0.3 / model.moments(unit, np.zeros(n)).mean)
+
+
+def _best(profile: Profile, value: Callable[[np.ndarray], float], target: float) -> float:
+    """The best accuracy of any integer budgets with value <= target (every vector)."""
+    best = -1.0
+    levels = range(profile.max_tokens + 1)
+    for budgets in itertools.product(levels, repeat=profile.size):
+        l = np.array(budgets)
+        accuracy = model.mean_accuracy(profile, l)
+        if accuracy > best and value(l) <= target:
+            best = accuracy
+    return best
+
+
+def gaps(out: list[str]) -> None:
+    """The accuracy the path leaves against the direct search."""
+
+    def p95(profile: Profile) -> Callable[[np.ndarray], float]:
+        def value(l: np.ndarray) -> float:
+            if not np.isfinite(model.system_time(profile, l)):
+                return float("inf")
+            return system_times(profile, l).percentile(95)
+
+        return value
+
+    out += ["", "| objective | instances | largest gap | median gap | largest duality bound |",
+            "|---|---:|---:|---:|---:|"]  # fmt: skip
+    for kind in ("mean", "p95"):
+        found, bounds = [], []
+        for seed, (n, lmax) in itertools.product(range(4), ((2, 30), (3, 8))):
+            profile = small_profile(seed, n, lmax)
+            value = (
+                (lambda l, p=profile: model.system_time(p, l)) if kind == "mean" else p95(profile)
+            )
+            zero = value(np.zeros(n, dtype=np.int64))
+            for factor in (1.5, 2.5, 4.0):
+                target = factor * zero
+                result = solve_slo(profile, [f"{kind}<={target!r}s"])
+                found.append(_best(profile, value, target) - result.accuracy)
+                if result.accuracy_bound is not None:
+                    bounds.append(result.accuracy_bound - result.accuracy)
+        largest_bound = f"{max(bounds):.2e}" if bounds else "n/a"
+        out.append(f"| {kind} | {len(found)} | {max(found):.2e} | "
+                   f"{statistics.median(found):.2e} | {largest_bound} |")  # fmt: skip
+        print(out[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--markdown", type=Path)
+    args = parser.parse_args()
+    machine = platform.processor() or platform.machine()
+    out = [f"{machine}, Python {platform.python_version()}", ""]
+    print(out[0])
+    timing(out)
+    gaps(out)
+    if args.markdown:
+        args.markdown.write_text("\n".join(out) + "\n")
+
+
+if __name__ == "__main__":
+    main()
