@@ -84,12 +84,19 @@ async def experiment(args: argparse.Namespace, urls: list[str]) -> dict[str, obj
             gateway.resolve()
             calibrated = gateway.controller.at(Estimate(rate, profile.share, 0))
             rate = rate_for(calibrated.with_server(None), args.utilization, c)
+            print(f"calibrated: t0 {calibrated.t0}, c {calibrated.c}, rate {rate:.4g}/s",
+                  file=sys.stderr)  # fmt: skip
         started = gateway.clock()
         result = await run_load(
             "http://gateway/v1", rate=rate, queries=args.queries, seed=1, **load
         )
         state = gateway.state()
-        point = gateway.controller.at(Estimate(rate, profile.share, 0))
+        print(f"after the load: {state['latency']}", file=sys.stderr)
+        try:
+            point = gateway.controller.at(Estimate(rate, profile.share, 0))
+        except thinkq.UnstableLoadError:  # the lines refitted under load: past capacity
+            sys.exit(f"error: at the latency lines refitted under load ({state['latency']}) "
+                     f"the fleet is unstable at {rate:.4g}/s; the machine is too busy")  # fmt: skip
     records = [r for r in gateway.records.recent() if r.arrival >= started]
     service = np.array([r.service for r in records])
     budgets = np.array([state["budgets"][n] for n in profile.names])
@@ -104,6 +111,7 @@ async def experiment(args: argparse.Namespace, urls: list[str]) -> dict[str, obj
     m1, m2 = float(service.mean()), float(np.mean(service**2))
     law = delay(point.server, offered, m1, m2) if point.server is not None else None
     waits = np.array([r.wait for r in records])
+    beside = np.array([r.batch for r in records]) >= 1.5  # mostly served beside another
     return {
         "replicas": c,
         "rate": rate,
@@ -117,6 +125,10 @@ async def experiment(args: argparse.Namespace, urls: list[str]) -> dict[str, obj
         "utilization_measured": offered * m1 / c,
         "mean_service_measured": m1,
         "mean_service_predicted": thinkq.model.moments(point, budgets).mean,
+        "mean_service_alone_beside": [
+            float(service[~beside].mean()) if np.any(~beside) else None,
+            float(service[beside].mean()) if np.any(beside) else None,
+        ],
         "mean_wait_measured": float(waits.mean()),
         "mean_wait_predicted": state["server"]["predicted_mean_waiting_time"],
         "measured_mean_system_time": result.overall.mean,
