@@ -29,14 +29,14 @@ from thinkq.slo.constrained import solve_slo
 from thinkq.slo.evaluate import Target, TimesFunction, mean_time
 from thinkq.slo.result import SloResult
 from thinkq.slo.search import MAX_ALPHA, MIN_ALPHA
-from thinkq.solve import solve
+from thinkq.solve import SolveResult, solve
 
 __all__ = ["Evaluator", "Replica", "lean_budgets", "values"]
 
-#: The alpha bracket's step when looking for the floor's alpha.
-_STEP = 16.0
+#: The largest factor of one bracketing step of alpha.
+_MAX_STEP = 1e16
 #: The floor's alpha is found to this relative precision.
-_ALPHA_RTOL = 1e-9
+_ALPHA_RTOL = 1e-7
 
 
 @dataclass(frozen=True)
@@ -99,36 +99,43 @@ def values(
 def lean_budgets(profile: Profile, floor: float, options: dict[str, Any]) -> IntArray | None:
     """The budgets of ``thinkq.solve`` at the smallest alpha whose accuracy reaches
     ``floor``: along the alpha path, the least mean system time with that accuracy.
-    Zero budgets when they reach it already; ``None`` when no alpha does."""
+
+    Zero budgets when they reach it already; ``None`` when the path does not: every
+    type with queries at l_max, or alpha so large that the solve stops converging
+    (near the stability edge the path's accuracy levels off below the floor). The
+    bracket grows by squared steps (2, 4, 16, ... at most 1e16), as the SLO search's.
+    """
     zero = np.zeros(profile.size, dtype=np.int64)
     if model.mean_accuracy(profile, zero) >= floor:
         return zero
+    positive = np.asarray(profile.share) > 0
 
-    def budgets(alpha: float) -> IntArray:
-        return solve(profile.replace(alpha=alpha), **options).budgets
+    def at(alpha: float) -> SolveResult:
+        return solve(profile.replace(alpha=alpha), **options)
 
-    def reaches(b: IntArray) -> bool:
-        return model.mean_accuracy(profile, b) >= floor
+    def reaches(result: SolveResult) -> bool:
+        return result.accuracy >= floor
 
     hi = min(max(profile.alpha, MIN_ALPHA), MAX_ALPHA)
-    best = budgets(hi)
-    while not reaches(best):
-        if hi >= MAX_ALPHA:
-            return None
-        hi = min(hi * _STEP, MAX_ALPHA)
-        best = budgets(hi)
+    best, step = at(hi), 2.0
     lo = hi
-    while reaches(budgets(lo)):
+    while not reaches(best):
+        saturated = bool(np.all(best.budgets[positive] >= profile.max_tokens))
+        if saturated or not best.continuous.converged or hi >= MAX_ALPHA:
+            return None
+        lo, hi, step = hi, min(hi * step, MAX_ALPHA), min(step * step, _MAX_STEP)
+        best = at(hi)
+    while lo == hi or reaches(at(lo)):  # a lower alpha that misses the floor
         if lo <= MIN_ALPHA:
-            return budgets(lo)
-        lo = max(lo / _STEP, MIN_ALPHA)
+            return at(lo).budgets
+        lo = max(lo / _MAX_STEP, MIN_ALPHA)
     while hi / lo - 1.0 > _ALPHA_RTOL:  # lo misses the floor, hi reaches it
         middle = math.sqrt(lo) * math.sqrt(hi)
         if not lo < middle < hi:
             break
-        found = budgets(middle)
+        found = at(middle)
         lo, hi, best = (lo, middle, found) if reaches(found) else (middle, hi, best)
-    return best
+    return best.budgets
 
 
 class Evaluator:
