@@ -109,6 +109,7 @@ def test_the_plan_is_solved_for_the_fleet_and_again_when_a_replica_leaves() -> N
         async with fleet(fakes) as (client, gateway):
             plan = gateway.controller.plan
             assert plan.server == ServerTable(slots=2, tau0=1.0, tau1=0.0)  # M/G/2
+            assert gateway.state()["server"]["model"] == "M/G/2 (2 replicas)"
             single = Gateway(profile(), FakeServer().server(), resolve_every=0.0)
             one = single.controller.plan
             # half the load per server and a shorter wait: budgets at least as large

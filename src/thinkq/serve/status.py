@@ -52,16 +52,18 @@ def _finite(value: float | None) -> float | None:
     return value if value is not None and math.isfinite(value) else None
 
 
-def _server(plan: Plan, measured_batch: float | None) -> dict[str, Any] | None:
+def _server(plan: Plan, measured_batch: float | None, replicas: int) -> dict[str, Any] | None:
     """The server model in force: its table, capacity, and predicted against measured batch.
 
-    ``None`` for a profile without a ``[server]`` table (the paper's M/G/1 model).
+    ``None`` for a profile without a ``[server]`` table (the paper's M/G/1 model) and
+    one replica; ``replicas`` > 1 up make it the fleet's M/G/c (``docs/fleet.md``).
     """
     server = plan.server
     if server is None:
         return None
+    name = "M/G/1 (Pollaczek-Khinchine)" if server.single else "batched"
     return {
-        "model": "M/G/1 (Pollaczek-Khinchine)" if server.single else "batched",
+        "model": f"M/G/{replicas} ({replicas} replicas)" if replicas > 1 else name,
         "slots": server.slots,
         "tau0": server.tau0,
         "tau1": server.tau1,
@@ -132,7 +134,7 @@ def state(gateway: Gateway) -> dict[str, Any]:
         "predicted_wait": gateway.admission.predicted_wait(),
         "retries": gateway.admission.retried,
         "load_changes": gateway.estimator.changes,
-        "server": _server(plan, gateway.records.mean_batch()),
+        "server": _server(plan, gateway.records.mean_batch(), gateway.controller.replicas),
         "slo": _slo(plan, gateway.records),
         "replicas": gateway.replicas.rows(),
         **({} if gateway.fleet is None else {"state": gateway.fleet.status()}),
