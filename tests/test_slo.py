@@ -13,7 +13,7 @@ import itertools
 import math
 import sys
 from collections.abc import Callable
-from pathlib import Path as FilePath
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -26,10 +26,10 @@ from thinkq.errors import SloError, ThinkqError
 from thinkq.profile import Profile
 from thinkq.slo import DEFAULT_RTOL, Objective, parse_objective, parse_objectives, solve_slo
 from thinkq.slo.evaluate import Measured, mean_time, resolve
-from thinkq.slo.search import Path, PathPoint, search
+from thinkq.slo.search import AlphaPath, PathPoint, search
 from thinkq.tails import system_times
 
-sys.path.insert(0, str(FilePath(__file__).resolve().parents[1] / "benchmarks"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from instances import benchmark_profile
 
 # --------------------------------------------------------------------------- parsing
@@ -372,7 +372,7 @@ def test_on_a_batched_server_percentiles_are_simulated() -> None:
     assert result.achieved[0] == simulated.percentile(95) <= 6.0
 
 
-class StepPath(Path):
+class StepPath(AlphaPath):
     """A path whose objectives hold for alpha < 10 and again on [10.05, 20) (a hole of
     half a percent: rounding can make a path non-monotone), accuracy rising with alpha."""
 

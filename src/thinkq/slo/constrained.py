@@ -19,7 +19,7 @@ from thinkq.simulate.distributions import Distribution
 from thinkq.slo.evaluate import Measured, Target, TimesFunction, resolve
 from thinkq.slo.objectives import Objective, parse_objectives
 from thinkq.slo.result import SloResult
-from thinkq.slo.search import Path, PathPoint, search
+from thinkq.slo.search import AlphaPath, PathPoint, search
 from thinkq.slo.times import DEFAULT_QUERIES, tails
 from thinkq.solve import DEFAULT_TOL
 
@@ -115,7 +115,7 @@ def solve_slo(
     if times is None:
         times = tails(answer_times=answer_times, queries=queries, seed=seed)
     options = {"method": method, "integer": integer, "tol": tol, "max_iter": max_iter}
-    path = Path(profile, targets, times, options)
+    path = AlphaPath(profile, targets, times, options)
     zero = path.measure(np.zeros(profile.size, dtype=np.int64))
     if not zero.feasible:
         raise _unmeetable(targets, zero)

@@ -31,7 +31,7 @@ from thinkq.profile import Profile
 from thinkq.slo.evaluate import Measured, Target, TimesFunction, measure
 from thinkq.solve import SolveResult, solve
 
-__all__ = ["MAX_ALPHA", "MIN_ALPHA", "VALUE_RTOL", "Path", "PathPoint", "search"]
+__all__ = ["MAX_ALPHA", "MIN_ALPHA", "VALUE_RTOL", "AlphaPath", "PathPoint", "search"]
 
 #: The path's alpha stays in [MIN_ALPHA, MAX_ALPHA].
 MIN_ALPHA = 1e-300
@@ -69,7 +69,7 @@ class PathPoint(NamedTuple):
             return float(np.nanmax(np.log(ratios)))  # nan: a percentile not computed
 
 
-class Path:
+class AlphaPath:
     """Integer solves along alpha (cold, as ``thinkq solve`` runs them), with the
     objectives measured once per distinct budget vector."""
 
@@ -88,8 +88,9 @@ class Path:
         self._positive = positive if positive.any() else np.ones(profile.size, dtype=bool)
 
     def close(self, point: PathPoint) -> bool:
-        """Whether the binding objective is a percentile or a type's mean within
-        :data:`VALUE_RTOL` of its target at ``point`` (the overall mean is exact)."""
+        """Whether, on a path with a percentile or per-type objective, the objectives
+        at ``point`` are within :data:`VALUE_RTOL` of their targets (a path of overall
+        means only is never close: alpha* is pinned to ``rtol``)."""
         return self.heuristic and -point.excess(self.targets) <= VALUE_RTOL
 
     @property
@@ -114,7 +115,7 @@ class Path:
         return bool(np.all(budgets >= self.profile.max_tokens))
 
 
-def _down(path: Path, hi: PathPoint) -> tuple[PathPoint, PathPoint]:
+def _down(path: AlphaPath, hi: PathPoint) -> tuple[PathPoint, PathPoint]:
     """The first feasible point below ``hi`` by steps 2, 4, 16, ... (zero budgets hold),
     and the last infeasible one above it."""
     step = 2.0
@@ -133,7 +134,7 @@ def _down(path: Path, hi: PathPoint) -> tuple[PathPoint, PathPoint]:
         hi, step = point, min(step * step, _MAX_STEP)
 
 
-def _up(path: Path, lo: PathPoint) -> tuple[PathPoint, PathPoint | None]:
+def _up(path: AlphaPath, lo: PathPoint) -> tuple[PathPoint, PathPoint | None]:
     """The last feasible and first infeasible points above ``lo`` (None: none fails)."""
     step = 2.0
     while not path.saturated(lo) and lo.alpha < MAX_ALPHA:
@@ -145,7 +146,9 @@ def _up(path: Path, lo: PathPoint) -> tuple[PathPoint, PathPoint | None]:
     return lo, None
 
 
-def _next_alpha(path: Path, lo: PathPoint, hi: PathPoint, weights: tuple[float, float]) -> float:
+def _next_alpha(
+    path: AlphaPath, lo: PathPoint, hi: PathPoint, weights: tuple[float, float]
+) -> float:
     """Regula falsi on (log alpha, excess) with the ends' excess scaled by ``weights``,
     kept 2% of the bracket from its ends; the midpoint where it is undefined."""
     x_lo, x_hi = math.log(lo.alpha), math.log(hi.alpha)
@@ -157,7 +160,9 @@ def _next_alpha(path: Path, lo: PathPoint, hi: PathPoint, weights: tuple[float, 
     return math.exp(x_lo + fraction * (x_hi - x_lo))
 
 
-def _bisect(path: Path, lo: PathPoint, hi: PathPoint, rtol: float) -> tuple[PathPoint, PathPoint]:
+def _bisect(
+    path: AlphaPath, lo: PathPoint, hi: PathPoint, rtol: float
+) -> tuple[PathPoint, PathPoint]:
     """Shrink [lo, hi] (lo feasible, hi not) to hi / lo - 1 <= rtol, on log alpha.
 
     Regula falsi with the Anderson-Bjorck weights (superlinear on smooth functions)
@@ -189,7 +194,7 @@ def _bisect(path: Path, lo: PathPoint, hi: PathPoint, rtol: float) -> tuple[Path
     return lo, hi
 
 
-def _probe(path: Path, lo: PathPoint, hi: PathPoint) -> PathPoint | None:
+def _probe(path: AlphaPath, lo: PathPoint, hi: PathPoint) -> PathPoint | None:
     """A feasible point just above ``hi`` with more accuracy than ``lo``, if one is seen."""
     for step in _PROBES:
         alpha = min(hi.alpha * (1.0 + step), MAX_ALPHA)
@@ -199,7 +204,7 @@ def _probe(path: Path, lo: PathPoint, hi: PathPoint) -> PathPoint | None:
     return None
 
 
-def search(path: Path, start: float, rtol: float) -> tuple[PathPoint, PathPoint | None]:
+def search(path: AlphaPath, start: float, rtol: float) -> tuple[PathPoint, PathPoint | None]:
     """The last feasible point on the path (to ``rtol``) and the next, infeasible one.
 
     The search starts at ``start`` clipped to :data:`START_RANGE`. The caller has
