@@ -55,10 +55,11 @@ class ExactLaw:
 
     def quantiles(self, q: FloatArray, task: IntArray | None) -> FloatArray:
         """The q-quantiles (s): overall when ``task`` is None, else of each pair."""
-        if np.any(q > RESOLVED):
+        resolved = RESOLVED if self.wait.tail <= TAIL else 1.0 - 10 * self.wait.tail
+        if np.any(q > resolved):
             raise ValueError(
-                f"p: percentiles above {100 * RESOLVED:.6f} lie beyond the resolved tail "
-                f"(the wait is computed to a mass of {TAIL:g})"
+                f"p: percentiles above {100 * resolved:.6f} lie beyond the resolved tail "
+                f"(the wait is computed to a mass of {max(TAIL, self.wait.tail):.1g})"
             )
         top = self.wait.h * (self.wait.G.size - 1) + self.mix.edge()
         if task is None:
