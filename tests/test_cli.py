@@ -31,6 +31,11 @@ TOP_KEYS = {
     "utilization",
     "mean_waiting_time",
     "mean_system_time",
+    "p50_system_time",
+    "p95_system_time",
+    "p99_system_time",
+    "percentile_method",
+    "percentile_queries",
     "rate",
     "alpha",
     "max_tokens",
@@ -38,7 +43,8 @@ TOP_KEYS = {
     "tasks",
     "solver",
 }
-TASK_KEYS = {"name", "share", "budget", "continuous_budget", "accuracy", "service_time"}
+TASK_KEYS = {"name", "share", "budget", "continuous_budget", "accuracy", "service_time",
+             "p50_system_time", "p95_system_time", "p99_system_time"}  # fmt: skip
 SOLVER_KEYS = {
     "method",
     "converged",
