@@ -77,7 +77,7 @@ def test_two_members_share_the_total_load_and_one_plan(redis_server: RedisServer
         members = [member(s, clock) for s in stores]
         try:
             times = np.cumsum(rng.exponential(1 / 12.0, size=2000))  # 12/s in all
-            sent, tick = 0, 0.0
+            tick = 0.0
             for t in times[times < 90]:
                 while tick <= t:  # every member ticks once a second, off the arrivals
                     clock.now = START + tick
@@ -86,7 +86,6 @@ def test_two_members_share_the_total_load_and_one_plan(redis_server: RedisServer
                     tick += 1.0
                 clock.now = START + float(t)
                 members[int(rng.integers(2))].estimator.arrival(int(rng.integers(2)))
-                sent += 1
             plans = [m.controller.plan for m in members]
             assert [m.role for m in members].count("leader") == 1
             assert plans[0].budgets == plans[1].budgets
@@ -144,3 +143,23 @@ def test_a_dead_redis_fails_fast_and_a_frozen_one_within_the_bound(
         assert frozen <= 2 * 0.2 + 0.3  # the call's bound (twice the socket timeout)
 
     asyncio.run(main())
+
+
+def test_a_member_cancelled_inside_a_redis_call_stops(redis_server: RedisServer) -> None:
+    """redis-py can swallow a cancellation that lands inside a call; the store raises
+    it again, so a gateway's or the controller's loop always stops (30 moments)."""
+
+    async def main() -> list[int]:
+        hung = []
+        for k in range(30):
+            store = Store(redis_server.url)
+            task = asyncio.create_task(member(store, Clock(START)).run())
+            await asyncio.sleep(0.0003 * k)
+            task.cancel()
+            await asyncio.wait([task], timeout=1.0)
+            if not task.done():
+                hung.append(k)
+                await store.aclose()
+        return hung
+
+    assert asyncio.run(main()) == []

@@ -110,11 +110,11 @@ async def _main(
         store, controller, period=period, clock=time.monotonic, estimator=estimator,
         fallback=False, on_plan=published,
     )  # fmt: skip
-    log.info("controller %s on %s, re-solving every %g s", member.id, store.shown, period)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    log.info("controller %s on %s, re-solving every %g s", member.id, store.shown, period)
     task = asyncio.create_task(member.run())
     await stop.wait()
     task.cancel()

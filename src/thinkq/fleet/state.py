@@ -127,13 +127,21 @@ class Store:
         return ":".join([self.prefix, *(str(p) for p in parts)])
 
     async def _call(self, work: Callable[[], Awaitable[T]]) -> T:
-        """Run one bounded call; any failure is a :class:`StateError`."""
+        """Run one bounded call; any failure is a :class:`StateError`.
+
+        redis-py sometimes swallows a cancellation that lands inside a call (the task
+        goes on, still marked as cancelling; redis/redis-py#2028, #2551): it is raised
+        again here, so that the member's loop stops when it is cancelled."""
         try:
             async with asyncio.timeout(2 * self.timeout):
                 return await work()
         except (RedisError, OSError, TimeoutError) as exc:
             why = str(exc) or type(exc).__name__
             raise StateError(f"redis at {self.shown}: {why}") from exc
+        finally:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise asyncio.CancelledError
 
     async def ping(self) -> None:
         """Raise :class:`StateError` unless Redis answers."""
