@@ -6,6 +6,9 @@ binary is missing it is installed with ``apt-get install -y redis-server`` if th
 process runs as root (as CI does); otherwise the test fails with a message naming
 the package. :meth:`RedisServer.kill` stops it the hard way (an outage), and
 :meth:`RedisServer.restart` starts it again on the same port, empty.
+
+Run as a script (``python tests/redis_server.py``, as ``.ci/run`` does), it installs
+the server if needed and prints its path and version.
 """
 
 from __future__ import annotations
@@ -122,3 +125,9 @@ def start(directory: Path) -> RedisServer:
     server = RedisServer(ensure_installed(), _free_port(), directory / "redis.log")
     server.run()
     return server
+
+
+if __name__ == "__main__":
+    binary = ensure_installed()
+    version = subprocess.run([binary, "--version"], capture_output=True, text=True, check=True)
+    print(binary, version.stdout.strip())
