@@ -26,6 +26,7 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from thinkq import cli, paper_profile, simulate
+from thinkq.batching import Server
 from thinkq.errors import SloError
 from thinkq.plan import CapacityPlan, plan_capacity
 from thinkq.profile import Profile
@@ -147,6 +148,27 @@ def test_rows_surround_the_answer_and_feasibility_is_monotone(
             assert math.isinf(row.mean)
 
 
+def test_the_count_is_the_rate_over_what_one_replica_carries(
+    planned: tuple[str, CapacityPlan, Profile],
+) -> None:
+    name, plan, _ = planned
+    rate = INSTANCES[name][1]
+    # feasibility is monotone in the rate per replica: c carries it iff rate / c <= max
+    assert plan.replicas == math.ceil(rate / plan.max_rate)
+
+
+def test_a_batched_server_is_planned_per_replica_too() -> None:
+    server = Server(slots=4, tau0=0.012, tau1=0.004)
+    profile = paper_profile().with_server(server)
+    plan = plan_capacity(profile, 3.0, ["p95<=8s"], min_accuracy=0.39, queries=2000)
+    assert plan.percentile_method == "simulation"
+    assert [row.feasible for row in plan.rows] == [r.replicas >= plan.replicas for r in plan.rows]
+    assert plan.replicas == math.ceil(3.0 / plan.max_rate)
+    # more slots carry more: the same objectives on one slot need more replicas
+    alone = plan_capacity(paper_profile(), 3.0, ["p95<=8s"], min_accuracy=0.39)
+    assert alone.replicas > plan.replicas
+
+
 def test_a_small_rate_needs_one_replica_and_the_rows_start_at_one() -> None:
     plan = plan_capacity(paper_profile(), 0.01, ["mean<=3s"])
     assert plan.replicas == 1
@@ -179,6 +201,7 @@ def test_an_slo_that_the_service_time_alone_misses_names_the_smallest_value() ->
         ({"min_accuracy": 1.5}, "min_accuracy"),
         ({"min_accuracy": math.nan}, "min_accuracy"),
         ({"max_replicas": 0}, "max_replicas"),
+        ({"queries": 10}, "queries"),
         ({"objectives": ["p95<8s"]}, "slo"),
         ({"objectives": []}, "slo"),
     ],
@@ -261,6 +284,7 @@ def test_json_and_plot(tmp_path: Path) -> None:
         (["--rate", "1"], "option --slo: give at least one objective"),
         (["--slo", "p95<=8s"], "option --rate: give the total arrival rate"),
         (["--rate", "1", "--slo", "p95<=8s", "--plot", "x.txt"], "option --plot:"),
+        (["--rate", "1", "--slo", "p95<=8s", "--queries", "10"], "option --queries:"),
     ],
 )
 def test_errors_are_one_line_with_exit_code_2(args: list[str], message: str, tmp_path: Path):

@@ -22,11 +22,14 @@ from thinkq.cli._app import app, dump, fail, grid, load, num, wrote
 from thinkq.cli._options import JsonOption, ProfileArgument
 from thinkq.errors import SloError
 from thinkq.plan import CapacityPlan, plan_capacity
+from thinkq.slo.times import DEFAULT_QUERIES
 
 __all__ = ["plan_command", "summary"]
 
 #: The library's argument names -> the options that set them.
-_OPTIONS = {"rate": "--rate", "min_accuracy": "--min-accuracy", "slo": "--slo"}
+_OPTIONS = {
+    "rate": "--rate", "min_accuracy": "--min-accuracy", "slo": "--slo", "queries": "--queries",
+}  # fmt: skip
 
 
 def _option_error(message: str) -> str:
@@ -111,7 +114,7 @@ def _details(plan: CapacityPlan) -> Table:
     return grid("Plan", rows)
 
 
-# long: the signature declares its seven options (Typer)
+# long: the signature declares its nine options (Typer)
 @app.command("plan")
 def plan_command(
     profile_path: ProfileArgument = None,
@@ -136,6 +139,13 @@ def plan_command(
         Path | None,
         typer.Option("--plot", help="Also draw accuracy and the SLO against replicas (PNG/SVG)."),
     ] = None,
+    queries: Annotated[
+        int,
+        typer.Option("--queries", help="Simulated queries per percentile (batched server only)."),
+    ] = DEFAULT_QUERIES,
+    seed: Annotated[
+        int, typer.Option("--seed", help="Seed of those simulations (batched server only).", min=0)
+    ] = 0,
     as_json: JsonOption = False,
 ) -> None:
     """Replicas needed for a rate within an SLO, and one replica's capacity."""
@@ -152,7 +162,9 @@ def plan_command(
     profile = load(profile_path, rate=None, alpha=None, max_tokens=None)
     try:
         with Console(stderr=True).status("Planning replicas..."):
-            plan = plan_capacity(profile, rate, slo, min_accuracy=min_accuracy)
+            plan = plan_capacity(
+                profile, rate, slo, min_accuracy=min_accuracy, queries=queries, seed=seed
+            )
     except (SloError, ValueError) as exc:
         fail(_option_error(str(exc)))
     if plot is not None:

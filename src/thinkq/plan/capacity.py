@@ -44,11 +44,15 @@ RATE_RTOL = 1e-4
 AROUND = 2
 #: "Almost zero load": this fraction of the rate at which even zero budgets are unstable.
 _IDLE = 1e-9
+#: The fewest simulated queries per percentile (20 batches of 10; a batched server).
+_MIN_QUERIES = 200
 #: Rates beyond this are not searched (zero service times: every rate is carried).
 _HUGE_RATE = 1e300
 
 
-def _check(rate: float, min_accuracy: float | None, max_replicas: int, rate_rtol: float) -> None:
+def _check(
+    rate: float, min_accuracy: float | None, max_replicas: int, rate_rtol: float, queries: int
+) -> None:
     if isinstance(rate, bool) or not isinstance(rate, (int, float, np.number)):
         raise ValueError(f"rate: expected a positive, finite number of queries/s, got {rate!r}")
     if not (math.isfinite(rate) and rate > 0):
@@ -59,6 +63,8 @@ def _check(rate: float, min_accuracy: float | None, max_replicas: int, rate_rtol
         raise ValueError(f"max_replicas: expected an integer >= 1, got {max_replicas!r}")
     if not (math.isfinite(rate_rtol) and 0.0 < rate_rtol < 1.0):
         raise ValueError(f"rate_rtol: expected a number in (0, 1), got {rate_rtol!r}")
+    if isinstance(queries, bool) or not isinstance(queries, int) or queries < _MIN_QUERIES:
+        raise ValueError(f"queries: expected an integer >= {_MIN_QUERIES}, got {queries!r}")
 
 
 def _shown(targets: Sequence[Target], achieved: Sequence[float]) -> tuple[Objective, float]:
@@ -218,14 +224,14 @@ def plan_capacity(
     Raises
     ------
     ValueError
-        A bad ``rate``, ``min_accuracy``, ``max_replicas`` or ``rate_rtol``, or a
-        malformed objective (the message names it).
+        A bad ``rate``, ``min_accuracy``, ``max_replicas``, ``rate_rtol`` or ``queries``,
+        or a malformed objective (the message names it).
     SloError
         Objectives no replica count meets: even a replica at almost zero load misses
         them (the service time alone exceeds a target, or the floor needs more), or
         more than ``max_replicas`` replicas would be needed.
     """
-    _check(rate, min_accuracy, max_replicas, rate_rtol)
+    _check(rate, min_accuracy, max_replicas, rate_rtol, queries)
     rate = float(rate)
     targets = resolve(parse_objectives(objectives), profile)
     options: dict[str, Any] = {"method": method, "integer": integer}
