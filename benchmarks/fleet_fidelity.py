@@ -43,6 +43,11 @@ from thinkq.serve.loadtest import load_prompts, run_load
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from serve_fidelity import start_llama
 
+#: Each replica decodes and reads prompts on one thread: two replicas on two cores.
+#: llama.cpp's defaults (one decode thread, every core for prompts) oversubscribe the
+#: cores with two replicas, and its spinning threads then slow every request severalfold.
+THREADS = ("--n_threads", "1", "--n_threads_batch", "1")
+
 
 def fleet(profile: thinkq.Profile, replicas: int) -> thinkq.Profile:
     """The profile served by ``replicas`` one-slot replicas behind one queue (M/G/c)."""
@@ -52,9 +57,9 @@ def fleet(profile: thinkq.Profile, replicas: int) -> thinkq.Profile:
 def rate_for(profile: thinkq.Profile, utilization: float, replicas: int) -> float:
     """The rate whose optimal fleet budgets load the fleet to ``utilization`` of its
     capacity (lambda E[S] = utilization * replicas; a damped fixed point)."""
-    rate = profile.rate
+    rate, served = profile.rate, fleet(profile, replicas)
     for _ in range(50):
-        point = fleet(profile.replace(rate=rate), replicas)
+        point = served.replace(rate=rate)
         mean_service = thinkq.model.moments(point, thinkq.solve(point).budgets).mean
         rate = 0.5 * rate + 0.5 * utilization * replicas / mean_service
     return rate
@@ -83,7 +88,8 @@ async def experiment(args: argparse.Namespace, urls: list[str]) -> dict[str, obj
             await run_load("http://gateway/v1", rate=rate, queries=args.calibration, **load)
             gateway.resolve()
             calibrated = gateway.controller.at(Estimate(rate, profile.share, 0))
-            rate = rate_for(calibrated.with_server(None), args.utilization, c)
+            alone = calibrated.replace(rate=calibrated.rate / (2 * c)).with_server(None)
+            rate = rate_for(alone, args.utilization, c)
             print(f"calibrated: t0 {calibrated.t0}, c {calibrated.c}, rate {rate:.4g}/s",
                   file=sys.stderr)  # fmt: skip
         started = gateway.clock()
@@ -165,7 +171,7 @@ def main() -> None:
     urls = list(args.base_url or [])
     try:
         while not urls or (not args.base_url and len(urls) < args.replicas):
-            url, process = start_llama()
+            url, process = start_llama(*THREADS)
             urls.append(url)
             processes.append(process)
         row = asyncio.run(experiment(args, urls))

@@ -40,8 +40,9 @@ from thinkq.serve.loadtest import load_prompts, run_load
 GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
-def start_llama() -> tuple[str, subprocess.Popen[bytes]]:
-    """``python -m llama_cpp.server`` with the SmolLM2 GGUF on a free loopback port.
+def start_llama(*options: str) -> tuple[str, subprocess.Popen[bytes]]:
+    """``python -m llama_cpp.server`` with the SmolLM2 GGUF on a free loopback port
+    (``options``: more of the server's options, such as ``--n_threads 1``).
 
     The server runs in the tests' portable build of llama-cpp-python
     (``tests/llama_build.py``: built on first use, then cached).
@@ -59,7 +60,7 @@ def start_llama() -> tuple[str, subprocess.Popen[bytes]]:
     command = [
         str(server_environment()), "-m", "llama_cpp.server", "--model", str(gguf),
         "--model_alias", "smollm2", "--host", "127.0.0.1", "--port", str(port),
-        "--n_ctx", "4096",
+        "--n_ctx", "4096", *options,
     ]  # fmt: skip
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}/v1"
