@@ -188,6 +188,8 @@ def test_an_slo_that_the_service_time_alone_misses_names_the_smallest_value() ->
         plan_capacity(p, 1.0, ["p95<=8s"], min_accuracy=0.99)
     with pytest.raises(SloError, match="more than 4 replicas needed"):
         plan_capacity(p, 100.0, ["p95<=8s"], max_replicas=4)
+    with pytest.raises(SloError, match=r"the best accuracy within the SLO is 0\.31\d+ < 0\.42"):
+        plan_capacity(p, 10.0, ["p95<=8s"], min_accuracy=0.42, max_replicas=8)
 
 
 @pytest.mark.parametrize(

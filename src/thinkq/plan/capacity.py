@@ -89,13 +89,15 @@ def _idle_rate(profile: Profile) -> float:
 def _unmeetable(ev: Evaluator, idle: Replica, floor: float | None) -> SloError:
     """No replica count meets the objectives: the error, with the smallest value."""
     lean = lean_budgets(ev.served(idle.rate) or ev.profile, floor or 0.0, ev.options)
-    if lean is None:  # the floor is out of reach even at l_max
+    if lean is None:  # the floor is out of reach
         best = model.mean_accuracy(ev.profile, np.full(ev.profile.size, ev.profile.max_tokens))
-        o = ev.targets[0].objective
+        reach = f"({best:.6g} with every type at l_max = {ev.profile.max_tokens})"
+        if best >= (floor or 0.0):  # pragma: no cover (the path stopped converging)
+            reach = "on the solver's path at almost zero load"
         return SloError(
-            f"min_accuracy: {floor:g} is more than any budgets reach ({best:.6g} with every "
-            f"type at l_max = {ev.profile.max_tokens}); no replica count meets it",
-            objective=str(o),
+            f"min_accuracy: {floor:g} is more than any budgets reach {reach}; "
+            "no replica count meets it",
+            objective=str(ev.targets[0].objective),
             smallest=math.inf,
         )
     achieved = values(ev.served(idle.rate) or ev.profile, lean, ev.targets, ev.times)
@@ -111,6 +113,21 @@ def _unmeetable(ev: Evaluator, idle: Replica, floor: float | None) -> SloError:
     )
 
 
+def _too_many(ev: Evaluator, rate: float, max_replicas: int) -> SloError:
+    """More than ``max_replicas`` replicas needed: the error, with what the cap gives."""
+    at_cap = ev.at(rate / max_replicas)
+    o, value = _shown(ev.targets, at_cap.achieved)
+    why = f"{o.statistic} = {_seconds(value)}"
+    if at_cap.reason == "accuracy":
+        why = f"the best accuracy within the SLO is {at_cap.accuracy:.6g} < {ev.floor:g}"
+    return SloError(
+        f"slo: {o.text or str(o)!r}: more than {max_replicas} replicas needed to carry "
+        f"{rate:g} queries/s ({why} at {max_replicas}; the search stops there)",
+        objective=str(o),
+        smallest=value,
+    )
+
+
 def _smallest_count(ev: Evaluator, rate: float, max_replicas: int) -> int:
     """The smallest feasible replica count: doubling, then bisection."""
     if ev.at(rate).feasible:
@@ -118,15 +135,7 @@ def _smallest_count(ev: Evaluator, rate: float, max_replicas: int) -> int:
     lo, hi = 1, 2  # lo infeasible
     while not ev.at(rate / min(hi, max_replicas)).feasible:
         if hi >= max_replicas:
-            at_cap = ev.at(rate / max_replicas)
-            o, value = _shown(ev.targets, at_cap.achieved)
-            raise SloError(
-                f"slo: {o.text or str(o)!r}: more than {max_replicas} replicas needed to "
-                f"carry {rate:g} queries/s ({o.statistic} = {_seconds(value)} at {max_replicas}; "
-                f"the search stops there)",
-                objective=str(o),
-                smallest=value,
-            )
+            raise _too_many(ev, rate, max_replicas)
         lo, hi = hi, hi * 2
     hi = min(hi, max_replicas)
     while hi - lo > 1:
