@@ -357,3 +357,16 @@ def test_a_vanishing_rate_solves_to_the_zero_load_budgets(rate: float) -> None:
     assert result.continuous.converged, result.continuous.message
     reference = thinkq.solve(profile.replace(rate=1e-12)).continuous.budgets
     np.testing.assert_allclose(result.continuous.budgets, reference, atol=1e-6)
+
+
+@pytest.mark.parametrize("alpha", [1e50, 1e300])
+def test_a_huge_alpha_stops_at_the_limit_of_double_precision_and_says_so(alpha: float) -> None:
+    # the optimum's 1 - rho is below double precision: Newton cannot reach its KKT
+    # point and used to creep at the stability boundary until the iteration limit
+    profile = thinkq.paper_profile().replace(rate=1.0, alpha=alpha)
+    result = solve_continuous(profile)
+    assert not result.converged
+    assert result.message == "J stopped improving (the limit of double precision)"
+    assert result.iterations < 100
+    rho = model.utilization(profile, result.budgets)
+    assert 1.0 - 1e-12 < rho < 1.0

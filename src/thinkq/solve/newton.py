@@ -32,6 +32,9 @@ __all__ = ["ActiveSet", "active_set", "newton_direction", "projected_newton"]
 
 _ARMIJO = 1e-4
 _MAX_BACKTRACKS = 80
+_NOISE = 16 * float(np.finfo(np.float64).eps)
+_STALL = 3
+_STALLED = "J stopped improving (the limit of double precision)"
 
 
 def newton_direction(
@@ -111,6 +114,10 @@ def projected_newton(
     evaluations = 1
     if workspace.change(x, seed) > 0.0:
         x = seed
+    # J's rounding: steps that gain less, _STALL times in a row, end the search (near
+    # the stability boundary at a huge alpha, the optimum's 1 - rho is below double
+    # precision, and Newton would creep at the boundary until the iteration limit)
+    noise, stalled = _NOISE * (1.0 + abs(model.objective(profile, x.budgets))), 0
     for iteration in range(1, max_iter + 1):
         l = x.budgets
         grad, parts = workspace.derivatives(x)
@@ -135,4 +142,7 @@ def projected_newton(
         else:
             return l, iteration, evaluations, "line search failed to improve J"
         x = trial
+        stalled = stalled + 1 if change <= noise else 0
+        if stalled >= _STALL:
+            return x.budgets, iteration, evaluations, _STALLED
     return x.budgets, max_iter, evaluations, "iteration limit reached"
