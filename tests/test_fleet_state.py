@@ -7,6 +7,7 @@ clock that is also their wall clock, so the per-second buckets line up.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 
 import numpy as np
@@ -21,6 +22,7 @@ from thinkq.serve.controller import Controller
 from thinkq.serve.estimator import Estimator
 
 START = 1_000_000.0
+PERIOD = 5.0
 
 
 @pytest.mark.parametrize(
@@ -163,3 +165,39 @@ def test_a_member_cancelled_inside_a_redis_call_stops(redis_server: RedisServer)
         return hung
 
     assert asyncio.run(main()) == []
+
+
+def test_a_plan_that_does_not_apply_here_is_refused_and_the_member_solves_alone(
+    redis_server: RedisServer,
+) -> None:
+    clock = Clock(START)
+
+    async def main() -> None:
+        leader, follower = (member(Store(redis_server.url, wall=clock), clock) for _ in range(2))
+        seen: list[tuple[int, ...]] = []
+        follower.on_plan = lambda plan: seen.append(plan.budgets)
+        try:
+            await leader.tick()
+            await follower.tick()
+            assert (leader.role, follower.role) == ("leader", "follower")
+            assert follower.controller.plan.budgets == leader.controller.plan.budgets
+            for garbage in ("{not json", json.dumps({"version": 1, "fingerprint": "other"})):
+                await follower.store.client.set("thinkq:plan", garbage)
+                clock.now += PERIOD
+                await follower.tick()
+                assert follower.role == "local"
+                assert follower.connected
+                assert follower.refused is not None
+            clock.now += PERIOD
+            await leader.tick()  # publishes again
+            await follower.tick()
+            assert follower.role == "follower"
+            assert follower.refused is None
+            clock.now += PERIOD
+            await follower.tick()  # the same plan: the gauges are brought up to date
+            assert len(seen) == 5  # followed, alone twice, followed, the same plan
+        finally:
+            await leader.store.aclose()
+            await follower.store.aclose()
+
+    asyncio.run(main())

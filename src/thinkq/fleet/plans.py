@@ -92,22 +92,27 @@ def from_doc(
     doc: Mapping[str, Any],
     names: Sequence[str],
     *,
+    fingerprint: str,
     server: Server | None,
     objectives: Sequence[Objective] = (),
     current: Plan | None = None,
 ) -> Plan:
     """The :class:`Plan` a document describes, for the tasks ``names``.
 
-    ``server`` is this member's own (the document names none); ``current`` the plan
-    in force, to say whether this one switched budgets.
+    ``fingerprint`` is this member's (:func:`fingerprint`); ``server`` its own (the
+    document names none); ``current`` the plan in force, to say whether this one
+    switched budgets.
 
     Raises
     ------
     ValueError
-        The document is of another version or lacks a field.
+        The document is of another version, lacks a field, or was solved for another
+        profile or objectives.
     """
     if doc.get("version") != VERSION:
         raise ValueError(f"plan: version {doc.get('version')!r}, expected {VERSION}")
+    if doc.get("fingerprint") != fingerprint:
+        raise ValueError("plan: solved for another profile or other objectives")
     try:
         budgets = tuple(int(doc["budgets"][n]) for n in names)
         slo = doc["slo"]

@@ -25,10 +25,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import os
-import secrets
-import socket
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any, Protocol
 
 import numpy as np
@@ -37,7 +35,7 @@ from prometheus_client import CollectorRegistry, Gauge
 from thinkq.errors import StateError
 from thinkq.fleet.counts import completions, ended_per_second, estimate, matrix, per_second
 from thinkq.fleet.plans import fingerprint, from_doc, to_doc
-from thinkq.fleet.state import Store
+from thinkq.fleet.state import Store, member_id
 from thinkq.serve.controller import Controller, Plan
 from thinkq.serve.estimator import Clock, Estimate, Estimator
 from thinkq.serve.metrics import Metrics
@@ -45,7 +43,7 @@ from thinkq.serve.queue import Records
 from thinkq.serve.replicas import Replicas
 from thinkq.serve.status import Shared
 
-__all__ = ["LEASE_PERIODS", "Host", "Member", "member_id"]
+__all__ = ["LEASE_PERIODS", "Host", "Member"]
 
 #: The lease lasts this many periods: a member that stops is replaced after as long.
 LEASE_PERIODS = 3
@@ -53,11 +51,6 @@ LEASE_PERIODS = 3
 SETTLE = 0.25
 
 log = logging.getLogger("thinkq.fleet")
-
-
-def member_id() -> str:
-    """``host-pid-random``: unique among the members of a fleet."""
-    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
 
 
 class Host(Protocol):
@@ -129,6 +122,7 @@ class Member:
         self.failures = 0
         self.replicas = replicas
         self.plan_doc: dict[str, Any] | None = None
+        self.refused: str | None = None  # why the last plan read does not apply here
         self._due = -math.inf
         self._epoch: str | None = None
         self._started = math.inf  # the epoch's start, wall seconds
@@ -250,20 +244,25 @@ class Member:
         if doc is None:  # no leader yet (Redis just restarted): look again next tick
             self._due = self.clock()
             return
-        if doc.get("fingerprint") != self.fingerprint:
-            if (self.plan_doc or {}).get("fingerprint") != doc.get("fingerprint"):
-                log.warning("the shared plan is for another profile: solving alone")
-            self.plan_doc, self.role = doc, "local"
-            self.on_plan(self.controller.resolve())
-            return
-        if doc == self.plan_doc:
-            return
-        plan = from_doc(
-            doc, self.names, server=self.controller.plan.server,
-            objectives=self.controller.objectives, current=self.controller.plan,
-        )  # fmt: skip
-        self.plan_doc = doc
-        self.on_plan(self.controller.adopt(plan))
+        current = self.controller.plan
+        if doc != self.plan_doc:  # a new plan: applicable here, or why not
+            self.plan_doc, refused = doc, self.refused
+            try:
+                current = from_doc(
+                    doc, self.names, fingerprint=self.fingerprint, server=current.server,
+                    objectives=self.controller.objectives, current=current,
+                )  # fmt: skip
+                self.refused = None
+            except ValueError as exc:
+                self.refused = str(exc)
+                if self.refused != refused:
+                    log.warning("the shared plan does not apply here (%s): solving alone", exc)
+        elif not self.refused:
+            current = replace(current, switched=False)  # the same plan: gauges only
+        if self.refused:
+            self.role = "local"
+            current = self.controller.resolve()
+        self.on_plan(self.controller.adopt(current))
 
     async def pooled(self) -> tuple[Estimate, dict[str, dict[str, Any]]]:
         """The fleet's load over the window, and its completions per task."""

@@ -29,7 +29,9 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import os
 import secrets
+import socket
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar, cast
@@ -42,7 +44,7 @@ from redis.exceptions import RedisError
 
 from thinkq.errors import StateError
 
-__all__ = ["BUCKET_TTL", "DEFAULT_TIMEOUT", "Store", "check_url"]
+__all__ = ["BUCKET_TTL", "DEFAULT_TIMEOUT", "Store", "check_url", "member_id"]
 
 #: Seconds a bucket hash lives after its last write.
 BUCKET_TTL = 3600
@@ -60,6 +62,11 @@ end
 if redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
 return 0
 """
+
+
+def member_id() -> str:
+    """``host-pid-random``: a member's id, unique in its fleet (the lease's value)."""
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
 
 
 def check_url(url: str) -> str:
@@ -230,9 +237,13 @@ class Store:
         await self._call(lambda: cast(Awaitable[Any], self.client.set(self.key("plan"), text)))
 
     async def plan(self) -> dict[str, Any] | None:
-        """The plan in force, or ``None`` before the first."""
+        """The plan in force, or ``None`` before the first (not JSON: a document that
+        :func:`~thinkq.fleet.plans.from_doc` refuses)."""
         raw = await self._call(lambda: cast(Awaitable[Any], self.client.get(self.key("plan"))))
         if raw is None:
             return None
-        doc = json.loads(raw)
-        return doc if isinstance(doc, dict) else None
+        try:
+            doc = json.loads(raw)
+        except ValueError:
+            doc = None
+        return doc if isinstance(doc, dict) else {"version": None}  # not applicable
