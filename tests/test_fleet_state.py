@@ -17,12 +17,13 @@ from fakes import Clock, profile
 from redis_server import RedisServer
 from thinkq.errors import StateError
 from thinkq.fleet import Member, Store, check_url
-from thinkq.fleet.counts import estimate
+from thinkq.fleet.counts import completions, estimate, matrix
 from thinkq.serve.controller import Controller
 from thinkq.serve.estimator import Estimator
 
 START = 1_000_000.0
 PERIOD = 5.0
+TASKS = ("math", "chat")
 
 
 @pytest.mark.parametrize(
@@ -201,3 +202,10 @@ def test_a_plan_that_does_not_apply_here_is_refused_and_the_member_solves_alone(
             await follower.store.aclose()
 
     asyncio.run(main())
+
+
+def test_counts_that_are_not_numbers_are_ignored() -> None:
+    rows = matrix([{"math": "3", "chat": "x", "other": "5"}, {"math": "nan", "chat": "-2"}], TASKS)
+    np.testing.assert_array_equal(rows, [[3.0, 0.0], [0.0, 0.0]])
+    done = completions([{"math:n": "2", "math:service": "1.5", "math:thinking": "oops"}], TASKS)
+    assert done == {"math": {"n": 2, "mean_service": 0.75, "mean_thinking": 0.0}}

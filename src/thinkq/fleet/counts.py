@@ -34,15 +34,25 @@ from thinkq.serve.queue import Record
 __all__ = ["completions", "ended_per_second", "estimate", "matrix", "per_second"]
 
 
+def _number(text: str) -> float:
+    """A reported count or sum; 0 for anything else (a reporter's bug is not a crash)."""
+    try:
+        value = float(text)
+    except ValueError:
+        return 0.0
+    return value if math.isfinite(value) and value >= 0 else 0.0
+
+
 def matrix(hashes: Sequence[Mapping[str, str]], names: Sequence[str]) -> FloatArray:
-    """Rows of arrival counts per task (columns in ``names``' order); others ignored."""
+    """Rows of arrival counts per task (columns in ``names``' order); other tasks, and
+    values that are not counts, ignored."""
     rows = np.zeros((len(hashes), len(names)))
     index = {name: k for k, name in enumerate(names)}
     for row, found in zip(rows, hashes, strict=True):
         for task, count in found.items():
             k = index.get(task)
             if k is not None:
-                row[k] += float(count)
+                row[k] += _number(count)
     return rows
 
 
@@ -89,7 +99,7 @@ def completions(
         for field, value in found.items():
             task, _, what = field.rpartition(":")
             if task in sums and what in ("n", "service", "thinking"):
-                sums[task][("n", "service", "thinking").index(what)] += float(value)
+                sums[task][("n", "service", "thinking").index(what)] += _number(value)
     return {
         name: {
             "n": round(n),
