@@ -209,3 +209,16 @@ def test_counts_that_are_not_numbers_are_ignored() -> None:
     np.testing.assert_array_equal(rows, [[3.0, 0.0], [0.0, 0.0]])
     done = completions([{"math:n": "2", "math:service": "1.5", "math:thinking": "oops"}], TASKS)
     assert done == {"math": {"n": 2, "mean_service": 0.75, "mean_thinking": 0.0}}
+
+
+def test_without_redis_server_and_root_the_fixture_names_the_package(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import redis_server
+
+    monkeypatch.setattr(redis_server.shutil, "which", lambda name: None)
+    monkeypatch.setattr(redis_server.os, "geteuid", lambda: 1000)
+    with pytest.raises(
+        RuntimeError, match=r"apt-get install -y redis-server.*package redis-server"
+    ):
+        redis_server.ensure_installed()
