@@ -211,3 +211,14 @@ def test_types_without_share_get_their_best_response_on_a_batched_server() -> No
     response = np.clip(model.best_response(profile, result.budgets), 0, profile.max_tokens)
     np.testing.assert_allclose(result.budgets[[1, 4]], response[[1, 4]], rtol=1e-12)
     assert np.all(result.budgets[[1, 4]] > 0.0)
+
+
+@pytest.mark.parametrize("slots", [8, UNLIMITED_SLOTS])
+def test_a_huge_alpha_stops_at_the_limit_of_double_precision(slots: int) -> None:
+    # the optimum's distance to the capacity is below double precision: the polish
+    # used to creep there until its iteration limit (a minute with unlimited slots)
+    profile = paper_profile().with_server(Server(slots, 0.02, 0.002)).replace(alpha=1e50)
+    result = solve_continuous(profile.replace(rate=1.0))
+    assert not result.converged
+    assert result.message == "J stopped improving (the limit of double precision)"
+    assert result.iterations < 100

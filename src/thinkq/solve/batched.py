@@ -45,7 +45,7 @@ from thinkq.model import gradient, project
 from thinkq.profile import Profile
 from thinkq.solve.bounds import frank_wolfe_gap
 from thinkq.solve.mg1 import solve_mg1
-from thinkq.solve.newton import active_set, newton_direction
+from thinkq.solve.newton import STALLED, active_set, newton_direction
 from thinkq.solve.options import DEFAULT_TOL, check_limits, start_budgets
 from thinkq.solve.result import ContinuousResult
 
@@ -75,7 +75,7 @@ def _step(
     Also returns the points evaluated.
     """
     l_max = float(ws.profile.max_tokens)
-    noise = _NOISE * (1.0 + abs(x.objective))
+    noise = _noise(x)
     step = 1.0
     for tries in range(1, _MAX_BACKTRACKS + 1):
         trial = ws.point(project(x.budgets + step * direction, l_max))
@@ -95,7 +95,7 @@ def _polish(
     """Guarded projected Newton (as :mod:`thinkq.solve.newton`) from a stable point."""
     l_max = float(ws.profile.max_tokens)
     idle = ws.profile.share <= 0
-    evaluations = 0
+    evaluations, stalled = 0, 0
     for iteration in range(1, max_iter + 1):
         l = x.budgets
         grad, parts = ws.derivatives(x)
@@ -112,8 +112,17 @@ def _polish(
         evaluations += tries
         if trial is None:
             return x, iteration, evaluations, "line search failed to improve J"
+        # gains below J's rounding three times in a row: the limit of double precision
+        # (at a huge alpha the optimum's distance to the capacity is below it)
+        stalled = stalled + 1 if trial.objective - x.objective <= _noise(x) else 0
         x = trial
+        if stalled >= 3:
+            return x, iteration, evaluations, STALLED
     return x, max_iter, evaluations, "iteration limit reached"
+
+
+def _noise(x: BatchedPoint) -> float:
+    return _NOISE * (1.0 + abs(x.objective))
 
 
 def _coarse(levels: Levels) -> tuple[list[Level], bool]:

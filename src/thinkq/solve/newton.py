@@ -28,13 +28,14 @@ from thinkq import model
 from thinkq._typing import FloatArray
 from thinkq.profile import Profile
 
-__all__ = ["ActiveSet", "active_set", "newton_direction", "projected_newton"]
+__all__ = ["STALLED", "ActiveSet", "active_set", "newton_direction", "projected_newton"]
 
 _ARMIJO = 1e-4
 _MAX_BACKTRACKS = 80
 _NOISE = 16 * float(np.finfo(np.float64).eps)
 _STALL = 3
-_STALLED = "J stopped improving (the limit of double precision)"
+#: The message of a search that stopped because J stopped improving.
+STALLED = "J stopped improving (the limit of double precision)"
 
 
 def newton_direction(
@@ -144,5 +145,5 @@ def projected_newton(
         x = trial
         stalled = stalled + 1 if change <= noise else 0
         if stalled >= _STALL:
-            return x.budgets, iteration, evaluations, _STALLED
+            return x.budgets, iteration, evaluations, STALLED
     return x.budgets, max_iter, evaluations, "iteration limit reached"
