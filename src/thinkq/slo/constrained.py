@@ -19,6 +19,7 @@ from thinkq.simulate.distributions import Distribution
 from thinkq.slo.evaluate import Measured, Target, TimesFunction, resolve
 from thinkq.slo.objectives import Objective, parse_objectives
 from thinkq.slo.result import SloResult
+from thinkq.slo.screen import Screen
 from thinkq.slo.search import AlphaPath, PathPoint, search
 from thinkq.slo.times import DEFAULT_QUERIES, tails
 from thinkq.solve import DEFAULT_TOL
@@ -75,6 +76,7 @@ def solve_slo(
     queries: int = DEFAULT_QUERIES,
     seed: int = 0,
     times: TimesFunction | None = None,
+    screening: bool = True,
 ) -> SloResult:
     """Maximise sum_k pi_k p_k(l_k) over integer budgets subject to ``objectives``.
 
@@ -100,6 +102,10 @@ def solve_slo(
     times:
         Budgets -> their system-time distribution, in place of ``system_times``
         with the three options above (tests inject their own).
+    screening:
+        With the default ``times`` on the paper's server, decide most points of the
+        path on coarse lattices (:mod:`thinkq.slo.screen`); the exact law still
+        gives every reported value. False: the exact law at every point.
 
     Raises
     ------
@@ -112,14 +118,21 @@ def solve_slo(
     targets = resolve(parsed, profile)
     if not (math.isfinite(rtol) and 0.0 < rtol < 1.0):
         raise ValueError(f"rtol: expected a number in (0, 1), got {rtol!r}")
+    coarse = None
     if times is None:
         times = tails(answer_times=answer_times, queries=queries, seed=seed)
+        if screening and profile.batched is None:
+            coarse = Screen(profile, targets, answer_times)
     options = {"method": method, "integer": integer, "tol": tol, "max_iter": max_iter}
-    path = AlphaPath(profile, targets, times, options)
-    zero = path.measure(np.zeros(profile.size, dtype=np.int64))
-    if not zero.feasible:
-        raise _unmeetable(targets, zero)
+    path = AlphaPath(profile, targets, times, options, coarse)
+    zero = np.zeros(profile.size, dtype=np.int64)
+    if not (coarse is not None and coarse.holds(zero)) and not path.measure(zero).feasible:
+        raise _unmeetable(targets, path.measure(zero, exact=True))
     lo, hi = search(path, profile.alpha, rtol)
+    lo = path.exact(lo)
+    if not lo.feasible:  # the screen misjudged (never seen): the exact path throughout
+        path = AlphaPath(profile, targets, times, options)
+        lo, hi = search(path, profile.alpha, rtol)
     return SloResult(
         objectives=tuple(t.objective for t in targets),
         achieved=lo.measured.values,

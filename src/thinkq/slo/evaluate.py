@@ -23,7 +23,15 @@ from thinkq.batching.delay import delay
 from thinkq.profile import Profile
 from thinkq.slo.objectives import Objective, resolve_task
 
-__all__ = ["Measured", "Percentiles", "Target", "TimesFunction", "measure", "resolve"]
+__all__ = [
+    "Measured",
+    "Percentiles",
+    "Target",
+    "TimesFunction",
+    "mean_values",
+    "measure",
+    "resolve",
+]
 
 
 class Percentiles(Protocol):
@@ -54,12 +62,15 @@ class Measured(NamedTuple):
     """The objectives' values at one budget vector (seconds, ``inf`` if unstable).
 
     Where a mean objective fails, percentiles are not computed (``nan``): the
-    budgets fail anyway.
+    budgets fail anyway. ``exact`` is False where the percentiles come from the
+    coarse lattices of :mod:`~thinkq.slo.screen` (they decide feasibility, but are
+    not the values to report).
     """
 
     values: tuple[float, ...]
     feasible: bool
     method: str | None
+    exact: bool = True
 
 
 def resolve(objectives: Sequence[Objective], profile: Profile) -> tuple[Target, ...]:
@@ -86,10 +97,11 @@ def mean_time(profile: Profile, budgets: IntArray, task: int | None) -> float:
     return wait + delay(server, profile.rate, m.mean, m.second).slowdown * service
 
 
-def measure(
-    profile: Profile, budgets: IntArray, targets: Sequence[Target], times: TimesFunction
-) -> Measured:
-    """Every objective's value at ``budgets``; percentiles from one call of ``times``."""
+def mean_values(
+    profile: Profile, budgets: IntArray, targets: Sequence[Target]
+) -> Measured | list[float]:
+    """The mean objectives' values (``nan`` for percentiles), or the whole answer
+    where the means decide it (unstable budgets, or a mean that fails)."""
     if not np.isfinite(model.system_time(profile, budgets)):  # unstable: nothing holds
         return Measured((float("inf"),) * len(targets), False, None)
     values = [
@@ -99,6 +111,16 @@ def measure(
     pairs = zip(values, targets, strict=True)
     if not all(math.isnan(v) or v <= t.objective.target for v, t in pairs):
         return Measured(tuple(values), False, None)  # a mean fails: no percentile needed
+    return values
+
+
+def measure(
+    profile: Profile, budgets: IntArray, targets: Sequence[Target], times: TimesFunction
+) -> Measured:
+    """Every objective's value at ``budgets``; percentiles from one call of ``times``."""
+    values = mean_values(profile, budgets, targets)
+    if isinstance(values, Measured):
+        return values
     distribution: Percentiles | None = None
     for i, target in enumerate(targets):
         q = target.objective.percentile

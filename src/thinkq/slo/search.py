@@ -25,10 +25,12 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from thinkq import model
 from thinkq._typing import IntArray
 from thinkq.errors import SloError
 from thinkq.profile import Profile
 from thinkq.slo.evaluate import Measured, Target, TimesFunction, measure
+from thinkq.slo.screen import Screen
 from thinkq.solve import SolveResult, solve
 
 __all__ = ["MAX_ALPHA", "MIN_ALPHA", "VALUE_RTOL", "AlphaPath", "PathPoint", "search"]
@@ -79,9 +81,12 @@ class AlphaPath:
         targets: Sequence[Target],
         times: TimesFunction,
         options: dict[str, Any],
+        screen: Screen | None = None,
     ) -> None:
         self.profile, self.targets, self.times, self.options = profile, targets, times, options
+        self.screen = screen
         self.solves = 0
+        self.exact_evaluations = 0
         self.heuristic = not all(t.objective.exact for t in targets)
         self._measured: dict[bytes, Measured] = {}
         positive = np.asarray(profile.share) > 0
@@ -98,11 +103,23 @@ class AlphaPath:
         """Distinct budget vectors measured."""
         return len(self._measured)
 
-    def measure(self, budgets: IntArray) -> Measured:
+    def measure(self, budgets: IntArray, *, exact: bool = False) -> Measured:
+        """The objectives at ``budgets``: from the screen where it decides (unless
+        ``exact``), else from ``times``; once per budget vector."""
         key = np.ascontiguousarray(budgets, dtype=np.int64).tobytes()
-        if key not in self._measured:
-            self._measured[key] = measure(self.profile, budgets, self.targets, self.times)
-        return self._measured[key]
+        known = self._measured.get(key)
+        if known is not None and (known.exact or not exact):
+            return known
+        found = None if exact or self.screen is None else self.screen(budgets)
+        if found is None:
+            found = measure(self.profile, budgets, self.targets, self.times)
+            self.exact_evaluations += 1
+        self._measured[key] = found
+        return found
+
+    def exact(self, point: PathPoint) -> PathPoint:
+        """``point`` with the objectives measured by ``times`` (not the screen)."""
+        return point._replace(measured=self.measure(point.result.budgets, exact=True))
 
     def at(self, alpha: float) -> PathPoint:
         result = solve(self.profile.replace(alpha=alpha), **self.options)
@@ -126,7 +143,7 @@ def _down(path: AlphaPath, hi: PathPoint) -> tuple[PathPoint, PathPoint]:
             raise SloError(
                 f"slo: no alpha down to {MIN_ALPHA:g} gives budgets that meet {first}",
                 objective=str(first),
-                smallest=hi.measured.values[0],
+                smallest=path.exact(hi).measured.values[0],
             )
         point = path.at(alpha)
         if point.feasible:
@@ -160,6 +177,28 @@ def _next_alpha(
     return math.exp(x_lo + fraction * (x_hi - x_lo))
 
 
+def _around_tie(path: AlphaPath, lo: PathPoint, hi: PathPoint, rtol: float) -> list[float]:
+    """Two alphas a quarter of ``rtol`` either side of where J(hi's budgets) and
+    J(lo's budgets) tie, if inside the bracket (else none).
+
+    J(l) = alpha A(l) - E[T(l)] (eq. 7) is linear in alpha, so the difference of two
+    budget vectors' J vanishes at one alpha; where the integer solve switches from
+    one to the other by comparing them (eq. 39), that is the switch, and the two
+    solves there close the bracket to ``rtol`` in place of a bisection's ~20. Where
+    the switch is elsewhere (the floor/ceil candidates change), the two solves still
+    shrink the bracket, and bisection goes on.
+    """
+    a, b = lo.result.budgets, hi.result.budgets
+    if np.array_equal(a, b):
+        return []
+    f_lo = model.objective_change(path.profile.replace(alpha=lo.alpha), a, b)
+    f_hi = model.objective_change(path.profile.replace(alpha=hi.alpha), a, b)
+    if not (math.isfinite(f_lo) and math.isfinite(f_hi) and f_lo < 0.0 < f_hi):
+        return []
+    tie = lo.alpha + f_lo / (f_lo - f_hi) * (hi.alpha - lo.alpha)
+    return [tie * (1.0 - rtol / 4), tie * (1.0 + rtol / 4)]
+
+
 def _bisect(
     path: AlphaPath, lo: PathPoint, hi: PathPoint, rtol: float
 ) -> tuple[PathPoint, PathPoint]:
@@ -169,19 +208,29 @@ def _bisect(
     on log alpha against the largest log(value / target), while the objectives
     change smoothly along the path: a few percentile computations where bisection
     needs one per halving. Once a step lands on budgets already measured (the path
-    is a step function at that scale), bisection finishes; its solves are then
-    mostly answered from the cache.
+    is a step function at that scale), bisection finishes, trying first where the
+    two ends' budgets tie in J (:func:`_around_tie`); its solves are then mostly
+    answered from the cache.
     """
     weights, side, smooth = [1.0, 1.0], -1, True
+    pending: list[float] = []  # the second alpha at a tie, if the first lands below it
+    tried: set[bytes] = set()
     while hi.alpha / lo.alpha - 1.0 > rtol and not path.close(lo):
         if smooth:
             alpha = _next_alpha(path, lo, hi, (weights[0], weights[1]))
+        elif pending and lo.alpha < pending[0] < hi.alpha:
+            alpha = pending.pop()
         else:
-            alpha = math.sqrt(lo.alpha) * math.sqrt(hi.alpha)
+            pair = lo.result.budgets.tobytes() + hi.result.budgets.tobytes()
+            pending = [] if pair in tried else _around_tie(path, lo, hi, rtol)
+            tried.add(pair)
+            alpha = pending.pop(0) if pending else math.sqrt(lo.alpha) * math.sqrt(hi.alpha)
         if not lo.alpha < alpha < hi.alpha:
             break
-        seen = path.evaluations
+        seen, below = path.evaluations, lo.result.budgets
         point = path.at(alpha)
+        if not np.array_equal(point.result.budgets, below):
+            pending = []  # not lo's budgets below the tie: the switch is elsewhere
         new_side = 0 if point.feasible else 1
         replaced = (lo, hi)[new_side]
         if new_side == side:  # the other end kept twice: scale its excess down

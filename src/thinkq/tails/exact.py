@@ -15,6 +15,8 @@ The overall CDF is the share mixture of the per-type ones.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from scipy.special import ndtr
 
@@ -44,7 +46,6 @@ class ExactLaw:
 
     def __init__(self, mix: Mixture, wait: Waiting) -> None:
         self.mix, self.wait = mix, wait
-        self.nodes, self.weights = _unit_rule()
         self.ln_of_type = np.full(mix.size, -1, dtype=np.int64)
         self.ln_of_type[mix.ln_type] = np.arange(mix.ln_type.size)
         order = np.lexsort((mix.atom_at, mix.atom_type))
@@ -52,6 +53,11 @@ class ExactLaw:
         counts = np.bincount(mix.atom_type, minlength=mix.size)
         self.atom_start = np.concatenate([[0], np.cumsum(counts)])
         self.single_atom = counts == 1
+
+    @functools.cached_property
+    def _rule(self) -> tuple[FloatArray, FloatArray]:
+        """The quadrature's nodes and weights on [0, 1] (only lognormal types use it)."""
+        return _unit_rule()
 
     def quantiles(self, q: FloatArray, task: IntArray | None) -> FloatArray:
         """The q-quantiles (s): overall when ``task`` is None, else of each pair."""
@@ -160,5 +166,6 @@ class ExactLaw:
         mu, sigma = mix.ln_mu[part], mix.ln_sigma[part]
         with np.errstate(divide="ignore"):
             z_star = (np.log(np.maximum(y, 0.0)) - mu) / sigma
-        quadrature = wait_quadrature(y, mu, sigma, wait.G, wait.h, self.nodes, self.weights, Z_EDGE)
+        nodes, weights = self._rule
+        quadrature = wait_quadrature(y, mu, sigma, wait.G, wait.h, nodes, weights, Z_EDGE)
         return np.asarray((1.0 - wait.rho) * ndtr(z_star) + quadrature, float)

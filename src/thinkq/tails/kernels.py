@@ -1,4 +1,4 @@
-"""The two loops of the tails that numpy would run over arrays of N x 2,000 elements,
+"""The loops of the tails that numpy would run as many passes over large arrays,
 compiled with numba (imported on first use, as :mod:`thinkq.batching.kernel`).
 
 * :func:`bin_slices`: the slice atoms of many lognormal types (shift + exp(mu) times
@@ -6,7 +6,13 @@ compiled with numba (imported on first use, as :mod:`thinkq.batching.kernel`).
   lattice cells of the residual service time without building the atoms' arrays;
 * :func:`wait_quadrature`: E[G(y - X)] for lognormal X = exp(mu + sigma Z), by
   composite Gauss-Legendre quadrature over Z in [-edge, z*] (see
-  :mod:`thinkq.tails.exact`), for many (y, mu, sigma) at once.
+  :mod:`thinkq.tails.exact`), for many (y, mu, sigma) at once;
+* :func:`cell_masses`: the lattice pmf of R from the cell integrals (see
+  :mod:`thinkq.tails.residual`), and :func:`continuous_part`: G at the lattice
+  nodes from the tent masses of W (see :mod:`thinkq.tails.waiting`): one or two
+  passes where numpy takes five to twelve over up to 2^20 nodes (cumulative sums,
+  clips, a running maximum), with the same operations in the same order, so the
+  same bits.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ import numpy as np
 
 from thinkq._typing import FloatArray, IntArray
 
-__all__ = ["bin_slices", "wait_quadrature"]
+__all__ = ["bin_slices", "cell_masses", "continuous_part", "wait_quadrature"]
 
 
 @numba.njit(cache=True, nogil=True)
@@ -89,3 +95,42 @@ def wait_quadrature(
             total += weights[j] * value * math.exp(-z * z / 2)
         out[i] = width * total * root
     return out
+
+
+@numba.njit(cache=True, nogil=True)
+def continuous_part(w: FloatArray, rho: float) -> FloatArray:  # pragma: no cover - compiled
+    """G_j = running max of clip(sum_{i<=j} w_i - w_j / 2 - (1 - rho), 0, rho), G_0 = 0."""
+    g = np.empty(w.size)
+    atom = 1.0 - rho
+    total = 0.0
+    high = 0.0
+    for j in range(w.size):
+        total += w[j]
+        value = 0.0 if j == 0 else min(max(total - w[j] / 2 - atom, 0.0), rho)
+        high = max(high, value)
+        g[j] = high
+    return g
+
+
+@numba.njit(cache=True, nogil=True)
+def cell_masses(
+    full: FloatArray, i0: FloatArray, i1: FloatArray, h: float, mean: float
+) -> FloatArray:  # pragma: no cover - compiled
+    """The pmf of R at the nodes: I0 and I1 plus the services that outlast each cell,
+    clipped (0 <= I1 <= h I0), each cell's mass split between its ends, / E[S]."""
+    n = i0.size
+    half_square = h * h / 2
+    right = np.empty(n)
+    r = np.empty(n)
+    outlast = 0.0
+    for j in range(n - 1, -1, -1):
+        outlast = full[n] if j == n - 1 else outlast + full[j + 1]
+        a = max(i0[j] + h * outlast, 0.0)
+        b = min(max(i1[j] + half_square * outlast, 0.0), h * a)
+        right[j] = b / h
+        r[j] = a - right[j]
+    for j in range(1, n):
+        r[j] += right[j - 1]
+    for j in range(n):
+        r[j] /= mean
+    return r

@@ -29,13 +29,15 @@ __all__ = ["EXACT_CELLS", "residual_lattice"]
 #: Exact cell integrals while (distinct lognormal types) x (cells) stays below this;
 #: beyond, slice atoms.
 EXACT_CELLS = 1 << 21
+#: Atoms added one by one while atoms x this < cells (else by a bincount per lattice).
+_FEW_ATOMS = 64
 
 
 def residual_lattice(mix: Mixture, h: float, n: int) -> FloatArray:
     """The pmf of R at 0, h, ..., (n-1) h (mass beyond the lattice is left out)."""
-    full = np.zeros(n + 1)  # weight of the services that outlast cell j entirely, by j
-    i0 = np.zeros(n)
-    i1 = np.zeros(n)
+    full = _zeros(n + 1)  # weight of the services that outlast cell j entirely, by j
+    i0 = _zeros(n)
+    i1 = _zeros(n)
     weight = mix.share[mix.atom_type] * mix.atom_weight
     _add_atoms(mix.atom_at, weight, h, n, full, i0, i1)
     groups = _lognormal_groups(mix)
@@ -55,15 +57,19 @@ def residual_lattice(mix: Mixture, h: float, n: int) -> FloatArray:
         p1, p2 = stop_loss(x - shift, mu, sigma)
         i0[first:last] += w * (p1[:-1] - p1[1:])
         i1[first:last] += w * (p2[:-1] - p2[1:] - h * p1[1:])
-    outlast = np.cumsum(full[::-1])[::-1][1:]  # weight with a cell index above j
-    i0 += h * outlast
-    i1 += h * h / 2 * outlast
-    np.clip(i0, 0.0, None, out=i0)
-    np.clip(i1, 0.0, h * i0, out=i1)
-    right = i1 / h
-    r = i0 - right
-    r[1:] += right[:-1]
-    return r / mix.mean
+    # add the services with a cell index above j (full cells), clip, split each
+    # cell's mass between its ends: one compiled pass
+    from thinkq.tails.kernels import cell_masses  # numba: only when it is used
+
+    return np.asarray(cell_masses(full, i0, i1, h, mix.mean), float)
+
+
+def _zeros(n: int) -> FloatArray:
+    """n zeros in memory the allocator may reuse: ``np.zeros`` takes fresh pages of
+    the system for large arrays, and touching them costs more than the work here."""
+    out = np.empty(n)
+    out.fill(0.0)
+    return out
 
 
 def _add_slices(
@@ -92,10 +98,15 @@ def _add_atoms(
 ) -> None:
     """Add point masses at ``at`` (s) with ``weight``: full cells below, a part of one."""
     cell: IntArray = np.minimum(np.floor(at / h), n).astype(np.int64)
-    full += np.bincount(cell, weights=weight, minlength=n + 1)
     inside = cell < n
     d = at[inside] - h * cell[inside]
     np.clip(d, 0.0, h, out=d)
+    if at.size * _FEW_ATOMS < n:  # a few atoms: no pass over the whole lattice
+        np.add.at(full, cell, weight)
+        np.add.at(i0, cell[inside], weight[inside] * d)
+        np.add.at(i1, cell[inside], weight[inside] * d * d / 2)
+        return
+    full += np.bincount(cell, weights=weight, minlength=n + 1)
     i0 += np.bincount(cell[inside], weights=weight[inside] * d, minlength=n)
     i1 += np.bincount(cell[inside], weights=weight[inside] * d * d / 2, minlength=n)
 

@@ -15,7 +15,7 @@ from thinkq.tails.exact import ExactLaw
 from thinkq.tails.result import SystemTimes
 from thinkq.tails.sampled import sampled_law
 from thinkq.tails.service import mixture
-from thinkq.tails.waiting import waiting_time
+from thinkq.tails.waiting import RESOLUTION, waiting_time
 
 __all__ = ["system_times"]
 
@@ -27,6 +27,7 @@ def system_times(
     answer_times: Sequence[Distribution] | None = None,
     queries: int = 200_000,
     seed: int = 0,
+    resolution: int = RESOLUTION,
 ) -> SystemTimes:
     """The distribution of the system time at ``budgets`` (tokens per type).
 
@@ -40,7 +41,9 @@ def system_times(
     part X_k per type (mean t0_k); default the profile's own (deterministic, or
     lognormal where ``variance`` > 0). The exact method takes
     :class:`~thinkq.simulate.Deterministic`, :class:`~thinkq.simulate.Lognormal` and
-    :class:`~thinkq.simulate.Empirical` answer times.
+    :class:`~thinkq.simulate.Empirical` answer times. ``resolution`` is the exact
+    method's lattice cells per mean service time (coarser lattices are for screening,
+    :mod:`thinkq.slo.screen`).
 
     Raises
     ------
@@ -66,7 +69,7 @@ def system_times(
             queries=done, level=law.level, law=law,
         )  # fmt: skip
     mix = mixture(profile, l, answer_times)
-    wait = waiting_time(mix, profile.rate)
+    wait = waiting_time(mix, profile.rate, resolution=resolution)
     mean = mix.mean + profile.rate * mix.second / (2.0 * (1.0 - wait.rho))  # eq. 6
     return SystemTimes(
         method="pk-transform", names=profile.names, mean=mean, utilization=wait.rho,

@@ -113,15 +113,21 @@ def _span(mix: Mixture, rho: float) -> float:
 def _lattice_wait(r: FloatArray, rho: float) -> FloatArray:
     """The pmf of the geometric sum of the lattice ``r`` (success 1 - rho), damped FFT."""
     n = r.size
-    damp = np.exp(-_DAMPING / n * np.arange(n))
+    damp = np.arange(n, dtype=np.float64)
+    damp *= -_DAMPING / n
+    np.exp(damp, out=damp)
     transform = np.fft.rfft(r * damp)
-    w = np.fft.irfft((1.0 - rho) / (1.0 - rho * transform), n)
+    transform *= -rho  # (1 - rho) / (1 - rho r_hat), in place
+    transform += 1.0
+    np.divide(1.0 - rho, transform, out=transform)
+    w = np.fft.irfft(transform, n)
     w /= damp
     return np.asarray(w, float)
 
 
 def _continuous_part(w: FloatArray, rho: float) -> FloatArray:
-    """G at the nodes from the tent masses ``w``: G(0) = 0, trapezoid sums after."""
-    g = np.cumsum(w) - w / 2 - (1.0 - rho)
-    g[0] = 0.0
-    return np.maximum.accumulate(np.clip(g, 0.0, rho))
+    """G at the nodes from the tent masses ``w``: G(0) = 0, trapezoid sums after
+    (clipped to [0, rho] and made nondecreasing; one compiled pass)."""
+    from thinkq.tails.kernels import continuous_part  # numba: only when it is used
+
+    return np.asarray(continuous_part(np.ascontiguousarray(w, dtype=np.float64), rho), float)
