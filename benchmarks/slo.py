@@ -4,7 +4,9 @@
    at N = 6 (the paper's instance) and N = 10^4 (``benchmarks/instances.py``), for a
    mean objective (exact: the Lagrangian path), percentile objectives (the path with
    ``thinkq.tails``), a per-type one and two at once, with the integer solves and
-   the budget vectors measured; then ``thinkq frontier``'s trace (30 points).
+   the budget vectors measured; beside it the same solve with the exact law at every
+   point (``screening=False``), its alpha* and whether both give the same budgets
+   and percentiles; then ``thinkq frontier``'s trace (30 points).
    Goals of issue 16: under 20 ms at N = 6, under 1 s at N = 10^4.
 2. The accuracy the path leaves against a direct search over every integer budget
    vector on small instances (N = 2 with l_max = 30, N = 3 with l_max = 8; steep
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import os
 import platform
 import statistics
 import sys
@@ -56,14 +59,23 @@ def timing(out: list[str]) -> None:
         (big, "mean<=2.5s", 5), (big, "p95<=8s", 5), (big, "task0:p99<=10s", 5),
         (big, "mean<=2.5s, p99<=9s", 5),
     ]  # fmt: skip
-    out += ["| N | objectives | time (ms) | solves | evaluations | alpha* |",
-            "|---:|---|---:|---:|---:|---:|"]  # fmt: skip
+    out += ["| N | objectives | time (ms) | solves | evaluations | alpha* "
+            "| exact law everywhere (ms) | its alpha* | same budgets |",
+            "|---:|---|---:|---:|---:|---:|---:|---:|---|"]  # fmt: skip
     for profile, text, repeats in cases:
         objectives = [t.strip() for t in text.split(",")]
         result = solve_slo(profile, objectives)
+        plain = solve_slo(profile, objectives, screening=False)
         ms = _median_ms(lambda p=profile, o=objectives: solve_slo(p, o), repeats)  # type: ignore[misc]
+        plain_ms = _median_ms(
+            lambda p=profile, o=objectives: solve_slo(p, o, screening=False),  # type: ignore[misc]
+            repeats,
+        )
+        same = result.budgets.tolist() == plain.budgets.tolist()
+        same = same and result.achieved == plain.achieved
         out.append(f"| {profile.size:,} | `{text}` | {ms:.1f} | {result.solves} | "
-                   f"{result.evaluations} | {result.shadow_price:.6g} |")  # fmt: skip
+                   f"{result.evaluations} | {result.shadow_price:.10g} | {plain_ms:.1f} | "
+                   f"{plain.shadow_price:.10g} | {'yes' if same else 'NO'} |")  # fmt: skip
         print(out[-1])
     out += ["", "| N | frontier, 30 points (ms) |", "|---:|---:|"]
     for profile, repeats in ((paper, 5), (big, 1)):
@@ -135,7 +147,8 @@ def main() -> None:
     parser.add_argument("--markdown", type=Path)
     args = parser.parse_args()
     machine = platform.processor() or platform.machine()
-    out = [f"{machine}, Python {platform.python_version()}", ""]
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    out = [f"{machine}, Python {platform.python_version()}, load average {load}", ""]
     print(out[0])
     timing(out)
     gaps(out)

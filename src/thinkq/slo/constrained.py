@@ -19,7 +19,7 @@ from thinkq.simulate.distributions import Distribution
 from thinkq.slo.evaluate import Measured, Target, TimesFunction, resolve
 from thinkq.slo.objectives import Objective, parse_objectives
 from thinkq.slo.result import SloResult
-from thinkq.slo.screen import Screen
+from thinkq.slo.screen import MAX_TYPES, Screen
 from thinkq.slo.search import AlphaPath, PathPoint, search
 from thinkq.slo.times import DEFAULT_QUERIES, tails
 from thinkq.solve import DEFAULT_TOL
@@ -121,7 +121,8 @@ def solve_slo(
     coarse = None
     if times is None:
         times = tails(answer_times=answer_times, queries=queries, seed=seed)
-        if screening and profile.batched is None:
+        percentiles = any(t.objective.percentile is not None for t in targets)
+        if screening and percentiles and profile.batched is None and profile.size <= MAX_TYPES:
             coarse = Screen(profile, targets, answer_times)
     options = {"method": method, "integer": integer, "tol": tol, "max_iter": max_iter}
     path = AlphaPath(profile, targets, times, options, coarse)

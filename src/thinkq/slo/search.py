@@ -89,6 +89,7 @@ class AlphaPath:
         self.exact_evaluations = 0
         self.heuristic = not all(t.objective.exact for t in targets)
         self._measured: dict[bytes, Measured] = {}
+        self._profiles: dict[float, Profile] = {}
         positive = np.asarray(profile.share) > 0
         self._positive = positive if positive.any() else np.ones(profile.size, dtype=bool)
 
@@ -122,9 +123,15 @@ class AlphaPath:
         return point._replace(measured=self.measure(point.result.budgets, exact=True))
 
     def at(self, alpha: float) -> PathPoint:
-        result = solve(self.profile.replace(alpha=alpha), **self.options)
+        result = solve(self.profile_at(alpha), **self.options)
         self.solves += 1
         return PathPoint(alpha, result, self.measure(result.budgets))
+
+    def profile_at(self, alpha: float) -> Profile:
+        """The profile with this alpha (kept: the bracket's ends are asked for again)."""
+        if alpha not in self._profiles:
+            self._profiles[alpha] = self.profile.replace(alpha=alpha)
+        return self._profiles[alpha]
 
     def saturated(self, point: PathPoint) -> bool:
         """Whether every type that receives queries is at l_max (alpha cannot add more)."""
@@ -191,8 +198,8 @@ def _around_tie(path: AlphaPath, lo: PathPoint, hi: PathPoint, rtol: float) -> l
     a, b = lo.result.budgets, hi.result.budgets
     if np.array_equal(a, b):
         return []
-    f_lo = model.objective_change(path.profile.replace(alpha=lo.alpha), a, b)
-    f_hi = model.objective_change(path.profile.replace(alpha=hi.alpha), a, b)
+    f_lo = model.objective_change(path.profile_at(lo.alpha), a, b)
+    f_hi = model.objective_change(path.profile_at(hi.alpha), a, b)
     if not (math.isfinite(f_lo) and math.isfinite(f_hi) and f_lo < 0.0 < f_hi):
         return []
     tie = lo.alpha + f_lo / (f_lo - f_hi) * (hi.alpha - lo.alpha)
