@@ -13,7 +13,11 @@
    curves, so that a token matters): for the mean and for p95 targets 1.5, 2.5 and
    4 times their value at zero budgets. For the mean, the duality bound beside it.
 
-    python benchmarks/slo.py [--markdown FILE]
+3. With ``--screen-check SEEDS``: the screen's rule (``thinkq.slo.screen``) against
+   the exact law on random instances, F(t) at random times with q drawn close to
+   the exact F(t): how often a margin would decide wrongly.
+
+    python benchmarks/slo.py [--markdown FILE] [--screen-check SEEDS]
 """
 
 from __future__ import annotations
@@ -142,9 +146,58 @@ def gaps(out: list[str]) -> None:
         print(out[-1])
 
 
+def screen_check(seeds: range, out: list[str]) -> None:
+    """The screen's rule (docs/slo.md) against the exact law: F at random times of
+    random instances, q drawn close to the exact F(t); wrong decisions per margin."""
+    from thinkq.simulate import Lognormal
+    from thinkq.tails.exact import ExactLaw
+    from thinkq.tails.service import mixture
+    from thinkq.tails.waiting import waiting_time
+
+    rng = np.random.default_rng(seeds.start)
+    rules = [(4.0, 1e-6), (8.0, 2e-6), (4.0, 1e-7)]
+    wrong, undecided, total = dict.fromkeys(rules, 0), dict.fromkeys(rules, 0), 0
+    for seed in seeds:
+        n = int(rng.integers(2, 7))
+        base = small_profile(seed, n, int(rng.choice([60, 200, 2000])))
+        for rho in (0.05, 0.3, 0.7, 0.95):
+            l = rng.integers(0, base.max_tokens + 1, n).astype(float)
+            profile = base.replace(rate=rho / model.moments(base, l).mean)
+            answers = None
+            if seed % 2:
+                answers = [
+                    Lognormal(float(t), cv=float(rng.uniform(0.05, 1.5))) for t in profile.t0
+                ]
+            mix = mixture(profile, l, answers)
+            law = {r: ExactLaw(mix, waiting_time(mix, profile.rate, resolution=r))
+                   for r in (128, 256, 1024)}  # fmt: skip
+            t = rng.uniform(0, law[1024].quantiles(np.array([0.9999]), None)[0], 3000)
+            k = rng.integers(0, n, t.size)
+            for per_type in (False, True):
+                rough, fine, exact = (
+                    law[r].type_cdf(t, k) if per_type else law[r].overall_cdf(t)
+                    for r in (128, 256, 1024)
+                )
+                q = exact + rng.normal(0, 1, t.size) * 10 ** rng.uniform(-7, -3, t.size)
+                for factor, floor in rules:
+                    margin = np.maximum(factor * np.abs(rough - fine), floor)
+                    decided = np.abs(fine - q) > margin
+                    undecided[factor, floor] += int(np.sum(~decided))
+                    wrong[factor, floor] += int(np.sum(decided & ((fine >= q) != (exact >= q))))
+                total += t.size
+    out += ["", "| screen rule (factor, floor) | pairs | wrong | left to the exact law |",
+            "|---|---:|---:|---:|"]  # fmt: skip
+    for rule in rules:
+        out.append(f"| {rule} | {total:,} | {wrong[rule]} | {undecided[rule]:,} |")
+        print(out[-1])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--markdown", type=Path)
+    parser.add_argument("--screen-check", type=int, default=0, metavar="SEEDS",
+                        help="also check the screen's rule on this many random instances "
+                             "(40: 960,000 pairs, about 5 minutes)")  # fmt: skip
     args = parser.parse_args()
     machine = platform.processor() or platform.machine()
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
@@ -152,6 +205,8 @@ def main() -> None:
     print(out[0])
     timing(out)
     gaps(out)
+    if args.screen_check:
+        screen_check(range(200, 200 + args.screen_check), out)
     if args.markdown:
         args.markdown.write_text("\n".join(out) + "\n")
 

@@ -11,16 +11,17 @@ on the coarse lattices when, for every percentile objective,
 
     |F_256(t) - q| > max(FACTOR |F_128(t) - F_256(t)|, FLOOR),
 
-and the coarse percentile lies on the same side of t; else the exact law is computed.
-Far from the boundary (|F_256(t) - q| > FAR) the second lattice is skipped.
-On 1.92 million (instance, target) pairs drawn near the decision boundary (two sets
-of 40 random profiles with 2-6 types, l_max 60 to 2,000, utilisation 0.05-0.95,
-deterministic and lognormal answer times, overall and per type), the rule never
-decided differently from the exact law with FACTOR 4 and FLOOR 1e-6 (with FLOOR
-1e-9 it did, 3 times; with the lattices E[S] / 64 and / 128, 5 times); it runs with
-twice both. The coarse values steer the
-search along alpha (they decide and interpolate), the exact law gives every value
-reported, and :func:`thinkq.slo.solve_slo` checks the answer with it.
+and the coarse percentile lies on the same side of t, farther than NEAR from it;
+else the exact law is computed. Far from the boundary (|F_256(t) - q| > FAR) the
+second lattice is skipped. On 1.92 million (instance, target) pairs drawn near the
+decision boundary (two sets of 40 random profiles with 2-6 types, l_max 60 to
+2,000, utilisation 0.05-0.95, deterministic and lognormal answer times, overall and
+per type; ``python benchmarks/slo.py --screen-check 40`` is the second set), the
+rule never decided differently from the exact law with FACTOR 4 and FLOOR 1e-6
+(with FLOOR 1e-9 or 1e-7 it did, 3 and 1 times; with the lattices E[S] / 64 and
+/ 128, 5 times); it runs with twice both. The coarse values steer the search along
+alpha (they decide and interpolate), the exact law gives every value reported, and
+:func:`thinkq.slo.solve_slo` checks the answer with it.
 """
 
 from __future__ import annotations
