@@ -10,15 +10,18 @@ what stands in front of it, not the model's:
   no thinkq logic), the peer that shows what any Python gateway pays here;
 * **gateway**: ``thinkq serve`` in force mode, with a profile whose budgets are
   zero so that it makes exactly one upstream request like the others, and a
-  ``--concurrency`` high enough that no request waits in its queue.
+  ``--concurrency`` high enough that no request waits in its queue;
+* with ``--litellm``, **litellm** and **enforcer**: the LiteLLM proxy alone and with
+  thinkq's enforcer reporting to Redis (``litellm_paths.py``), chat requests to the
+  same stub, and the enforcer's hooks timed in-process.
 
 At each rate (default 50 and 200 requests/s) the paths take turns in blocks of
 ``--block`` Poisson arrivals (direct, proxy, gateway, direct, ...) until each has
-``--queries``, so that a drift in the machine's speed reaches all three alike. The
+``--queries``, so that a drift in the machine's speed reaches all of them alike. The
 client is aiohttp on uvloop, the lightest here, because it shares the two cores. Prints
 p50 and p99 of each path, the added latency (gateway - direct, and proxy - direct) with
 95% bootstrap intervals, and the CPU time per request of each server process.
-Run: ``python benchmarks/serve_overhead.py``.
+Run: ``python benchmarks/serve_overhead.py [--litellm]``.
 """
 
 from __future__ import annotations
@@ -40,6 +43,8 @@ import httpx
 import numpy as np
 import uvloop
 
+import litellm_paths
+
 PROFILE = """\
 rate = 1.0
 alpha = 0.001
@@ -57,6 +62,10 @@ c = 0.001
 """
 PROMPT = "Say hello."
 PATHS = ("direct", "proxy", "gateway")
+LITELLM = ("litellm", "enforcer")
+#: Seconds every server keeps an idle connection: longer than the other paths' turns
+#: (at uvicorn's default 5 s a waiting path's connections could close mid-send)
+KEEP_ALIVE = litellm_paths.KEEP_ALIVE
 
 
 def free_port() -> int:
@@ -86,14 +95,27 @@ def stub(port: int) -> None:
         usage = {"prompt_tokens": 5, "completion_tokens": int(body.get("max_tokens", 1))}
         return JSONResponse({"choices": [choice], "usage": usage})
 
+    async def chat(request: Request) -> JSONResponse:
+        body = await request.json()
+        message = {"role": "assistant", "content": "hi"}
+        choice = {"index": 0, "message": message, "finish_reason": "length"}
+        n = int(body.get("max_tokens", 1))
+        usage = {"prompt_tokens": 5, "completion_tokens": n, "total_tokens": 5 + n}
+        return JSONResponse({"id": "stub", "object": "chat.completion", "created": 0,
+                             "model": "stub", "choices": [choice], "usage": usage})  # fmt: skip
+
     app = Starlette(
         routes=[
             Route("/v1/models", models),
             Route("/extras/tokenize", tokenize, methods=["POST"]),
             Route("/v1/completions", completions, methods=["POST"]),
+            Route("/v1/chat/completions", chat, methods=["POST"]),
         ]
     )
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    uvicorn.run(
+        app, host="127.0.0.1", port=port, log_level="warning", access_log=False,
+        timeout_keep_alive=KEEP_ALIVE,
+    )  # fmt: skip
 
 
 def proxy(port: int, upstream: str) -> None:
@@ -120,7 +142,10 @@ def proxy(port: int, upstream: str) -> None:
         return Response(reply.content, status_code=reply.status_code, media_type="application/json")
 
     app = Starlette(routes=[Route("/v1/completions", forward, methods=["POST"])])
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level="warning", access_log=False,
+        timeout_keep_alive=KEEP_ALIVE,
+    )  # fmt: skip
     uvloop.run(uvicorn.Server(config).serve())
 
 
@@ -155,10 +180,13 @@ async def measure(
         async def one(url: str, body: bytes, at: float, sink: list[float]) -> None:
             await asyncio.sleep(max(0.0, at - time.perf_counter()))
             sent = time.perf_counter()
-            async with session.post(url, data=body, headers=headers) as reply:
-                await reply.read()
-                if reply.status != 200:
-                    raise RuntimeError(f"{url}: HTTP {reply.status}")
+            try:
+                async with session.post(url, data=body, headers=headers) as reply:
+                    await reply.read()
+            except aiohttp.ClientError as exc:
+                raise RuntimeError(f"{url}: {exc!r}") from exc
+            if reply.status != 200:
+                raise RuntimeError(f"{url}: HTTP {reply.status}")
             sink.append(time.perf_counter() - sent)
 
         for url, body in targets.values():  # warm every connection pool
@@ -193,6 +221,10 @@ def run(args: argparse.Namespace, ports: dict[str, int], pids: dict[str, int]) -
         "proxy": (f"http://127.0.0.1:{ports['proxy']}/v1/completions", direct),
         "gateway": (f"http://127.0.0.1:{ports['gateway']}/v1/chat/completions", chat.encode()),
     }
+    routed = json.dumps({"model": "stub", **json.loads(chat)}).encode()
+    for name in LITELLM if args.litellm else ():
+        targets[name] = (f"http://127.0.0.1:{ports[name]}/v1/chat/completions", routed)
+    paths = list(targets)
     rows = []
     for k, rate in enumerate(float(r) for r in args.rates.split(",")):
         before = {name: cpu_seconds(pid) for name, pid in pids.items()}
@@ -200,18 +232,24 @@ def run(args: argparse.Namespace, ports: dict[str, int], pids: dict[str, int]) -
             measure(targets, rate=rate, queries=args.queries, block=args.block, seed=k)
         )
         used = {name: cpu_seconds(pid) - before[name] for name, pid in pids.items()}
-        row: dict[str, float] = {"rate": rate, "queries": args.queries}
+        row: dict = {"rate": rate, "queries": args.queries, "paths": paths}
         for q in (50, 99):
-            for name in PATHS:
+            for name in paths:
                 row[f"{name}_p{q}_ms"] = float(np.percentile(lat[name], q)) * 1e3
-            for name in ("proxy", "gateway"):
+            for name in paths[1:]:
                 row[f"{name}_added_p{q}_ms"] = row[f"{name}_p{q}_ms"] - row[f"direct_p{q}_ms"]
                 low, high = added(lat[name], lat["direct"], q, seed=k)
                 row[f"{name}_added_p{q}_ci_ms"] = [low * 1e3, high * 1e3]  # type: ignore[assignment]
-        # the stub serves all three paths (3n requests); each server the n of its own
-        row["stub_cpu_ms"] = used["stub"] / (3 * args.queries) * 1e3
-        row["proxy_cpu_ms"] = used["proxy"] / args.queries * 1e3
-        row["gateway_cpu_ms"] = used["gateway"] / args.queries * 1e3
+        # the stub serves every path; each server the requests of its own
+        row["stub_cpu_ms"] = used["stub"] / (len(paths) * args.queries) * 1e3
+        for name in paths[1:]:
+            row[f"{name}_cpu_ms"] = used[name] / args.queries * 1e3
+        if args.litellm:  # what the enforcer adds to LiteLLM alone
+            for q in (50, 99):
+                low, high = added(lat["enforcer"], lat["litellm"], q, seed=k)
+                row[f"thinkq_added_p{q}_ms"] = row[f"enforcer_p{q}_ms"] - row[f"litellm_p{q}_ms"]
+                row[f"thinkq_added_p{q}_ci_ms"] = [low * 1e3, high * 1e3]
+            row["thinkq_cpu_ms"] = row["enforcer_cpu_ms"] - row["litellm_cpu_ms"]
         rows.append(row)
     return rows
 
@@ -225,7 +263,7 @@ def report(rows: list[dict]) -> None:
         print(f"rate {row['rate']:g}/s, {row['queries']} requests per path (ms)")
         print(f"  {'':8} {'p50':>7} {'p99':>7}   {'added p50 [95% CI]':>22}"
               f"   {'added p99 [95% CI]':>22}   {'CPU/request':>11}")  # fmt: skip
-        for name in PATHS:
+        for name in row["paths"]:
             line = f"  {name:8} {row[f'{name}_p50_ms']:7.2f} {row[f'{name}_p99_ms']:7.2f}"
             if name != "direct":
                 p50, p99 = ci(row, f"{name}_added_p50"), ci(row, f"{name}_added_p99")
@@ -233,6 +271,26 @@ def report(rows: list[dict]) -> None:
             else:
                 line += f"   {'':>22}   {'':>22}   {row['stub_cpu_ms']:11.3f} (stub)"
             print(line)
+        if "thinkq_cpu_ms" in row:
+            p50, p99 = ci(row, "thinkq_added_p50"), ci(row, "thinkq_added_p99")
+            print(f"  {'enforcer - litellm':>24}   {p50:>22}   {p99:>22}   "
+                  f"{row['thinkq_cpu_ms']:11.3f}")  # fmt: skip
+
+
+def start_litellm(
+    directory: Path, ports: dict[str, int], upstream: str, profile: Path
+) -> dict[str, subprocess.Popen[bytes]]:
+    """redis-server, then LiteLLM alone and with the enforcer, each answering."""
+    started = {"redis": litellm_paths.start_redis(ports["redis"])}
+    state = f"redis://127.0.0.1:{ports['redis']}/0"
+    for name in LITELLM:
+        started[name] = litellm_paths.start_litellm(
+            directory, name, ports[name], upstream,
+            state=state if name == "enforcer" else None, profile=profile,
+        )  # fmt: skip
+    for name in LITELLM:
+        wait_up(f"http://127.0.0.1:{ports[name]}/health/liveliness", started[name])
+    return started
 
 
 def main() -> None:
@@ -243,6 +301,7 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=3000, help="Requests per rate and path.")
     parser.add_argument("--block", type=int, default=250, help="Arrivals per turn of a path.")
     parser.add_argument("--json", action="store_true", help="Print one JSON object.")
+    parser.add_argument("--litellm", action="store_true", help="Add the LiteLLM paths.")
     args = parser.parse_args()
     if args.stub is not None:
         stub(args.stub)
@@ -250,7 +309,7 @@ def main() -> None:
     if args.proxy is not None:
         proxy(int(args.proxy[0]), args.proxy[1])
         return
-    ports = {name: free_port() for name in ("stub", "proxy", "gateway")}
+    ports = {name: free_port() for name in ("stub", "proxy", "gateway", *LITELLM, "redis")}
     upstream = f"http://127.0.0.1:{ports['stub']}"
     processes: dict[str, subprocess.Popen[bytes]] = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -270,24 +329,31 @@ def main() -> None:
                     "--upstream", f"{upstream}/v1", "--profile", str(profile),
                     "--template", "chatml", "--port", str(ports["gateway"]),
                     "--concurrency", "64", "--max-queue", "10000",
+                    "--keep-alive", str(KEEP_ALIVE),
                 ],
                 stderr=subprocess.DEVNULL,
             )  # fmt: skip
             wait_up(f"http://127.0.0.1:{ports['gateway']}/healthz", processes["gateway"])
+            if args.litellm:
+                processes |= start_litellm(Path(tmp), ports, upstream, profile)
             for _ in range(100):  # the proxy has no health endpoint: wait for its port
                 with socket.socket() as sock:
                     if sock.connect_ex(("127.0.0.1", ports["proxy"])) == 0:
                         break
                 time.sleep(0.1)
-            rows = run(args, ports, {name: p.pid for name, p in processes.items()})
+            pids = {name: p.pid for name, p in processes.items() if name != "redis"}
+            rows = run(args, ports, pids)
         finally:
             for process in processes.values():
                 os.kill(process.pid, signal.SIGTERM)
                 process.wait(timeout=30)
+        hook = litellm_paths.hook_cost(profile) if args.litellm else None
     if args.json:
-        print(json.dumps(rows))
+        print(json.dumps({"rows": rows, "enforcer_hooks_cpu_ms": hook} if hook else rows))
     else:
         report(rows)
+        if hook is not None:
+            print(f"enforcer hooks in-process: {hook:.4f} ms of CPU per request")
 
 
 if __name__ == "__main__":
