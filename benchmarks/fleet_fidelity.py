@@ -84,8 +84,14 @@ async def experiment(args: argparse.Namespace, urls: list[str]) -> dict[str, obj
             "transport": transport, "timeout": 3600,
         }  # fmt: skip
         rate = profile.rate
-        if args.refit:  # calibrate: learn the latency lines, then aim at the utilisation
-            await run_load("http://gateway/v1", rate=rate, queries=args.calibration, **load)
+        # calibrate: learn the latency lines, aim at the utilisation, and again at that
+        # rate (the replicas share the machine's cores: service is slower when both
+        # are busy, so the lines depend on the load they were learnt at)
+        for round_ in range(args.rounds if args.refit else 0):
+            await run_load(
+                "http://gateway/v1", rate=rate, queries=args.calibration, seed=100 + round_,
+                **load,
+            )  # fmt: skip
             gateway.resolve()
             calibrated = gateway.controller.at(Estimate(rate, profile.share, 0))
             alone = calibrated.replace(rate=calibrated.rate / (2 * c)).with_server(None)
@@ -124,7 +130,7 @@ async def experiment(args: argparse.Namespace, urls: list[str]) -> dict[str, obj
         "queries": result.overall.sent,
         "served": result.overall.served,
         "failed": result.overall.sent - result.overall.served,
-        "served_per_replica": {r["url"]: r["served"] for r in state["replicas"]},
+        "served_per_replica_with_calibration": {r["url"]: r["served"] for r in state["replicas"]},
         "budgets": state["budgets"],
         "utilization_predicted": thinkq.model.utilization(point, budgets),
         "rate_offered": offered,
@@ -164,7 +170,8 @@ def main() -> None:
     parser.add_argument("--answer-tokens", type=int, default=16, help="max_tokens per request.")
     parser.add_argument("--template", default="chatml")
     parser.add_argument("--refit", action="store_true", help="Refit latency lines online.")
-    parser.add_argument("--calibration", type=int, default=60, help="Queries before (--refit).")
+    parser.add_argument("--calibration", type=int, default=60, help="Queries per round.")
+    parser.add_argument("--rounds", type=int, default=2, help="Calibration rounds (--refit).")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     processes: list[subprocess.Popen[bytes]] = []
