@@ -190,3 +190,27 @@ def test_from_env_reads_the_state_field_and_slo() -> None:
     assert hooks.enforcer.store is None
     assert hooks.enforcer.names == ("AIME", "GSM8K", "GPQA", "CRUXEval", "BBH", "ARC-Challenge")
     assert len(hooks.enforcer.objectives) == 1
+
+
+def test_a_failing_refresh_is_logged_and_tried_again(
+    redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def main() -> None:
+        reader = Store(redis_server.url)
+        await reader.client.set("thinkq:epoch", "not JSON")  # someone else's bug
+        # one wall second throughout: the new epoch (started now) keeps the arrival
+        enforcer = Enforcer(RULES, state=redis_server.url, tick=0.05, wall=Clock(START))
+        enforcer.start()
+        enforcer.apply(chat("x"), 0)
+        await asyncio.sleep(0.3)
+        assert "refresh failed" in caplog.text
+        await reader.client.delete("thinkq:epoch")
+        await asyncio.sleep(0.3)
+        assert enforcer.connected is True
+        keys = await reader.client.keys("thinkq:arrivals:*")
+        found = matrix([await reader.client.hgetall(k) for k in keys], NAMES)
+        assert found.sum(axis=0).tolist() == [1.0, 0.0]  # kept through the failures, then sent
+        await enforcer.aclose()
+        await reader.aclose()
+
+    asyncio.run(main())

@@ -123,7 +123,6 @@ class Enforcer:
         self.connected: bool | None = None
         self.error: str | None = None
         self.refused: str | None = None
-        self.started = wall()
         self.arrivals: Counts = _counts()
         self.completions: Counts = _counts()
         self._doc: dict[str, Any] | None = None
@@ -185,7 +184,10 @@ class Enforcer:
         """Report and read the plan every :attr:`tick` seconds until cancelled."""
         try:
             while True:
-                await self.refresh()
+                try:
+                    await self.refresh()
+                except Exception:  # a bug, or a key someone else wrote wrong: next tick
+                    log.exception("the enforcer's refresh failed; trying again next tick")
                 await asyncio.sleep(self.tick)
         finally:
             if self.store is not None:
@@ -198,7 +200,8 @@ class Enforcer:
         arrivals, completions = self.arrivals, self.completions
         self.arrivals, self.completions = _counts(), _counts()
         try:
-            _, started = await self.store.epoch(self.started)
+            # a fresh Redis starts its epoch now: this member cannot report its past
+            _, started = await self.store.epoch(self.wall())
             counted = {s: {k: round(v) for k, v in c.items()} for s, c in _since(arrivals, started)}
             await self.store.add(counted, dict(_since(completions, started)))
             doc = await self.store.plan()
@@ -210,6 +213,9 @@ class Enforcer:
                 )
             self.connected, self.error = False, str(exc)
             return
+        except BaseException:  # not Redis's failure (run() logs it): the counts stay
+            self._keep(arrivals, completions)
+            raise
         if self.connected is not True:
             log.info("shared state at %s: connected", self.store.shown)
         self.connected, self.error = True, None
