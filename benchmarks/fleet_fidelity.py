@@ -49,6 +49,11 @@ from serve_fidelity import start_llama
 THREADS = ("--n_threads", "1", "--n_threads_batch", "1")
 
 
+def state_lines(gateway: Gateway) -> dict[str, object]:
+    """The latency lines the gateway solves with now."""
+    return dict(gateway.state()["latency"])
+
+
 def fleet(profile: thinkq.Profile, replicas: int) -> thinkq.Profile:
     """The profile served by ``replicas`` one-slot replicas behind one queue (M/G/c)."""
     return profile.with_server(replicated(profile.server, replicas))
@@ -84,20 +89,23 @@ async def experiment(args: argparse.Namespace, urls: list[str]) -> dict[str, obj
             "transport": transport, "timeout": 3600,
         }  # fmt: skip
         rate = profile.rate
-        # calibrate: learn the latency lines, aim at the utilisation, and again at that
-        # rate (the replicas share the machine's cores: service is slower when both
-        # are busy, so the lines depend on the load they were learnt at)
+        # calibrate: the gateway learns the latency lines while the rate is aimed at the
+        # utilisation measured in each round (the replicas share the machine's cores, so
+        # service is slower when both are busy: the lines depend on the load they were
+        # learnt at, and rates aimed from lines refitted on a narrow range of budgets
+        # overshot: run 4 of docs/fleet.md)
         for round_ in range(args.rounds if args.refit else 0):
-            await run_load(
+            begun = gateway.clock()
+            calibration = await run_load(
                 "http://gateway/v1", rate=rate, queries=args.calibration, seed=100 + round_,
                 **load,
             )  # fmt: skip
+            served = [r.service for r in gateway.records.recent() if r.arrival >= begun]
+            busy = calibration.offered_rate * float(np.mean(served)) / c
+            rate *= min(max(args.utilization / busy, 0.5), 2.0)
             gateway.resolve()
-            calibrated = gateway.controller.at(Estimate(rate, profile.share, 0))
-            alone = calibrated.replace(rate=calibrated.rate / (2 * c)).with_server(None)
-            rate = rate_for(alone, args.utilization, c)
-            print(f"calibrated: t0 {calibrated.t0}, c {calibrated.c}, rate {rate:.4g}/s",
-                  file=sys.stderr)  # fmt: skip
+            print(f"round {round_}: utilisation {busy:.3f}, next rate {rate:.4g}/s, "
+                  f"lines {state_lines(gateway)}", file=sys.stderr)  # fmt: skip
         started = gateway.clock()
         result = await run_load(
             "http://gateway/v1", rate=rate, queries=args.queries, seed=1, **load
