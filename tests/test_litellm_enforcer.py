@@ -13,6 +13,7 @@ controller's next plans count them.
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -96,12 +97,14 @@ def seed(client: redis.Redis, now: int) -> None:
 
 
 class Plans:
-    """Every plan published while it runs (Redis polled every 50 ms; a plan stays at
-    least a re-solve period of 0.5 s, and the enforcer reads it every 0.2 s)."""
+    """Every plan published while it runs, with when it was first seen (Redis polled
+    every 50 ms; a plan stays at least a re-solve period of 0.5 s, and the enforcer
+    reads it every 0.2 s)."""
 
     def __init__(self, client: redis.Redis) -> None:
         self.client = client
         self.seen: list[dict[str, Any]] = []
+        self.since: list[float] = []  # time.monotonic() when each was first seen
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self.poll, daemon=True)
         self.thread.start()
@@ -113,14 +116,19 @@ class Plans:
                 doc = json.loads(str(raw))
                 if not self.seen or doc != self.seen[-1]:
                     self.seen.append(doc)
+                    self.since.append(time.monotonic())
             time.sleep(0.05)
 
     def close(self) -> None:
         self.stop.set()
         self.thread.join()
 
-    def budgets(self, task: str) -> set[int]:
-        return {int(doc["budgets"][task]) for doc in self.seen}
+    def budgets(self, task: str, *, start: float = -math.inf, end: float = math.inf) -> set[int]:
+        """The budgets of ``task`` in the plans in force at some time in [start, end]."""
+        ends = [*self.since[1:], math.inf]
+        return {int(doc["budgets"][task])
+                for doc, since, until in zip(self.seen, self.since, ends, strict=True)
+                if since <= end and until >= start}  # fmt: skip
 
 
 def wait_for(what: str, ready: Any, timeout: float, process: Any = None) -> None:
@@ -213,9 +221,12 @@ def test_litellm_with_the_enforcer_sets_the_plans_budget_on_what_llama_cpp_recei
             litellm = [str(bin_dir / "litellm"), "--config", str(config), "--port", str(port)]
             with running(litellm, tmp_path / "litellm.log", env) as proxy:
                 wait_for("the LiteLLM proxy", lambda: proxy_answers(port), START_TIMEOUT_S, proxy)
+                times = []  # when each request was sent and answered
                 for _, headers, fields in REQUESTS:
+                    sent_at = time.monotonic()
                     reply = send(port, headers, fields)
                     assert reply.status_code == 200, reply.text
+                    times.append((sent_at, time.monotonic()))
                 bad = send(port, {"X-Thinkq-Task": "poetry"}, {"content": "Hi"})
                 assert bad.status_code == 400
                 assert "unknown task 'poetry'" in bad.text
@@ -235,12 +246,15 @@ def test_litellm_with_the_enforcer_sets_the_plans_budget_on_what_llama_cpp_recei
         finally:
             plans.close()
     received = recorder.bodies("/chat/completions")
-    print(f"own budgets {own}; published {[d['budgets'] for d in plans.seen]}")
+    published = list(dict.fromkeys(json.dumps(d["budgets"]) for d in plans.seen))
+    print(f"own budgets {own}; published in turn {', '.join(published)}")
     print(f"received budgets {[b.get(FIELD) for b in received]}")
     for task in own:  # else the check below could not tell the plan from the profile
         assert own[task] not in plans.budgets(task)
     assert len(received) == len(REQUESTS)  # the refused request never reached it
-    for (task, _, fields), body in zip(REQUESTS, received, strict=True):
+    for (task, _, fields), body, (sent_at, done) in zip(REQUESTS, received, times, strict=True):
         assert body["messages"][-1]["content"] == fields["content"]
-        assert body[FIELD] in plans.budgets(task), (task, body[FIELD])
+        # a plan in force while it was sent: the enforcer reads every 0.2 s (1 s slack)
+        in_force = plans.budgets(task, start=sent_at - 1.0, end=done)
+        assert body[FIELD] in in_force, (task, body[FIELD], in_force)
     assert plans.seen[-1]["completions"]["math"]["n"] == sent["math"]
