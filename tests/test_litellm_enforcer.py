@@ -7,7 +7,8 @@ llama.cpp (tests/recorder.py): llama.cpp's log does not show request bodies. Eve
 request must carry, in ``thinking_budget_tokens``, the budget of its type in a plan the
 controller published (never the profile's own budgets, which differ here), and its
 arrival and completion must reach Redis in the controller's format, so that the
-controller's next plans count them.
+controller's next plans count them. With Redis then killed, requests are still served,
+with the last plan's budgets.
 """
 
 from __future__ import annotations
@@ -243,9 +244,19 @@ def test_litellm_with_the_enforcer_sets_the_plans_budget_on_what_llama_cpp_recei
                 # the controller's next plan counts them in its window's arrivals
                 total = sum(want.values())
                 wait_for("a plan with them", lambda: plans.seen[-1]["arrivals"] == total, 10)
+                plans.close()
+                # Redis gone: requests are still served, with the last plan read
+                redis_server.kill()
+                down = time.monotonic()
+                for _, headers, fields in REQUESTS[:2]:
+                    reply = send(port, headers, fields)
+                    assert reply.status_code == 200, reply.text
         finally:
             plans.close()
     received = recorder.bodies("/chat/completions")
+    received, while_down = received[:-2], received[-2:]
+    for (task, _, _), body in zip(REQUESTS[:2], while_down, strict=True):
+        assert body[FIELD] in plans.budgets(task, start=down - 1.0)  # the last plan read
     published = list(dict.fromkeys(json.dumps(d["budgets"]) for d in plans.seen))
     print(f"own budgets {own}; published in turn {', '.join(published)}")
     print(f"received budgets {[b.get(FIELD) for b in received]}")
