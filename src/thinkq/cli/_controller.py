@@ -21,7 +21,7 @@ import typer
 
 from thinkq.cli import _slo
 from thinkq.cli._app import app, fail, load
-from thinkq.cli._options import ProfileArgument
+from thinkq.cli._options import ProfileArgument, slo_option
 from thinkq.errors import StateError
 from thinkq.fleet import Member, Store, check_url
 from thinkq.profile import Profile
@@ -59,11 +59,7 @@ def controller_command(
     ] = DEFAULT_HYSTERESIS,
     slo: Annotated[
         list[str] | None,
-        typer.Option(
-            "--slo",
-            metavar="OBJECTIVE",
-            help="A latency objective ('p95<=8s'; repeatable), as thinkq serve --slo.",
-        ),
+        slo_option("as thinkq serve --slo."),
     ] = None,
 ) -> None:
     """Estimate the load that enforcers report to Redis and publish the plan there."""

@@ -18,6 +18,7 @@ from thinkq.cli._options import (
     MaxTokensOption,
     ProfileArgument,
     RateOption,
+    slo_option,
 )
 from thinkq.errors import ThinkqError
 from thinkq.paper import figures
@@ -53,11 +54,7 @@ def frontier_command(
     ] = DEFAULT_POINTS,
     slo: Annotated[
         list[str] | None,
-        typer.Option(
-            "--slo",
-            metavar="OBJECTIVE",
-            help="Mark a latency objective and its budgets ('p95<=8s'; repeatable).",
-        ),
+        slo_option("marked, with its budgets."),
     ] = None,
     plot: Annotated[
         Path | None, typer.Option("--plot", help="Also draw the frontier (PNG or SVG file).")

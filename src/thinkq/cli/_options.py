@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 __all__ = [
+    "OBJECTIVES",
     "AlphaOption",
     "JsonOption",
     "MaxTokensOption",
@@ -15,6 +16,7 @@ __all__ = [
     "RateOption",
     "Tau0Option",
     "Tau1Option",
+    "slo_option",
 ]
 
 ProfileArgument = Annotated[
@@ -43,3 +45,12 @@ Tau1Option = Annotated[
     float | None,
     typer.Option("--tau1", help="Step time tau1 (s per sequence in the batch) of the server."),
 ]
+
+
+#: The objectives ``--slo`` takes, for its help.
+OBJECTIVES = "A latency objective ('p95<=8s', 'mean<=2s', 'gsm8k:p99<=15s'; repeatable)"
+
+
+def slo_option(purpose: str) -> Any:
+    """``--slo OBJECTIVE`` (repeatable), its help the objectives and then ``purpose``."""
+    return typer.Option("--slo", metavar="OBJECTIVE", help=f"{OBJECTIVES}: {purpose}")

@@ -19,7 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from thinkq.cli._app import app, dump, fail, grid, load, num, wrote
-from thinkq.cli._options import JsonOption, ProfileArgument
+from thinkq.cli._options import JsonOption, ProfileArgument, slo_option
 from thinkq.errors import SloError
 from thinkq.plan import CapacityPlan, plan_capacity
 from thinkq.slo.times import DEFAULT_QUERIES
@@ -124,12 +124,7 @@ def plan_command(
     ] = None,
     slo: Annotated[
         list[str] | None,
-        typer.Option(
-            "--slo",
-            metavar="OBJECTIVE",
-            help="A latency objective per replica ('p95<=8s', 'mean<=2s', "
-            "'gsm8k:p99<=15s'; repeatable).",
-        ),
+        slo_option("met by every replica."),
     ] = None,
     min_accuracy: Annotated[
         float | None,

@@ -22,6 +22,7 @@ import uvicorn
 
 from thinkq.cli import _slo
 from thinkq.cli._app import api_key, app, fail, integers, load
+from thinkq.cli._options import slo_option
 from thinkq.cli._upstreams import checked_upstreams, started
 from thinkq.errors import ServerError
 from thinkq.fleet import Member, Store, check_url
@@ -184,12 +185,7 @@ def serve_command(
     ] = None,
     slo: Annotated[
         list[str] | None,
-        typer.Option(
-            "--slo",
-            metavar="OBJECTIVE",
-            help="A latency objective ('p95<=8s', 'mean<=2s', 'gsm8k:p99<=15s'; repeatable): "
-            "re-solve under it instead of alpha, and admit only what it allows.",
-        ),
+        slo_option("re-solve under it instead of alpha, and admit only what it allows."),
     ] = None,
     state: Annotated[
         str | None,

@@ -24,6 +24,7 @@ from thinkq import model
 from thinkq.batching.server import UNLIMITED_SLOTS
 from thinkq.cli import _fit, _slo
 from thinkq.cli._app import OPTIONS, app, dump, fail, grid, load, num
+from thinkq.cli._options import slo_option
 from thinkq.profile import Profile
 from thinkq.solve import DEFAULT_TOL, SolveResult, solve
 
@@ -129,12 +130,7 @@ def solve_command(
     ] = None,
     slo: Annotated[
         list[str] | None,
-        typer.Option(
-            "--slo",
-            metavar="OBJECTIVE",
-            help="A latency objective ('mean<=2s', 'p95<=8s', 'gsm8k:p99<=15s'; "
-            "repeatable): the most accurate budgets that meet them all, in place of alpha.",
-        ),
+        slo_option("the most accurate budgets that meet them all, in place of alpha."),
     ] = None,
 ) -> None:
     """Compute the optimal thinking-token budget of every task type."""
