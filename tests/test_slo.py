@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import itertools
 import math
-import sys
 from collections.abc import Callable
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 import thinkq
+from bench_instances import benchmark_profile
 from thinkq import model
 from thinkq.batching import Server
 from thinkq.errors import SloError, ThinkqError
@@ -28,9 +27,6 @@ from thinkq.slo import DEFAULT_RTOL, Objective, parse_objective, parse_objective
 from thinkq.slo.evaluate import Measured, mean_time, resolve
 from thinkq.slo.search import AlphaPath, PathPoint, search
 from thinkq.tails import system_times
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from instances import benchmark_profile
 
 # --------------------------------------------------------------------------- parsing
 

@@ -9,13 +9,11 @@ never decide a point differently from the exact law.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 import thinkq
+from bench_instances import benchmark_profile
 from thinkq import model
 from thinkq.profile import Profile
 from thinkq.simulate import Lognormal
@@ -25,9 +23,6 @@ from thinkq.slo.screen import MAX_TYPES, Screen
 from thinkq.slo.times import tails
 from thinkq.tails import residual, system_times
 from thinkq.tails.service import mixture
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from instances import benchmark_profile
 
 
 def small_profile(seed: int, n: int, max_tokens: int) -> Profile:
