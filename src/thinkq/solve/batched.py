@@ -112,9 +112,10 @@ def _polish(
         evaluations += tries
         if trial is None:
             return x, iteration, evaluations, "line search failed to improve J"
-        # gains below J's rounding three times in a row: the limit of double precision
-        # (at a huge alpha the optimum's distance to the capacity is below it)
-        stalled = stalled + 1 if trial.objective - x.objective <= _noise(x) else 0
+        # gains below J's rounding three times in a row within 1e-6 of the capacity: the
+        # limit of double precision (at a huge alpha the optimum's distance to it is below)
+        near = ws.profile.rate * trial.m1 >= (1.0 - 1e-6) * ws.server.max_capacity
+        stalled = stalled + 1 if near and trial.objective - x.objective <= _noise(x) else 0
         x = trial
         if stalled >= 3:
             return x, iteration, evaluations, STALLED

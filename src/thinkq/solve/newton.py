@@ -34,6 +34,7 @@ _ARMIJO = 1e-4
 _MAX_BACKTRACKS = 80
 _NOISE = 16 * float(np.finfo(np.float64).eps)
 _STALL = 3
+_NEAR = 1e-6
 #: The message of a search that stopped because J stopped improving.
 STALLED = "J stopped improving (the limit of double precision)"
 
@@ -115,9 +116,10 @@ def projected_newton(
     evaluations = 1
     if workspace.change(x, seed) > 0.0:
         x = seed
-    # J's rounding: steps that gain less, _STALL times in a row, end the search (near
-    # the stability boundary at a huge alpha, the optimum's 1 - rho is below double
-    # precision, and Newton would creep at the boundary until the iteration limit)
+    # J's rounding: steps that gain less, _STALL times in a row within _NEAR of the
+    # stability boundary, end the search (at a huge alpha the optimum's 1 - rho is
+    # below double precision, and Newton would creep there until the iteration limit;
+    # elsewhere a gain below J's rounding can still move types of tiny share)
     noise, stalled = _NOISE * (1.0 + abs(model.objective(profile, x.budgets))), 0
     for iteration in range(1, max_iter + 1):
         l = x.budgets
@@ -143,7 +145,8 @@ def projected_newton(
         else:
             return l, iteration, evaluations, "line search failed to improve J"
         x = trial
-        stalled = stalled + 1 if change <= noise else 0
+        near = x.moments.slack < _NEAR  # 1 - rho tiny: J's rounding is the limit there
+        stalled = stalled + 1 if near and change <= noise else 0
         if stalled >= _STALL:
             return x.budgets, iteration, evaluations, STALLED
     return x.budgets, max_iter, evaluations, "iteration limit reached"
