@@ -370,3 +370,21 @@ def test_a_huge_alpha_stops_at_the_limit_of_double_precision_and_says_so(alpha: 
     assert result.iterations < 100
     rho = model.utilization(profile, result.budgets)
     assert 1.0 - 1e-12 < rho < 1.0
+
+
+def test_types_of_tiny_share_still_converge_far_from_the_boundary() -> None:
+    # found by hypothesis on CI: gains below J's rounding (types of share 1e-12 moving)
+    # at rho 0.9 must not stop the search, only at the stability boundary
+    n = 21
+    share, a, d = np.zeros(n), np.ones(n), np.zeros(n)
+    share[[0, 6, 20]] = [1e-12, 1e-12, 1.0]
+    a[20], d[20] = 0.5, 0.5
+    t0, c = np.zeros(n), np.ones(n)
+    t0[6], c[0] = 1.0, 0.001
+    profile = Profile.from_arrays(
+        names=[f"t{k}" for k in range(n)], share=share, A=a, b=np.ones(n), D=d, t0=t0, c=c,
+        rate=1e4, alpha=100.0, max_tokens=6,
+    )  # fmt: skip
+    result = solve_continuous(profile)
+    assert result.converged, result.message
+    assert result.kkt_residual <= DEFAULT_TOL
