@@ -9,6 +9,7 @@ from thinkq import __version__
 from thinkq.cli import (  # noqa: F401  (register the commands)
     _controller,
     _experiments,
+    _explore,
     _fit,
     _frontier,
     _loadtest,

@@ -14,8 +14,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from thinkq.batching.server import Server
 from thinkq.cli._app import app, dump, fail, load, num, progress, wrote
+from thinkq.cli._law import with_law
 from thinkq.cli._options import (
     JsonOption,
     ProfileArgument,
@@ -138,29 +138,8 @@ def _sweep_profile(
     if over is Over.slots or tau0 is not None or tau1 is not None:
         # the largest B swept carries the most load: the rate is checked against it
         most = int(stop) if over is Over.slots and float(stop).is_integer() and stop >= 1 else None
-        profile = _with_law(profile, tau0, tau1, most)
+        profile = with_law(profile, tau0, tau1, most)
     return profile if rate is None else load_rate(profile, rate)
-
-
-def _with_law(
-    profile: Profile, tau0: float | None, tau1: float | None, slots: int | None
-) -> Profile:
-    """The profile with ``--tau0``/``--tau1`` as its step-time law, ``slots`` slots."""
-    law = profile.server
-    if law is None and (tau0 is None or tau1 is None):
-        if tau0 is None and tau1 is None:
-            return profile  # the sweep says what is missing
-        fail("option --tau0/--tau1: give both (the profile has no [server] table)")
-    try:
-        server = Server(
-            slots or (law.slots if law else 1),
-            law.tau0 if tau0 is None and law else float(tau0 or 0.0),
-            law.tau1 if tau1 is None and law else float(tau1 or 0.0),
-        )
-        return profile.with_server(server)
-    except ThinkqError as exc:
-        name = getattr(exc, "field", "") or ""
-        fail(f"option --{name.removeprefix('server.')}: {str(exc).split(': ', 1)[-1]}")
 
 
 def load_rate(profile: Profile, rate: float) -> Profile:
