@@ -23,11 +23,13 @@
  *       dots               true to draw a dot at each point (hover shows its values)
  *       width              line width in px (default 2)
  *     }, ...]
- *     markers: [{ x, y, label, color }]   operating points: a ring, its label, and dotted
- *                          guides to both axes (for "the gateway is here on the frontier")
+ *     markers: [{ x, y, label, color, below }]   operating points: a ring, its label (above
+ *                          the point; below: true puts it under), and dotted guides to both
+ *                          axes (for "the gateway is here on the frontier")
  *     hLines: [{ y, label, color, dashed }]   horizontal reference lines (an SLO target)
  *     vLines: [{ x, label, color, dashed }]   vertical reference lines
- *     legend               true/false (default: true when there is more than one name)
+ *     legend               true/false (default: true when there is more than one name);
+ *                          drawn in a strip above the plot area, never over the data
  *     empty                text shown when no series has a point (default "no data")
  *   }
  *
@@ -238,22 +240,33 @@
     el("circle", { cx: x, cy: y, r: 2.5, fill: color }, g);
     if (marker.label) {
       var right = x < (box.left + box.right) / 2;
-      var label = text(g, right ? x + 11 : x - 11, y - 10, marker.label,
+      var below = marker.below === true || (marker.below === undefined && y - 22 < box.top);
+      var label = text(g, right ? x + 11 : x - 11, below ? y + 20 : y - 10, marker.label,
                        { "text-anchor": right ? "start" : "end", "class": "tq-marker-label" });
       label.setAttribute("fill", color);
     }
   }
 
-  function drawLegend(svg, box, entries) {
-    var g = el("g", { "class": "tq-legend" }, svg);
-    var x = box.left + 8, y = box.top + 12;
+  function legendRows(entries, box) {
+    var rows = 1, x = box.left;
     entries.forEach(function (entry) {
+      var w = 23 + Math.max(40, entry.name.length * 6.6) + 14;
+      if (x + w > box.right && x > box.left) { rows += 1; x = box.left; }
+      x += w;
+    });
+    return rows;
+  }
+
+  function drawLegend(svg, box, entries, top) {
+    var g = el("g", { "class": "tq-legend" }, svg);
+    var x = box.left, y = top + 12;
+    entries.forEach(function (entry) {
+      var w = 23 + Math.max(40, entry.name.length * 6.6) + 14;
+      if (x + w > box.right && x > box.left) { x = box.left; y += 16; }
       el("line", { x1: x, x2: x + 18, y1: y - 4, y2: y - 4, stroke: entry.color,
                    "stroke-width": 2.5, "stroke-dasharray": entry.dashed ? "5 3" : null }, g);
-      var label = text(g, x + 23, y, entry.name);
-      x += 23 + Math.max(40, entry.name.length * 6.6) + 14;
-      if (x > box.right - 80) { x = box.left + 8; y += 16; }
-      return label;
+      text(g, x + 23, y, entry.name);
+      x += w;
     });
   }
 
@@ -278,8 +291,16 @@
            { "text-anchor": "middle", "class": "tq-empty" });
       return f.svg;
     }
+    var entries = [];
+    series.forEach(function (s, i) {
+      if (s.name) entries.push({ name: s.name, color: s.color || palette[i % palette.length],
+                                 dashed: s.dashed });
+    });
+    var legend = spec.legend === true || (spec.legend !== false && entries.length > 1);
     var box = { left: spec.yLabel ? 66 : 52, right: f.width - 16,
                 top: spec.title ? 34 : 14, bottom: height - (spec.xLabel ? 44 : 26) };
+    var legendTop = box.top - 6;
+    if (legend) box.top += 16 * legendRows(entries, box) + 4;
     var xs = { range: xr, at: scale(xr.lo, xr.hi, box.left, box.right, spec.xLog) };
     var ys = { range: yr, at: scale(yr.lo, yr.hi, box.bottom, box.top, spec.yLog) };
     drawAxes(f.svg, box, xs, ys, spec);
@@ -290,15 +311,9 @@
     var plot = el("g", { "clip-path": "url(#" + clipId + ")" }, f.svg);
     (spec.hLines || []).forEach(function (r) { drawRule(plot, box, r, ys.at, true); });
     (spec.vLines || []).forEach(function (r) { drawRule(plot, box, r, xs.at, false); });
-    var entries = [];
-    series.forEach(function (s, i) {
-      var color = drawSeries(plot, s, xs, ys, spec, i);
-      if (s.name) entries.push({ name: s.name, color: color, dashed: s.dashed });
-    });
+    series.forEach(function (s, i) { drawSeries(plot, s, xs, ys, spec, i); });
     (spec.markers || []).forEach(function (m) { drawMarker(f.svg, box, m, xs, ys); });
-    if (spec.legend === true || (spec.legend !== false && entries.length > 1)) {
-      drawLegend(f.svg, box, entries);
-    }
+    if (legend) drawLegend(f.svg, box, entries, legendTop);
     return f.svg;
   }
 
@@ -317,8 +332,11 @@
     }
     var longest = bars.reduce(function (n, b) { return Math.max(n, String(b.label).length); }, 0);
     var left = spec.labelWidth || Math.min(Math.max(60, longest * 7 + 14), f.width * 0.4);
-    var box = { left: left, right: f.width - 90, top: top,
-                bottom: top + rowHeight * bars.length };
+    var longestValue = bars.reduce(function (n, b) {
+      return Math.max(n, (fmt(b.value) + (b.note ? "  " + b.note : "")).length);
+    }, 0);
+    var box = { left: left, right: f.width - Math.min(Math.max(40, longestValue * 6.4 + 12), f.width * 0.4),
+                top: top, bottom: top + rowHeight * bars.length };
     var biggest = bars.reduce(function (m, b) { return Math.max(m, b.value || 0); }, 0);
     var range = axisRange([0, spec.max || biggest], false, 0, spec.max, true);
     var at = scale(range.lo, range.hi, box.left, box.right, false);
