@@ -265,6 +265,8 @@ def serve_command(
             "gateway for %s (%s mode) at http://%s:%d/v1, budgets %s",
             gateway.server.model, mode.value, host, port, budgets,
         )  # fmt: skip
+        sign_in = " (sign in once with ?key=<the key>)" if key else ""
+        log.info("live page at http://%s:%d/thinkq/%s", host, port, sign_in)
         config = server_config(
             create_app(gateway, api_key=key, body_limit=max_body, max_tokens=answer_limit),
             host=host, port=port, max_header=max_header, read_timeout=read_timeout,

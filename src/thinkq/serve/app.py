@@ -7,6 +7,9 @@ POST /v1/chat/completions   a chat request with its type's budget (streamed or n
 POST /v1/completions        a completion request with its type's budget
 GET  /v1/models             the upstream's model list, passed through
 GET  /thinkq/state          budgets, estimates, predicted and measured mean system time
+GET  /thinkq/               the live page (``docs/dashboard.md``; a browser signs in with
+                            ``?key=``, see :mod:`thinkq.serve.dashboard.auth`)
+GET  /thinkq/dashboard.json what the page shows: figures, budgets, history, frontier
 GET  /metrics               Prometheus metrics
 GET  /healthz               ``{"status": "ok"}``; the only endpoint open without the key
 ==========================  ==============================================================
@@ -45,6 +48,7 @@ from thinkq.errors import (
 )
 from thinkq.measure.generation import Piece, Sampling
 from thinkq.measure.prompts import Cue
+from thinkq.serve.dashboard import SignIn, dashboard_routes
 from thinkq.serve.gateway import Gateway
 from thinkq.serve.metrics import Metrics
 from thinkq.serve.openai import ChatRequest, CompletionRequest, Kind, Reply, error_body, parse, sse
@@ -232,9 +236,12 @@ def create_app(
             Route("/thinkq/state", state, methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
+            *dashboard_routes(gateway),
         ]
     )
-    return app if api_key is None else _Auth(app, api_key=api_key, metrics=gateway.metrics)
+    if api_key is None:
+        return app
+    return SignIn(_Auth(app, api_key=api_key, metrics=gateway.metrics), app, api_key=api_key)
 
 
 class _EventStream(StreamingResponse):

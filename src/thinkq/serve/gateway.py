@@ -27,6 +27,7 @@ from thinkq.profile import Profile
 from thinkq.serve import dispatch
 from thinkq.serve.admission import Admission
 from thinkq.serve.controller import DEFAULT_HYSTERESIS, Controller, Plan
+from thinkq.serve.dashboard.history import History
 from thinkq.serve.estimator import Clock, Estimator
 from thinkq.serve.metrics import Metrics
 from thinkq.serve.queue import Queue, Records
@@ -138,7 +139,7 @@ class Gateway:
             self.controller, self.estimator, self.queue, clock=clock,
             max_wait=(resolve_every or 5.0) if max_wait is None else max_wait,
         )  # fmt: skip
-        self.records = Records(window=window, clock=clock)
+        self.records, self.history = Records(window=window, clock=clock), History(clock=clock)
         self.metrics = Metrics(profile.names, [str(o) for o in slo])
         self.books = Books(
             profile.names, records=self.records, metrics=self.metrics, refit=self.refit,
@@ -162,6 +163,7 @@ class Gateway:
             await self.forcer.prepare()
             await self.forcer.render([{"role": "user", "content": "ping"}])
         self.publish()
+        self.history.resolved(self.controller.plan, self)  # the plan at start
         if self.resolve_every > 0:
             loop = self._resolving() if self.fleet is None else self.fleet.run()
             self._loop = asyncio.create_task(loop)
@@ -199,6 +201,7 @@ class Gateway:
         """Log what ``plan`` (now in force) changed and bring the gauges up to date."""
         announce(plan, self.profile.names, log)
         self.publish()
+        self.history.resolved(plan, self)
         return plan
 
     def publish(self) -> None:

@@ -17,7 +17,7 @@ from thinkq.serve.refit import LatencyRefit
 from thinkq.serve.replicas import Replicas
 from thinkq.serve.slo import measured
 
-__all__ = ["Gateway", "Shared", "announce", "state"]
+__all__ = ["Gateway", "Shared", "announce", "figures", "state"]
 
 
 class Shared(Protocol):
@@ -109,20 +109,26 @@ def state(gateway: Gateway) -> dict[str, Any]:
     (url, whether in rotation, requests in flight, served and failed).
     """
     plan, names = gateway.controller.plan, gateway.profile.names
+    per_type = {
+        "budgets": dict(zip(names, plan.budgets, strict=True)),
+        "shares_estimate": dict(zip(names, plan.shares, strict=True)),
+        "latency": {
+            name: {"t0": t0, "c": c} for name, t0, c in zip(names, plan.t0, plan.c, strict=True)
+        },
+    }
+    return {"model": gateway.server.model, "mode": gateway.mode} | per_type | figures(gateway)
+
+
+def figures(gateway: Gateway) -> dict[str, Any]:
+    """The part of :func:`state` that does not grow with the task types (the dashboard's)."""
+    plan = gateway.controller.plan
     predicted = plan.predicted_mean_system_time
     return {
-        "model": gateway.server.model,
-        "mode": gateway.mode,
-        "budgets": dict(zip(names, plan.budgets, strict=True)),
         "rate_estimate": plan.rate,
-        "shares_estimate": dict(zip(names, plan.shares, strict=True)),
         "utilization": plan.utilization,
         "predicted_mean_system_time": predicted if math.isfinite(predicted) else None,
         "measured_mean_system_time": gateway.records.mean_system_time(),
         "overloaded": plan.overloaded,
-        "latency": {
-            name: {"t0": t0, "c": c} for name, t0, c in zip(names, plan.t0, plan.c, strict=True)
-        },
         "refit": gateway.refit is not None,
         "waiting": gateway.queue.waiting,
         "in_service": gateway.queue.busy,
