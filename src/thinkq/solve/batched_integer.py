@@ -58,7 +58,7 @@ def _box(profile: Profile, server: Server, budgets: FloatArray, index: IntArray)
     axes = [range(int(lo), int(hi) + 1) for lo, hi in zip(low, high, strict=True)]
     rows = np.array(list(itertools.product(*axes)), dtype=np.float64)
     base = np.clip(np.floor(budgets + 0.5), 0, top)
-    k, _ = Lattice(profile, server, base, index).best(rows)
+    k, _, _ = Lattice(profile, server, base, index).best(rows)
     base[index] = rows[k]
     return base
 
@@ -82,15 +82,16 @@ def _ascend(profile: Profile, server: Server, floor: FloatArray, index: IntArray
     codes = np.arange(1 << m, dtype=np.int64)
     bits = ((codes[:, None] >> np.arange(m, dtype=np.int64)) & 1).astype(np.float64)
     rows = floor[index] + bits
-    k, now = lattice.best(rows)
+    k, now, center = lattice.best(rows)
     here, moves, top = rows[k], _moves(m), float(profile.max_tokens)
     for _ in range(_MAX_ASCENT):
         trial = here + moves
         trial = trial[np.all((trial >= 0.0) & (trial <= top), axis=1)]
-        k, value = lattice.best(trial)
+        # the moves' screen expands F around the current point, whose law is known
+        k, value, moved = lattice.best(trial, center)
         if not value > now:
             break
-        here, now = trial[k], value
+        here, now, center = trial[k], value, moved
     chosen = floor.copy()
     chosen[index] = here
     return chosen

@@ -7,8 +7,12 @@ a few tens of microseconds). :meth:`Lattice.best` evaluates up to 4 rows exactly
 beyond, it screens them first and evaluates exactly only the best by the screen:
 
 * up to 64 rows (the moves of a climb: a token or two on one or two budgets), F to
-  second order around the rows' mean (F22 = 0: exact in E[S^2]), an error of order
-  dm1^3 for a spread dm1 in E[S]; the 4 best are evaluated exactly;
+  second order around the rows' mean, or around a point whose law is known (the
+  climb's current point: F22 = 0, exact in E[S^2]), an error of order dm1^3 for a
+  spread dm1 in E[S]. The best row by the screen is evaluated exactly, and of the
+  next three only those whose screen is within a margin of its exact J: a thousand
+  times the screen's error seen at that row (the rows lie within a token or two of
+  each other, so their errors are of one order) plus 1e-13 of J;
 * beyond (a whole box), F is linear in E[S^2], F = F0(m1) + F2(m1) m2, and F0, F2
   are interpolated in m1 = E[S] by cubic Hermite splines through 16 exact evaluations
   with their exact derivatives (F0' = dF/dm1 at m2 = 0, F2' = d2F/dm1 dm2), an error
@@ -19,16 +23,17 @@ beyond, it screens them first and evaluates exactly only the best by the screen:
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 from scipy.interpolate import CubicHermiteSpline
 
 from thinkq._typing import FloatArray, IntArray
-from thinkq.batching.delay import delay
+from thinkq.batching.delay import Delay, delay
 from thinkq.batching.server import Server
 from thinkq.profile import Profile
 
-__all__ = ["Lattice", "batched_values"]
+__all__ = ["Center", "Lattice", "batched_values"]
 
 #: Rows evaluated exactly (all of them, up to this many).
 EXACT_ROWS = 4
@@ -47,6 +52,14 @@ def batched_values(
     delays = [delay(server, rate, m1, m2).system_time for m1, m2 in pairs]
     values: FloatArray = profile.alpha * np.asarray(acc, dtype=np.float64) - np.array(delays)
     return values
+
+
+class Center(NamedTuple):
+    """A point's E[S], E[S^2] and its delay law: the screen's expansion point."""
+
+    m1: float
+    m2: float
+    law: Delay
 
 
 class Lattice:
@@ -74,29 +87,54 @@ class Lattice:
             self.second + (t * t) @ self.pi,
         )
 
-    def best(self, rows: FloatArray) -> tuple[int, float]:
-        """The row with the largest J (exact; screened first beyond 4 rows), and J."""
+    def best(self, rows: FloatArray, center: Center | None = None) -> tuple[int, float, Center]:
+        """The row with the largest J (exact; screened first beyond 4 rows), J, and the
+        row as a :class:`Center`: the screen's expansion point for rows that move from
+        it (default: the law at the rows' mean)."""
         acc, mean, second = self.sums(rows)
         values = np.full(len(rows), -math.inf)
+        laws: dict[int, Delay] = {}
         if len(rows) <= EXACT_ROWS:
-            keep = np.arange(len(rows))
+            for k in range(len(rows)):
+                laws[k] = self._exact(acc, mean, second, k, values)
+        elif len(rows) <= _TAYLOR_ROWS:
+            screen = self._taylor(acc, mean, second, center)
+            order = np.argsort(-screen, kind="stable")[:EXACT_ROWS].tolist()
+            first = order[0]
+            laws[first] = self._exact(acc, mean, second, first, values)
+            exact = float(values[first])
+            if math.isfinite(exact):
+                margin = 1e3 * abs(exact - float(screen[first])) + 1e-13 * (1.0 + abs(exact))
+                order = [k for k in order[1:] if screen[k] > exact - margin]
+            for k in order:
+                laws[k] = self._exact(acc, mean, second, k, values)
         else:
-            if len(rows) <= _TAYLOR_ROWS:
-                screen, count = self._taylor(acc, mean, second), EXACT_ROWS
-            else:
-                screen, count = self._screen(acc, mean, second), _TAYLOR_ROWS
-            keep = np.argpartition(-screen, count - 1)[:count]
-        values[keep] = batched_values(
-            self.profile, self.server, acc[keep], mean[keep], second[keep]
-        )
+            screen = self._screen(acc, mean, second)
+            keep = np.argpartition(-screen, _TAYLOR_ROWS - 1)[:_TAYLOR_ROWS]
+            for k in keep.tolist():
+                laws[k] = self._exact(acc, mean, second, k, values)
         k = int(np.argmax(values))
-        return k, float(values[k])
+        law = laws[k] if k in laws else self._exact(acc, mean, second, k, values)
+        return k, float(values[k]), Center(float(mean[k]), float(second[k]), law)
 
-    def _taylor(self, acc: FloatArray, mean: FloatArray, second: FloatArray) -> FloatArray:
-        """J with F to second order around the rows' mean (see the module docstring)."""
+    def _exact(
+        self, acc: FloatArray, mean: FloatArray, second: FloatArray, k: int, values: FloatArray
+    ) -> Delay:
+        """J at row ``k`` into ``values[k]``; its delay law."""
+        law = delay(self.server, self.profile.rate, float(mean[k]), float(second[k]))
+        values[k] = self.profile.alpha * float(acc[k]) - law.system_time
+        return law
+
+    def _taylor(
+        self, acc: FloatArray, mean: FloatArray, second: FloatArray, center: Center | None
+    ) -> FloatArray:
+        """J with F to second order around ``center`` or the rows' mean (module docstring)."""
         p = self.profile
-        m1, m2 = float(mean.sum()) / mean.size, float(second.sum()) / second.size
-        law = delay(self.server, p.rate, m1, m2)
+        if center is None:
+            m1, m2 = float(mean.sum()) / mean.size, float(second.sum()) / second.size
+            law = delay(self.server, p.rate, m1, m2)
+        else:
+            m1, m2, law = center
         if not math.isfinite(law.system_time):
             return self._screen(acc, mean, second)
         dm1, dm2 = mean - m1, second - m2
