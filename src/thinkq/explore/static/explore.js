@@ -7,7 +7,7 @@
   var P = window.ThinkqPlot;
   var LABELS = {
     rate: ["rate λ", "queries per second"],
-    alpha: ["alpha α", "weight of accuracy per second of mean system time"],
+    alpha: ["alpha α", "accuracy's weight (per s)"],
     max_tokens: ["l_max", "the most thinking tokens"],
     slots: ["slots B", "sequences decoded at once"]
   };
@@ -177,7 +177,8 @@
     if (data.mean_batch !== null && data.settings.slots > 1) {
       box.appendChild(stat("mean batch", fmt(data.mean_batch), "mean number of queries in service"));
     }
-    box.appendChild(stat("mean budget per query", fmt(data.summary.mean_budget_per_query) + " tok"));
+    box.appendChild(stat("budget per query", fmt(data.summary.mean_budget_per_query) + " tok",
+                         "mean thinking tokens per query"));
   }
 
   function frontier(data) {
@@ -191,14 +192,14 @@
     var tail = f.points.map(function (p) { return [p[key], p.accuracy]; });
     var op = f.operating_point;
     P.lineChart("frontier", {
-      height: 300, xLabel: "system time (s)", yLabel: "mean accuracy",
+      height: 300, xLog: true, xLabel: "system time (s, log scale)", yLabel: "mean accuracy",
       series: [
         { name: "mean system time", points: mean, dots: true },
         { name: "p" + f.percentile + " system time", points: tail, dashed: true, dots: true }
       ],
       markers: [
         { x: op.mean_system_time, y: op.accuracy, label: "α = " + fmt(op.alpha, 3) + " (mean)" },
-        { x: op[key], y: op.accuracy, label: "p" + f.percentile, color: "#dc2626" }
+        { x: op[key], y: op.accuracy, label: "p" + f.percentile, color: "#dc2626", below: true }
       ]
     });
     $("frontier-note").textContent = f.points.length + " solves from α = 0; the trace ends where " +
@@ -224,10 +225,9 @@
       summary.appendChild(tiles);
     }
     P.barChart("budget-bars", {
-      xLabel: "thinking tokens",
-      bars: data.rows.map(function (row, i) {
-        return { label: row.name, value: row.budget, note: "(" + fmt(100 * row.share, 3) + " % of queries)",
-                 color: P.palette[0] };
+      xLabel: "thinking tokens (beside each: its share of the queries)",
+      bars: data.rows.map(function (row) {
+        return { label: row.name, value: row.budget, note: "(" + fmt(100 * row.share, 3) + " % of queries)" };
       })
     });
     var body = $("budgets").querySelector("tbody");
