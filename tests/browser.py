@@ -118,10 +118,12 @@ def origin_of(url: str) -> str:
 
 @dataclass
 class Browser:
-    """A headless page and every URL it requested, in order."""
+    """A headless page, every URL it requested (in order), and the uncaught errors of
+    its scripts (``errors``: a page test asserts it stays empty)."""
 
     page: Page
     requests: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
 
     def outside(self, origin: str) -> list[str]:
         """The requested URLs not on ``origin`` (``scheme://host:port``);
@@ -158,6 +160,7 @@ def chromium(*, width: int = 1280, height: int = 900) -> Iterator[Browser]:
             page = context.new_page()
             seen = Browser(page)
             page.on("request", lambda request: seen.requests.append(request.url))
+            page.on("pageerror", lambda error: seen.errors.append(f"{error.name}: {error}"))
             yield seen
             context.close()
         finally:

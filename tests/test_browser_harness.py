@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 
 import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse
+from starlette.responses import HTMLResponse, JSONResponse, StreamingResponse
 from starlette.routing import Route
 
 from browser import Browser, chromium, origin_of, screenshot, serving
@@ -28,6 +29,15 @@ LEAKY = """<!doctype html>
 <p id="done">loaded</p>
 <script>fetch("http://203.0.113.7:9/beacon").catch(() => {});</script>
 """
+LIVE = """<!doctype html>
+<title>live</title>
+<p id="count">0</p>
+<script>
+const source = new EventSource("/api/events");
+source.onmessage = (event) => { document.getElementById("count").textContent = event.data; };
+</script>
+<button id="broken" onclick="undefinedFunction()">broken</button>
+"""
 
 
 def _app() -> Starlette:
@@ -40,7 +50,27 @@ def _app() -> Starlette:
     async def ping(request: Request) -> JSONResponse:
         return JSONResponse({"pong": f"pong {request.query_params['n']}"})
 
-    return Starlette(routes=[Route("/", index), Route("/leaky", leaky), Route("/api/ping", ping)])
+    async def live(request: Request) -> HTMLResponse:
+        return HTMLResponse(LIVE)
+
+    async def events(request: Request) -> StreamingResponse:
+        async def stream() -> AsyncIterator[str]:
+            for n in range(1, 4):
+                yield f"data: {n}\n\n"
+                await asyncio.sleep(0.1)
+            await asyncio.sleep(60)  # an open stream, as a live page's
+
+        return StreamingResponse(stream(), media_type="text/event-stream")
+
+    return Starlette(
+        routes=[
+            Route("/", index),
+            Route("/leaky", leaky),
+            Route("/live", live),
+            Route("/api/ping", ping),
+            Route("/api/events", events),
+        ]
+    )
 
 
 def test_a_click_fetches_from_the_page_s_own_server_only() -> None:
@@ -73,6 +103,18 @@ def test_requests_that_leave_the_server_show_up_in_outside() -> None:
         assert "https://cdn.example.com/lib.js" in outside
         assert "http://203.0.113.7:9/beacon" in outside
         assert base + "/leaky" not in outside
+
+
+def test_server_sent_events_stream_through_and_script_errors_are_recorded() -> None:
+    with serving(_app()) as base, chromium() as browser:
+        browser.page.goto(base + "/live")
+        browser.page.wait_for_function("document.getElementById('count').textContent === '3'")
+        assert browser.errors == []
+        browser.page.click("#broken")
+        browser.page.wait_for_function("true")
+        assert len(browser.errors) == 1
+        assert "undefinedFunction" in browser.errors[0]
+        assert browser.outside(base) == []
 
 
 def test_outside_compares_whole_origins() -> None:
