@@ -278,12 +278,11 @@ def test_the_board_is_an_importable_dashboard() -> None:
         "DS_PROMETHEUS", "datasource", "prometheus",
     )  # fmt: skip
     datasource = {"type": "prometheus", "uid": "${DS_PROMETHEUS}"}
-    panels = [p for p in _panels(document["panels"]) if p["type"] != "row"]
-    assert len({p["id"] for p in _panels(document["panels"])}) == len(
-        list(_panels(document["panels"]))
-    )
+    everything = list(_panels(document["panels"]))
+    panels = [p for p in everything if p["type"] != "row"]
+    assert len({p["id"] for p in everything}) == len(everything), "panel ids repeat"
     cells: set[tuple[int, int]] = set()
-    for panel in _panels(document["panels"]):
+    for panel in everything:
         box = panel["gridPos"]
         assert box["x"] >= 0, panel["title"]
         assert box["x"] + box["w"] <= 24, panel["title"]
