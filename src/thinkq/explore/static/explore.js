@@ -225,7 +225,7 @@
       summary.appendChild(tiles);
     }
     P.barChart("budget-bars", {
-      xLabel: "thinking tokens (beside each: its share of the queries)",
+      xLabel: "thinking tokens per query",
       bars: data.rows.map(function (row) {
         return { label: row.name, value: row.budget, note: "(" + fmt(100 * row.share, 3) + " % of queries)" };
       })
