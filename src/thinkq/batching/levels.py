@@ -114,12 +114,17 @@ class Levels:
         # dl/dmu = -c / (alpha A b^2 e^{-b l} + 2 F2 c^2) for the types strictly inside,
         # dl/dF2 = -2 c t / (the same)
         denominator = self.curvature * np.exp(self.minus_b * l) + (2.0 * f2) * self.c2
-        with np.errstate(divide="ignore", invalid="ignore"):  # an underflow: no Newton step
-            weight = np.where(inside, self.pc2 / denominator, 0.0)
+        # (inside solve's errstate: a denominator that underflows gives no Newton step)
+        weight = np.where(inside, self.pc2 / denominator, 0.0)
         slope = -float(np.add.reduce(weight))
         return l, _Spend(mu, f2, float(np.dot(self.ws.pc, l)), slope, weight, l)
 
     def solve(self, a: float, *, rtol: float = _MU_RTOL) -> Level:
+        """The budgets maximising J subject to E[S] = ``a`` (see :meth:`_solve`)."""
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            return self._solve(a, rtol=rtol)
+
+    def _solve(self, a: float, *, rtol: float) -> Level:
         """The budgets maximising J subject to E[S] = ``a``, by safeguarded Newton on mu.
 
         The spend sum pi c l(mu) decreases in mu from s(l_max) to 0 across the bracket
@@ -185,7 +190,8 @@ class Levels:
         p, ws = self.ws.profile, self.ws
         t = p.t0 + p.c * l
         weighted = p.share * t
-        d = float(np.add.reduce(weighted)) - a
+        m1 = float(np.add.reduce(weighted))
+        d = m1 - a
         m2 = float(np.dot(weighted, t)) + p.extra_second_moment
         accuracy = ws.floor - float(np.dot(ws.pi_a, np.expm1(self.minus_b * l)))
         f = law.system_time + law.d_second * m2
@@ -195,9 +201,9 @@ class Levels:
         slow = abs(law.d_mean_mean * d) <= 1e-2 * abs(law.d_mean) and abs(
             law.d_mean_second * d
         ) <= 1e-2 * abs(law.d_second)
-        if not slow:  # far off the level, or near the capacity: from scratch
-            x = ws.point(l)
-            return x.objective, x.delay.d_mean, x.m1
+        if not slow:  # far off the level, or near the capacity: the law at the point
+            law = delay(ws.server, p.rate, m1, m2)
+            return p.alpha * accuracy - law.system_time, law.d_mean, m1
         if d != 0.0:
             f += d * (f1 + 0.5 * law.d_mean_mean * d)
             f1 += law.d_mean_mean * d
@@ -215,7 +221,10 @@ class Levels:
         grid = self.grid(points)
         spacing = float(grid[-1] - grid[0]) / max(grid.size - 1, 1)
         loose = max(rtol, _SPACING * spacing / max(self.top - self.base, 1e-300))
-        return [self.solve(float(a), rtol=loose) for a in grid]
+        # one errstate for every level: the responses run without their own (entering
+        # one costs about a microsecond, and a scan makes a few dozen responses)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            return [self._solve(float(a), rtol=loose) for a in grid]
 
 
 class _Root:

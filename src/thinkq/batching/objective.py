@@ -95,30 +95,34 @@ def _root(types: _Types, f1: float, f2: float, *, fast: bool = False) -> FloatAr
 
     ``fast``: omega by :func:`thinkq.lambert.halley_omega` (1e-14 of scipy's).
     """
-    b, c, t0 = types.b, types.c, types.t0
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        if f2 <= 0.0:
-            if f1 <= 0.0:
-                return np.full(b.shape, np.inf)
-            result: FloatArray = np.log(types.gain / f1) / b
+        return _unguarded_root(types, f1, f2, fast=fast)
+
+
+def _unguarded_root(types: _Types, f1: float, f2: float, *, fast: bool) -> FloatArray:
+    """:func:`_root` without its :class:`numpy.errstate` (entering one costs about a
+    microsecond): for callers already inside one that ignores divide, invalid and over."""
+    b, c, t0 = types.b, types.c, types.t0
+    if f2 <= 0.0:
+        if f1 <= 0.0:
+            return np.full(b.shape, np.inf)
+        result: FloatArray = np.log(types.gain / f1) / b
+        return result
+    log_bl = types.log_gain - math.log(2.0 * f2)
+    ratio = f1 / (2.0 * f2)
+    if f1 > 0.0 and not ratio < 1e300:  # F1 / (2 F2) overflows: in logs
+        shift = np.logaddexp(types.log_t0, math.log(f1) - math.log(2.0 * f2))
+        k = -np.exp(shift) / c
+        log_minus_bk: FloatArray | Callable[[], FloatArray] = types.log_bc + shift
+    else:  # -c K = t0 + F1 / (2 F2); log(-b K) only if needed (y = inf), nan if K > 0
+        total = t0 + ratio
+        k = total / types.minus_c
+
+        def log_minus_bk() -> FloatArray:
+            result: FloatArray = types.log_bc + np.log(total)
             return result
-        log_bl = types.log_gain - math.log(2.0 * f2)
-        ratio = f1 / (2.0 * f2)
-        if f1 > 0.0 and not ratio < 1e300:  # F1 / (2 F2) overflows: in logs
-            shift = np.logaddexp(types.log_t0, math.log(f1) - math.log(2.0 * f2))
-            k = -np.exp(shift) / c
-            log_minus_bk: FloatArray | Callable[[], FloatArray] = types.log_bc + shift
-        else:  # -c K = t0 + F1 / (2 F2); log(-b K) only if needed (y = inf), nan if K > 0
-            total = t0 + ratio
-            k = total / types.minus_c
 
-            def log_minus_bk() -> FloatArray:
-                result: FloatArray = types.log_bc + np.log(total)
-                return result
-
-        return root_unguarded(
-            log_bl, k, b, log_minus_bk, omega=halley_omega if fast else wrightomega
-        )
+    return root_unguarded(log_bl, k, b, log_minus_bk, omega=halley_omega if fast else wrightomega)
 
 
 class _Responder:
@@ -145,22 +149,26 @@ class _Responder:
         gain at l = 0 is at most its marginal cost there, l_max where the gain at l_max
         is at least the cost there, and the root of eq. (19) otherwise. Also returns
         the mask of those other types. For the search over levels: the root's omega
-        is :func:`thinkq.lambert.halley_omega`; the certificate uses scipy's.
+        is :func:`thinkq.lambert.halley_omega`; the certificate uses scipy's. Call it
+        inside a :class:`numpy.errstate` ignoring divide, invalid and over
+        (:class:`thinkq.batching.levels.Levels` enters one for all its responses).
         """
         types = self.types
         if types.b.size <= _SMALL:  # a few types: fewest numpy calls
-            l: FloatArray = np.minimum(np.maximum(_root(types, f1, f2), 0.0), self.l_max)
+            root = _unguarded_root(types, f1, f2, fast=False)
+            l: FloatArray = np.minimum(np.maximum(root, 0.0), self.l_max)
             return l, (l > 0.0) & (l < self.l_max)
         top = self.gain_max >= f1 + 2.0 * f2 * self.t_max
         inside = (types.gain > f1 + 2.0 * f2 * types.t0) & ~top
         result: FloatArray = np.where(top, self.l_max, 0.0)
         count = int(np.count_nonzero(inside))
         if 4 * count > inside.size:  # most types: no gather, the root everywhere
-            root = np.minimum(np.maximum(_root(types, f1, f2, fast=True), 0.0), self.l_max)
+            root = _unguarded_root(types, f1, f2, fast=True)
+            root = np.minimum(np.maximum(root, 0.0), self.l_max)
             result = np.where(inside, root, result)
         elif count:
             index = np.flatnonzero(inside)
-            root = _root(types.take(index), f1, f2, fast=True)
+            root = _unguarded_root(types.take(index), f1, f2, fast=True)
             result[index] = np.minimum(np.maximum(root, 0.0), self.l_max)
         return result, inside
 
