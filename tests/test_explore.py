@@ -58,6 +58,10 @@ def batched_file(directory: Path, slots: int) -> Path:
     return write_document(directory / f"batched-{slots}.json", doc)
 
 
+def profile_shares(path: Path) -> list[float]:
+    return [float(s) for s in load_profile(path).share]
+
+
 def ask(client: TestClient, body: Any) -> dict[str, Any]:
     response = client.post("/api/solve", json=body)
     assert response.status_code == 200, response.text
@@ -212,13 +216,25 @@ def test_many_types_show_a_summary_and_the_largest_budgets(tmp_path: Path) -> No
     printed = cli_solve(path)
     assert answer["budgets"] == budgets_of(printed)
     assert answer["shown"] == "largest"
-    assert len(answer["rows"]) == 20
-    shown = [row["budget"] for row in answer["rows"]]
-    assert shown == sorted(answer["budgets"], reverse=True)[:20]
+    rows = answer["rows"]
+    assert len(rows) == 20
+    share = dict(zip(answer["names"], profile_shares(path), strict=True))
+    budget = dict(zip(answer["names"], answer["budgets"], strict=True))
+    shown = [row["share"] for row in rows]
+    assert shown == sorted(shown, reverse=True)
+    assert min(shown) >= max(s for n, s in share.items() if n not in {r["name"] for r in rows})
+    assert all(row["budget"] == budget[row["name"]] for row in rows)
     summary = answer["summary"]
     assert summary["types"] == 400
     assert summary["at_zero"] + summary["at_max"] + summary["in_between"] == 400
     assert summary["total_budget"] == sum(answer["budgets"])
+    histogram = summary["histogram"]
+    assert sum(b["types"] for b in histogram) == 400
+    assert sum(b["share"] for b in histogram) == pytest.approx(1.0)
+    zero_share = sum(s for n, s in share.items() if budget[n] == 0)
+    assert histogram[0]["types"] == summary["at_zero"]
+    assert histogram[0]["share"] == pytest.approx(zero_share)
+    assert histogram[-1]["high"] == max(answer["budgets"])
 
 
 def test_the_profile_endpoint_gives_defaults_and_slider_ranges(

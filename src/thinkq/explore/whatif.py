@@ -7,12 +7,14 @@ Everything here is :func:`thinkq.solve` (the integer budgets ``thinkq solve`` pr
 
 from __future__ import annotations
 
+import itertools
 import time
 from typing import Any
 
 import numpy as np
 
 from thinkq import model
+from thinkq._typing import FloatArray, IntArray
 from thinkq.errors import ThinkqError, UnstableLoadError
 from thinkq.explore.settings import Settings, apply, saturation_rate
 from thinkq.profile import Profile
@@ -29,10 +31,12 @@ __all__ = [
     "what_if",
 ]
 
-#: Up to this many task types every row is shown; beyond, the largest budgets only.
+#: Up to this many task types every row is shown; beyond, the largest shares only.
 FULL_TABLE_MAX_TASKS = 50
-#: How many of the largest budgets a summary shows (as ``thinkq solve`` does).
+#: How many types (those with the largest shares of the queries) a summary shows.
 LARGEST_SHOWN = 20
+#: Bins of positive budgets in a summary's histogram (zero budgets have their own).
+HISTOGRAM_BINS = 8
 #: Points of the frontier (fewer than ``thinkq frontier``'s 30: it is redrawn as you drag).
 FRONTIER_POINTS = 20
 #: Simulated queries per frontier point on a batched server (p95 only; the mean is exact).
@@ -40,12 +44,13 @@ FRONTIER_QUERIES = 20_000
 
 
 def _rows(result: SolveResult) -> tuple[str, list[dict[str, Any]]]:
-    """Every type (few types), or the largest budgets first (``thinkq solve``'s order)."""
+    """Every type (few types), or those with the largest shares of the queries (ties:
+    the larger budget first)."""
     p = result.profile
     if p.size <= FULL_TABLE_MAX_TASKS:
         shown, order = "all", list(range(p.size))
     else:
-        keys = np.lexsort((-result.continuous.budgets, -result.budgets))[:LARGEST_SHOWN]
+        keys = np.lexsort((-result.budgets, -p.share))[:LARGEST_SHOWN]
         shown, order = "largest", [int(k) for k in keys]
     accuracy = model.accuracy(p, result.budgets)
     service = model.service_time(p, result.budgets)
@@ -63,6 +68,22 @@ def _rows(result: SolveResult) -> tuple[str, list[dict[str, Any]]]:
     return shown, rows
 
 
+def _histogram(budgets: IntArray, share: FloatArray) -> list[dict[str, Any]]:
+    """Types and share of the queries by budget: zero, then equal bins up to the largest
+    (each bin holds budgets in (low, high])."""
+    top = int(budgets.max()) if budgets.size else 0
+    edges = np.unique(np.ceil(np.linspace(0, top, HISTOGRAM_BINS + 1)).astype(np.int64))
+    bins = [(0, 0)] + [(int(a), int(b)) for a, b in itertools.pairwise(edges)]
+    found = []
+    for low, high in bins:
+        inside = budgets == 0 if high == 0 else (budgets > low) & (budgets <= high)
+        found.append(
+            {"low": low, "high": high, "types": int(np.count_nonzero(inside)),
+             "share": float(share[inside].sum())}
+        )  # fmt: skip
+    return found
+
+
 def _summary(result: SolveResult) -> dict[str, Any]:
     budgets, p = result.budgets, result.profile
     at_zero = int(np.count_nonzero(budgets == 0))
@@ -74,6 +95,7 @@ def _summary(result: SolveResult) -> dict[str, Any]:
         "in_between": int(budgets.size) - at_zero - at_max,
         "total_budget": int(budgets.sum()),
         "mean_budget_per_query": float(np.dot(p.share, budgets)),
+        "histogram": _histogram(budgets, p.share),
     }
 
 

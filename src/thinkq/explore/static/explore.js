@@ -212,7 +212,8 @@
     var s = data.summary;
     $("budgets-title").textContent = data.shown === "all"
       ? "Budgets per task type"
-      : "The " + data.rows.length + " largest budgets of " + s.types.toLocaleString() + " task types";
+      : s.types.toLocaleString() + " task types: a summary, and the " + data.rows.length +
+        " with the largest shares of the queries";
     var summary = $("budget-summary");
     summary.innerHTML = "";
     if (data.shown !== "all") {
@@ -223,6 +224,17 @@
         tiles.appendChild(stat(pair[0], pair[1].toLocaleString()));
       });
       summary.appendChild(tiles);
+      var histogram = document.createElement("div");
+      summary.appendChild(histogram);
+      P.barChart(histogram, {
+        title: "Share of the queries by budget",
+        xLabel: "share of the queries", format: function (v) { return fmt(v, 3) + " %"; },
+        bars: s.histogram.map(function (bin) {
+          var label = bin.high === 0 ? "0 tokens" : (bin.low + 1) + "–" + bin.high + " tokens";
+          return { label: label, value: 100 * bin.share, note: "(" + bin.types.toLocaleString() + " types)",
+                   color: P.palette[2] };
+        })
+      });
     }
     P.barChart("budget-bars", {
       xLabel: "thinking tokens per query",
