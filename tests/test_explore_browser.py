@@ -106,11 +106,9 @@ def drag(page: Page, selector: str, fraction: float) -> str:
 
 
 def opened(b: Browser, url: str) -> Page:
-    errors: list[str] = []
-    b.page.on("pageerror", lambda error: errors.append(str(error)))
     b.page.goto(url)
     shown(b.page)
-    assert errors == []
+    assert b.errors == []
     return b.page
 
 
@@ -134,6 +132,7 @@ def test_the_rate_slider_shows_the_budgets_thinkq_solve_prints(paper_url: str) -
         shown(page, rate=value)
         assert budgets_shown(page) == solve_budgets("--rate", value)
         assert b.outside(paper_url) == []
+        assert b.errors == []
 
 
 def test_unstable_and_invalid_settings_show_a_message(paper_url: str) -> None:
@@ -157,6 +156,7 @@ def test_unstable_and_invalid_settings_show_a_message(paper_url: str) -> None:
         shown(page, rate="0.1", alpha="30", maxTokens="32768")
         assert page.query_selector("#frontier svg .tq-marker") is not None
         assert b.outside(paper_url) == []
+        assert b.errors == []
 
 
 def test_slots_on_a_batched_server_show_what_thinkq_solve_prints(tmp_path: Path) -> None:
@@ -173,6 +173,7 @@ def test_slots_on_a_batched_server_show_what_thinkq_solve_prints(tmp_path: Path)
         shown(page, rate="2.5", slots="4")
         assert budgets_shown(page) == solve_budgets(four, "--rate", "2.5")
         assert b.outside(url) == []
+        assert b.errors == []
 
 
 def test_plot_js_ticks_and_numbers_in_the_browser(paper_url: str) -> None:
