@@ -91,7 +91,7 @@
 
   function clock(age) {
     var when = new Date(Date.now() - 1000 * age);
-    return when.toTimeString().slice(0, 5);
+    return when.toTimeString().slice(0, 8);
   }
 
   function drawHistory(d) {
@@ -149,7 +149,7 @@
     var tail = fr.points.map(function (p) { return [p.percentile_system_time, 100 * p.accuracy]; });
     var op = fr.operating_point;
     P.lineChart("frontier-chart", {
-      height: 280, xLabel: "system time (s)", yLabel: "mean accuracy (%)",
+      height: 280, xLabel: "system time (s, log scale)", yLabel: "mean accuracy (%)", xLog: true,
       series: [
         { name: "mean", points: mean, dots: true },
         { name: "p" + fr.percentile, points: tail, dashed: true }
@@ -200,7 +200,7 @@
       (last ? "; the last " + ago(last.age) + " at " + fmt(last.rate) + " /s" : "") +
       ". Listed: those that moved budgets or the overload state.";
     table("resolves-table", ["when", "rate", "utilisation", "budgets moved"],
-      h.log.slice(0, 12).map(function (r) {
+      h.log.slice(0, 8).map(function (r) {
         var moves = r.moves.map(function (m) {
           var delta = m.after - m.before;
           return m.task + " " + m.before + "→" + m.after + " (" + (delta > 0 ? "+" : "") + delta + ")";
@@ -239,22 +239,25 @@
 
   var drawn = [drawFigures, drawHistory, drawFrontier, drawBudgets, drawResolves, drawServer];
 
-  function draw(d) {
+  function draw(d, fetched) {
     drawn.forEach(function (f) {
       try { f(d); } catch (e) { if (window.console) console.error(e); }
     });
     updated.textContent = "updated " + new Date().toTimeString().slice(0, 8);
     updated.className = "tq-status tq-ok";
-    document.body.setAttribute("data-solves", String(d.figures.solves));
+    // when the figures shown were asked for and drawn (seconds since the epoch)
+    document.body.setAttribute("data-fetched", String(fetched / 1000));
+    document.body.setAttribute("data-drawn", String(Date.now() / 1000));
   }
 
   function refresh() {
+    var fetched = Date.now();
     fetch("dashboard.json", { credentials: "same-origin", cache: "no-store" })
       .then(function (r) {
         if (!r.ok) throw new Error(r.status === 401 ? "signed out: reload to sign in" : "HTTP " + r.status);
         return r.json();
       })
-      .then(draw)
+      .then(function (d) { draw(d, fetched); })
       .catch(function (e) {
         updated.textContent = String(e.message || e);
         updated.className = "tq-status tq-failed";
