@@ -63,8 +63,7 @@ def explore_command(
     tau0: Tau0Option = None,
     tau1: Tau1Option = None,
 ) -> None:
-    """A local what-if page: sliders for rate, alpha, l_max and slots re-solve as they
-    move and show the budgets, the queue's figures and the frontier."""
+    """A what-if page: drag rate, alpha, l_max and slots; see the budgets re-solved."""
     profile = with_law(load(profile_path, rate=None, alpha=None, max_tokens=None), tau0, tau1, None)
     application = create_app(profile)
     sock = _bind(host, port)
