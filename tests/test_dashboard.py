@@ -261,6 +261,29 @@ def test_samples_are_spaced_and_bounded_and_the_log_is_bounded() -> None:
     run(scenario, clock=clock)
 
 
+def test_objectives_are_sampled_predicted_and_measured() -> None:
+    async def scenario(client: httpx.AsyncClient, gateway: Gateway) -> None:
+        for _ in range(4):
+            reply = await client.post("/v1/chat/completions", json=CHAT)
+            assert reply.status_code == 200
+        gateway.history.every = 0.0
+        gateway.resolve()
+        state = (await client.get("/thinkq/state")).json()
+        data = (await client.get("/thinkq/dashboard.json")).json()
+        assert data["figures"]["slo"] == state["slo"]
+        (objective,) = state["slo"]["objectives"]
+        assert objective["objective"] == "p95<=2s"
+        assert objective["measured"] is not None
+        samples = data["history"]["samples"]
+        assert len(samples["slo"]) == 2  # at start (nothing served yet), after the re-solve
+        ((predicted, measured),) = samples["slo"][0]
+        assert predicted > 0
+        assert measured is None
+        assert samples["slo"][-1] == [[objective["predicted"], objective["measured"]]]
+
+    run(scenario, objectives=["p95<=2s"])
+
+
 async def frontier_of(client: httpx.AsyncClient) -> dict[str, Any]:
     """The dashboard's frontier once traced (in a worker thread)."""
     for _ in range(600):

@@ -27,6 +27,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from thinkq.serve.controller import Plan
 from thinkq.serve.dashboard.auth import HEADERS
 from thinkq.serve.dashboard.frontier import FrontierCache
 from thinkq.serve.dashboard.history import History
@@ -63,6 +64,7 @@ class Board:
     def __init__(self, gateway: Watched) -> None:
         self.gateway = gateway
         self.frontier = FrontierCache(gateway.controller.at, clock=gateway.clock)
+        self.summarised: tuple[Plan, dict[str, Any]] | None = None  # per plan: O(types)
 
     def data(self) -> dict[str, Any]:
         """Figures (as ``/thinkq/state``), budgets summary, history, frontier.
@@ -71,12 +73,14 @@ class Board:
         """
         g = self.gateway
         plan = g.controller.plan
+        if self.summarised is None or self.summarised[0] is not plan:
+            self.summarised = (plan, budgets_summary(g.profile, plan))
         return {
             "model": g.server.model,
             "mode": g.mode,
             "poll": POLL_SECONDS,
             "figures": figures(g),
-            "budgets": budgets_summary(g.profile, plan),
+            "budgets": self.summarised[1],
             "history": g.history.to_dict(),
             "frontier": self.frontier.get(plan),
             "frontier_error": self.frontier.error,
