@@ -131,6 +131,12 @@ def test_the_rate_slider_shows_the_budgets_thinkq_solve_prints(paper_url: str) -
         assert page.locator("#rate-number").input_value() == value
         shown(page, rate=value)
         assert budgets_shown(page) == solve_budgets("--rate", value)
+
+        page.goto(f"{paper_url}#rate=0.37&alpha=30&max_tokens=32768")  # a link to a what-if
+        page.reload()
+        shown(page, rate="0.37")
+        assert budgets_shown(page) == expected
+        assert page.url.endswith("#rate=0.37&alpha=30&max_tokens=32768")
         assert b.outside(paper_url) == []
         assert b.errors == []
 

@@ -71,8 +71,10 @@
     $("profile-name").textContent = info.source + " · " + info.types.toLocaleString() + " task types";
     var sliders = $("sliders");
     sliders.innerHTML = "";
+    var linked = fromHash();
     Object.keys(LABELS).forEach(function (name) {
-      if (info.ranges[name]) sliders.appendChild(control(name, info.ranges[name], info.defaults[name]));
+      var value = name in linked ? linked[name] : info.defaults[name];
+      if (info.ranges[name]) sliders.appendChild(control(name, info.ranges[name], value));
     });
     $("law-note").textContent = info.law
       ? "Batched server: step time " + info.law.law + " (docs/batching.md)."
@@ -86,6 +88,23 @@
       changed();
     });
     solveNow();
+  }
+
+  // the settings live in the address (#rate=0.37&alpha=30): a what-if can be linked to
+  function fromHash() {
+    var found = {};
+    location.hash.replace(/^#/, "").split("&").forEach(function (pair) {
+      var parts = pair.split("=");
+      if (parts.length === 2 && parts[0] in LABELS) found[parts[0]] = decodeURIComponent(parts[1]);
+    });
+    return found;
+  }
+
+  function toHash(settings) {
+    var parts = Object.keys(controls).map(function (name) {
+      return name + "=" + encodeURIComponent(String(settings[name]));
+    });
+    history.replaceState(null, "", "#" + parts.join("&"));
   }
 
   function settings() {
@@ -161,6 +180,7 @@
     stats(data);
     frontier(data);
     budgets(data);
+    if (latest) toHash(data.settings);
     status(latest ? "ok" : "solving", "solved", data.settings);
     // the time in a tooltip, not the text: screenshots of the same settings stay the same
     $("status").title = "solved in " + Math.round(1000 * data.seconds) + " ms";
