@@ -312,6 +312,27 @@ def test_the_frontier_is_traced_off_the_loop_with_the_plan_on_it() -> None:
     run(scenario)
 
 
+def test_no_frontier_while_overloaded_and_the_page_says_why() -> None:
+    clock = Clock(0.0)
+
+    async def scenario(client: httpx.AsyncClient, gateway: Gateway) -> None:
+        for _ in range(400):  # 100/s: even zero budgets (0.1 s each) are unstable
+            clock.now += 0.01
+            gateway.estimator.arrival(0)
+        assert gateway.resolve().overloaded
+        for _ in range(200):
+            data = (await client.get("/thinkq/dashboard.json")).json()
+            if data["frontier_error"] is not None:
+                break
+            await asyncio.sleep(0.05)
+        assert data["frontier"] is None
+        assert data["frontier_error"] == "overloaded: even zero budgets are unstable"
+        assert data["figures"]["overloaded"]
+        assert data["history"]["log"][0]["overloaded"]
+
+    run(scenario, clock=clock, window=4.0)
+
+
 # ------------------------------------------------------------------ 10,000 types
 
 

@@ -106,5 +106,5 @@ class FrontierCache:
             point = self.at(estimate)
             self.value = await asyncio.to_thread(traced, point, plan)
             self.error = None
-        except ThinkqError as exc:  # the load moved past stability meanwhile
-            self.error = str(exc)
+        except (ThinkqError, ValueError, ArithmeticError) as exc:  # e.g. unstable meanwhile
+            self.value, self.error = None, f"the frontier could not be traced: {exc}"
