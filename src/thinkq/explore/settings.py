@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from thinkq.batching.server import Server
+from thinkq.batching.server import UNLIMITED_SLOTS, Server
 from thinkq.errors import ProfileError, UnstableLoadError
 from thinkq.profile import Profile
 
@@ -85,6 +85,8 @@ def parse(body: Any, profile: Profile) -> Settings:
         raise ValueError(f"{unknown[0]}: unknown field (known: {', '.join(FIELDS)})")
     base = defaults(profile)
     slots = _value(body, "slots", base.slots, integer=True)
+    if slots is not None and not 1 <= slots <= UNLIMITED_SLOTS:
+        raise ValueError(f"slots: expected 1 to {UNLIMITED_SLOTS} (unlimited), got {slots}")
     if slots is not None and profile.server is None:
         raise ValueError(
             "slots: the profile has no step-time law (start thinkq explore with --tau0 and "
