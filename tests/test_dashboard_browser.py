@@ -47,6 +47,7 @@ SHARES = (0.4, 0.25, 0.2, 0.15)
 #: Seconds beyond the update period that a draw may take on a busy machine.
 SLACK = 2.0
 BOUND = 60.0  # seconds: only to turn a hang into a failure
+OBJECTIVE = "p95<=1s"  # binds at every load of the test: the budgets follow it
 
 
 def four_types() -> Profile:
@@ -153,6 +154,9 @@ SHOWN = """() => {
   return {
     fetched: Number(document.body.dataset.fetched), drawn: Number(document.body.dataset.drawn),
     rate: value("#rate"), utilization: value("#utilization"), predicted: value("#predicted"),
+    objectives: [...document.querySelectorAll("#slo-table tr[data-objective]")].map((tr) => ({
+      objective: tr.dataset.objective, predicted: tr.querySelector(".predicted").dataset.value,
+    })),
     rows: [...document.querySelectorAll("#budgets-table tr[data-task]")].map((tr) => ({
       task: tr.dataset.task,
       budget: tr.querySelector(".budget").dataset.value,
@@ -181,6 +185,8 @@ def agrees(page: dict[str, Any], state: dict[str, Any]) -> bool:
         and {r["task"]: int(r["budget"]) for r in page["rows"]} == state["budgets"]
         and all(r["budgetText"] == r["budget"] for r in page["rows"])
         and {r["task"]: float(r["share"]) for r in page["rows"]} == state["shares_estimate"]
+        and [(o["objective"], number(o["predicted"])) for o in page["objectives"]]
+        == [(o["objective"], o["predicted"]) for o in (state["slo"] or {}).get("objectives", [])]
     )
 
 
@@ -223,7 +229,7 @@ def test_the_live_page_follows_the_gateway_in_a_real_browser(
         server = Server(upstream, MODEL, timeout=BOUND)
         gateway = Gateway(
             four_types(), server, template=TEMPLATES["chatml"], resolve_every=0.5, window=8.0,
-            max_wait=10.0, max_queue=256,
+            max_wait=10.0, max_queue=256, objectives=[OBJECTIVE],
         )  # fmt: skip
         gateway.history.every = 0.5  # a sample per re-solve, so that a short test has a chart
         with running(gateway) as base, States(base) as states, chromium() as browser:
@@ -259,6 +265,7 @@ def test_the_live_page_follows_the_gateway_in_a_real_browser(
     assert len(checks) >= 8
     assert len(switched) >= 3  # the load moved the budgets while the page was checked
     assert len(page["rows"]) == 4
+    assert [o["objective"] for o in page["objectives"]] == [OBJECTIVE]
     assert log_rows >= 3
     assert outside == []
     assert errors == []

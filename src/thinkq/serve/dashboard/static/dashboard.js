@@ -132,6 +132,7 @@
     });
     P.lineChart("slo-chart", {
       height: 240, xLabel: "minutes ago", yLabel: "seconds", yZero: true, series: series,
+      xMin: Math.min(-1, x.length ? x[0] : -1), xMax: 0,
       xFormat: function (v) { return fmt(-v); },
       hLines: slo.objectives.map(function (o) { return { y: o.target, label: o.objective, dashed: true }; })
     });
