@@ -72,6 +72,7 @@ def test_page_and_its_json_need_the_key_in_every_form() -> None:
 
 def test_a_browser_without_the_key_gets_401_with_a_sign_in_form() -> None:
     async def scenario(client: httpx.AsyncClient, gateway: Gateway) -> None:
+        assert (await client.get("/thinkq", headers=HTML)).status_code == 401
         reply = await client.get("/thinkq/", headers=HTML)
         assert reply.status_code == 401
         assert reply.headers["content-type"].startswith("text/html")
@@ -107,6 +108,10 @@ def test_the_right_key_in_the_query_redirects_with_an_http_only_strict_cookie() 
         script = await client.get("/thinkq/static/plot.js")
         assert script.status_code == 200
         assert "ThinkqPlot" in script.text
+        bare = await client.get("/thinkq", params={"key": KEY})
+        assert bare.status_code == 303
+        assert bare.headers["location"] == "/thinkq/"
+        assert (await client.get("/thinkq", follow_redirects=True)).status_code == 200
         deeper = await client.get("/thinkq/state", params={"key": KEY})
         assert deeper.status_code == 303
         assert deeper.headers["location"] == "/thinkq/state"

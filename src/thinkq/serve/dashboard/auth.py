@@ -1,7 +1,7 @@
 """Signing in to the live page: a browser cannot send ``Authorization`` when it navigates.
 
 ``GET /thinkq/?key=KEY`` with the gateway's key answers ``303 See Other`` to the same
-path without the query, setting a cookie ``thinkq_session``: HttpOnly,
+path without the query (``/thinkq`` signs in to ``/thinkq/`` too), setting a cookie ``thinkq_session``: HttpOnly,
 ``SameSite=Strict``, ``Path=/thinkq``, holding HMAC-SHA256(key, :data:`PURPOSE`) in
 hex, a token derived from the key and not the key itself (it stays valid until the
 key changes, across restarts and across the gateways of a fleet). A wrong key in the
@@ -39,6 +39,7 @@ PREFIX = "/thinkq/"
 #: What the token signs, so that it is good for this use only.
 PURPOSE = b"thinkq dashboard session v1"
 _READ = frozenset({"GET", "HEAD"})
+_PAGE = PREFIX.rstrip("/")  # /thinkq, which the router redirects to /thinkq/
 #: Headers of the page's responses: no caching, no referrer, no framing, own scripts only.
 HEADERS = {
     "Cache-Control": "no-store",
@@ -104,19 +105,20 @@ class SignIn:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         reading = scope["type"] == "http" and scope["method"] in _READ
-        if not (reading and scope["path"].startswith(PREFIX)):
+        path = scope["path"] if reading else ""
+        if not (path.startswith(PREFIX) or path == _PAGE):
             await self.guarded(scope, receive, send)
             return
         query = scope.get("query_string", b"").decode("latin-1")
         given = parse_qs(query, keep_blank_values=True).get("key")
         if given is not None and hmac.compare_digest(given[-1].encode(), self.key):
-            await self._signed_in(scope["path"])(scope, receive, send)
+            await self._signed_in(PREFIX if path == _PAGE else path)(scope, receive, send)
             return
         cookie = _cookie(scope).encode("latin-1", "replace")
         if given is None and hmac.compare_digest(cookie, self.token):
             await self.app(scope, receive, send)
             return
-        if scope["path"] == PREFIX and _browser(scope):
+        if path in (PREFIX, _PAGE) and _browser(scope):
             await sign_in_form(wrong=given is not None)(scope, receive, send)
             return
         await self.guarded(scope, receive, send)
