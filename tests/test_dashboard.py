@@ -18,7 +18,9 @@ from fakes import Clock, FakeServer, profile
 from test_serve_app import CHAT, gateway_client
 from thinkq import Profile
 from thinkq.serve import Gateway
+from thinkq.serve.controller import Plan
 from thinkq.serve.dashboard.auth import COOKIE, token
+from thinkq.serve.dashboard.frontier import MAX_AGE, MIN_INTERVAL, FrontierCache
 from thinkq.serve.dashboard.history import LOG_LENGTH, MOVES_SHOWN
 from thinkq.serve.dashboard.summary import MAX_ROWS
 
@@ -336,6 +338,41 @@ def test_no_frontier_while_overloaded_and_the_page_says_why() -> None:
         assert data["history"]["log"][0]["overloaded"]
 
     run(scenario, clock=clock, window=4.0)
+
+
+def test_the_frontier_is_traced_again_only_when_the_load_moved() -> None:
+    clock = Clock(100.0)
+
+    async def scenario(client: httpx.AsyncClient, gateway: Gateway) -> None:
+        cache = FrontierCache(gateway.controller.at, clock=clock)
+        plan = gateway.controller.plan
+        traces = 0
+
+        async def ask(plan: Plan) -> dict[str, Any] | None:
+            nonlocal traces
+            before = cache.task
+            value = cache.get(plan)
+            if cache.task is not before:
+                traces += 1
+                await cache.task  # type: ignore[misc]
+            return value
+
+        assert await ask(plan) is None  # the first trace starts
+        assert (await ask(plan))["current"]  # type: ignore[index]
+        near = replace(plan, rate=plan.rate * 1.01)  # the same budgets, 1 % more load
+        assert (await ask(near))["current"]  # type: ignore[index]
+        other = replace(plan, rate=plan.rate * 1.5, budgets=(1, 2))
+        assert not (await ask(other))["current"]  # type: ignore[index]  # too soon
+        assert traces == 1
+        clock.now += MIN_INTERVAL
+        await ask(other)  # moved, and due: traced again
+        assert traces == 2
+        assert cache.get(other)["rate"] == other.rate  # type: ignore[index]
+        clock.now += MAX_AGE
+        await ask(replace(other))  # a new plan, the same load, but the trace is old
+        assert traces == 3
+
+    run(scenario, clock=clock)
 
 
 # ------------------------------------------------------------------ 10,000 types

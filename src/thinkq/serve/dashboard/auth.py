@@ -1,16 +1,16 @@
 """Signing in to the live page: a browser cannot send ``Authorization`` when it navigates.
 
 ``GET /thinkq/?key=KEY`` with the gateway's key answers ``303 See Other`` to the same
-path without the query (``/thinkq`` signs in to ``/thinkq/`` too), setting a cookie ``thinkq_session``: HttpOnly,
-``SameSite=Strict``, ``Path=/thinkq``, holding HMAC-SHA256(key, :data:`PURPOSE`) in
-hex, a token derived from the key and not the key itself (it stays valid until the
-key changes, across restarts and across the gateways of a fleet). A wrong key in the
-query is a 401 like any other. The cookie is accepted on ``GET`` (and ``HEAD``) of
-``/thinkq/`` paths only: the page, its scripts, ``/thinkq/dashboard.json`` and
-``/thinkq/state``; never on the generation endpoints, ``/v1/models`` or ``/metrics``,
-where only ``Authorization: Bearer`` counts, so that a page elsewhere cannot spend
-the key through the browser. ``Authorization: Bearer`` works on every path, the
-page's too.
+path without the query (``/thinkq`` signs in to ``/thinkq/`` too), setting a cookie
+``thinkq_session``: HttpOnly, ``SameSite=Strict``, ``Path=/thinkq``, holding
+HMAC-SHA256(key, :data:`PURPOSE`) in hex, a token derived from the key and not the key
+itself (it stays valid until the key changes, across restarts and across the gateways of
+a fleet). A wrong key in the query is a 401 like any other. The cookie is accepted on
+``GET`` (and ``HEAD``) of ``/thinkq/`` paths only: the page, its scripts,
+``/thinkq/dashboard.json`` and ``/thinkq/state``; never on the generation endpoints,
+``/v1/models`` or ``/metrics``, where only ``Authorization: Bearer`` counts, so that a
+page elsewhere cannot spend the key through the browser. ``Authorization: Bearer`` works
+on every path, the page's too.
 
 The access log of ``thinkq serve`` is off and nothing here logs the path or the
 query, so the key sent in a query reaches no log; the redirect takes it out of the
