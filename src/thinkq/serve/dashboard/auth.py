@@ -80,7 +80,8 @@ def sign_in_form(*, wrong: bool = False) -> Response:
         '<header class="tq-header"><h1>thinkq gateway</h1></header><main class="tq-main">'
         f'<section class="tq-card"><h2>Sign in</h2>{note}<form method="get" action="/thinkq/">'
         '<p class="tq-note">The gateway\'s API key (its --api-key-env variable):</p>'
-        '<input type="password" name="key" autocomplete="current-password" autofocus> '
+        '<input type="password" name="key" autocomplete="current-password" autofocus '
+        'style="padding: 6px 8px; min-width: 280px"> '
         '<button class="tq-button" type="submit">Sign in</button></form></section></main>'
     )
     response = HTMLResponse(page(title="thinkq: sign in", body=body, assets=("thinkq.css",)), 401)
