@@ -78,8 +78,9 @@
            seconds(f.predicted_wait), "the work queued ahead of it"),
       stat("solves", "re-solves", f.solves, String(f.solves), "solves since start")
     );
-    var note = "window " + fmt(f.window) + " s, re-solve every " + fmt(f.resolve_every) +
-      " s, queue limit " + f.max_queue + ", " + f.load_changes + " load changes, " +
+    var every = f.resolve_every > 0 ? "re-solve every " + fmt(f.resolve_every) + " s" :
+      "re-solve on demand";
+    var note = "window " + fmt(f.window) + " s, " + every + ", queue limit " + f.max_queue + ", " + f.load_changes + " load changes, " +
       f.retries + " retries" + (f.refit ? ", latency lines refitted online" : "");
     document.getElementById("figures-note").textContent = note;
     var health = document.getElementById("health");
