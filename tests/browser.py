@@ -41,6 +41,8 @@ from urllib.parse import urlsplit
 import uvicorn
 from playwright.sync_api import Page, Route, sync_playwright
 
+from apt_packages import ensure
+
 __all__ = [
     "Browser",
     "chromium",
@@ -77,26 +79,7 @@ def _found() -> str | None:
 
 def ensure_installed() -> str:
     """The path of Debian's ``chromium``, installed with apt-get when missing and root."""
-    found = _found()
-    if found is not None:
-        return found
-    if os.geteuid() != 0:
-        raise RuntimeError(
-            f"chromium is not installed and this user cannot install it: run "
-            f"`apt-get install -y {PACKAGE}` (Debian package {PACKAGE}) as root"
-        )
-    env = os.environ | {"DEBIAN_FRONTEND": "noninteractive"}
-    for command in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", PACKAGE]):
-        done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
-        if done.returncode != 0 and command[1] == "install":
-            raise RuntimeError(
-                f"`apt-get install -y {PACKAGE}` failed ({done.returncode}): "
-                f"{done.stderr.strip()[-500:]}"
-            )
-    found = _found()
-    if found is None:
-        raise RuntimeError(f"apt-get installed {PACKAGE} but {BINARY} is not there")
-    return found
+    return ensure(PACKAGE, _found)
 
 
 def free_port() -> int:

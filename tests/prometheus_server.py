@@ -14,7 +14,6 @@ installs the package if needed and prints its path and version.
 
 from __future__ import annotations
 
-import os
 import shutil
 import socket
 import subprocess
@@ -25,36 +24,21 @@ from typing import Any
 
 import httpx
 
+from apt_packages import ensure
+
 __all__ = ["PrometheusServer", "ensure_installed", "promtool", "start"]
 
 PACKAGE = "prometheus"
 
 
+def _found() -> str | None:
+    found = shutil.which("prometheus")
+    return found if found is not None and shutil.which("promtool") is not None else None
+
+
 def ensure_installed() -> str:
     """The path of ``prometheus``, installed with apt-get when missing and root."""
-    found = shutil.which("prometheus")
-    if found is not None and shutil.which("promtool") is not None:
-        return found
-    if os.geteuid() != 0:
-        raise RuntimeError(
-            f"prometheus is not installed and this user cannot install it: run "
-            f"`apt-get install -y {PACKAGE}` (Debian package {PACKAGE}) as root"
-        )
-    env = os.environ | {"DEBIAN_FRONTEND": "noninteractive"}
-    for command in (
-        ["apt-get", "update", "-qq"],
-        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", PACKAGE],
-    ):
-        done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
-        if done.returncode != 0 and command[1] == "install":
-            raise RuntimeError(
-                f"`apt-get install -y {PACKAGE}` failed ({done.returncode}): "
-                f"{done.stderr.strip()[-500:]}"
-            )
-    found = shutil.which("prometheus")
-    if found is None or shutil.which("promtool") is None:
-        raise RuntimeError(f"apt-get installed {PACKAGE} but prometheus is not on PATH")
-    return found
+    return ensure(PACKAGE, _found, recommends=False)
 
 
 def promtool(*args: str) -> subprocess.CompletedProcess[str]:

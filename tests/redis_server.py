@@ -13,7 +13,6 @@ the server if needed and prints its path and version.
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import socket
@@ -22,6 +21,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from apt_packages import ensure
+
 __all__ = ["RedisServer", "ensure_installed", "start"]
 
 PACKAGE = "redis-server"
@@ -29,26 +30,7 @@ PACKAGE = "redis-server"
 
 def ensure_installed() -> str:
     """The path of ``redis-server``, installed with apt-get when missing and root."""
-    found = shutil.which("redis-server")
-    if found is not None:
-        return found
-    if os.geteuid() != 0:
-        raise RuntimeError(
-            f"redis-server is not installed and this user cannot install it: run "
-            f"`apt-get install -y {PACKAGE}` (Debian package {PACKAGE}) as root"
-        )
-    env = os.environ | {"DEBIAN_FRONTEND": "noninteractive"}
-    for command in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", PACKAGE]):
-        done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
-        if done.returncode != 0 and command[1] == "install":
-            raise RuntimeError(
-                f"`apt-get install -y {PACKAGE}` failed ({done.returncode}): "
-                f"{done.stderr.strip()[-500:]}"
-            )
-    found = shutil.which("redis-server")
-    if found is None:
-        raise RuntimeError(f"apt-get installed {PACKAGE} but redis-server is not on PATH")
-    return found
+    return ensure(PACKAGE, lambda: shutil.which("redis-server"))
 
 
 def _free_port() -> int:

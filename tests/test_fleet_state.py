@@ -214,10 +214,11 @@ def test_counts_that_are_not_numbers_are_ignored() -> None:
 def test_without_redis_server_and_root_the_fixture_names_the_package(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    import apt_packages
     import redis_server
 
     monkeypatch.setattr(redis_server.shutil, "which", lambda name: None)
-    monkeypatch.setattr(redis_server.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(apt_packages.os, "geteuid", lambda: 1000)
     with pytest.raises(
         RuntimeError, match=r"apt-get install -y redis-server.*package redis-server"
     ):
