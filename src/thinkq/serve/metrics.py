@@ -99,12 +99,13 @@ class Metrics:
         )
         self._objectives(objectives)
         self.tasks = tuple(tasks)
+        # the labelled series of each task, looked up once here, not per request
+        self._counts: dict[tuple[str, str], Counter] = {}
+        self._served: dict[str, tuple[Counter, Histogram, Histogram, Counter]] = {}
         for task in self.tasks:
             for outcome in OUTCOMES:
-                self.requests.labels(task, outcome)
-            self.wait.labels(task)
-            self.service.labels(task)
-            self.thinking.labels(task)
+                self._counts[task, outcome] = self.requests.labels(task, outcome)
+            self._series(task)
 
     def _objectives(self, objectives: Sequence[str]) -> None:
         """The gauges of the latency objectives (none without ``--slo``)."""
@@ -135,17 +136,33 @@ class Metrics:
             self.slo_measured.labels(name).set(float("nan") if m is None else m)
         self.slo_admitted.set(slo.admitted)
 
+    def _series(self, task: str) -> tuple[Counter, Histogram, Histogram, Counter]:
+        """The series a served request of ``task`` updates (created on first use)."""
+        series = self._served.get(task)
+        if series is None:
+            series = self._served[task] = (
+                self.requests.labels(task, "ok"), self.wait.labels(task),
+                self.service.labels(task), self.thinking.labels(task),
+            )  # fmt: skip
+        return series
+
     def outcome(self, task: str, outcome: str) -> None:
         """Count one request of ``task`` that ended with ``outcome``."""
-        self.requests.labels(task, outcome).inc()
+        counter = self._counts.get((task, outcome))
+        if counter is None:  # a task outside the profile ("": not typed yet)
+            counter = self._counts[task, outcome] = self.requests.labels(task, outcome)
+        counter.inc()
 
     def record(self, record: Record) -> None:
         """Count a request that reached the queue, and observe its times if served."""
-        self.outcome(record.task, record.outcome)
-        if record.outcome == "ok":
-            self.wait.labels(record.task).observe(record.wait)
-            self.service.labels(record.task).observe(record.service)
-            self.thinking.labels(record.task).inc(record.thinking_tokens)
+        if record.outcome != "ok":
+            self.outcome(record.task, record.outcome)
+            return
+        requests, wait, service, thinking = self._series(record.task)
+        requests.inc()
+        wait.observe(record.wait)
+        service.observe(record.service)
+        thinking.inc(record.thinking_tokens)
 
     def plan(
         self, plan: Plan, *, measured: float | None, waiting: int, batch: float | None = None
