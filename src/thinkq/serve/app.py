@@ -65,6 +65,8 @@ DEFAULT_MAX_TOKENS = 32_768
 OPEN_PATHS = frozenset({"/healthz"})
 #: The endpoints whose requests are counted in ``thinkq_requests_total``.
 GENERATION_PATHS = frozenset({"/v1/chat/completions", "/v1/completions"})
+#: The sampling of a request that sets neither temperature nor top_p (frozen: shared).
+_DEFAULT_SAMPLING = Sampling()
 
 
 def _error(status: int, message: str, kind: str, headers: dict[str, str] | None = None) -> Response:
@@ -111,16 +113,15 @@ class _Auth:
 async def _body(request: Request, limit: int) -> bytes:
     """The request's body; :class:`BodyTooLargeError` past ``limit`` bytes."""
     declared = request.headers.get("content-length", "")
-    too_large = BodyTooLargeError(f"body: larger than {limit} bytes")
     digits = declared.lstrip("0")  # (int() of 5,000 digits is an error of its own)
     if declared.isascii() and declared.isdigit() and int(digits[:19] or "0") > limit:
-        raise too_large
+        raise BodyTooLargeError(f"body: larger than {limit} bytes")
     chunks, size = [], 0
     try:
         async for chunk in request.stream():
             size += len(chunk)
             if size > limit:
-                raise too_large
+                raise BodyTooLargeError(f"body: larger than {limit} bytes")
             chunks.append(chunk)
     except ClientDisconnect:
         raise DisconnectedError("the client left while sending its request") from None
@@ -143,11 +144,12 @@ def _admit(
     task = gateway.router.route(
         header=request.headers.get(TASK_HEADER), metadata=query.metadata, text=text
     )
-    defaults = Sampling()
-    sampling = Sampling(
-        temperature=defaults.temperature if query.temperature is None else query.temperature,
-        top_p=defaults.top_p if query.top_p is None else query.top_p,
-    )
+    sampling = _DEFAULT_SAMPLING
+    if query.temperature is not None or query.top_p is not None:
+        sampling = Sampling(
+            temperature=sampling.temperature if query.temperature is None else query.temperature,
+            top_p=sampling.top_p if query.top_p is None else query.top_p,
+        )
     cue = Cue("", query.answer_tokens, query.stops)
     job = gateway.admit(
         task, kind=kind, messages=messages, text=text, cue=cue, sampling=sampling, seed=query.seed

@@ -20,8 +20,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Literal, TypeVar
@@ -178,15 +178,63 @@ async def _wait_turn(queue: Queue, disconnected: Disconnected) -> None:
     raise DisconnectedError("the client left while its request waited for a slot")
 
 
-@asynccontextmanager
-async def served(
+class _Served:
+    """The async context of :func:`served` (a class: cheaper to enter and leave than a
+    generator-based context, on every request's path)."""
+
+    __slots__ = ("books", "budget", "disconnected", "job", "queue", "turn")
+
+    def __init__(
+        self,
+        job: Job,
+        queue: Queue,
+        books: Books,
+        budget: Callable[[int], int],
+        disconnected: Disconnected,
+    ) -> None:
+        self.job, self.queue, self.books = job, queue, books
+        self.budget, self.disconnected = budget, disconnected
+        self.turn: Turn | None = None
+
+    async def __aenter__(self) -> Turn:
+        try:
+            await _wait_turn(self.queue, self.disconnected)
+        except DisconnectedError:
+            self.books.finish(self.job, None, "disconnected")
+            raise
+        self.turn = Turn(self.budget(self.job.task), self.books.clock(), area=self.queue.area())
+        return self.turn
+
+    async def __aexit__(self, kind: object, exc: BaseException | None, trace: object) -> None:
+        turn, queue = self.turn, self.queue
+        assert turn is not None  # entered
+        outcome = "disconnected"
+        try:
+            if exc is None:
+                if turn.generation is not None:
+                    outcome = "ok"
+            elif isinstance(exc, ServerError):
+                if not too_long(exc):
+                    outcome = "upstream_error"
+                else:
+                    outcome = "bad_request"
+                    why = f"prompt: does not fit the model's context ({exc})"
+                    raise PromptTooLongError(why) from exc
+        finally:
+            seconds = self.books.clock() - turn.started
+            batch = (queue.area() - turn.area) / seconds if seconds > 0 else float(queue.busy)
+            queue.release()  # the one place a served request gives its slot back
+            self.books.finish(self.job, turn, outcome, max(batch, 1.0))
+
+
+def served(
     job: Job,
     *,
     queue: Queue,
     books: Books,
     budget: Callable[[int], int],
     disconnected: Disconnected,
-) -> AsyncIterator[Turn]:
+) -> AbstractAsyncContextManager[Turn]:
     """``async with served(...) as turn:`` hold ``job``'s slot for the body of the block.
 
     ``budget(task)`` is read when service starts (the plan in force then). The body
@@ -202,28 +250,7 @@ async def served(
     PromptTooLongError
         The upstream refused the prompt as longer than the model's context.
     """
-    try:
-        await _wait_turn(queue, disconnected)
-    except DisconnectedError:
-        books.finish(job, None, "disconnected")
-        raise
-    turn = Turn(budget(job.task), books.clock(), area=queue.area())
-    outcome = "disconnected"
-    try:
-        yield turn
-        if turn.generation is not None:
-            outcome = "ok"
-    except ServerError as exc:
-        if not too_long(exc):
-            outcome = "upstream_error"
-            raise
-        outcome = "bad_request"
-        raise PromptTooLongError(f"prompt: does not fit the model's context ({exc})") from exc
-    finally:
-        seconds = books.clock() - turn.started
-        batch = (queue.area() - turn.area) / seconds if seconds > 0 else float(queue.busy)
-        queue.release()  # the one place a served request gives its slot back
-        books.finish(job, turn, outcome, max(batch, 1.0))
+    return _Served(job, queue, books, budget, disconnected)
 
 
 def too_long(exc: ServerError) -> bool:
@@ -251,7 +278,7 @@ async def until_disconnected(work: Awaitable[T], disconnected: Disconnected) -> 
     """
     task = asyncio.current_task()
     assert task is not None  # always called from a task
-    watch: asyncio.Future[Any] = asyncio.ensure_future(disconnected())
+    watch: asyncio.Future[Any] = asyncio.ensure_future(disconnected(), loop=task.get_loop())
     cancel = partial(_cancel_unless_cancelled, task)
     watch.add_done_callback(cancel)
     try:
