@@ -58,6 +58,9 @@ class _Guarded(HttpToolsProtocol):
         self.reading_head = True  # until the head of the request being read is whole
         self.read_timer: asyncio.TimerHandle | None = None
         self.refused = False  # answered 431 or 408: whatever else comes is ignored
+        # bytes received on the connection, before the read under way, and before the
+        # read in which the last request ended (the next head starts at or after it)
+        self.received = self.read_start = self.head_start = 0
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -74,16 +77,20 @@ class _Guarded(HttpToolsProtocol):
             self._arm()  # the first bytes of the next request on a kept-alive connection
         if self.reading_head:
             self.head_bytes += len(data)
+        self.read_start, self.received = self.received, self.received + len(data)
         super().data_received(data)
         if self.reading_head and self.head_bytes > self.max_header:  # still coming
             self._refuse(431, f"request head over {self.max_header} bytes")
 
     def on_headers_complete(self) -> None:
         self.reading_head, self.head_bytes = False, 0
-        size = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
-        if size > self.max_header:  # a head that came whole in one read
-            self._refuse(431, f"request head over {self.max_header} bytes")
-            return
+        # the bytes since the read in which the last request ended bound this head's size
+        # from above: only a bound over the limit needs the exact count (one O(1) test)
+        if self.received - self.head_start > self.max_header:
+            size = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
+            if size > self.max_header:  # a head that came whole in one read
+                self._refuse(431, f"request head over {self.max_header} bytes")
+                return
         super().on_headers_complete()
 
     def on_body(self, body: bytes) -> None:
@@ -91,7 +98,7 @@ class _Guarded(HttpToolsProtocol):
             super().on_body(body)
 
     def on_message_complete(self) -> None:
-        self.reading_head = True
+        self.reading_head, self.head_start = True, self.read_start
         self._disarm()
         if not self.refused:
             super().on_message_complete()
