@@ -218,7 +218,7 @@ class Member:
             self._epoch, self._reported, self._mark = epoch, 0, -math.inf
         total, new = self.estimator.recorded(self._reported)
         arrivals = per_second(new, self.names, offset=offset, started=started)
-        ended = [] if self.records is None else self.records.recent()
+        ended = [] if self.records is None else self.records.ended_since(self._mark)
         sums = ended_per_second(ended, after=self._mark, until=now, offset=offset, started=started)
         await self.store.add(arrivals, sums)
         self._reported, self._mark = total, now

@@ -211,14 +211,33 @@ class Records:
         self._start = clock()
 
     def add(self, record: Record) -> None:
+        """Keep ``record``, written when its request ended (so they come in end order)."""
         self._recent.append(record)
 
-    def recent(self) -> list[Record]:
-        """The served requests (outcome ``"ok"``) that arrived in the window."""
+    def _expire(self) -> None:
         horizon = self.clock() - self.window
         while self._recent and self._recent[0].arrival < horizon:
             self._recent.popleft()
+
+    def recent(self) -> list[Record]:
+        """The served requests (outcome ``"ok"``) that arrived in the window."""
+        self._expire()
         return [r for r in self._recent if r.outcome == "ok"]
+
+    def ended_since(self, after: float) -> list[Record]:
+        """Those of :meth:`recent` that ended after ``after`` (gateway clock, seconds),
+        and perhaps some that ended up to a millisecond before: O(their number), read
+        from the newest back, since records are added in the order their requests end
+        (a reporter filters exactly)."""
+        self._expire()
+        found = []
+        for r in reversed(self._recent):
+            if r.arrival + r.wait + r.service < after - 1e-3:
+                break
+            if r.outcome == "ok":
+                found.append(r)
+        found.reverse()
+        return found
 
     def mean_system_time(self) -> float | None:
         """Measured mean wait plus service of the window's served requests, seconds."""
