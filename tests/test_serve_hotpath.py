@@ -1,0 +1,84 @@
+"""The shortcuts of the request path keep its behaviour (``docs/benchmarks.md``, Gateway).
+
+* the head size limit counts a head exactly only when the bytes read since the last
+  request ended exceed it: a head over the limit that arrives in the same read as
+  the request before it (pipelined) still gets 431;
+* :meth:`Records.ended_since` (the fleet's report, O(new)) gives exactly the served
+  requests that :meth:`Records.recent` has and that ended after the mark;
+* the metrics' cached series count and observe as the labelled lookups did, also for
+  a task outside the profile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+
+from test_serve_app import metric
+from test_serve_connections import CHAT, MAX_HEADER, exchange, gateway_server, request
+from thinkq.serve.metrics import Metrics
+from thinkq.serve.queue import Record, Records
+
+
+def test_a_pipelined_head_over_the_limit_in_the_same_read_gets_431() -> None:
+    async def main() -> None:
+        async with gateway_server() as (port, gateway):
+            body = json.dumps(CHAT).encode()
+            big = b"X-Big: " + b"a" * (MAX_HEADER + 1)
+            answer = await exchange(port, request(body) + request(body, big))  # one write
+            text = gateway.metrics.exposition().decode()
+            # the first is served (or the connection reset first); never the second
+            assert metric(text, "thinkq_requests_total") <= 1
+            assert answer.count(b"HTTP/1.1 200 ") <= 1, answer[:300]
+            assert answer == b"" or b"HTTP/1.1 431 " in answer, answer[:300]
+
+    asyncio.run(main())
+
+
+def test_a_pipelined_request_within_the_limit_is_served() -> None:
+    async def main() -> None:
+        async with gateway_server() as (port, gateway):
+            body = json.dumps(CHAT).encode()
+            close = b"Connection: close"
+            answer = await exchange(port, request(body) + request(body, close))
+            assert answer.count(b"HTTP/1.1 200 ") == 2, answer[:300]
+            text = gateway.metrics.exposition().decode()
+            assert metric(text, "thinkq_requests_total") == 2
+
+    asyncio.run(main())
+
+
+def test_ended_since_is_recent_filtered_by_end() -> None:
+    rng = random.Random(7)
+    now = [0.0]
+    records = Records(window=30.0, clock=lambda: now[0])
+    for _ in range(2000):  # records are added when their requests end, at the clock
+        now[0] += rng.expovariate(20.0)
+        wait, service = rng.uniform(0, 2), rng.uniform(0, 5)
+        arrival = now[0] - wait - service
+        outcome = rng.choice(["ok", "ok", "ok", "upstream_error", "disconnected"])
+        records.add(Record(arrival, wait, service, "a", 0, 0, outcome))
+        if rng.random() < 0.05:
+            mark = now[0] - rng.uniform(0, 10)
+            expected = [r for r in records.recent() if r.system_time + r.arrival > mark]
+            found = records.ended_since(mark)
+            assert [r for r in found if r.arrival + r.system_time > mark] == expected
+            assert all(r.arrival + r.system_time > mark - 1e-3 for r in found)
+
+
+def test_cached_series_count_as_the_labelled_ones() -> None:
+    metrics = Metrics(["a", "b"])
+    metrics.record(Record(0.0, 0.5, 1.5, "a", 8, 8, "ok"))
+    metrics.record(Record(0.0, 0.0, 0.0, "b", 0, 0, "disconnected"))
+    metrics.record(Record(0.0, 0.25, 0.75, "other", 4, 3, "ok"))  # not in the profile
+    metrics.outcome("", "bad_request")
+    text = metrics.exposition().decode()
+    assert 'thinkq_requests_total{outcome="ok",task="a"} 1.0' in text
+    assert 'thinkq_requests_total{outcome="disconnected",task="b"} 1.0' in text
+    assert 'thinkq_requests_total{outcome="ok",task="other"} 1.0' in text
+    assert 'thinkq_requests_total{outcome="bad_request",task=""} 1.0' in text
+    assert 'thinkq_wait_seconds_sum{task="a"} 0.5' in text
+    assert 'thinkq_service_seconds_sum{task="other"} 0.75' in text
+    assert 'thinkq_thinking_tokens_total{task="other"} 3.0' in text
+    assert 'thinkq_service_seconds_count{task="b"} 0.0' in text
