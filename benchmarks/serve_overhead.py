@@ -1,26 +1,35 @@
 """Latency the gateway adds: the same request direct, through a bare proxy, through thinkq.
 
-Three paths to one stub upstream (this file, ``--stub PORT``) that answers
+Paths to one stub upstream (this file, ``--stub PORT``) that answers
 ``/v1/completions`` at once with one token, so that the differences are the cost of
 what stands in front of it, not the model's:
 
 * **direct**: the client to the stub;
 * **proxy**: a bare pass-through proxy on the gateway's own stack (this file,
-  ``--proxy PORT UPSTREAM``: uvicorn, Starlette and the same upstream transport,
-  no thinkq logic), the peer that shows what any Python gateway pays here;
+  ``--proxy PORT UPSTREAM``: uvicorn, Starlette and the same upstream transport, the
+  heap settled after the start as ``thinkq serve`` does, no thinkq logic), the peer
+  that shows what any Python gateway pays here;
 * **gateway**: ``thinkq serve`` in force mode, with a profile whose budgets are
   zero so that it makes exactly one upstream request like the others, and a
   ``--concurrency`` high enough that no request waits in its queue;
+* **gw+redis**: the same with the shared state, ``thinkq serve --state
+  redis://127.0.0.1:PORT/0`` against a ``redis-server`` this script starts (Debian's
+  package; alone in its fleet, so it leads: it reports its counts every second and
+  solves and publishes the plan every period);
 * with ``--litellm``, **litellm** and **enforcer**: the LiteLLM proxy alone and with
-  thinkq's enforcer reporting to Redis (``litellm_paths.py``), chat requests to the
-  same stub, and the enforcer's hooks timed in-process.
+  thinkq's enforcer reporting to Redis (``litellm_paths.py``; database 1 of the same
+  ``redis-server``), chat requests to the same stub, and the enforcer's hooks timed
+  in-process.
 
 At each rate (default 50 and 200 requests/s) the paths take turns in blocks of
-``--block`` Poisson arrivals (direct, proxy, gateway, direct, ...) until each has
-``--queries``, so that a drift in the machine's speed reaches all of them alike. The
-client is aiohttp on uvloop, the lightest here, because it shares the two cores. Prints
-p50 and p99 of each path, the added latency (gateway - direct, and proxy - direct) with
-95% bootstrap intervals, and the CPU time per request of each server process.
+``--block`` Poisson arrivals (direct, proxy, gateway, gw+redis, direct, ...) until each
+has ``--queries``, so that a drift in the machine's speed reaches all of them alike.
+The client is aiohttp on uvloop, the lightest here, because it shares the two cores.
+Prints p50 and p99 of each path, the added latency (path - direct) with 95% bootstrap
+intervals, the CPU time per request of each server process, and the goal's figures
+(issue 17): each gateway's added p99 over the proxy's (at most 1.25), with a bootstrap
+interval, and thinkq's own CPU per request, the gateway's minus the proxy's (under
+0.3 ms).
 Run: ``python benchmarks/serve_overhead.py [--litellm]``.
 """
 
@@ -61,8 +70,14 @@ t0 = 0.001
 c = 0.001
 """
 PROMPT = "Say hello."
-PATHS = ("direct", "proxy", "gateway")
+PATHS = ("direct", "proxy", "gateway", "gateway_redis")
+#: The thinkq gateways (without and with the Redis state), each against the proxy.
+GATEWAYS = ("gateway", "gateway_redis")
 LITELLM = ("litellm", "enforcer")
+#: The goal: a gateway's added p99 at most this many times the proxy's.
+P99_RATIO_GOAL = 1.25
+#: The goal: thinkq's own CPU per request (gateway minus proxy), ms.
+OWN_CPU_GOAL = 0.3
 #: Seconds every server keeps an idle connection: longer than the other paths' turns
 #: (at uvicorn's default 5 s a waiting path's connections could close mid-send)
 KEEP_ALIVE = litellm_paths.KEEP_ALIVE
@@ -126,6 +141,7 @@ def proxy(port: int, upstream: str) -> None:
     from starlette.responses import Response
     from starlette.routing import Route
 
+    from thinkq.serve.connections import settle_heap
     from thinkq.serve.upstream import upstream_transport
 
     client: httpx.AsyncClient | None = None
@@ -142,6 +158,7 @@ def proxy(port: int, upstream: str) -> None:
         return Response(reply.content, status_code=reply.status_code, media_type="application/json")
 
     app = Starlette(routes=[Route("/v1/completions", forward, methods=["POST"])])
+    settle_heap()  # as thinkq serve's server_config does
     config = uvicorn.Config(
         app, host="127.0.0.1", port=port, log_level="warning", access_log=False,
         timeout_keep_alive=KEEP_ALIVE,
@@ -212,45 +229,79 @@ def added(gateway: np.ndarray, direct: np.ndarray, q: float, seed: int) -> tuple
     return float(low), float(high)
 
 
-def run(args: argparse.Namespace, ports: dict[str, int], pids: dict[str, int]) -> list[dict]:
+def ratio(
+    gateway: np.ndarray, proxy: np.ndarray, direct: np.ndarray, q: float, seed: int
+) -> tuple[float, float]:
+    """95% bootstrap interval of ``gateway``'s added percentile ``q`` over ``proxy``'s
+    (each minus ``direct``'s, one resample of each path per draw)."""
+    rng = np.random.default_rng(seed)
+    draws = []
+    for _ in range(1000):
+        g, p, d = (np.percentile(rng.choice(x, x.size), q) for x in (gateway, proxy, direct))
+        with np.errstate(divide="ignore", invalid="ignore"):  # a draw where p == d
+            draws.append((g - d) / (p - d))
+    low, high = np.percentile(draws, [2.5, 97.5])
+    return float(low), float(high)
+
+
+def targets(args: argparse.Namespace, ports: dict[str, int]) -> dict[str, tuple[str, bytes]]:
+    """Each path's URL and request body."""
     prompt = f"<|im_start|>user\n{PROMPT}<|im_end|>\n<|im_start|>assistant\n\n\n"
     direct = json.dumps({"model": "stub", "max_tokens": 1, "prompt": prompt}).encode()
     chat = json.dumps({"messages": [{"role": "user", "content": PROMPT}], "max_tokens": 1})
-    targets = {
+    found = {
         "direct": (f"http://127.0.0.1:{ports['stub']}/v1/completions", direct),
         "proxy": (f"http://127.0.0.1:{ports['proxy']}/v1/completions", direct),
-        "gateway": (f"http://127.0.0.1:{ports['gateway']}/v1/chat/completions", chat.encode()),
     }
+    for name in GATEWAYS:
+        found[name] = (f"http://127.0.0.1:{ports[name]}/v1/chat/completions", chat.encode())
     routed = json.dumps({"model": "stub", **json.loads(chat)}).encode()
     for name in LITELLM if args.litellm else ():
-        targets[name] = (f"http://127.0.0.1:{ports[name]}/v1/chat/completions", routed)
-    paths = list(targets)
+        found[name] = (f"http://127.0.0.1:{ports[name]}/v1/chat/completions", routed)
+    return found
+
+
+def figures(lat: dict[str, np.ndarray], used: dict[str, float], queries: int, seed: int) -> dict:
+    """Percentiles, added latency with intervals, CPU per request, and the goal's ratios."""
+    paths = list(lat)
+    row: dict = {"paths": paths}
+    for q in (50, 99):
+        for name in paths:
+            row[f"{name}_p{q}_ms"] = float(np.percentile(lat[name], q)) * 1e3
+        for name in paths[1:]:
+            row[f"{name}_added_p{q}_ms"] = row[f"{name}_p{q}_ms"] - row[f"direct_p{q}_ms"]
+            low, high = added(lat[name], lat["direct"], q, seed=seed)
+            row[f"{name}_added_p{q}_ci_ms"] = [low * 1e3, high * 1e3]
+    # the stub serves every path; each server the requests of its own
+    row["stub_cpu_ms"] = used["stub"] / (len(paths) * queries) * 1e3
+    for name in paths[1:]:
+        row[f"{name}_cpu_ms"] = used[name] / queries * 1e3
+    row["redis_cpu_ms"] = used["redis"] / queries * 1e3  # per request of gateway_redis
+    for name in GATEWAYS:  # the goal's figures (no ratio over a proxy adding nothing)
+        base = row["proxy_added_p99_ms"]
+        row[f"{name}_p99_ratio"] = row[f"{name}_added_p99_ms"] / base if base > 0 else None
+        row[f"{name}_p99_ratio_ci"] = list(
+            ratio(lat[name], lat["proxy"], lat["direct"], 99, seed=seed)
+        )
+        row[f"{name}_own_cpu_ms"] = row[f"{name}_cpu_ms"] - row["proxy_cpu_ms"]
+    if "enforcer" in lat:  # what the enforcer adds to LiteLLM alone
+        for q in (50, 99):
+            low, high = added(lat["enforcer"], lat["litellm"], q, seed=seed)
+            row[f"enforcer_extra_p{q}_ms"] = row[f"enforcer_p{q}_ms"] - row[f"litellm_p{q}_ms"]
+            row[f"enforcer_extra_p{q}_ci_ms"] = [low * 1e3, high * 1e3]
+        row["enforcer_extra_cpu_ms"] = row["enforcer_cpu_ms"] - row["litellm_cpu_ms"]
+    return row
+
+
+def run(args: argparse.Namespace, ports: dict[str, int], pids: dict[str, int]) -> list[dict]:
+    """Every path at every rate, in rotating blocks; one row of figures per rate."""
+    paths = targets(args, ports)
     rows = []
     for k, rate in enumerate(float(r) for r in args.rates.split(",")):
         before = {name: cpu_seconds(pid) for name, pid in pids.items()}
-        lat = uvloop.run(
-            measure(targets, rate=rate, queries=args.queries, block=args.block, seed=k)
-        )
+        lat = uvloop.run(measure(paths, rate=rate, queries=args.queries, block=args.block, seed=k))
         used = {name: cpu_seconds(pid) - before[name] for name, pid in pids.items()}
-        row: dict = {"rate": rate, "queries": args.queries, "paths": paths}
-        for q in (50, 99):
-            for name in paths:
-                row[f"{name}_p{q}_ms"] = float(np.percentile(lat[name], q)) * 1e3
-            for name in paths[1:]:
-                row[f"{name}_added_p{q}_ms"] = row[f"{name}_p{q}_ms"] - row[f"direct_p{q}_ms"]
-                low, high = added(lat[name], lat["direct"], q, seed=k)
-                row[f"{name}_added_p{q}_ci_ms"] = [low * 1e3, high * 1e3]  # type: ignore[assignment]
-        # the stub serves every path; each server the requests of its own
-        row["stub_cpu_ms"] = used["stub"] / (len(paths) * args.queries) * 1e3
-        for name in paths[1:]:
-            row[f"{name}_cpu_ms"] = used[name] / args.queries * 1e3
-        if args.litellm:  # what the enforcer adds to LiteLLM alone
-            for q in (50, 99):
-                low, high = added(lat["enforcer"], lat["litellm"], q, seed=k)
-                row[f"thinkq_added_p{q}_ms"] = row[f"enforcer_p{q}_ms"] - row[f"litellm_p{q}_ms"]
-                row[f"thinkq_added_p{q}_ci_ms"] = [low * 1e3, high * 1e3]
-            row["thinkq_cpu_ms"] = row["enforcer_cpu_ms"] - row["litellm_cpu_ms"]
-        rows.append(row)
+        rows.append({"rate": rate, "queries": args.queries} | figures(lat, used, args.queries, k))
     return rows
 
 
@@ -264,25 +315,58 @@ def report(rows: list[dict]) -> None:
         print(f"  {'':8} {'p50':>7} {'p99':>7}   {'added p50 [95% CI]':>22}"
               f"   {'added p99 [95% CI]':>22}   {'CPU/request':>11}")  # fmt: skip
         for name in row["paths"]:
-            line = f"  {name:8} {row[f'{name}_p50_ms']:7.2f} {row[f'{name}_p99_ms']:7.2f}"
+            label = name.replace("gateway_redis", "gw+redis")
+            line = f"  {label:8} {row[f'{name}_p50_ms']:7.2f} {row[f'{name}_p99_ms']:7.2f}"
             if name != "direct":
                 p50, p99 = ci(row, f"{name}_added_p50"), ci(row, f"{name}_added_p99")
                 line += f"   {p50:>22}   {p99:>22}   {row[f'{name}_cpu_ms']:11.3f}"
             else:
                 line += f"   {'':>22}   {'':>22}   {row['stub_cpu_ms']:11.3f} (stub)"
             print(line)
-        if "thinkq_cpu_ms" in row:
-            p50, p99 = ci(row, "thinkq_added_p50"), ci(row, "thinkq_added_p99")
+        print(f"  {'redis-server':>70}   {row['redis_cpu_ms']:11.3f}")
+        if "enforcer_extra_cpu_ms" in row:
+            p50, p99 = ci(row, "enforcer_extra_p50"), ci(row, "enforcer_extra_p99")
             print(f"  {'enforcer - litellm':>24}   {p50:>22}   {p99:>22}   "
-                  f"{row['thinkq_cpu_ms']:11.3f}")  # fmt: skip
+                  f"{row['enforcer_extra_cpu_ms']:11.3f}")  # fmt: skip
+        print(f"  goal: added p99 / proxy's <= {P99_RATIO_GOAL:g}, thinkq's CPU per request "
+              f"(minus the proxy's) < {OWN_CPU_GOAL:g} ms")  # fmt: skip
+        for name in GATEWAYS:
+            r, (low, high) = row[f"{name}_p99_ratio"], row[f"{name}_p99_ratio_ci"]
+            own = row[f"{name}_own_cpu_ms"]
+            shown = "undefined" if r is None else f"{r:5.2f} [{low:5.2f}, {high:5.2f}]"
+            met = "" if r is None else _met(r <= P99_RATIO_GOAL)
+            print(f"  {name.replace('gateway_redis', 'gw+redis'):8}  p99 ratio {shown} {met:7}"
+                  f"   own CPU {own:6.3f} ms {_met(own < OWN_CPU_GOAL)}")  # fmt: skip
+
+
+def _met(met: bool) -> str:
+    return "met" if met else "not met"
+
+
+def start_redis(port: int) -> subprocess.Popen[bytes]:
+    """``redis-server`` on ``port``, answering PING."""
+    process = litellm_paths.start_redis(port)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError("redis-server exited")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
+                sock.sendall(b"PING\r\n")
+                if sock.recv(16).startswith(b"+PONG"):
+                    return process
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError("redis-server did not answer in 20 s")
 
 
 def start_litellm(
     directory: Path, ports: dict[str, int], upstream: str, profile: Path
 ) -> dict[str, subprocess.Popen[bytes]]:
-    """redis-server, then LiteLLM alone and with the enforcer, each answering."""
-    started = {"redis": litellm_paths.start_redis(ports["redis"])}
-    state = f"redis://127.0.0.1:{ports['redis']}/0"
+    """LiteLLM alone and with the enforcer (database 1 of the running redis-server)."""
+    started = {}
+    state = f"redis://127.0.0.1:{ports['redis']}/1"
     for name in LITELLM:
         started[name] = litellm_paths.start_litellm(
             directory, name, ports[name], upstream,
@@ -291,6 +375,23 @@ def start_litellm(
     for name in LITELLM:
         wait_up(f"http://127.0.0.1:{ports[name]}/health/liveliness", started[name])
     return started
+
+
+def start_gateway(
+    port: int, upstream: str, profile: Path, state: str | None
+) -> subprocess.Popen[bytes]:
+    """``thinkq serve`` on ``port`` (with ``--state`` when given), answering /healthz."""
+    command = [
+        sys.executable, "-m", "thinkq", "serve",
+        "--upstream", f"{upstream}/v1", "--profile", str(profile),
+        "--template", "chatml", "--port", str(port),
+        "--concurrency", "64", "--max-queue", "10000",
+        "--keep-alive", str(KEEP_ALIVE),
+        *(["--state", state] if state else []),
+    ]  # fmt: skip
+    process = subprocess.Popen(command, stderr=subprocess.DEVNULL)
+    wait_up(f"http://127.0.0.1:{port}/healthz", process)
+    return process
 
 
 def main() -> None:
@@ -309,7 +410,7 @@ def main() -> None:
     if args.proxy is not None:
         proxy(int(args.proxy[0]), args.proxy[1])
         return
-    ports = {name: free_port() for name in ("stub", "proxy", "gateway", *LITELLM, "redis")}
+    ports = {name: free_port() for name in ("stub", *PATHS, *LITELLM, "redis")}
     upstream = f"http://127.0.0.1:{ports['stub']}"
     processes: dict[str, subprocess.Popen[bytes]] = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -323,17 +424,12 @@ def main() -> None:
             processes["proxy"] = subprocess.Popen(
                 [sys.executable, __file__, "--proxy", str(ports["proxy"]), upstream]
             )
-            processes["gateway"] = subprocess.Popen(
-                [
-                    sys.executable, "-m", "thinkq", "serve",
-                    "--upstream", f"{upstream}/v1", "--profile", str(profile),
-                    "--template", "chatml", "--port", str(ports["gateway"]),
-                    "--concurrency", "64", "--max-queue", "10000",
-                    "--keep-alive", str(KEEP_ALIVE),
-                ],
-                stderr=subprocess.DEVNULL,
-            )  # fmt: skip
-            wait_up(f"http://127.0.0.1:{ports['gateway']}/healthz", processes["gateway"])
+            processes["redis"] = start_redis(ports["redis"])
+            state = f"redis://127.0.0.1:{ports['redis']}/0"
+            for name in GATEWAYS:
+                processes[name] = start_gateway(
+                    ports[name], upstream, profile, state if name == "gateway_redis" else None
+                )
             if args.litellm:
                 processes |= start_litellm(Path(tmp), ports, upstream, profile)
             for _ in range(100):  # the proxy has no health endpoint: wait for its port
@@ -341,7 +437,7 @@ def main() -> None:
                     if sock.connect_ex(("127.0.0.1", ports["proxy"])) == 0:
                         break
                 time.sleep(0.1)
-            pids = {name: p.pid for name, p in processes.items() if name != "redis"}
+            pids = {name: p.pid for name, p in processes.items()}
             rows = run(args, ports, pids)
         finally:
             for process in processes.values():
