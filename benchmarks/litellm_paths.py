@@ -4,8 +4,9 @@
   no master key) in front of the same stub, chat requests;
 * **enforcer**: the same proxy with ``thinkq.integrations.litellm.enforcer`` typing
   every request, setting its budget field and reporting to a real ``redis-server``
-  every second (no controller: it applies the profile's own budgets, zero here, and
-  reads ``thinkq:plan`` each second like any other).
+  every second (database 1 of the one ``serve_overhead.py`` starts: database 0 is the
+  fleet of its ``thinkq serve --state`` path; no controller: it applies the profile's
+  own budgets, zero here, and reads ``thinkq:plan`` each second like any other).
 
 :func:`hook_cost` times the enforcer's two hooks in-process (CPU per request), the
 part of the difference between the two paths that is thinkq's.

@@ -16,6 +16,10 @@ what stands in front of it, not the model's:
   redis://127.0.0.1:PORT/0`` against a ``redis-server`` this script starts (Debian's
   package; alone in its fleet, so it leads: it reports its counts every second and
   solves and publishes the plan every period);
+* with ``--baseline SRC``, **baseline**: ``thinkq serve`` as **gateway**, but run from
+  another source tree (``SRC`` is its ``src`` directory, first on ``PYTHONPATH``):
+  before and after a change in one run, e.g. ``git worktree add ../before HEAD~3``
+  then ``--baseline ../before/src``;
 * with ``--litellm``, **litellm** and **enforcer**: the LiteLLM proxy alone and with
   thinkq's enforcer reporting to Redis (``litellm_paths.py``; database 1 of the same
   ``redis-server``), chat requests to the same stub, and the enforcer's hooks timed
@@ -253,7 +257,7 @@ def targets(args: argparse.Namespace, ports: dict[str, int]) -> dict[str, tuple[
         "direct": (f"http://127.0.0.1:{ports['stub']}/v1/completions", direct),
         "proxy": (f"http://127.0.0.1:{ports['proxy']}/v1/completions", direct),
     }
-    for name in GATEWAYS:
+    for name in (*GATEWAYS, *(["baseline"] if args.baseline else [])):
         found[name] = (f"http://127.0.0.1:{ports[name]}/v1/chat/completions", chat.encode())
     routed = json.dumps({"model": "stub", **json.loads(chat)}).encode()
     for name in LITELLM if args.litellm else ():
@@ -277,8 +281,8 @@ def figures(lat: dict[str, np.ndarray], used: dict[str, float], queries: int, se
     for name in paths[1:]:
         row[f"{name}_cpu_ms"] = used[name] / queries * 1e3
     row["redis_cpu_ms"] = used["redis"] / queries * 1e3  # per request of gateway_redis
-    for name in GATEWAYS:  # the goal's figures (no ratio over a proxy adding nothing)
-        base = row["proxy_added_p99_ms"]
+    for name in (g for g in (*GATEWAYS, "baseline") if g in lat):  # the goal's figures
+        base = row["proxy_added_p99_ms"]  # (no ratio over a proxy adding nothing)
         row[f"{name}_p99_ratio"] = row[f"{name}_added_p99_ms"] / base if base > 0 else None
         row[f"{name}_p99_ratio_ci"] = list(
             ratio(lat[name], lat["proxy"], lat["direct"], 99, seed=seed)
@@ -330,7 +334,7 @@ def report(rows: list[dict]) -> None:
                   f"{row['enforcer_extra_cpu_ms']:11.3f}")  # fmt: skip
         print(f"  goal: added p99 / proxy's <= {P99_RATIO_GOAL:g}, thinkq's CPU per request "
               f"(minus the proxy's) < {OWN_CPU_GOAL:g} ms")  # fmt: skip
-        for name in GATEWAYS:
+        for name in (g for g in (*GATEWAYS, "baseline") if g in row["paths"]):
             r, (low, high) = row[f"{name}_p99_ratio"], row[f"{name}_p99_ratio_ci"]
             own = row[f"{name}_own_cpu_ms"]
             shown = "undefined" if r is None else f"{r:5.2f} [{low:5.2f}, {high:5.2f}]"
@@ -378,9 +382,10 @@ def start_litellm(
 
 
 def start_gateway(
-    port: int, upstream: str, profile: Path, state: str | None
+    port: int, upstream: str, profile: Path, state: str | None, source: str | None = None
 ) -> subprocess.Popen[bytes]:
-    """``thinkq serve`` on ``port`` (with ``--state`` when given), answering /healthz."""
+    """``thinkq serve`` on ``port`` (with ``--state`` when given; from the source tree
+    ``source`` when given), answering /healthz."""
     command = [
         sys.executable, "-m", "thinkq", "serve",
         "--upstream", f"{upstream}/v1", "--profile", str(profile),
@@ -389,7 +394,8 @@ def start_gateway(
         "--keep-alive", str(KEEP_ALIVE),
         *(["--state", state] if state else []),
     ]  # fmt: skip
-    process = subprocess.Popen(command, stderr=subprocess.DEVNULL)
+    env = os.environ | ({"PYTHONPATH": source} if source else {})
+    process = subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL)
     wait_up(f"http://127.0.0.1:{port}/healthz", process)
     return process
 
@@ -403,6 +409,9 @@ def main() -> None:
     parser.add_argument("--block", type=int, default=250, help="Arrivals per turn of a path.")
     parser.add_argument("--json", action="store_true", help="Print one JSON object.")
     parser.add_argument("--litellm", action="store_true", help="Add the LiteLLM paths.")
+    parser.add_argument(
+        "--baseline", metavar="SRC", help="Add thinkq serve from this source tree (its src)."
+    )
     args = parser.parse_args()
     if args.stub is not None:
         stub(args.stub)
@@ -410,7 +419,7 @@ def main() -> None:
     if args.proxy is not None:
         proxy(int(args.proxy[0]), args.proxy[1])
         return
-    ports = {name: free_port() for name in ("stub", *PATHS, *LITELLM, "redis")}
+    ports = {name: free_port() for name in ("stub", *PATHS, "baseline", *LITELLM, "redis")}
     upstream = f"http://127.0.0.1:{ports['stub']}"
     processes: dict[str, subprocess.Popen[bytes]] = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -429,6 +438,11 @@ def main() -> None:
             for name in GATEWAYS:
                 processes[name] = start_gateway(
                     ports[name], upstream, profile, state if name == "gateway_redis" else None
+                )
+            if args.baseline:
+                source = str(Path(args.baseline).resolve())
+                processes["baseline"] = start_gateway(
+                    ports["baseline"], upstream, profile, None, source
                 )
             if args.litellm:
                 processes |= start_litellm(Path(tmp), ports, upstream, profile)
