@@ -15,7 +15,9 @@ its task names must name benchmark sets (``gsm8k``, ``arc_challenge``, ...). Run
     python benchmarks/fleet_fidelity.py --profile benchmarks/smollm2_fidelity.toml \\
         --data-dir DIR --refit
 
-(``--base-url URL --base-url URL`` uses running servers instead of starting two).
+(``--base-url URL --base-url URL`` uses running servers instead of starting two;
+``--pin`` puts every thread of replica i on core i, so that two replicas on one
+two-core machine do not slow each other down: ``docs/fleet.md``, runs 7-9).
 """
 
 from __future__ import annotations
@@ -47,6 +49,12 @@ from serve_fidelity import start_llama
 #: llama.cpp's defaults (one decode thread, every core for prompts) oversubscribe the
 #: cores with two replicas, and its spinning threads then slow every request severalfold.
 THREADS = ("--n_threads", "1", "--n_threads_batch", "1")
+
+
+def pin(pid: int, core: int) -> None:
+    """Every thread of process ``pid`` on ``core`` (threads it starts later inherit it)."""
+    for task in os.listdir(f"/proc/{pid}/task"):
+        os.sched_setaffinity(int(task), {core})
 
 
 def state_lines(gateway: Gateway) -> dict[str, object]:
@@ -181,12 +189,18 @@ def main() -> None:
     parser.add_argument("--calibration", type=int, default=60, help="Queries per round.")
     parser.add_argument("--rounds", type=int, default=2, help="Calibration rounds (--refit).")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--pin", action="store_true",
+        help="Pin replica i to core i (mod the cores): no two replicas share a core.",
+    )  # fmt: skip
     args = parser.parse_args()
     processes: list[subprocess.Popen[bytes]] = []
     urls = list(args.base_url or [])
     try:
         while not urls or (not args.base_url and len(urls) < args.replicas):
             url, process = start_llama(*THREADS)
+            if args.pin:
+                pin(process.pid, len(processes) % (os.cpu_count() or 1))
             urls.append(url)
             processes.append(process)
         row = asyncio.run(experiment(args, urls))
