@@ -162,7 +162,7 @@ def proxy(port: int, upstream: str) -> None:
         return Response(reply.content, status_code=reply.status_code, media_type="application/json")
 
     app = Starlette(routes=[Route("/v1/completions", forward, methods=["POST"])])
-    settle_heap()  # as thinkq serve's server_config does
+    settle_heap()  # as thinkq serve does before it serves
     config = uvicorn.Config(
         app, host="127.0.0.1", port=port, log_level="warning", access_log=False,
         timeout_keep_alive=KEEP_ALIVE,

@@ -37,6 +37,7 @@ from thinkq.serve.connections import (
     DEFAULT_MAX_HEADER,
     DEFAULT_READ_TIMEOUT,
     server_config,
+    settle_heap,
 )
 from thinkq.serve.upstream import upstream_transport
 
@@ -272,6 +273,7 @@ def serve_command(
             host=host, port=port, max_header=max_header, read_timeout=read_timeout,
             keep_alive=keep_alive,
         )  # fmt: skip
+        settle_heap()  # the start's objects out of the collector's full passes
         try:
             await uvicorn.Server(config).serve()
         finally:

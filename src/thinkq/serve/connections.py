@@ -18,8 +18,8 @@ Idle connections between requests are uvicorn's own ``timeout_keep_alive``. The
 checks cost a length and a comparison per read, and one timer per request.
 :func:`server_config` is the uvicorn configuration of ``thinkq serve`` with them.
 
-:func:`server_config` is also where the gateway's start ends, so it settles the heap
-there (:func:`settle_heap`): one full collection, then :func:`gc.freeze`, so that the
+``thinkq serve`` settles the heap once its gateway has started, just before it serves
+(:func:`settle_heap`): one full collection, then :func:`gc.freeze`, so that the
 start's several hundred thousand objects (numpy, scipy, the solver, pydantic's
 schemas) are never scanned again. Otherwise the collector's occasional full pass over
 them stopped the event loop for about 150 ms under load (every request in flight
@@ -176,9 +176,8 @@ def server_config(
 ) -> uvicorn.Config:
     """The uvicorn configuration of ``thinkq serve``: httptools, the limits, no lifespan.
 
-    Call it once the app's gateway has started: it settles the heap (:func:`settle_heap`).
+    ``thinkq serve`` then settles the heap (:func:`settle_heap`) just before it serves.
     """
-    settle_heap()
     return uvicorn.Config(
         app,
         host=host,
