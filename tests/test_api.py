@@ -95,7 +95,8 @@ def _documented_paths() -> list[str]:
     texts += [path.read_text("utf-8") for path in sorted((root / "docs").glob("*.md"))]
     paths: set[str] = set()
     for text in texts:
-        paths.update(re.findall(r"\bthinkq(?:\.[A-Za-z_]\w*)+", text))
+        # a name after a slash is a file in a path (deploy/grafana/thinkq.json), not Python
+        paths.update(re.findall(r"(?<![/\w])thinkq(?:\.[A-Za-z_]\w*)+", text))
         for module, names in re.findall(r"from (thinkq[\w.]*) import ([\w, ]+)", text):
             paths.update(f"{module}.{name.strip()}" for name in names.split(",") if name.strip())
     return sorted(paths)
