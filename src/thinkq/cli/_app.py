@@ -28,6 +28,7 @@ from rich.text import Text
 from typer.core import TyperGroup
 
 from thinkq import __version__
+from thinkq._json import finite
 from thinkq.errors import ProfileError, ThinkqError
 from thinkq.profile import Profile, load_profile, paper_profile
 
@@ -226,17 +227,6 @@ def integers(text: str, option: str) -> list[int]:
     if len(set(values)) != len(values):
         fail(f"option {option}: a value is given twice in {text!r}")
     return values
-
-
-def finite(value: Any) -> Any:
-    """``value`` with every non-finite float replaced by ``None`` (JSON null)."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {key: finite(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [finite(item) for item in value]
-    return value
 
 
 def dump(data: dict[str, Any], command: str) -> None:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 from typing import Any
 
 from starlette.applications import Starlette
@@ -24,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
+from thinkq._json import finite
 from thinkq.explore.page import explore_page
 from thinkq.explore.settings import describe, parse
 from thinkq.explore.whatif import what_if
@@ -35,19 +35,8 @@ __all__ = ["BODY_LIMIT", "create_app"]
 BODY_LIMIT = 4096
 
 
-def _finite(value: Any) -> Any:
-    """``value`` with every non-finite float as ``None`` (JSON has no inf or nan)."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {key: _finite(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(item) for item in value]
-    return value
-
-
 def _json(data: Any, status: int = 200) -> Response:
-    text = json.dumps(_finite(data), allow_nan=False, separators=(",", ":"))
+    text = json.dumps(finite(data), allow_nan=False, separators=(",", ":"))
     headers = {"Cache-Control": "no-store"}
     return Response(text, status_code=status, media_type="application/json", headers=headers)
 

@@ -16,13 +16,12 @@ the profile's, so a stale report is never propagated silently.
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from thinkq._files import write_atomic
+from thinkq._json import finite
 from thinkq.fit.result import FitResult
 from thinkq.fit.uncertainty import PARAMETERS, Replicates
 from thinkq.profile import Profile
@@ -135,7 +134,7 @@ def write_fit(result: FitResult, path: Path) -> list[Path]:
     if suffix not in (".toml", ".json"):
         raise ValueError(f"path: {path}: a profile file ends in .toml or .json")
     report = report_path(path)
-    payload = _finite(result.to_dict(replicates=True))
+    payload = finite(result.to_dict(replicates=True))
     write_atomic(report, json.dumps(payload, indent=1, allow_nan=False) + "\n")
     try:
         write_atomic(path, profile_text(result, suffix=suffix))
@@ -143,16 +142,6 @@ def write_fit(result: FitResult, path: Path) -> list[Path]:
         report.unlink(missing_ok=True)
         raise
     return [path, report]
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {key: _finite(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(item) for item in value]
-    return value
 
 
 def read_replicates(profile: Profile, profile_path: Path) -> Replicates:

@@ -7,6 +7,7 @@ import math
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+from thinkq._json import finite_number
 from thinkq.measure.server import Server
 from thinkq.profile import Profile
 from thinkq.serve.admission import Admission
@@ -48,10 +49,6 @@ class Gateway(Protocol):
     fleet: Shared | None
 
 
-def _finite(value: float | None) -> float | None:
-    return value if value is not None and math.isfinite(value) else None
-
-
 def _server(plan: Plan, measured_batch: float | None, replicas: int) -> dict[str, Any] | None:
     """The server model in force: its table, capacity, and predicted against measured batch.
 
@@ -69,10 +66,10 @@ def _server(plan: Plan, measured_batch: float | None, replicas: int) -> dict[str
         "tau1": server.tau1,
         "steps": [list(point) for point in server.steps] or None,
         "capacity": server.max_capacity,
-        "predicted_mean_batch": _finite(plan.mean_batch),
+        "predicted_mean_batch": finite_number(plan.mean_batch),
         "measured_mean_batch": measured_batch,
-        "predicted_step_time": _finite(plan.step_time),
-        "predicted_mean_waiting_time": _finite(plan.predicted_mean_waiting_time),
+        "predicted_step_time": finite_number(plan.step_time),
+        "predicted_mean_waiting_time": finite_number(plan.predicted_mean_waiting_time),
     }
 
 
@@ -89,7 +86,7 @@ def _slo(plan: Plan, records: Records) -> dict[str, Any] | None:
                 "statistic": o.statistic,
                 "task": o.task,
                 "target": o.target,
-                "predicted": _finite(p),
+                "predicted": finite_number(p),
                 "measured": m,
             }
             for o, p, m in zip(slo.objectives, slo.predicted, seen, strict=True)

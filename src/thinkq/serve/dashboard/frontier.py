@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from thinkq import model
+from thinkq._json import finite_number
 from thinkq.errors import ThinkqError
 from thinkq.profile import Profile
 from thinkq.serve.controller import Plan
@@ -52,10 +53,6 @@ MAX_AGE = 60.0
 CPU_SHARE = 0.1
 
 
-def _finite(value: float) -> float | None:
-    return value if math.isfinite(value) else None
-
-
 def traced(point: Profile, plan: Plan) -> dict[str, Any]:
     """The frontier of ``point`` (the plan's operating point) with ``plan`` on it."""
     trace = frontier(point, points=POINTS, times=tails(queries=GATEWAY_QUERIES))
@@ -67,15 +64,15 @@ def traced(point: Profile, plan: Plan) -> dict[str, Any]:
             {
                 "alpha": p.alpha,
                 "accuracy": p.accuracy,
-                "mean_system_time": _finite(p.mean_system_time),
-                "percentile_system_time": _finite(p.percentile_time),
+                "mean_system_time": finite_number(p.mean_system_time),
+                "percentile_system_time": finite_number(p.percentile_time),
                 "utilization": p.utilization,
             }
             for p in trace.points
         ],
         "operating_point": {
             "accuracy": model.mean_accuracy(point, np.asarray(plan.budgets)),
-            "mean_system_time": _finite(plan.predicted_mean_system_time),
+            "mean_system_time": finite_number(plan.predicted_mean_system_time),
             "utilization": plan.utilization,
         },
     }

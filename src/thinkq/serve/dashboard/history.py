@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from thinkq._json import finite_number
 from thinkq.profile import Profile
 from thinkq.serve.controller import Plan
 from thinkq.serve.estimator import Clock
@@ -34,10 +35,6 @@ __all__ = ["LOG_LENGTH", "MOVES_SHOWN", "History", "Resolve", "Sample"]
 LOG_LENGTH = 50
 #: The largest budget moves listed per re-solve (the count covers all of them).
 MOVES_SHOWN = 8
-
-
-def _finite(value: float | None) -> float | None:
-    return value if value is not None and math.isfinite(value) else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,10 +127,11 @@ class History:
         slo: tuple[tuple[float | None, float | None], ...] = ()
         if plan.slo is not None:
             seen = measured(plan.slo.objectives, records.recent())
-            slo = tuple((_finite(p), m) for p, m in zip(plan.slo.predicted, seen, strict=True))
+            pairs = zip(plan.slo.predicted, seen, strict=True)
+            slo = tuple((finite_number(p), m) for p, m in pairs)
         sample = Sample(
             at=now, rate=plan.rate, utilization=plan.utilization,
-            predicted=_finite(plan.predicted_mean_system_time),
+            predicted=finite_number(plan.predicted_mean_system_time),
             measured=records.mean_system_time(), waiting=gateway.queue.waiting,
             in_service=gateway.queue.busy, overloaded=plan.overloaded, slo=slo,
         )  # fmt: skip
