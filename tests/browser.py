@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -42,6 +41,7 @@ import uvicorn
 from playwright.sync_api import Page, Route, sync_playwright
 
 from apt_packages import ensure
+from ports import free_port
 
 __all__ = [
     "Browser",
@@ -80,14 +80,6 @@ def _found() -> str | None:
 def ensure_installed() -> str:
     """The path of Debian's ``chromium``, installed with apt-get when missing and root."""
     return ensure(PACKAGE, _found)
-
-
-def free_port() -> int:
-    """A free TCP port on 127.0.0.1."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def origin_of(url: str) -> str:

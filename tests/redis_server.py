@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from apt_packages import ensure
+from ports import free_port
 
 __all__ = ["RedisServer", "ensure_installed", "start"]
 
@@ -31,13 +32,6 @@ PACKAGE = "redis-server"
 def ensure_installed() -> str:
     """The path of ``redis-server``, installed with apt-get when missing and root."""
     return ensure(PACKAGE, lambda: shutil.which("redis-server"))
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @dataclass
@@ -104,7 +98,7 @@ def _answers(port: int) -> bool:
 
 def start(directory: Path) -> RedisServer:
     """A new ``redis-server`` on a free loopback port, logging into ``directory``."""
-    server = RedisServer(ensure_installed(), _free_port(), directory / "redis.log")
+    server = RedisServer(ensure_installed(), free_port(), directory / "redis.log")
     server.run()
     return server
 
