@@ -74,14 +74,19 @@ def test_a_quadratic_law_is_flagged_as_not_linear(tmp_path: Path) -> None:
     assert fit.quadratic_p < 1e-3
     assert fit.quadratic[2] == pytest.approx(0.004, rel=0.25)
     assert any("not linear in the batch" in w for w in result.warnings)
-    assert any("left out of the fit is predicted" in w for w in result.warnings)
-    # the law the profile carries is the measured step at each level, interpolated
+    # the profile carries the bent law at every n; it goes through the measured levels
     steps = fit.server.steps
-    assert [n for n, _ in steps] == [int(n) for n in fit.data.levels]
-    for row, (_, seconds) in zip(fit.levels, steps, strict=True):
-        assert seconds == pytest.approx(row["step"])
+    assert fit.power is not None
+    assert [n for n, _ in steps] == list(range(1, 9))
+    for row in fit.levels:
+        assert row["fitted_step"] == pytest.approx(row["step"], rel=0.03)
     assert result.profile.server == fit.server
     assert fit.to_dict()["steps"] == [list(point) for point in steps]
+    assert fit.to_dict()["law"] == "power"
+    # 1, 2, 4, 8: four levels, so each is predicted by the law fitted to the other three
+    assert fit.held_out is not None
+    assert fit.line_held_out is not None
+    assert fit.held_out < fit.line_held_out
 
 
 def test_without_server_records_the_fit_is_todays(tmp_path: Path) -> None:
@@ -162,3 +167,58 @@ def test_one_level_or_no_accuracy_records_are_one_line_errors(tmp_path: Path) ->
     assert done.exit_code == 2
     assert len(done.stderr.strip().splitlines()) == 1
     assert "only the server phase of thinkq profile --slots" in done.stderr
+
+
+def bent(n: Any) -> Any:
+    """llama.cpp with SmolLM2 on two cores: 7.7, 16.0, 25.6, 37.0 ms at 1, 2, 4, 8."""
+    return 0.0077 + 0.011 * (np.asarray(n, np.float64) ** 0.23 - 1) / 0.23
+
+
+def test_a_bent_law_is_recovered_and_predicts_each_level_left_out(tmp_path: Path) -> None:
+    accuracy = sample_records(solo_profile(), [0, 64, 256], items=20, runs=1, seed=3)
+    server = sample_server_records(
+        TAU0, TAU1, slots=6, levels=[1, 2, 3, 4, 6], law=bent, step_cv=0.03, seed=5
+    )
+    files = [
+        write_jsonl(tmp_path / "r.jsonl", accuracy),
+        write_jsonl(tmp_path / "r.server.jsonl", server),
+    ]
+    result = fit_records(files, bootstrap=200, seed=2)
+    fit = result.server
+    assert fit is not None
+    assert not fit.linear
+    assert fit.power is not None
+    for key, true in (("step_1", 0.0077), ("beta", 0.011), ("gamma", 0.23)):
+        low, high = fit.intervals[key]
+        assert low <= true <= high, (key, low, true, high)
+    assert fit.power.gamma == pytest.approx(0.23, abs=0.3)
+    # the law left out of each level in turn predicts it; the line does not
+    assert fit.held_out is not None
+    assert fit.held_out < 0.05
+    assert fit.line_held_out is not None
+    assert fit.line_held_out > 0.10
+    assert [row["concurrency"] for row in fit.levels] == [1, 2, 3, 4, 6]
+    for n, seconds in fit.server.steps:
+        assert seconds == pytest.approx(float(bent(n)), rel=0.03)
+    assert not any("left out of the fit is predicted" in w for w in result.warnings)
+
+
+def test_a_bent_law_on_three_levels_says_it_cannot_be_checked(tmp_path: Path) -> None:
+    accuracy = sample_records(solo_profile(), [0, 64, 256], items=20, runs=1, seed=3)
+    server = sample_server_records(TAU0, TAU1, slots=4, law=bent, step_cv=0.02, seed=6)
+    files = [
+        write_jsonl(tmp_path / "r.jsonl", accuracy),
+        write_jsonl(tmp_path / "r.server.jsonl", server),
+    ]
+    result = fit_records(files, bootstrap=0)
+    fit = result.server
+    assert fit is not None
+    assert fit.power is not None
+    assert fit.held_out is None
+    assert any("too few concurrency levels to check the bent law" in w for w in result.warnings)
+    done = runner.invoke(app, ["fit", *map(str, files), "-o", str(tmp_path / "p.toml")])
+    assert done.exit_code == 0, done.output
+    assert "held-out level n/a (too few levels)" in " ".join(done.output.split())
+    text = (tmp_path / "p.toml").read_text("utf-8")
+    assert "# the law in force, tau(n) = " in text
+    assert load_profile(tmp_path / "p.toml").server == fit.server

@@ -19,13 +19,8 @@ from thinkq.errors import RecordError
 from thinkq.measure.forcing import Forcer
 from thinkq.measure.inflight import InFlight, SlotWatch
 from thinkq.measure.items import Item
-from thinkq.measure.levels import (
-    concurrency_levels,
-    plan_levels,
-    rounds,
-    run_levels,
-    server_records_path,
-)
+from thinkq.measure.level_plan import checked_levels, concurrency_levels, plan_levels, rounds
+from thinkq.measure.levels import run_levels, server_records_path
 from thinkq.measure.templates import TEMPLATES
 from thinkq.records import read_records
 
@@ -44,6 +39,17 @@ def test_levels_double_up_to_the_slots() -> None:
     assert concurrency_levels(6) == (1, 2, 4, 6)
     with pytest.raises(ValueError, match=r"^slots: "):
         concurrency_levels(0)
+
+
+def test_chosen_levels_are_sorted_and_checked() -> None:
+    assert checked_levels([4, 1, 3, 2], 4) == (1, 2, 3, 4)
+    assert checked_levels([2, 2, 3], 3) == (2, 3)
+    for levels, why in (([0, 1], "0 is outside 1..4"), ([1, 5], "5 is outside 1..4"),
+                        ([2, 2], "need at least two")):  # fmt: skip
+        with pytest.raises(ValueError, match=f"^levels: {why}"):
+            checked_levels(levels, 4)
+    planned = plan_levels(ITEMS, [8], slots=4, per_level=4, seed=2, levels=[3, 1])
+    assert sorted({q.concurrency for q in planned}) == [1, 3]
 
 
 def test_every_level_asks_the_same_queries_and_no_budget_zero() -> None:
@@ -180,6 +186,10 @@ def test_profile_with_slots_writes_both_phases(
     assert only.exit_code == 0, only.output
     assert not (tmp_path / "o.jsonl").exists()
     assert len(lines(tmp_path / "o.server.jsonl")) == 8
+    chosen = ("--server-only", "--slots", "3", "--server-levels", "1,2,3", "--server-queries", "3")
+    three = measure(fake, data_dir, tmp_path / "l.jsonl", monkeypatch, *chosen)
+    assert three.exit_code == 0, three.output
+    assert sorted({r["concurrency"] for r in lines(tmp_path / "l.server.jsonl")}) == [1, 2, 3]
 
 
 @pytest.mark.parametrize(
@@ -188,6 +198,10 @@ def test_profile_with_slots_writes_both_phases(
         (("--server-only",), "error: option --server-only: give --slots B"),
         (("--slots", "2", "--mode", "cap"), "error: option --slots: the server phase forces"),
         (("--slots", "2", "--budgets", "0"), "error: option --budgets: the server phase"),
+        (("--server-levels", "1,2"), "error: option --server-levels: give --slots B too"),
+        (("--slots", "2", "--server-levels", "1,3"), "error: option --server-levels: 3 is outside"),
+        (("--slots", "2", "--server-levels", "2"), "error: option --server-levels: need at least"),
+        (("--slots", "2", "--server-levels", "1,x"), "error: option --server-levels: expected"),
     ],
 )
 def test_server_phase_options_are_checked_first(

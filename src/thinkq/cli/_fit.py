@@ -244,9 +244,10 @@ def _server_rows(fit: ServerFit) -> dict[str, str]:
         low, high = iv[key]
         return f"{shown} [{low * 1e3:.3f}, {high * 1e3:.3f}]"
 
-    held = "n/a (fewer than 3 levels)" if fit.held_out is None else f"{fit.held_out:.1%}"
+    held = "n/a (too few levels)" if fit.held_out is None else f"{fit.held_out:.1%}"
     return {
-        "server": f"slots {s.slots}, tau0 {value('tau0')}, tau1 {value('tau1')}",
+        "server": f"slots {s.slots}, tau0 {value('tau0')}, tau1 {value('tau1')}"
+        + ("" if fit.power is None else f"; in force: {fit.law}"),
         "server fit": f"R^2 {num(fit.r_squared, '.3f')} over {fit.data.size} requests, "
         f"worst held-out level {held}",
     }
@@ -255,8 +256,8 @@ def _server_rows(fit: ServerFit) -> dict[str, str]:
 def _server_table(fit: ServerFit) -> Table:
     """Per concurrency level: the batch seen, the measured and fitted step, held out."""
     table = Table(
-        title=f"Step time tau(n) = tau0 + tau1 n, ms, {fit.server.slots} slots "
-        f"({'linear' if fit.linear else 'NOT linear on these data'})",
+        title=f"Step time {fit.law}, {fit.server.slots} slots "
+        f"({'linear' if fit.linear else 'NOT linear on these data: the bent law'})",
         title_justify="left",
     )
     headers = ("concurrency", "n", "batch", "/slots", "step (ms)", "fitted", "held out", "slowdown")

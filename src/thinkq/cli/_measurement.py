@@ -22,7 +22,8 @@ from thinkq.measure.datasets import DATASETS, load_dataset
 from thinkq.measure.forcing import Forcer
 from thinkq.measure.generation import Generator
 from thinkq.measure.items import Item
-from thinkq.measure.levels import LevelQuery, run_levels
+from thinkq.measure.level_plan import LevelQuery
+from thinkq.measure.levels import run_levels
 from thinkq.measure.runner import Progress, Query, Tally, run
 from thinkq.measure.server import Server
 from thinkq.measure.settings import RunSettings

@@ -13,8 +13,9 @@ leaves only complete lines, and the same command run again goes on from there (s
 line (exit code 1); the finished records stay whole.
 
 With ``--slots B`` a server phase follows (``--server-only``: replaces) the accuracy
-phase: ``--server-queries`` forced queries at each concurrency level 1, 2, 4, ..., B,
-written with the batch each saw to ``NAME.server.jsonl``, resumable the same way
+phase: ``--server-queries`` forced queries at each concurrency level 1, 2, 4, ..., B
+(or those of ``--server-levels``; the fit's held-out check of a law that bends needs
+four or more), written with the batch each saw to ``NAME.server.jsonl``, resumable the same way
 (:mod:`thinkq.measure.levels`).
 """
 
@@ -45,6 +46,7 @@ from thinkq.measure.cap import Capper
 from thinkq.measure.datasets import DATASETS
 from thinkq.measure.forcing import Forcer
 from thinkq.measure.generation import Generator, Sampling
+from thinkq.measure.level_plan import checked_levels
 from thinkq.measure.runner import Tally, plan
 from thinkq.measure.server import Server
 from thinkq.measure.templates import TEMPLATES, THINKING, get_template
@@ -157,6 +159,13 @@ def profile_command(
     server_queries: Annotated[
         int, typer.Option("--server-queries", min=1, help="Queries per concurrency level.")
     ] = 32,
+    server_levels: Annotated[
+        str | None,
+        typer.Option(
+            "--server-levels",
+            help="Concurrency levels of the server phase, e.g. 1,2,3,4 [default: 1, 2, 4, ..., B].",
+        ),
+    ] = None,
 ) -> None:
     """Measure accuracy and latency at each thinking budget; write records for `thinkq fit`."""
     if output.suffix.lower() not in (".jsonl", ".ndjson"):
@@ -173,6 +182,14 @@ def profile_command(
         fail(f"option --thinking: expected tags or free, got {thinking!r}")
     if server_only and slots is None:
         fail("option --server-only: give --slots B, the most queries the server decodes at once")
+    if server_levels is not None and slots is None:
+        fail("option --server-levels: give --slots B too (the levels run up to B)")
+    chosen_levels = None
+    if server_levels is not None and slots is not None:
+        try:
+            chosen_levels = checked_levels(integers(server_levels, "--server-levels"), slots)
+        except ValueError as exc:
+            fail(f"option --server-levels: {str(exc).partition(': ')[2]}")
     if slots is not None and mode is ModeChoice.cap:
         fail("option --slots: the server phase forces exact budgets; use --mode force")
     key = api_key(api_key_env)
@@ -188,7 +205,11 @@ def profile_command(
         queries = plan(items, settings.budgets, settings.runs, seed=seed)
         phases.append(Phase(queries, output, settings))
     if slots is not None:
-        phases.append(server_phase(items, wanted, output, slots=slots, per_level=server_queries))
+        phases.append(
+            server_phase(
+                items, wanted, output, slots=slots, per_level=server_queries, levels=chosen_levels
+            )
+        )
     sampling = Sampling(temperature=temperature, top_p=top_p)
     files = " and ".join(str(phase.output) for phase in phases)
     try:

@@ -17,7 +17,8 @@ from pathlib import Path
 from thinkq.cli._app import fail
 from thinkq.cli._measurement import Phase
 from thinkq.measure.items import Item
-from thinkq.measure.levels import plan_levels, server_records_path
+from thinkq.measure.level_plan import plan_levels
+from thinkq.measure.levels import server_records_path
 from thinkq.measure.settings import RunSettings, resume, settings_path
 
 __all__ = ["resumed", "run_settings", "server_phase"]
@@ -87,7 +88,13 @@ def resumed(output: Path, wanted: RunSettings, *, extend: bool) -> tuple[RunSett
 
 
 def server_phase(
-    items: Sequence[Item], wanted: RunSettings, output: Path, *, slots: int, per_level: int
+    items: Sequence[Item],
+    wanted: RunSettings,
+    output: Path,
+    *,
+    slots: int,
+    per_level: int,
+    levels: Sequence[int] | None = None,
 ) -> Phase:
     """The server phase of ``--slots``: its queries, file and settings (errors exit 2)."""
     out = server_records_path(output)
@@ -99,5 +106,7 @@ def server_phase(
         settings = resume(out, settings, options=SERVER_OPTIONS)
     except ValueError as exc:
         fail(str(exc))
-    queries = plan_levels(items, positive, slots=slots, per_level=per_level, seed=wanted.seed)
+    queries = plan_levels(
+        items, positive, slots=slots, per_level=per_level, seed=wanted.seed, levels=levels
+    )
     return Phase(queries, out, settings, slots=slots)

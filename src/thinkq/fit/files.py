@@ -115,7 +115,7 @@ def _server_lines(result: FitResult) -> list[str]:
         f"tau1 = {s.tau1!r}{note('tau1', 's per step per query in the batch')}",
         *(
             [
-                "# the step time measured at each level (n, s per step): the law, interpolated",
+                f"# the law in force, {fit.law}, at each n (n, s per step), interpolated",
                 f"steps = [{', '.join(f'[{n}, {t!r}]' for n, t in s.steps)}]",
             ]
             if s.steps

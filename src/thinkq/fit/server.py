@@ -1,22 +1,25 @@
-"""The server table: the step-time law tau(n) = tau0 + tau1 n fitted to the server phase.
+"""The server table: the step-time law tau(n) fitted to the server phase.
 
 Each request of ``thinkq profile --slots B`` gives a point (x, y): x the batch it saw
 (the time-averaged number of queries in service while it decoded), y its seconds per
 decode step (:mod:`.steps`). The law is fitted to the requests by weighted least
 squares with tau0 >= 0 and tau1 >= 0 (the latency fit's :func:`~.latency.fit_line`),
 each request weighted by the inverse of its level's variance (steps spread more in
-bigger batches). Then:
+bigger batches), first as the line tau0 + tau1 n. Then:
 
 * **intervals**: the requests are resampled within each level and refitted
-  (percentile intervals of tau0, tau1, tau(1) and tau(B));
+  (percentile intervals of tau0, tau1, and tau(1) and tau(B) of the law in force);
 * **goodness of fit**: R^2 over requests; per level the measured mean step against
   tau(mean batch), and chi^2 of the level means on levels - 2 degrees of freedom;
 * **linearity**: the quadratic tau0 + tau1 n + tau2 n^2 is fitted beside the line;
   when its extra term is significant (F-test, p < 10^-3) and moves a level's
   prediction by more than :data:`BEND`, the law is not linear on these data, and the
-  table's law is the measured step at each level (``steps``, interpolated);
-* **held-out check**: with three levels or more, each level is left out in turn, the
-  line fitted to the others predicts its mean step, and the relative error is kept;
+  law in force is the bent law of :mod:`.law`, tau(1) + beta (n^gamma - 1) / gamma,
+  fitted the same way and written as ``steps`` (its value at each n, interpolated);
+* **held-out check**: each level is left out in turn, the law in force fitted to the
+  others predicts its mean step, and the relative error is kept (the line needs three
+  levels, the bent law four: ``thinkq profile --server-levels 1,2,3,4``); the line's
+  own held-out error is kept beside it;
 * **whole queries**: the batched model stretches a query's whole solo time (prompt,
   thinking, answer) by tau(n) / tau(1). Every level asks the same queries, so each
   level's mean latency over the first level's (``latency_ratio``) is set beside the
@@ -36,7 +39,9 @@ from scipy import stats
 
 from thinkq._typing import FloatArray
 from thinkq.batching.server import Server
-from thinkq.fit.latency import fit_line
+from thinkq.fit.law import PowerLaw, fit_power, power_held_out
+from thinkq.fit.server_checks import intervals as server_intervals
+from thinkq.fit.server_checks import level_rows, line_held_out, step_line
 from thinkq.fit.steps import StepData
 
 __all__ = ["BEND", "HELD_OUT_GOAL", "SOLO_RATIO", "ServerFit", "fit_server", "with_solo"]
@@ -61,11 +66,6 @@ def _weights(data: StepData) -> FloatArray:
     var = np.where(var > 0, var, pooled)
     result: FloatArray = 1.0 / var[data.level]
     return result
-
-
-def _line(x: FloatArray, y: FloatArray, w: FloatArray) -> tuple[float, float]:
-    tau0, tau1 = fit_line(x, y, w)
-    return float(tau0), float(tau1)
 
 
 def _quadratic(x: FloatArray, y: FloatArray, w: FloatArray) -> FloatArray:
@@ -94,6 +94,17 @@ class ServerFit:
     warnings: tuple[str, ...] = field(default=())
     #: c / tau(1) per task: the concurrency-1 latency slope over the solo step time
     c_ratio: dict[str, float] = field(default_factory=dict)
+    #: the bent law, where the line does not hold (then ``server.steps`` are its values)
+    power: PowerLaw | None = None
+    #: the worst held-out error of the line (``held_out`` is the law in force's)
+    line_held_out: float | None = None
+
+    @property
+    def law(self) -> str:
+        """The law in force in words."""
+        if self.power is None:
+            return f"tau(n) = {self.server.tau0 * 1e3:.4g} ms + {self.server.tau1 * 1e3:.4g} ms n"
+        return self.power.text()
 
     def to_dict(self) -> dict[str, Any]:
         """The ``server`` part of the fit report."""
@@ -116,78 +127,18 @@ class ServerFit:
             "dof": self.dof,
             "p_value": self.p_value,
             "linear": self.linear,
+            "law": "line" if self.power is None else "power",
+            "power": None
+            if self.power is None
+            else {"step_1": self.power.step_1, "beta": self.power.beta, "gamma": self.power.gamma},
             "quadratic": dict(zip(("tau0", "tau1", "tau2"), self.quadratic, strict=True))
             | {"p_value": self.quadratic_p},
             "held_out_max_error": self.held_out,
+            "line_held_out_max_error": self.line_held_out,
             "c_over_step_1": self.c_ratio,
             "levels": self.levels,
             "warnings": list(self.warnings),
         }
-
-
-def _held_out(data: StepData, w: FloatArray, x_mean: FloatArray, y_mean: FloatArray) -> FloatArray:
-    """Relative error of each level's mean step predicted by the line of the others."""
-    errors = np.full(data.levels.size, np.nan)
-    if data.levels.size < 3:
-        return errors
-    for g in range(data.levels.size):
-        rest = data.level != g
-        tau0, tau1 = _line(data.batch[rest], data.step[rest], w[rest])
-        predicted = tau0 + tau1 * x_mean[g]
-        errors[g] = (predicted - y_mean[g]) / y_mean[g]
-    return errors
-
-
-def _bootstrap(
-    data: StepData, w: FloatArray, count: int, rng: np.random.Generator
-) -> tuple[FloatArray, FloatArray]:
-    """``count`` refits of (tau0, tau1) to requests resampled within each level."""
-    picks = []
-    for g in range(data.levels.size):
-        members = np.flatnonzero(data.level == g)
-        picks.append(members[rng.integers(0, members.size, size=(count, members.size))])
-    index = np.concatenate(picks, axis=1)
-    tau0, tau1 = fit_line(data.batch[index], data.step[index], w[index])
-    return np.asarray(tau0, dtype=np.float64), np.asarray(tau1, dtype=np.float64)
-
-
-def _intervals(
-    tau0: FloatArray, tau1: FloatArray, slots: int, level: float
-) -> dict[str, tuple[float, float]]:
-    tail = (1 - level) / 2
-    draws = {"tau0": tau0, "tau1": tau1, "step_1": tau0 + tau1, "step_slots": tau0 + tau1 * slots}
-    return {
-        key: (float(np.quantile(v, tail)), float(np.quantile(v, 1 - tail)))
-        for key, v in draws.items()
-    }
-
-
-def _level_rows(
-    data: StepData, server: Server, x_mean: FloatArray, y_mean: FloatArray, held: FloatArray
-) -> list[dict[str, Any]]:
-    slot_mean = data.means(data.slot_batch)
-    latency = data.means(data.latency)
-    rows = []
-    for g, n in enumerate(data.levels):
-        y = data.step[data.level == g]
-        predicted = server.step_time(float(x_mean[g]))
-        rows.append(
-            {
-                "concurrency": int(n),
-                "requests": int(y.size),
-                "batch": float(x_mean[g]),
-                "batch_slots": None if np.isnan(slot_mean[g]) else float(slot_mean[g]),
-                "step": float(y_mean[g]),
-                "step_sd": float(np.std(y, ddof=1)) if y.size > 1 else None,
-                "fitted_step": predicted,
-                "residual": (float(y_mean[g]) - predicted) / predicted,
-                "held_out_error": None if np.isnan(held[g]) else float(held[g]),
-                "latency": float(latency[g]),
-                "latency_ratio": float(latency[g] / latency[0]),
-                "fitted_ratio": predicted / server.step_time(float(x_mean[0])),
-            }
-        )
-    return rows
 
 
 # long: the fit and every check the module lists, in order, each a few lines over the
@@ -195,9 +146,9 @@ def _level_rows(
 def fit_server(
     data: StepData, *, bootstrap: int, level: float, rng: np.random.Generator
 ) -> ServerFit:
-    """Fit tau(n) = tau0 + tau1 n to ``data`` with the checks of this module."""
+    """Fit the step-time law to ``data`` with the checks of this module."""
     w = _weights(data)
-    tau0, tau1 = _line(data.batch, data.step, w)
+    tau0, tau1 = step_line(data.batch, data.step, w)
     server = Server(slots=data.slots, tau0=tau0, tau1=tau1)
     x_mean, y_mean = data.means(data.batch), data.means(data.step)
     fitted = tau0 + tau1 * data.batch
@@ -219,46 +170,58 @@ def fit_server(
         line_at = tau0 + tau1 * x_mean
         bend = float(np.max(np.abs(np.polyval(quadratic[::-1], x_mean) - line_at) / line_at))
     linear = not (quadratic_p is not None and quadratic_p < 1e-3 and bend > BEND)
-    held = _held_out(data, w, x_mean, y_mean)
-    held_out = float(np.nanmax(np.abs(held))) if np.isfinite(held).any() else None
+    line_held = line_held_out(data, w, x_mean, y_mean)
+    held, power = line_held, None
+    if not linear:  # the bent law (three levels at least: the quadratic needed them)
+        power = fit_power(data.batch, data.step, w)
+        server = Server(slots=data.slots, tau0=tau0, tau1=tau1, steps=power.steps(data.slots))
+        held = power_held_out(data.batch, data.step, w, data.level, x_mean, y_mean)
     intervals: dict[str, tuple[float, float]] = {}
     if bootstrap:
-        b0, b1 = _bootstrap(data, w, bootstrap, rng)
-        intervals = _intervals(b0, b1, data.slots, level)
-    levels = _level_rows(data, server, x_mean, y_mean, held)
-    notes = _warnings(server, data, linear, quadratic, bend, levels, held_out)
-    if not linear and int(data.levels[0]) == 1 and np.all(y_mean > 0):  # the steps are the law
-        steps = tuple((int(n), float(y)) for n, y in zip(data.levels, y_mean, strict=True))
-        server = Server(slots=data.slots, tau0=tau0, tau1=tau1, steps=steps)
-    return ServerFit(
+        intervals = server_intervals(data, w, bootstrap, level, rng, power)
+    levels = level_rows(data, server, x_mean, y_mean, held)
+    fit = ServerFit(
         server, data, intervals, r_squared, chi2, max(dof, 0), p_value,
         (float(quadratic[0]), float(quadratic[1]), float(quadratic[2])), quadratic_p,
-        linear, levels, held_out, notes,
+        linear, levels, _worst(held), power=power, line_held_out=_worst(line_held),
     )  # fmt: skip
+    return dataclasses.replace(fit, warnings=server_warnings(fit, bend))
 
 
-def _warnings(
-    server: Server,
-    data: StepData,
-    linear: bool,
-    quadratic: FloatArray,
-    bend: float,
-    levels: list[dict[str, Any]],
-    held_out: float | None,
-) -> tuple[str, ...]:
+def _worst(errors: FloatArray) -> float | None:
+    return float(np.nanmax(np.abs(errors))) if np.isfinite(errors).any() else None
+
+
+def server_warnings(fit: ServerFit, bend: float) -> tuple[str, ...]:
+    """What the fit should tell its user (each a line starting ``server:``)."""
     notes = []
-    if not linear:
-        worst = max(levels, key=lambda row: abs(row["residual"]))
+    data, server = fit.data, fit.server
+    if fit.power is not None:
+        line = server.tau0 + server.tau1 * data.means(data.batch)
+        miss = (data.means(data.step) - line) / line
+        worst = int(np.argmax(np.abs(miss)))
         notes.append(
             f"server: the step time is not linear in the batch on these data (a quadratic "
-            f"term tau2 = {quadratic[2]:.3g} s moves a level by {bend:.1%}; the line misses "
-            f"concurrency {worst['concurrency']} by {worst['residual']:+.1%}); the profile's "
-            "[server] steps are the measured step at each level (the line stays as tau0, tau1)"
+            f"term tau2 = {fit.quadratic[2]:.3g} s moves a level by {bend:.1%}; the line "
+            f"misses concurrency {int(data.levels[worst])} by {miss[worst]:+.1%}); the "
+            f"profile's [server] steps are the bent law {fit.power.text()} at each n "
+            "(the line stays as tau0, tau1)"
         )
-    if held_out is not None and held_out > HELD_OUT_GOAL:
+        off = max(fit.levels, key=lambda row: abs(row["residual"]))
+        if abs(off["residual"]) > HELD_OUT_GOAL:
+            notes.append(
+                f"server: the bent law misses concurrency {off['concurrency']} by "
+                f"{off['residual']:+.1%}"
+            )
+    if fit.held_out is not None and fit.held_out > HELD_OUT_GOAL:
         notes.append(
-            f"server: a concurrency level left out of the fit is predicted {held_out:.1%} off "
-            f"its measured step time (more than {HELD_OUT_GOAL:.0%})"
+            f"server: a concurrency level left out of the fit is predicted {fit.held_out:.1%} "
+            f"off its measured step time (more than {HELD_OUT_GOAL:.0%})"
+        )
+    if fit.held_out is None and fit.power is not None:
+        notes.append(
+            "server: too few concurrency levels to check the bent law on a level left out "
+            "(it has three parameters: measure four levels or more, --server-levels)"
         )
     if server.tau1 <= 1e-9 * max(server.tau0, 1e-12):
         notes.append(

@@ -16,13 +16,14 @@ t(l) = t0 + c l (eq. 1). A stall multiplies the latency by a uniform factor in
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from thinkq._files import write_atomic
+from thinkq._typing import FloatArray
 from thinkq.profile import Profile
 
 __all__ = ["sample_records", "sample_server_records", "write_jsonl"]
@@ -102,26 +103,27 @@ def sample_server_records(
     seed: int | None = None,
     task: str = "synthetic",
     model_name: str = "synthetic",
+    levels: Sequence[int] | None = None,
+    law: Callable[[FloatArray], FloatArray] | None = None,
 ) -> list[dict[str, Any]]:
     """Server-phase records (``thinkq profile --slots``) of a known step-time law.
 
-    At each level n = 1, 2, 4, ..., ``slots``, ``per_level`` queries of ``budget``
-    thinking tokens see a batch b (n, a little less for a quarter of them, as at the
-    end of a closed loop) and decode at tau0 + tau1 b + tau2 b^2 seconds per step, times
-    a Gamma variable of mean 1 and coefficient of variation ``step_cv``; the prompt and
-    the answer take 16 steps more, slowed alike (the batched model's semantics).
+    At each level n = 1, 2, 4, ..., ``slots`` (or ``levels``), ``per_level`` queries of
+    ``budget`` thinking tokens see a batch b (n, a little less for a quarter of them,
+    as at the end of a closed loop) and decode at tau0 + tau1 b + tau2 b^2 seconds per
+    step (or ``law(b)``), times a Gamma variable of mean 1 and coefficient of variation
+    ``step_cv``; the prompt and the answer take 16 steps more, slowed alike (the
+    batched model's semantics).
     """
     rng = np.random.default_rng(seed)
-    levels, n = [], 1
-    while n < slots:
-        levels.append(n)
-        n *= 2
+    if levels is None:
+        levels = [2**k for k in range(max(slots - 1, 0).bit_length())] + [slots]
     out: list[dict[str, Any]] = []
-    for level in [*levels, slots]:
+    for level in levels:
         tail = rng.random(per_level) < 0.25
         batch = np.where(tail, np.maximum(level - rng.uniform(0, level - 1, per_level), 1), level)
-        law = tau0 + tau1 * batch + tau2 * batch * batch
-        step = law * _gamma(rng, step_cv, per_level)
+        steps = tau0 + tau1 * batch + tau2 * batch * batch if law is None else law(batch)
+        step = steps * _gamma(rng, step_cv, per_level)
         out += [
             {
                 "phase": "server",

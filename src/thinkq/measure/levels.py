@@ -1,9 +1,11 @@
 """The server phase of ``thinkq profile --slots B``: the same forced requests at
-concurrency n = 1, 2, 4, ..., B, each record with the batch it saw.
+concurrency n = 1, 2, 4, ..., B (or the levels of ``--server-levels``), each record
+with the batch it saw.
 
-:func:`plan_levels` takes the first ``per_level`` queries of a seeded plan of the
-grid (items x the budgets above 0; budget 0 decodes no thinking) and asks the same
-ones at every level. The levels are interleaved in :func:`rounds` (1, 2, 4, ..., B,
+:func:`~thinkq.measure.level_plan.plan_levels` takes the first ``per_level`` queries
+of a seeded plan of the grid (items x the budgets above 0; budget 0 decodes no
+thinking) and asks the same ones at every level. The levels are interleaved in rounds
+(1, 2, 4, ..., B,
 then again with the next block of queries), so that a slow drift of the machine
 (another job, thermal limits) spreads over all levels instead of biasing one against
 another. :func:`run_levels` answers the blocks in order, each as a closed loop: n
@@ -33,7 +35,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import math
 import time
 from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
@@ -44,89 +45,21 @@ from thinkq.errors import ServerError, ServerUnreachableError
 from thinkq.measure.generation import Generation, Generator, Timings
 from thinkq.measure.graders import grade
 from thinkq.measure.inflight import InFlight, SlotWatch
-from thinkq.measure.items import Item
 from thinkq.measure.journal import finished
-from thinkq.measure.runner import Progress, Query, Tally, Writer, answer, failure, plan
+from thinkq.measure.level_plan import LevelKey, LevelQuery
+from thinkq.measure.runner import Progress, Tally, Writer, answer, failure
 from thinkq.measure.server import Server
 from thinkq.measure.settings import RunSettings, read_settings, write_settings
 
-__all__ = [
-    "PHASE",
-    "LevelKey",
-    "LevelQuery",
-    "concurrency_levels",
-    "plan_levels",
-    "rounds",
-    "run_levels",
-    "server_records_path",
-]
+__all__ = ["PHASE", "run_levels", "server_records_path"]
 
 #: The ``phase`` of a server-phase record.
 PHASE = "server"
-#: The most rounds the levels are interleaved in, and the fewest queries a level's
-#: block has per slot (a closed loop of n needs a queue well beyond n to keep n busy).
-ROUNDS = 4
-BLOCK = 4
-#: (concurrency, task, item id, budget, run): one query of the server phase.
-LevelKey = tuple[int, str, str, int, int]
-
-
-def concurrency_levels(slots: int) -> tuple[int, ...]:
-    """1, 2, 4, ... below ``slots``, then ``slots`` itself."""
-    if slots < 1:
-        raise ValueError(f"slots: must be >= 1, not {slots}")
-    levels, n = [], 1
-    while n < slots:
-        levels.append(n)
-        n *= 2
-    return (*levels, slots)
 
 
 def server_records_path(out: Path) -> Path:
     """Where the server phase of the records ``out`` goes: ``NAME.server.jsonl``."""
     return out.with_name(f"{out.stem}.server{out.suffix}")
-
-
-@dataclass(frozen=True, slots=True)
-class LevelQuery:
-    """One query of the grid asked at one concurrency level."""
-
-    query: Query
-    concurrency: int
-
-    @property
-    def key(self) -> LevelKey:
-        return (self.concurrency, *self.query.key)
-
-
-def plan_levels(
-    items: Sequence[Item], budgets: Sequence[int], *, slots: int, per_level: int, seed: int
-) -> list[LevelQuery]:
-    """``per_level`` queries (budgets above 0) asked at each level up to ``slots``.
-
-    Raises ``ValueError`` (naming ``budgets`` or ``per_level``) when no budget is
-    above 0 or ``per_level`` is below 1.
-    """
-    positive = sorted({b for b in budgets if b > 0})
-    if not positive:
-        raise ValueError("budgets: the server phase needs a budget above 0 (0 decodes nothing)")
-    if per_level < 1 or not items:
-        raise ValueError(f"per_level: must be >= 1 queries, not {per_level}")
-    runs = math.ceil(per_level / (len(items) * len(positive)))
-    chosen = plan(items, positive, runs, seed=seed)[:per_level]
-    count = rounds(per_level, slots)
-    return [
-        LevelQuery(q, n)
-        for r in range(count)
-        for n in concurrency_levels(slots)
-        for q in chosen[r::count]
-    ]
-
-
-def rounds(per_level: int, slots: int) -> int:
-    """How many rounds the levels are asked in: as many as give every level's block at
-    least :data:`BLOCK` x ``slots`` queries, at most :data:`ROUNDS`."""
-    return max(1, min(ROUNDS, per_level // (BLOCK * slots)))
 
 
 def _key(data: dict[str, Any]) -> LevelKey | None:
@@ -144,7 +77,9 @@ def _key(data: dict[str, Any]) -> LevelKey | None:
 
 def _outside(key: LevelKey, grid: Collection[LevelKey]) -> str:
     if key[0] not in {k[0] for k in grid}:
-        return f"concurrency: level {key[0]} is not among this run's levels (--slots)"
+        return (
+            f"concurrency: level {key[0]} is not among this run's levels (--slots, --server-levels)"
+        )
     if key[3] not in {k[3] for k in grid}:
         return f"budget: budget {key[3]} is not among this run's --budgets"
     return f"item_id: item {key[2]!r} of {key[1]} is not among this run's --server-queries"
