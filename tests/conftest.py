@@ -7,6 +7,13 @@ same table drives the API tests (tests/test_profile.py) and the command-line tes
 
 from __future__ import annotations
 
+import os
+
+# LiteLLM fetches its model cost map from GitHub on import unless told not to; a test
+# that imports it (tests/test_api.py walks every module) would otherwise print the
+# failed fetch into the stderr another test captures
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
 import json
 import math
 import tomllib

@@ -6,7 +6,6 @@ calls them. The real LiteLLM proxy is in tests/test_litellm_enforcer.py."""
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
 import sys
 from datetime import datetime, timedelta
@@ -14,10 +13,6 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-
-# LiteLLM fetches its model cost map from GitHub on import unless told not to
-os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-
 from fastapi import HTTPException
 
 from fakes import Clock, profile
