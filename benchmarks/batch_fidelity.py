@@ -8,6 +8,13 @@ with real benchmark prompts at rates whose predicted mean batch is ``--batches``
 batched model, the simulator of the same semantics, the paper's M/G/1 model of the
 same traffic, and the gateway's own live prediction at the end of the run.
 
+Throughput (``--throughput RHO``): every budget fixed at ``--throughput-budget``
+tokens (l_max, with alpha so large that the solver keeps them there), the one-slot
+deployment (``--concurrency 1``) at the rate that loads one slot to RHO by the
+profile, then the B-slot deployment at ``--throughput-ratio`` (1.5) times that rate:
+if its measured mean system time is no longer, B slots carry that many times the
+one-slot deployment's rate at the same mean system time.
+
 Then the budgets that matter (``--compare``): at one rate that a single slot can
 carry, J = alpha * accuracy - mean system time measured for three deployments: the
 batched-optimal budgets at concurrency B, the M/G/1-optimal budgets at concurrency B
@@ -222,6 +229,18 @@ def runs(profile: thinkq.Profile, args: argparse.Namespace) -> dict[str, tuple[A
             profile.replace(rate=rate_for_batch(profile, target)),
             slots,
         )
+    if args.throughput is not None:
+        fixed = profile.replace(max_tokens=args.throughput_budget, alpha=1e3)
+        service = thinkq.model.moments(fixed, [args.throughput_budget] * fixed.size).mean
+        one = args.throughput / service
+        plan[f"throughput: one slot, utilization {args.throughput:g}"] = (
+            fixed.replace(rate=one).with_server(None),
+            1,
+        )
+        plan[f"throughput: B slots, {args.throughput_ratio:g}x the rate"] = (
+            fixed.replace(rate=args.throughput_ratio * one),
+            slots,
+        )
     if args.compare:
         rate = rate_for_utilization(profile, args.compare_utilization)
         at = profile.replace(rate=rate)
@@ -236,13 +255,16 @@ def main() -> None:
     parser.add_argument("--profile", type=Path, required=True, help="Fitted, with [server].")
     parser.add_argument("--data-dir", type=Path, help="Local benchmark copies.")
     parser.add_argument("--base-url", help="A running llama-server (default: start one).")
-    parser.add_argument("--batches", type=float, nargs="+", default=[1.5, 3.0])
+    parser.add_argument("--batches", type=float, nargs="*", default=[1.5, 3.0])
     parser.add_argument("--queries", type=int, default=300)
     parser.add_argument("--answer-tokens", type=int, default=16, help="max_tokens per request.")
     parser.add_argument("--template", default="chatml")
     parser.add_argument("--refit", action="store_true", help="Refit online (live prediction).")
     parser.add_argument("--compare", action="store_true", help="The three deployments too.")
     parser.add_argument("--compare-utilization", type=float, default=0.6)
+    parser.add_argument("--throughput", type=float, help="One slot's utilization (see above).")
+    parser.add_argument("--throughput-budget", type=int, default=16)
+    parser.add_argument("--throughput-ratio", type=float, default=1.5)
     parser.add_argument(
         "--calibration",
         type=int,
@@ -284,6 +306,20 @@ def main() -> None:
     report({k: v for k, v in done.items() if k != "calibration"})
 
 
+def throughput(done: dict[str, Row]) -> None:
+    """The B-slot deployment's mean system time over the one-slot deployment's."""
+    one = next((r for k, r in done.items() if k.startswith("throughput: one slot")), None)
+    many = next((r for k, r in done.items() if k.startswith("throughput: B slots")), None)
+    if one is None or many is None:
+        return
+    ratio = many["offered_rate"] / one["offered_rate"]
+    print(
+        f"\nthroughput: {many['concurrency']} slots at {ratio:.2f}x the offered rate: mean "
+        f"system time {many['measured_mean']:.3f} s against one slot's "
+        f"{one['measured_mean']:.3f} s ({many['measured_mean'] / one['measured_mean']:.2f}x)"
+    )
+
+
 def report(done: dict[str, Row]) -> None:
     keys = ("offered_rate", "measured_mean", "measured_mean_95", "measured_p95", "model_mean",
             "profiled_model_mean",
@@ -299,6 +335,7 @@ def report(done: dict[str, Row]) -> None:
             value = row.get(key)
             if isinstance(value, float) and math.isfinite(value) and value > 0:
                 print(f"  {'measured / ' + key:>22}: {measured / value:.3f}")
+    throughput(done)
 
 
 if __name__ == "__main__":

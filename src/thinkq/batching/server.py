@@ -12,8 +12,9 @@ The semantics every part of thinkq shares (``docs/batching.md``):
 
 Where the step time is not linear in the batch (a measured server may bend: llama.cpp
 on two cores takes twice as long a step for two sequences as for one, then less
-than linear beyond), ``steps`` gives it as measured points (n, seconds): tau(n) is
-their piecewise-linear interpolation, continued beyond the last point along the last
+than linear beyond), ``steps`` gives it as points (n, seconds), measured or the bent
+law ``thinkq fit`` writes at every n (:mod:`thinkq.fit.law`): tau(n) is their
+piecewise-linear interpolation, continued beyond the last point along the last
 segment (never decreasing). tau0 and tau1 then stay as the fitted line, for reference.
 
 ``slots = 1`` is the paper's FIFO M/G/1 server. tau1 = 0 is perfect batching (C(n) = n,
@@ -151,11 +152,11 @@ class Server:
 
     @property
     def law(self) -> str:
-        """The step-time law in words, for tables: the line, or the measured steps."""
+        """The step-time law in words, for tables: the line, or the steps."""
         if not self.steps:
             return f"{self.tau0:g} + {self.tau1:g} n"
         points = ", ".join(f"{t:.4g} at {n}" for n, t in self.steps)
-        return f"measured {points} (interpolated)"
+        return f"steps {points} (interpolated)"
 
     def speed(self, n: float) -> float:
         """tau(1) / tau(n): each sequence's speed relative to running alone (n >= 1)."""
