@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-import uvicorn
 
 from thinkq.cli import _slo
 from thinkq.cli._app import api_key, app, fail, integers, load
@@ -36,6 +35,7 @@ from thinkq.serve.connections import (
     DEFAULT_KEEP_ALIVE,
     DEFAULT_MAX_HEADER,
     DEFAULT_READ_TIMEOUT,
+    GatewayServer,
     server_config,
     settle_heap,
 )
@@ -275,7 +275,7 @@ def serve_command(
         )  # fmt: skip
         settle_heap()  # the start's objects out of the collector's full passes
         try:
-            await uvicorn.Server(config).serve()
+            await GatewayServer(config, before_exit=gateway.books.lines.flush).serve()
         finally:
             await gateway.stop()
 

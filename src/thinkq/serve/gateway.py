@@ -170,7 +170,8 @@ class Gateway:
         self.replicas.start()  # every replica's forcer with the first's suppressed ids
 
     async def stop(self) -> None:
-        """Stop re-solving and close the upstream connections."""
+        """Stop re-solving, log the request lines held and close the upstream connections."""
+        self.books.lines.flush()
         if self._loop is not None:
             self._loop.cancel()
             await asyncio.gather(self._loop, return_exceptions=True)

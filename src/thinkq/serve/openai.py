@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 import time
-import uuid
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -186,7 +186,7 @@ class Reply:
         self.model = model
         self.answer_tokens = answer_tokens
         prefix = "chatcmpl" if kind == "chat" else "cmpl"
-        self.id = f"{prefix}-{uuid.uuid4().hex}"
+        self.id = f"{prefix}-{secrets.token_hex(16)}"  # as uuid4().hex, without the UUID
         self.created = int(time.time())
         self.object = "chat.completion" if kind == "chat" else "text_completion"
 

@@ -11,8 +11,8 @@ when its client leaves; a streamed request ends when its stream is closed.
 
 :class:`Books` keep what the gateway knows of finished requests: the sliding window
 of records (the measured mean system time), the Prometheus metrics, the online
-latency refit (served requests only) and the per-request log line, which carries the
-prompt only when asked.
+latency refit (served requests only) and the per-request log line (the prompt only
+when asked; logged in batches, :attr:`Books.lines`, :mod:`thinkq.serve.logs`).
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from thinkq.measure.generation import Generation, Sampling
 from thinkq.measure.prompts import Cue
 from thinkq.measure.templates import Message
 from thinkq.serve.estimator import Clock
+from thinkq.serve.logs import DeferredLog
 from thinkq.serve.metrics import Metrics
 from thinkq.serve.queue import Queue, Record, Records
 from thinkq.serve.refit import LatencyRefit
@@ -120,6 +121,7 @@ class Books:
         self.refit = refit
         self.clock = clock
         self.log_prompts = log_prompts
+        self.lines = DeferredLog(log)
 
     def finish(self, job: Job, turn: Turn | None, outcome: str, batch: float = 1.0) -> Record:
         """Record ``job`` (served as ``turn``, or never served) with ``outcome``, now.
@@ -145,7 +147,7 @@ class Books:
             self.refit.observe(job.task, record.thinking_tokens, record.service, batch)
         if log.isEnabledFor(logging.INFO):
             prompt = f" prompt={job.text[:200]!r}" if self.log_prompts else ""
-            log.info(
+            self.lines.info(
                 "%s task=%s budget=%d thinking_tokens=%d wait=%.3fs service=%.3fs%s",
                 outcome, record.task, record.budget, record.thinking_tokens,
                 record.wait, record.service, prompt,

@@ -1,0 +1,193 @@
+"""The gateway's request log lines, logged together (:mod:`thinkq.serve.logs`): held
+at most the delay, in order, with their own time; at once outside a loop, at capacity,
+on flush and when the gateway stops; and before ``thinkq serve`` ends on SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+
+from conftest import write_document
+from fakes import FakeServer, profile
+from llama_server import free_port
+from loopback import serving
+from thinkq.serve.connections import GatewayServer
+from thinkq.serve.logs import DeferredLog
+
+
+class Kept(logging.Handler):
+    """Keeps the records it is given."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    def lines(self) -> list[str]:
+        return [r.getMessage() for r in self.records]
+
+
+@pytest.fixture
+def logger() -> Iterator[tuple[DeferredLog, Kept]]:
+    kept = Kept()
+    log = logging.getLogger("thinkq.test_serve_logs")
+    log.propagate = False
+    log.setLevel(logging.INFO)
+    log.addHandler(kept)
+    yield DeferredLog(log, delay=0.05, capacity=5), kept
+    log.removeHandler(kept)
+
+
+def test_outside_a_loop_a_line_is_logged_at_once(logger) -> None:
+    lines, kept = logger
+    lines.info("one %d", 1)
+    assert kept.lines() == ["one 1"]
+    (record,) = kept.records
+    assert record.levelno == logging.INFO
+    assert record.name == "thinkq.test_serve_logs"
+
+
+def test_in_a_loop_lines_are_held_for_the_delay_with_their_own_time(logger) -> None:
+    lines, kept = logger
+
+    async def main() -> None:
+        start = time.time()
+        for k in range(3):
+            lines.info("line %d", k)
+        assert kept.records == []  # held
+        await asyncio.sleep(0.2)
+        assert kept.lines() == ["line 0", "line 1", "line 2"]
+        assert lines.timer is None
+        for record in kept.records:  # when it was logged, not when it was handled
+            assert start <= record.created < start + 0.04
+            assert record.msecs == (record.created - int(record.created)) * 1e3 // 1
+
+    asyncio.run(main())
+
+
+def test_the_text_is_the_arguments_when_handled(logger) -> None:
+    lines, kept = logger
+
+    async def main() -> None:
+        lines.info("%s and %d", "text", 7)
+        await asyncio.sleep(0.2)
+
+    asyncio.run(main())
+    assert kept.lines() == ["text and 7"]
+
+
+def test_capacity_and_flush_log_what_is_held(logger) -> None:
+    lines, kept = logger
+
+    async def main() -> None:
+        for k in range(5):  # the capacity
+            lines.info("%d", k)
+        assert kept.lines() == ["0", "1", "2", "3", "4"]
+        lines.info("held")
+        assert len(kept.records) == 5
+        lines.flush()
+        assert kept.lines()[-1] == "held"
+        assert lines.timer is None
+
+    asyncio.run(main())
+
+
+def test_nothing_is_held_when_info_is_off(logger) -> None:
+    lines, kept = logger
+    lines.logger.setLevel(logging.WARNING)
+    lines.info("quiet")
+    assert lines.held == []
+    assert kept.records == []
+
+
+def test_a_timer_of_a_loop_that_ended_holds_nothing_back(logger) -> None:
+    lines, kept = logger
+
+    async def first() -> None:
+        lines.info("a")  # the loop ends before the delay: its timer never fires
+
+    async def second() -> None:
+        lines.info("b")  # the next line, in another loop: both logged at once
+        assert kept.lines() == ["a", "b"]
+        lines.info("c")  # then held again, by this loop's timer
+        assert lines.timer is not None
+        await asyncio.sleep(0.2)
+        assert kept.lines() == ["a", "b", "c"]
+
+    asyncio.run(first())
+    assert kept.records == []
+    asyncio.run(second())
+
+
+def test_the_arguments_are_checked() -> None:
+    log = logging.getLogger("thinkq.test_serve_logs")
+    with pytest.raises(ValueError, match="delay"):
+        DeferredLog(log, delay=0)
+    with pytest.raises(ValueError, match="capacity"):
+        DeferredLog(log, capacity=0)
+
+
+def test_the_gateways_server_calls_before_exit_once_shut_down(logger) -> None:
+    lines, kept = logger
+
+    async def main() -> None:
+        server = GatewayServer(uvicorn.Config(lambda *a: None), before_exit=lines.flush)
+        with server.capture_signals():
+            lines.info("last")
+            assert kept.records == []
+        assert kept.lines() == ["last"]
+
+    asyncio.run(main())
+
+
+@pytest.fixture
+def profile_file(tmp_path: Path) -> Path:
+    return write_document(tmp_path / "profile.toml", profile(t0=[0.02, 0.02]).to_dict())
+
+
+def test_thinkq_serve_stopped_by_sigterm_has_written_every_request_line(
+    profile_file: Path,
+) -> None:
+    port = free_port()
+    with serving(FakeServer()) as upstream:
+        command = [
+            sys.executable, "-m", "thinkq", "serve", "--upstream", upstream,
+            "--profile", str(profile_file), "--port", str(port), "--mode", "cap",
+        ]  # fmt: skip
+        process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                assert process.poll() is None
+                try:
+                    if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    assert time.monotonic() < deadline, "the gateway did not start"
+                    time.sleep(0.1)
+            body = {"messages": [{"role": "user", "content": "2 + 3?"}], "max_tokens": 4}
+            headers = {"X-Thinkq-Task": "math"}
+            for _ in range(3):
+                reply = httpx.post(
+                    f"{base}/v1/chat/completions", json=body, headers=headers, timeout=10
+                )
+                assert reply.status_code == 200, reply.text
+        finally:
+            os.kill(process.pid, signal.SIGTERM)  # at once: the lines are still held
+            _, err = process.communicate(timeout=30)
+    assert process.returncode == -signal.SIGTERM  # uvicorn's own way to end
+    assert err.count("INFO:     ok task=math") == 3, err
