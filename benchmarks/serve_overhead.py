@@ -10,8 +10,9 @@ what stands in front of it, not the model's:
   heap settled after the start as ``thinkq serve`` does, no thinkq logic), the peer
   that shows what any Python gateway pays here;
 * **gateway**: ``thinkq serve`` in force mode, with a profile whose budgets are
-  zero so that it makes exactly one upstream request like the others, and a
-  ``--concurrency`` high enough that no request waits in its queue;
+  zero so that it makes exactly one upstream request like the others, a
+  ``--concurrency`` high enough that no request waits in its queue, and its log (a
+  line per request) read through a pipe, as a collector (journald, docker) reads it;
 * **gw+redis**: the same with the shared state, ``thinkq serve --state
   redis://127.0.0.1:PORT/0`` against a ``redis-server`` this script starts (Debian's
   package; alone in its fleet, so it leads: it reports its counts every second and
@@ -30,7 +31,10 @@ At each rate (default 50 and 200 requests/s) the paths take turns in blocks of
 has ``--queries``, so that a drift in the machine's speed reaches all of them alike.
 The client is aiohttp on uvloop, the lightest here, because it shares the two cores.
 Prints p50 and p99 of each path, the added latency (path - direct) with 95% bootstrap
-intervals, the CPU time per request of each server process, and the goal's figures
+intervals, the CPU time per request of each server process during its own turns (as
+if it served that rate alone; until commit 429deff the whole run was charged, so that
+a server's costs per second counted once for every path: ``whole run``), what it
+spends a second while the others have their turns (``idle ms/s``), and the goal's figures
 (issue 17): each gateway's added p99 over the proxy's (at most 1.25), with a bootstrap
 interval, and thinkq's own CPU per request, the gateway's minus the proxy's (under
 0.3 ms).
@@ -50,6 +54,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import aiohttp
 import httpx
@@ -85,6 +90,9 @@ OWN_CPU_GOAL = 0.3
 #: Seconds every server keeps an idle connection: longer than the other paths' turns
 #: (at uvicorn's default 5 s a waiting path's connections could close mid-send)
 KEEP_ALIVE = litellm_paths.KEEP_ALIVE
+#: Seconds after a path's last reply that still count as its turn (longer than any
+#: work a server defers: thinkq serve writes its log lines at most 0.2 s late).
+SETTLE = 0.3
 
 
 def free_port() -> int:
@@ -190,11 +198,22 @@ def cpu_seconds(pid: int) -> float:
 
 
 async def measure(
-    targets: dict[str, tuple[str, bytes]], *, rate: float, queries: int, block: int, seed: int
-) -> dict[str, np.ndarray]:
-    """Latency (seconds) of ``queries`` requests per path, blocks of Poisson arrivals."""
+    targets: dict[str, tuple[str, bytes]],
+    *,
+    rate: float,
+    queries: int,
+    block: int,
+    seed: int,
+    pids: dict[str, int],
+) -> tuple[dict[str, np.ndarray], dict[str, dict[str, float]], dict[str, float]]:
+    """Latency (seconds) of ``queries`` requests per path, blocks of Poisson arrivals;
+    the CPU seconds of every process (``pids``) during each path's turns; and the
+    seconds those turns took. A turn lasts from its start until :data:`SETTLE` seconds
+    after its last reply (work a server defers, such as batched log lines, lands in it)."""
     rng = np.random.default_rng(seed)
     out: dict[str, list[float]] = {name: [] for name in targets}
+    turns = {name: dict.fromkeys(pids, 0.0) for name in targets}
+    walls = dict.fromkeys(targets, 0.0)
     headers = {"content-type": "application/json"}
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
 
@@ -212,13 +231,19 @@ async def measure(
 
         for url, body in targets.values():  # warm every connection pool
             await asyncio.gather(*(one(url, body, 0.0, []) for _ in range(50)))
+        await asyncio.sleep(SETTLE)
         while min(len(v) for v in out.values()) < queries:
             for name, (url, body) in targets.items():
                 n = min(block, queries - len(out[name]))
-                start = time.perf_counter() + 0.05
+                cpu, wall = {p: cpu_seconds(pid) for p, pid in pids.items()}, time.perf_counter()
+                start = wall + 0.05
                 times = start + np.cumsum(rng.exponential(1 / rate, n))
                 await asyncio.gather(*(one(url, body, float(t), out[name]) for t in times))
-    return {name: np.array(v) for name, v in out.items()}
+                await asyncio.sleep(SETTLE)
+                for p, pid in pids.items():
+                    turns[name][p] += cpu_seconds(pid) - cpu[p]
+                walls[name] += time.perf_counter() - wall
+    return {name: np.array(v) for name, v in out.items()}, turns, walls
 
 
 def added(gateway: np.ndarray, direct: np.ndarray, q: float, seed: int) -> tuple[float, float]:
@@ -265,8 +290,24 @@ def targets(args: argparse.Namespace, ports: dict[str, int]) -> dict[str, tuple[
     return found
 
 
-def figures(lat: dict[str, np.ndarray], used: dict[str, float], queries: int, seed: int) -> dict:
-    """Percentiles, added latency with intervals, CPU per request, and the goal's ratios."""
+class Cpu(NamedTuple):
+    """CPU seconds of every process: over the whole rate, and during each path's
+    turns; the seconds of each path's turns and of the whole rate."""
+
+    used: dict[str, float]
+    turns: dict[str, dict[str, float]]
+    walls: dict[str, float]
+    elapsed: float
+
+
+def figures(lat: dict[str, np.ndarray], cpu: Cpu, queries: int, seed: int) -> dict:
+    """Percentiles, added latency with intervals, CPU per request, and the goal's ratios.
+
+    A server's CPU per request is what it spent during its own turns (as when it
+    serves that rate alone); ``_run_cpu_ms`` charges it its whole run, the other
+    paths' turns too, and ``_idle_cpu_ms_per_s`` is what it spent a second while the
+    other paths had their turns.
+    """
     paths = list(lat)
     row: dict = {"paths": paths}
     for q in (50, 99):
@@ -277,10 +318,16 @@ def figures(lat: dict[str, np.ndarray], used: dict[str, float], queries: int, se
             low, high = added(lat[name], lat["direct"], q, seed=seed)
             row[f"{name}_added_p{q}_ci_ms"] = [low * 1e3, high * 1e3]
     # the stub serves every path; each server the requests of its own
-    row["stub_cpu_ms"] = used["stub"] / (len(paths) * queries) * 1e3
+    row["stub_cpu_ms"] = cpu.used["stub"] / (len(paths) * queries) * 1e3
     for name in paths[1:]:
-        row[f"{name}_cpu_ms"] = used[name] / queries * 1e3
-    row["redis_cpu_ms"] = used["redis"] / queries * 1e3  # per request of gateway_redis
+        row[f"{name}_cpu_ms"] = cpu.turns[name][name] / queries * 1e3
+        row[f"{name}_run_cpu_ms"] = cpu.used[name] / queries * 1e3
+        idle = cpu.used[name] - cpu.turns[name][name]
+        row[f"{name}_idle_cpu_ms_per_s"] = idle / (cpu.elapsed - cpu.walls[name]) * 1e3
+    # per request of gateway_redis, in its turns (its own timers the rest of the time)
+    row["redis_cpu_ms"] = cpu.turns["gateway_redis"]["redis"] / queries * 1e3
+    idle = cpu.used["redis"] - cpu.turns["gateway_redis"]["redis"]
+    row["redis_idle_cpu_ms_per_s"] = idle / (cpu.elapsed - cpu.walls["gateway_redis"]) * 1e3
     for name in (g for g in (*GATEWAYS, "baseline") if g in lat):  # the goal's figures
         base = row["proxy_added_p99_ms"]  # (no ratio over a proxy adding nothing)
         row[f"{name}_p99_ratio"] = row[f"{name}_added_p99_ms"] / base if base > 0 else None
@@ -302,10 +349,13 @@ def run(args: argparse.Namespace, ports: dict[str, int], pids: dict[str, int]) -
     paths = targets(args, ports)
     rows = []
     for k, rate in enumerate(float(r) for r in args.rates.split(",")):
-        before = {name: cpu_seconds(pid) for name, pid in pids.items()}
-        lat = uvloop.run(measure(paths, rate=rate, queries=args.queries, block=args.block, seed=k))
+        before, start = {name: cpu_seconds(pid) for name, pid in pids.items()}, time.perf_counter()
+        lat, turns, walls = uvloop.run(
+            measure(paths, rate=rate, queries=args.queries, block=args.block, seed=k, pids=pids)
+        )
         used = {name: cpu_seconds(pid) - before[name] for name, pid in pids.items()}
-        rows.append({"rate": rate, "queries": args.queries} | figures(lat, used, args.queries, k))
+        cpu = Cpu(used, turns, walls, time.perf_counter() - start)
+        rows.append({"rate": rate, "queries": args.queries} | figures(lat, cpu, args.queries, k))
     return rows
 
 
@@ -317,17 +367,21 @@ def report(rows: list[dict]) -> None:
     for row in rows:
         print(f"rate {row['rate']:g}/s, {row['queries']} requests per path (ms)")
         print(f"  {'':8} {'p50':>7} {'p99':>7}   {'added p50 [95% CI]':>22}"
-              f"   {'added p99 [95% CI]':>22}   {'CPU/request':>11}")  # fmt: skip
+              f"   {'added p99 [95% CI]':>22}   {'CPU/request':>11}   {'whole run':>9}"
+              f"   {'idle ms/s':>9}")  # fmt: skip
         for name in row["paths"]:
             label = name.replace("gateway_redis", "gw+redis")
             line = f"  {label:8} {row[f'{name}_p50_ms']:7.2f} {row[f'{name}_p99_ms']:7.2f}"
             if name != "direct":
                 p50, p99 = ci(row, f"{name}_added_p50"), ci(row, f"{name}_added_p99")
                 line += f"   {p50:>22}   {p99:>22}   {row[f'{name}_cpu_ms']:11.3f}"
+                line += f"   {row[f'{name}_run_cpu_ms']:9.3f}"
+                line += f"   {row[f'{name}_idle_cpu_ms_per_s']:9.2f}"
             else:
                 line += f"   {'':>22}   {'':>22}   {row['stub_cpu_ms']:11.3f} (stub)"
             print(line)
-        print(f"  {'redis-server':>70}   {row['redis_cpu_ms']:11.3f}")
+        print(f"  {'redis-server':>70}   {row['redis_cpu_ms']:11.3f}   {'':>9}"
+              f"   {row['redis_idle_cpu_ms_per_s']:9.2f}")  # fmt: skip
         if "enforcer_extra_cpu_ms" in row:
             p50, p99 = ci(row, "enforcer_extra_p50"), ci(row, "enforcer_extra_p99")
             print(f"  {'enforcer - litellm':>24}   {p50:>22}   {p99:>22}   "
@@ -395,7 +449,9 @@ def start_gateway(
         *(["--state", state] if state else []),
     ]  # fmt: skip
     env = os.environ | ({"PYTHONPATH": source} if source else {})
-    process = subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE)
+    # its log read as a collector reads it (journald, docker): a pipe, not /dev/null
+    subprocess.Popen(["cat"], stdin=process.stderr, stdout=subprocess.DEVNULL)
     wait_up(f"http://127.0.0.1:{port}/healthz", process)
     return process
 
