@@ -220,5 +220,32 @@ def test_a_bent_law_on_three_levels_says_it_cannot_be_checked(tmp_path: Path) ->
     assert done.exit_code == 0, done.output
     assert "held-out level n/a (too few levels)" in " ".join(done.output.split())
     text = (tmp_path / "p.toml").read_text("utf-8")
-    assert "# the law in force, tau(n) = " in text
+    assert "# steps (n, s per step), interpolated: the bent law tau(n) = " in text
     assert load_profile(tmp_path / "p.toml").server == fit.server
+
+
+def test_a_law_no_smooth_curve_follows_keeps_the_measured_steps(tmp_path: Path) -> None:
+    """llama.cpp on two cores, 8 slots: 5 and 6 sequences step slower than 7 and 8."""
+    where = np.arange(1, 9, dtype=float)
+    jagged = np.array([7.3, 13.2, 20.4, 24.8, 41.0, 39.9, 37.3, 37.8]) * 1e-3
+    accuracy = sample_records(solo_profile(), [0, 64, 256], items=20, runs=1, seed=3)
+    server = sample_server_records(
+        TAU0, TAU1, slots=8, levels=list(range(1, 9)), step_cv=0.02, seed=7,
+        law=lambda b: np.interp(b, where, jagged),
+    )  # fmt: skip
+    files = [
+        write_jsonl(tmp_path / "r.jsonl", accuracy),
+        write_jsonl(tmp_path / "r.server.jsonl", server),
+    ]
+    result = fit_records(files, bootstrap=0)
+    fit = result.server
+    assert fit is not None
+    assert fit.power is not None
+    assert fit.measured_steps
+    assert fit.to_dict()["law"] == "steps"
+    assert [n for n, _ in fit.server.steps] == list(range(1, 9))
+    for (_, seconds), row in zip(fit.server.steps, fit.levels, strict=True):
+        assert seconds == pytest.approx(row["step"])
+    assert any("the bent law misses concurrency 5" in w for w in result.warnings)
+    assert fit.held_out is not None
+    assert fit.held_out > 0.10  # no smooth law predicts a level left out here

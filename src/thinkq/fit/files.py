@@ -115,7 +115,7 @@ def _server_lines(result: FitResult) -> list[str]:
         f"tau1 = {s.tau1!r}{note('tau1', 's per step per query in the batch')}",
         *(
             [
-                f"# the law in force, {fit.law}, at each n (n, s per step), interpolated",
+                f"# steps (n, s per step), interpolated: {fit.steps_text}",
                 f"steps = [{', '.join(f'[{n}, {t!r}]' for n, t in s.steps)}]",
             ]
             if s.steps

@@ -96,15 +96,27 @@ class ServerFit:
     c_ratio: dict[str, float] = field(default_factory=dict)
     #: the bent law, where the line does not hold (then ``server.steps`` are its values)
     power: PowerLaw | None = None
-    #: the worst held-out error of the line (``held_out`` is the law in force's)
+    #: the worst held-out error of the line (``held_out`` is the bent law's where it was fitted)
     line_held_out: float | None = None
+    #: the bent law missed a level by more than :data:`HELD_OUT_GOAL`: ``server.steps``
+    #: are the measured step at each level instead
+    measured_steps: bool = False
 
     @property
     def law(self) -> str:
         """The law in force in words."""
         if self.power is None:
             return f"tau(n) = {self.server.tau0 * 1e3:.4g} ms + {self.server.tau1 * 1e3:.4g} ms n"
+        if self.measured_steps:
+            return "tau(n) = the measured steps, interpolated"
         return self.power.text()
+
+    @property
+    def steps_text(self) -> str:
+        """What the ``steps`` written are, in words."""
+        if self.power is not None and not self.measured_steps:
+            return f"the bent law {self.power.text()} at each n"
+        return "the measured step at each level"
 
     def to_dict(self) -> dict[str, Any]:
         """The ``server`` part of the fit report."""
@@ -127,7 +139,7 @@ class ServerFit:
             "dof": self.dof,
             "p_value": self.p_value,
             "linear": self.linear,
-            "law": "line" if self.power is None else "power",
+            "law": "line" if self.power is None else "steps" if self.measured_steps else "power",
             "power": None
             if self.power is None
             else {"step_1": self.power.step_1, "beta": self.power.beta, "gamma": self.power.gamma},
@@ -172,9 +184,17 @@ def fit_server(
     linear = not (quadratic_p is not None and quadratic_p < 1e-3 and bend > BEND)
     line_held = line_held_out(data, w, x_mean, y_mean)
     held, power = line_held, None
+    measured = False
     if not linear:  # the bent law (three levels at least: the quadratic needed them)
         power = fit_power(data.batch, data.step, w)
-        server = Server(slots=data.slots, tau0=tau0, tau1=tau1, steps=power.steps(data.slots))
+        steps = power.steps(data.slots)
+        miss = np.abs(power(x_mean) - y_mean) / y_mean
+        if float(np.max(miss)) > HELD_OUT_GOAL and int(data.levels[0]) == 1:
+            steps, measured = (
+                tuple((int(n), float(y)) for n, y in zip(data.levels, y_mean, strict=True)),
+                True,
+            )
+        server = Server(slots=data.slots, tau0=tau0, tau1=tau1, steps=steps)
         held = power_held_out(data.batch, data.step, w, data.level, x_mean, y_mean)
     intervals: dict[str, tuple[float, float]] = {}
     if bootstrap:
@@ -184,6 +204,7 @@ def fit_server(
         server, data, intervals, r_squared, chi2, max(dof, 0), p_value,
         (float(quadratic[0]), float(quadratic[1]), float(quadratic[2])), quadratic_p,
         linear, levels, _worst(held), power=power, line_held_out=_worst(line_held),
+        measured_steps=measured,
     )  # fmt: skip
     return dataclasses.replace(fit, warnings=server_warnings(fit, bend))
 
@@ -204,14 +225,20 @@ def server_warnings(fit: ServerFit, bend: float) -> tuple[str, ...]:
             f"server: the step time is not linear in the batch on these data (a quadratic "
             f"term tau2 = {fit.quadratic[2]:.3g} s moves a level by {bend:.1%}; the line "
             f"misses concurrency {int(data.levels[worst])} by {miss[worst]:+.1%}); the "
-            f"profile's [server] steps are the bent law {fit.power.text()} at each n "
-            "(the line stays as tau0, tau1)"
+            f"profile's [server] steps are {fit.steps_text} (the line stays as tau0, tau1)"
         )
-        off = max(fit.levels, key=lambda row: abs(row["residual"]))
-        if abs(off["residual"]) > HELD_OUT_GOAL:
+        at = fit.power(data.means(data.batch))
+        bent = (data.means(data.step) - at) / at
+        off = int(np.argmax(np.abs(bent)))
+        if abs(bent[off]) > HELD_OUT_GOAL:
             notes.append(
-                f"server: the bent law misses concurrency {off['concurrency']} by "
-                f"{off['residual']:+.1%}"
+                f"server: the bent law misses concurrency {int(data.levels[off])} by "
+                f"{bent[off]:+.1%}: the step time is not a smooth function of the batch here"
+                + (
+                    "; the profile's [server] steps are the measured step at each level instead"
+                    if fit.measured_steps
+                    else ""
+                )
             )
     if fit.held_out is not None and fit.held_out > HELD_OUT_GOAL:
         notes.append(
