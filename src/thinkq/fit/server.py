@@ -198,7 +198,7 @@ def fit_server(
         held = power_held_out(data.batch, data.step, w, data.level, x_mean, y_mean)
     intervals: dict[str, tuple[float, float]] = {}
     if bootstrap:
-        intervals = server_intervals(data, w, bootstrap, level, rng, power)
+        intervals = server_intervals(data, w, bootstrap, level, rng, None if measured else power)
     levels = level_rows(data, server, x_mean, y_mean, held)
     fit = ServerFit(
         server, data, intervals, r_squared, chi2, max(dof, 0), p_value,
