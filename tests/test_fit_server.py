@@ -225,7 +225,8 @@ def test_a_bent_law_on_three_levels_says_it_cannot_be_checked(tmp_path: Path) ->
 
 
 def test_a_law_no_smooth_curve_follows_keeps_the_measured_steps(tmp_path: Path) -> None:
-    """llama.cpp on two cores, 8 slots: 5 and 6 sequences step slower than 7 and 8."""
+    """Steps that jump (here 5 and 6 sequences slower than 7 and 8, as a server phase
+    measured while another job ran): no smooth law follows them."""
     where = np.arange(1, 9, dtype=float)
     jagged = np.array([7.3, 13.2, 20.4, 24.8, 41.0, 39.9, 37.3, 37.8]) * 1e-3
     accuracy = sample_records(solo_profile(), [0, 64, 256], items=20, runs=1, seed=3)
