@@ -237,7 +237,7 @@ def runs(profile: thinkq.Profile, args: argparse.Namespace) -> dict[str, tuple[A
             fixed.replace(rate=one).with_server(None),
             1,
         )
-        plan[f"throughput: B slots, {args.throughput_ratio:g}x the rate"] = (
+        plan[f"throughput: B slots, {args.throughput_ratio:g}x utilization {args.throughput:g}"] = (
             fixed.replace(rate=args.throughput_ratio * one),
             slots,
         )
@@ -307,17 +307,21 @@ def main() -> None:
 
 
 def throughput(done: dict[str, Row]) -> None:
-    """The B-slot deployment's mean system time over the one-slot deployment's."""
-    one = next((r for k, r in done.items() if k.startswith("throughput: one slot")), None)
-    many = next((r for k, r in done.items() if k.startswith("throughput: B slots")), None)
-    if one is None or many is None:
-        return
-    ratio = many["offered_rate"] / one["offered_rate"]
-    print(
-        f"\nthroughput: {many['concurrency']} slots at {ratio:.2f}x the offered rate: mean "
-        f"system time {many['measured_mean']:.3f} s against one slot's "
-        f"{one['measured_mean']:.3f} s ({many['measured_mean'] / one['measured_mean']:.2f}x)"
-    )
+    """Each B-slot throughput run's mean system time over its one-slot run's."""
+    for name, many in done.items():
+        if not name.startswith("throughput: B slots"):
+            continue
+        at = name.rpartition("utilization ")[2]
+        one = done.get(f"throughput: one slot, utilization {at}")
+        if one is None:
+            continue
+        ratio = many["offered_rate"] / one["offered_rate"]
+        print(
+            f"\nthroughput at one slot's utilization {at}: {many['concurrency']} slots at "
+            f"{ratio:.2f}x the offered rate: mean system time {many['measured_mean']:.3f} s "
+            f"against one slot's {one['measured_mean']:.3f} s "
+            f"({many['measured_mean'] / one['measured_mean']:.2f}x)"
+        )
 
 
 def report(done: dict[str, Row]) -> None:
