@@ -35,7 +35,7 @@ from prometheus_client import CollectorRegistry, Gauge
 from thinkq.errors import StateError
 from thinkq.fleet.counts import completions, ended_per_second, estimate, matrix, per_second
 from thinkq.fleet.plans import fingerprint, from_doc, to_doc
-from thinkq.fleet.state import Store, member_id
+from thinkq.fleet.state import Store, member_id, parse_epoch
 from thinkq.serve.controller import Controller, Plan
 from thinkq.serve.estimator import Clock, Estimate, Estimator
 from thinkq.serve.metrics import Metrics
@@ -124,7 +124,7 @@ class Member:
         self.plan_doc: dict[str, Any] | None = None
         self.refused: str | None = None  # why the last plan read does not apply here
         self._due = -math.inf
-        self._epoch: str | None = None
+        self._epoch: str | None = None  # the epoch's document, as Redis holds it
         self._started = math.inf  # the epoch's start, wall seconds
         self._reported = 0  # the estimator's arrivals reported so far
         self._mark = -math.inf  # served requests that ended before this are reported
@@ -208,20 +208,22 @@ class Member:
     # ------------------------------------------------------------------ reports
 
     async def _report(self, now: float) -> None:
-        """Add this member's new arrivals and completions to the shared buckets."""
-        wall = self.store.wall()
-        offset = wall - now  # this clock's reading + offset = wall seconds
+        """Add this member's new arrivals and completions to the buckets, in one round trip."""
+        offset = self.store.wall() - now  # this clock's reading + offset = wall seconds
         first = max(now - self.estimator.window, self.estimator.started) + offset
-        epoch, started = await self.store.epoch(first)
-        self._started = started
-        if epoch != self._epoch:  # a new epoch: report the whole window again
-            self._epoch, self._reported, self._mark = epoch, 0, -math.inf
-        total, new = self.estimator.recorded(self._reported)
-        arrivals = per_second(new, self.names, offset=offset, started=started)
-        ended = [] if self.records is None else self.records.ended_since(self._mark)
-        sums = ended_per_second(ended, after=self._mark, until=now, offset=offset, started=started)
-        await self.store.add(arrivals, sums)
-        self._reported, self._mark = total, now
+        epoch = self.store.new_epoch(first)  # created only if there is none
+        for _ in range(2):  # twice after a new epoch (or the first seen); if it changes
+            total, new = self.estimator.recorded(self._reported)  # again, the next tick
+            ended = [] if self.records is None else self.records.ended_since(self._mark)
+            when = {"offset": offset, "started": self._started}
+            arrivals = per_second(new, self.names, **when)
+            sums = ended_per_second(ended, after=self._mark, until=now, **when)
+            found = await self.store.report(epoch, self._epoch, arrivals, sums)
+            if found is None:
+                self._reported, self._mark = total, now
+                return
+            self._epoch, self._reported, self._mark = found, 0, -math.inf  # all again
+            self._started = parse_epoch(found)[1]
 
     # ------------------------------------------------------------------ the plan
 
@@ -270,8 +272,8 @@ class Member:
         end = math.floor(wall - self.tick_every - SETTLE)  # seconds before end are complete
         seconds = range(end - math.ceil(est.window), end)
         started = self._started
-        counts = matrix(await self.store.buckets("arrivals", seconds), self.names)
-        done = completions(await self.store.buckets("completions", seconds), self.names)
+        arrived, ended = await self.store.windows(seconds)
+        counts, done = matrix(arrived, self.names), completions(ended, self.names)
         observed = float(np.clip(end - started, 0.0, len(seconds)))
         load = estimate(
             counts, observed=observed, window=float(len(seconds)), prior_rate=est.prior_rate,

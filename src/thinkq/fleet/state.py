@@ -17,7 +17,9 @@ key                            type     contents
 
 Bucket hashes expire :data:`BUCKET_TTL` seconds after their last write. A reporter
 (a gateway, or an enforcer inside another gateway) adds with ``HINCRBY`` and
-``HINCRBYFLOAT`` and sets the TTL with ``EXPIRE``, in one pipeline.
+``HINCRBYFLOAT`` and sets the TTL with ``EXPIRE``, in one pipeline (:meth:`Store.add`),
+or in one script that also checks the epoch (:meth:`Store.report`, a member's report).
+The window's buckets are read by one script too (:mod:`thinkq.fleet.scripts`).
 
 Every call is bounded: the sockets time out after ``timeout`` seconds, redis-py does
 not retry, and each call as a whole is cut after twice that. A failed or slow call
@@ -43,8 +45,9 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from thinkq.errors import StateError
+from thinkq.fleet.scripts import LEASE, READ, REPORT, hashes, report_args
 
-__all__ = ["BUCKET_TTL", "DEFAULT_TIMEOUT", "Store", "check_url", "member_id"]
+__all__ = ["BUCKET_TTL", "DEFAULT_TIMEOUT", "Store", "check_url", "member_id", "parse_epoch"]
 
 #: Seconds a bucket hash lives after its last write.
 BUCKET_TTL = 3600
@@ -53,20 +56,16 @@ DEFAULT_TIMEOUT = 0.25
 
 T = TypeVar("T")
 
-# Take the lease, or keep it if this member holds it: 1 when held after the call.
-_LEASE = """
-if redis.call('get', KEYS[1]) == ARGV[1] then
-  redis.call('pexpire', KEYS[1], ARGV[2])
-  return 1
-end
-if redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
-return 0
-"""
-
 
 def member_id() -> str:
     """``host-pid-random``: a member's id, unique in its fleet (the lease's value)."""
     return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+def parse_epoch(raw: str) -> tuple[str, float]:
+    """``(id, started)`` of an epoch's document."""
+    found = json.loads(raw)
+    return str(found["id"]), float(found["started"])
 
 
 def check_url(url: str) -> str:
@@ -121,7 +120,9 @@ class Store:
             url, socket_timeout=timeout, socket_connect_timeout=timeout,
             retry=Retry(NoBackoff(), 0), decode_responses=True,
         )  # fmt: skip
-        self._lease = self.client.register_script(_LEASE)
+        self._lease = self.client.register_script(LEASE)
+        self._report = self.client.register_script(REPORT)
+        self._read = self.client.register_script(READ)
 
     @property
     def shown(self) -> str:
@@ -160,19 +161,21 @@ class Store:
 
     # ------------------------------------------------------------------ counts
 
+    def new_epoch(self, started: float) -> str:
+        """A new epoch's document: counts are kept since ``started`` (Unix seconds)."""
+        return json.dumps({"id": secrets.token_hex(8), "started": started})
+
     async def epoch(self, started: float) -> tuple[str, float]:
         """The counts' epoch ``(id, started)``, created with ``started`` if absent."""
-        doc = json.dumps({"id": secrets.token_hex(8), "started": started})
 
         async def work() -> Any:
             async with self.client.pipeline(transaction=True) as pipe:
-                pipe.set(self.key("epoch"), doc, nx=True)
+                pipe.set(self.key("epoch"), self.new_epoch(started), nx=True)
                 pipe.get(self.key("epoch"))
                 return await pipe.execute()
 
         _, raw = await self._call(work)
-        found = json.loads(raw)
-        return str(found["id"]), float(found["started"])
+        return parse_epoch(raw)
 
     async def add(
         self,
@@ -202,17 +205,38 @@ class Store:
 
         await self._call(work)
 
+    async def report(
+        self,
+        epoch: str,
+        expected: str | None,
+        arrivals: Mapping[int, Mapping[str, int]],
+        completions: Mapping[int, Mapping[str, float]] = {},
+    ) -> str | None:
+        """:meth:`add` under an epoch, in one round trip: ``epoch`` (a :meth:`new_epoch`
+        document) is created if absent, and the counts are added only if the epoch is
+        ``expected`` (the raw document they were counted under). ``None`` when added;
+        otherwise the epoch's document, and nothing was added."""
+        keys, args = report_args(self.key, arrivals, completions)
+        argv = [epoch, expected or "", str(BUCKET_TTL), *args]
+        found = await self._call(
+            lambda: cast(Awaitable[Any], self._report(keys=[self.key("epoch"), *keys], args=argv))
+        )
+        return None if found is None else str(found)
+
     async def buckets(self, kind: str, seconds: Sequence[int]) -> list[dict[str, str]]:
         """The hashes ``P:<kind>:S`` for each second ``S`` (empty where absent)."""
+        return (await self.windows(seconds, kinds=(kind,)))[0]
 
-        async def work() -> Any:
-            async with self.client.pipeline(transaction=False) as pipe:
-                for second in seconds:
-                    pipe.hgetall(self.key(kind, second))
-                return await pipe.execute()
-
-        found = await self._call(work)
-        return [dict(h) for h in found]
+    async def windows(
+        self, seconds: Sequence[int], *, kinds: Sequence[str] = ("arrivals", "completions")
+    ) -> list[list[dict[str, str]]]:
+        """:meth:`buckets` of each of ``kinds``, in one round trip (one script)."""
+        keys = [self.key(kind, second) for kind in kinds for second in seconds]
+        found = hashes(
+            await self._call(lambda: cast(Awaitable[Any], self._read(keys=keys, args=[])))
+        )
+        n = len(seconds)
+        return [found[k * n : (k + 1) * n] for k in range(len(kinds))]
 
     # ------------------------------------------------------------------ plan
 
