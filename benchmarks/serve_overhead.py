@@ -20,7 +20,9 @@ what stands in front of it, not the model's:
 * with ``--baseline SRC``, **baseline**: ``thinkq serve`` as **gateway**, but run from
   another source tree (``SRC`` is its ``src`` directory, first on ``PYTHONPATH``):
   before and after a change in one run, e.g. ``git worktree add ../before HEAD~3``
-  then ``--baseline ../before/src``;
+  then ``--baseline ../before/src``; with ``--baseline-state`` too, that gateway has the
+  shared state as **gw+redis** has (database 2 of the same ``redis-server``: a fleet of
+  its own), to compare two versions of the Redis member;
 * with ``--litellm``, **litellm** and **enforcer**: the LiteLLM proxy alone and with
   thinkq's enforcer reporting to Redis (``litellm_paths.py``; database 1 of the same
   ``redis-server``), chat requests to the same stub, and the enforcer's hooks timed
@@ -468,6 +470,9 @@ def main() -> None:
     parser.add_argument(
         "--baseline", metavar="SRC", help="Add thinkq serve from this source tree (its src)."
     )
+    parser.add_argument(
+        "--baseline-state", action="store_true", help="The baseline with --state (Redis db 2)."
+    )
     args = parser.parse_args()
     if args.stub is not None:
         stub(args.stub)
@@ -497,8 +502,9 @@ def main() -> None:
                 )
             if args.baseline:
                 source = str(Path(args.baseline).resolve())
+                shared = f"redis://127.0.0.1:{ports['redis']}/2" if args.baseline_state else None
                 processes["baseline"] = start_gateway(
-                    ports["baseline"], upstream, profile, None, source
+                    ports["baseline"], upstream, profile, shared, source
                 )
             if args.litellm:
                 processes |= start_litellm(Path(tmp), ports, upstream, profile)
