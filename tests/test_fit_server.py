@@ -174,16 +174,20 @@ def bent(n: Any) -> Any:
     return 0.0077 + 0.011 * (np.asarray(n, np.float64) ** 0.23 - 1) / 0.23
 
 
-def test_a_bent_law_is_recovered_and_predicts_each_level_left_out(tmp_path: Path) -> None:
+def with_server_records(directory: Path, server: list[dict[str, Any]]) -> list[Path]:
+    """The solo task's accuracy records and ``server`` as the two files of a profile run."""
     accuracy = sample_records(solo_profile(), [0, 64, 256], items=20, runs=1, seed=3)
+    return [
+        write_jsonl(directory / "r.jsonl", accuracy),
+        write_jsonl(directory / "r.server.jsonl", server),
+    ]
+
+
+def test_a_bent_law_is_recovered_and_predicts_each_level_left_out(tmp_path: Path) -> None:
     server = sample_server_records(
         TAU0, TAU1, slots=6, levels=[1, 2, 3, 4, 6], law=bent, step_cv=0.03, seed=5
     )
-    files = [
-        write_jsonl(tmp_path / "r.jsonl", accuracy),
-        write_jsonl(tmp_path / "r.server.jsonl", server),
-    ]
-    result = fit_records(files, bootstrap=200, seed=2)
+    result = fit_records(with_server_records(tmp_path, server), bootstrap=200, seed=2)
     fit = result.server
     assert fit is not None
     assert not fit.linear
@@ -204,12 +208,8 @@ def test_a_bent_law_is_recovered_and_predicts_each_level_left_out(tmp_path: Path
 
 
 def test_a_bent_law_on_three_levels_says_it_cannot_be_checked(tmp_path: Path) -> None:
-    accuracy = sample_records(solo_profile(), [0, 64, 256], items=20, runs=1, seed=3)
     server = sample_server_records(TAU0, TAU1, slots=4, law=bent, step_cv=0.02, seed=6)
-    files = [
-        write_jsonl(tmp_path / "r.jsonl", accuracy),
-        write_jsonl(tmp_path / "r.server.jsonl", server),
-    ]
+    files = with_server_records(tmp_path, server)
     result = fit_records(files, bootstrap=0)
     fit = result.server
     assert fit is not None
@@ -229,16 +229,11 @@ def test_a_law_no_smooth_curve_follows_keeps_the_measured_steps(tmp_path: Path) 
     measured while another job ran): no smooth law follows them."""
     where = np.arange(1, 9, dtype=float)
     jagged = np.array([7.3, 13.2, 20.4, 24.8, 41.0, 39.9, 37.3, 37.8]) * 1e-3
-    accuracy = sample_records(solo_profile(), [0, 64, 256], items=20, runs=1, seed=3)
     server = sample_server_records(
         TAU0, TAU1, slots=8, levels=list(range(1, 9)), step_cv=0.02, seed=7,
         law=lambda b: np.interp(b, where, jagged),
     )  # fmt: skip
-    files = [
-        write_jsonl(tmp_path / "r.jsonl", accuracy),
-        write_jsonl(tmp_path / "r.server.jsonl", server),
-    ]
-    result = fit_records(files, bootstrap=0)
+    result = fit_records(with_server_records(tmp_path, server), bootstrap=0)
     fit = result.server
     assert fit is not None
     assert fit.power is not None
