@@ -8,7 +8,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -17,6 +16,7 @@ from typer.testing import CliRunner
 
 from conftest import write_document
 from fakes import FakeServer, profile
+from gateway_process import wait_healthy
 from llama_server import LlamaServer, free_port
 from thinkq.cli import app
 from thinkq.cli._serve import context_length
@@ -96,15 +96,7 @@ def test_thinkq_serve_runs_in_front_of_llama_cpp(
     process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            assert process.poll() is None, process.stderr.read() if process.stderr else ""
-            try:
-                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                assert time.monotonic() < deadline, "the gateway did not start"
-                time.sleep(0.2)
+        wait_healthy(process, base, START_TIMEOUT_S)
         headers = {"Authorization": "Bearer k", "X-Thinkq-Task": "chat"}
         state = httpx.get(f"{base}/thinkq/state", headers=headers, timeout=10).json()
         body = {"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4}

@@ -16,13 +16,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from gateway_process import wait_healthy
 from llama_profile import profile_and_fit
 from llama_server import LlamaServer, free_port
 from test_serve_llama import _profile as one_slot_profile
@@ -121,15 +121,8 @@ def _started(command: list[str]) -> tuple[subprocess.Popen[str], str]:
     port = int(command[command.index("--port") + 1])
     process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        assert process.poll() is None, process.stderr.read() if process.stderr else ""
-        try:
-            if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                return process, base
-        except httpx.HTTPError:
-            assert time.monotonic() < deadline, "the gateway did not start"
-            time.sleep(0.2)
+    wait_healthy(process, base, 120)
+    return process, base
 
 
 def test_profile_fit_and_serve_a_real_batching_server(

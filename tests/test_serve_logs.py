@@ -20,6 +20,7 @@ import uvicorn
 
 from conftest import write_document
 from fakes import FakeServer, profile
+from gateway_process import wait_healthy
 from llama_server import free_port
 from loopback import serving
 from thinkq.serve.connections import GatewayServer
@@ -170,15 +171,7 @@ def test_thinkq_serve_stopped_by_sigterm_has_written_every_request_line(
         process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
         base = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.monotonic() + 60
-            while True:
-                assert process.poll() is None
-                try:
-                    if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    assert time.monotonic() < deadline, "the gateway did not start"
-                    time.sleep(0.1)
+            wait_healthy(process, base, 60)
             body = {"messages": [{"role": "user", "content": "2 + 3?"}], "max_tokens": 4}
             headers = {"X-Thinkq-Task": "math"}
             for _ in range(3):
