@@ -15,8 +15,8 @@ from fakes import Clock, profile
 from thinkq import ProfileError, load_profile
 from thinkq.errors import DisconnectedError, QueueFullError
 from thinkq.serve import Controller, Estimator, Queue, Router, RoutingError
+from thinkq.serve.disconnect import until_disconnected
 from thinkq.serve.refit import LatencyRefit
-from thinkq.serve.request import until_disconnected
 
 
 def test_the_rate_moves_from_the_prior_to_the_observed_rate_over_the_first_window() -> None:

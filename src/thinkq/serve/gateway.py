@@ -28,12 +28,13 @@ from thinkq.serve import dispatch
 from thinkq.serve.admission import Admission
 from thinkq.serve.controller import DEFAULT_HYSTERESIS, Controller, Plan
 from thinkq.serve.dashboard.history import History
+from thinkq.serve.disconnect import Disconnected, until_disconnected
 from thinkq.serve.estimator import Clock, Estimator
 from thinkq.serve.metrics import Metrics
 from thinkq.serve.queue import Queue, Records
 from thinkq.serve.refit import LatencyRefit
 from thinkq.serve.replicas import DEFAULT_PROBE_EVERY, Replicas
-from thinkq.serve.request import Books, Disconnected, Job, Turn, served, until_disconnected
+from thinkq.serve.request import Books, Job, Turn, served
 from thinkq.serve.routing import Router
 from thinkq.serve.slo import measured, resolved
 from thinkq.serve.status import Shared, announce, state
@@ -118,8 +119,7 @@ class Gateway:
         if not resolve_every >= 0:
             raise ValueError(f"resolve_every: must be >= 0 seconds, got {resolve_every!r}")
         servers = (server,) if isinstance(server, Server) else tuple(server)
-        self.profile = profile
-        self.server = servers[0]
+        self.profile, self.server = profile, servers[0]
         self.mode, self.budget_field = mode, budget_field
         self.resolve_every, self.clock = resolve_every, clock
         self.router = Router(profile)
@@ -135,6 +135,7 @@ class Gateway:
             replicas=len(servers),
         )  # fmt: skip
         self.queue = Queue(concurrency=concurrency * len(servers), max_queue=max_queue, clock=clock)
+        self.queue.keep_work(profile.batched if len(servers) == 1 else None)  # solo seconds
         self.admission = Admission(
             self.controller, self.estimator, self.queue, clock=clock,
             max_wait=(resolve_every or 5.0) if max_wait is None else max_wait,

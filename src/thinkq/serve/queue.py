@@ -13,7 +13,12 @@ request gives its slot back exactly once.
 
 The queue also integrates the number in service over time (:meth:`Queue.area`), so
 that a request knows the mean batch it was served in: the number of requests the
-upstream decoded beside it, on average over its service.
+upstream decoded beside it, on average over its service. Given the server's law it
+also integrates the speed tau(1) / tau(n) of each request in service
+(:meth:`Queue.work`, the batched model's virtual clock): a request's solo service is
+its change over the service, exact where the batch changed while it was served,
+where its time over the slowdown at its mean batch is low (tau(1) / tau(n) is convex
+in n).
 
 Every request leaves a :class:`Record`: arrival, wait, service time, type, budget,
 thinking tokens, outcome and mean batch. :class:`Records` keeps those of the last
@@ -23,12 +28,14 @@ thinking tokens, outcome and mean batch. :class:`Records` keeps those of the las
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+from thinkq.batching.server import Server
 from thinkq.errors import QueueFullError
 from thinkq.serve.estimator import Clock
 
@@ -88,13 +95,35 @@ class Queue:
         self._clock = clock
         self._area = 0.0
         self._since = clock()
+        self._speeds: tuple[float, ...] = ()
+        self._work = math.nan
+
+    def keep_work(self, server: Server | None) -> None:
+        """Integrate :meth:`work` by ``server``'s law from now on (``None``, or a server
+        with fewer slots than this queue serves at once: no law, :meth:`work` NaN)."""
+        if server is None or server.slots < self.concurrency:
+            self._speeds, self._work = (), math.nan
+            return
+        self.area()
+        self._speeds = (0.0, *(server.speed(n) for n in range(1, self.concurrency + 1)))
+        self._work = 0.0
 
     def area(self) -> float:
         """The integral of ``busy`` over time since start (request-seconds in service)."""
         now = self._clock()
-        self._area += self.busy * (now - self._since)
+        elapsed = now - self._since
+        self._area += self.busy * elapsed
+        if self._speeds:
+            self._work += self._speeds[min(self.busy, len(self._speeds) - 1)] * elapsed
         self._since = now
         return self._area
+
+    def work(self) -> float:
+        """The server's virtual clock: the integral of tau(1) / tau(busy) over time since
+        start, the solo-seconds of work each request in service has done (the batched
+        model's semantics); NaN without ``speeds``."""
+        self.area()
+        return self._work
 
     def _add_busy(self, change: int) -> None:
         self.area()

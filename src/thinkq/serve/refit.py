@@ -26,11 +26,16 @@ error; tau(1) = tau0 + tau1 is kept (only the ratio shapes the queue). Fitting b
 against the profile's solo lines instead would blame the batch for any slowness of
 the machine: served beside a busy gateway on two cores, SmolLM2's solo times were
 three times the profile's, and beta went to 1. A law given as measured ``steps`` is
-kept as it is (only the latency lines are refitted).
+kept as it is (only the latency lines are refitted), and a request's solo time is
+then the server's virtual clock over its service where the gateway has it
+(:meth:`~thinkq.serve.queue.Queue.work`: exact where the batch changed during the
+service; its time over the slowdown at its mean batch is low, since tau(1) / tau(n)
+is convex in n).
 """
 
 from __future__ import annotations
 
+import math
 from collections import deque
 
 import numpy as np
@@ -41,6 +46,9 @@ from thinkq.profile import Profile
 from thinkq.serve.estimator import Clock
 
 __all__ = ["LatencyRefit"]
+
+#: One observation: (time, thinking tokens, seconds, mean batch, solo seconds by the clock).
+Seen = tuple[float, int, float, float, float]
 
 
 class LatencyRefit:
@@ -74,35 +82,39 @@ class LatencyRefit:
         self.clock = clock
         self.min_samples = min_samples
         self.min_spread = min_spread
-        self._seen: list[deque[tuple[float, int, float, float]]] = [deque() for _ in profile.names]
+        self._seen: list[deque[Seen]] = [deque() for _ in profile.names]
 
-    def observe(self, task: int, tokens: int, seconds: float, batch: float = 1.0) -> None:
+    def observe(
+        self, task: int, tokens: int, seconds: float, batch: float = 1.0, work: float = math.nan
+    ) -> None:
         """A request of type ``task`` thought ``tokens`` tokens and took ``seconds`` to
-        serve, in a mean batch of ``batch`` requests."""
-        self._seen[task].append((self.clock(), tokens, seconds, batch))
+        serve, in a mean batch of ``batch`` requests, ``work`` solo seconds by the
+        server's law (NaN: unknown)."""
+        self._seen[task].append((self.clock(), tokens, seconds, batch, work))
 
-    def _recent(self) -> list[deque[tuple[float, int, float, float]]]:
+    def _recent(self) -> list[deque[Seen]]:
         horizon = self.clock() - self.window
         for seen in self._seen:
             while seen and seen[0][0] < horizon:
                 seen.popleft()
         return self._seen
 
-    def _columns(self) -> tuple[IntArray, FloatArray, FloatArray, FloatArray]:
-        """The window's observations as columns: type, thinking tokens, seconds, batch."""
+    def _columns(self) -> tuple[IntArray, FloatArray, FloatArray, FloatArray, FloatArray]:
+        """The window's observations as columns: type, thinking tokens, seconds, batch,
+        solo seconds by the server's clock."""
         rows = [(k, *obs[1:]) for k, seen in enumerate(self._recent()) for obs in seen]
         if not rows:
-            return np.empty(0, np.intp), np.empty(0), np.empty(0), np.empty(0)
+            return np.empty(0, np.intp), np.empty(0), np.empty(0), np.empty(0), np.empty(0)
         columns = zip(*rows, strict=True)
-        k, tokens, seconds, batch = (np.array(column, np.float64) for column in columns)
-        return k.astype(np.intp), tokens, seconds, batch
+        k, tokens, seconds, batch, work = (np.array(column, np.float64) for column in columns)
+        return k.astype(np.intp), tokens, seconds, batch, work
 
     def server(self) -> Server | None:
         """The profile's server with its step-time law refitted where there is data."""
         server = self.profile.batched
         if server is None or server.steps:  # a measured step table is kept as it is
             return self.profile.server
-        k, tokens, seconds, batch = self._columns()
+        k, tokens, seconds, batch, _ = self._columns()
         if np.count_nonzero(batch > 1.5) < self.min_samples:
             return server
         beta = float(min(_BETAS, key=lambda b: self._misfit(k, tokens, seconds, batch, float(b))))
@@ -121,7 +133,7 @@ class LatencyRefit:
     def fitted(self) -> tuple[FloatArray, FloatArray, FloatArray]:
         """``(t0, c, variance)`` per type: refitted where there is enough data."""
         p = self.profile
-        k, l, s, n = self._columns()
+        k, l, s, n, work = self._columns()
         counts = np.bincount(k, minlength=p.size)
         ready = counts >= self.min_samples
         if not np.any(ready):
@@ -129,6 +141,8 @@ class LatencyRefit:
         server = self.server() if p.batched is not None else None
         if server is not None:  # solo times: undo the batch's slowdown
             s = s * server.step_time(1) / server.step_times(n)
+            if server is p.server:  # the profile's law, kept: its clock where there is one
+                s = np.where(np.isfinite(work), work, s)
         intercept, slope = _lines(k, l, s, p.c, self.min_spread)
         residuals = s - intercept[k] - slope[k] * l
         spread = np.bincount(k, weights=residuals**2, minlength=p.size) / np.maximum(counts - 1, 1)

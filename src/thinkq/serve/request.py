@@ -7,7 +7,8 @@ slot for the body of the block, and on the way out, however the body ends (a rep
 an upstream failure, a client that left, a cut stream, a cancelled task), releases
 the slot and writes the request's :class:`~thinkq.serve.queue.Record`, both exactly
 once and in one place. :func:`until_disconnected` ends a plain request's service
-when its client leaves; a streamed request ends when its stream is closed.
+when its client leaves (:mod:`thinkq.serve.disconnect`); a streamed request ends when
+its stream is closed.
 
 :class:`Books` keep what the gateway knows of finished requests: the sliding window
 of records (the measured mean system time), the Prometheus metrics, the online
@@ -19,29 +20,27 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Any, Literal, TypeVar
 
 from thinkq.errors import DisconnectedError, PromptTooLongError, ServerError
 from thinkq.measure.generation import Generation, Sampling
 from thinkq.measure.prompts import Cue
 from thinkq.measure.templates import Message
+from thinkq.serve.disconnect import Disconnected
 from thinkq.serve.estimator import Clock
 from thinkq.serve.logs import DeferredLog
 from thinkq.serve.metrics import Metrics
 from thinkq.serve.queue import Queue, Record, Records
 from thinkq.serve.refit import LatencyRefit
 
-__all__ = ["Books", "Disconnected", "Job", "Turn", "served", "too_long", "until_disconnected"]
+__all__ = ["Books", "Job", "Turn", "served", "too_long"]
 
 T = TypeVar("T")
-
-#: ``disconnected()`` returns when the request's client has gone.
-Disconnected = Callable[[], Awaitable[object]]
 
 log = logging.getLogger("thinkq.serve")
 
@@ -98,8 +97,9 @@ class Turn:
     budget: int
     started: float
     generation: Generation | None = None
-    #: The queue's :meth:`~thinkq.serve.queue.Queue.area` when service started.
+    #: The queue's :meth:`~thinkq.serve.queue.Queue.area` and ``work`` at the start.
     area: float = 0.0
+    work: float = 0.0
 
 
 class Books:
@@ -123,10 +123,13 @@ class Books:
         self.log_prompts = log_prompts
         self.lines = DeferredLog(log)
 
-    def finish(self, job: Job, turn: Turn | None, outcome: str, batch: float = 1.0) -> Record:
+    def finish(
+        self, job: Job, turn: Turn | None, outcome: str, batch: float = 1.0, work: float = math.nan
+    ) -> Record:
         """Record ``job`` (served as ``turn``, or never served) with ``outcome``, now.
 
-        ``batch`` is the mean number in service while it was served.
+        ``batch`` is the mean number in service while it was served, ``work`` its solo
+        seconds by the server's law (:meth:`~thinkq.serve.queue.Queue.work`).
         """
         now = self.clock()
         started = now if turn is None else turn.started
@@ -144,7 +147,7 @@ class Books:
         self.records.add(record)
         self.metrics.record(record)
         if self.refit is not None and outcome == "ok":
-            self.refit.observe(job.task, record.thinking_tokens, record.service, batch)
+            self.refit.observe(job.task, record.thinking_tokens, record.service, batch, work)
         if log.isEnabledFor(logging.INFO):
             prompt = f" prompt={job.text[:200]!r}" if self.log_prompts else ""
             self.lines.info(
@@ -204,7 +207,10 @@ class _Served:
         except DisconnectedError:
             self.books.finish(self.job, None, "disconnected")
             raise
-        self.turn = Turn(self.budget(self.job.task), self.books.clock(), area=self.queue.area())
+        self.turn = Turn(
+            self.budget(self.job.task), self.books.clock(), None, self.queue.area(),
+            self.queue.work(),
+        )  # fmt: skip
         return self.turn
 
     async def __aexit__(self, kind: object, exc: BaseException | None, trace: object) -> None:
@@ -225,8 +231,9 @@ class _Served:
         finally:
             seconds = self.books.clock() - turn.started
             batch = (queue.area() - turn.area) / seconds if seconds > 0 else float(queue.busy)
+            work = queue.work() - turn.work  # solo seconds by the server's law (NaN: no law)
             queue.release()  # the one place a served request gives its slot back
-            self.books.finish(self.job, turn, outcome, max(batch, 1.0))
+            self.books.finish(self.job, turn, outcome, max(batch, 1.0), work)
 
 
 def served(
@@ -264,37 +271,3 @@ def too_long(exc: ServerError) -> bool:
     model's context length" (SGLang).
     """
     return exc.status in _CLIENT_STATUSES and _CONTEXT.search(str(exc)) is not None
-
-
-async def until_disconnected(work: Awaitable[T], disconnected: Disconnected) -> T:
-    """The result of ``work``, unless the client leaves first (then ``work`` is cancelled).
-
-    ``work`` runs in the calling task (no task of its own: this is on every plain
-    request's path); the client's departure cancels that task, and the cancellation
-    becomes :class:`~thinkq.errors.DisconnectedError`.
-
-    Raises
-    ------
-    DisconnectedError
-        The client left before ``work`` was done.
-    """
-    task = asyncio.current_task()
-    assert task is not None  # always called from a task
-    watch: asyncio.Future[Any] = asyncio.ensure_future(disconnected(), loop=task.get_loop())
-    cancel = partial(_cancel_unless_cancelled, task)
-    watch.add_done_callback(cancel)
-    try:
-        return await work
-    except asyncio.CancelledError:
-        left = watch.done() and not watch.cancelled()
-        if left and task.uncancel() == 0:  # cancelled by the client's leaving alone
-            raise DisconnectedError("the client left before its reply was ready") from None
-        raise
-    finally:
-        watch.remove_done_callback(cancel)
-        watch.cancel()
-
-
-def _cancel_unless_cancelled(task: asyncio.Task[Any], watch: asyncio.Future[Any]) -> None:
-    if not watch.cancelled():
-        task.cancel()
