@@ -194,9 +194,17 @@ async def calibrate(
 
 
 def predictions(profile: thinkq.Profile, row: Row, queries: int) -> Row:
-    """The batched model, the simulator and M/G/1 at the offered rate and budgets served."""
+    """The batched model, the simulator and M/G/1 at the offered rate and budgets served
+    (infinite where the model calls that load unstable: a run's Poisson arrivals can
+    come out above a rate planned near capacity)."""
     point = profile.replace(rate=row["offered_rate"])
     budgets = np.array([row["budgets"][name] for name in profile.names], dtype=float)
+    m = thinkq.model.moments(point, budgets)
+    unstable = {"model_mean": math.inf, "mgl_mean": math.inf, "model_mean_service": m.mean}
+    try:
+        model_mean = thinkq.model.system_time(point, budgets)
+    except thinkq.UnstableLoadError:
+        return unstable
     simulated = thinkq.simulate(point, budgets, queries=200_000, seed=0)
     runs = [
         thinkq.simulate(point, budgets, queries=queries, warmup=0, seed=s).mean_system_time
@@ -206,10 +214,9 @@ def predictions(profile: thinkq.Profile, row: Row, queries: int) -> Row:
         mgl = thinkq.model.system_time(point.with_server(None), budgets)
     except thinkq.UnstableLoadError:
         mgl = math.inf
-    m = thinkq.model.moments(point, budgets)
     law = delay(point.server, point.rate, m.mean, m.second) if point.batched else None
     return {
-        "model_mean": thinkq.model.system_time(point, budgets),
+        "model_mean": model_mean,
         "model_mean_batch": None if law is None else law.batch,
         "mgl_mean": mgl,
         "simulated_mean": simulated.mean_system_time,
@@ -292,10 +299,13 @@ def main() -> None:
             row = asyncio.run(serve_run(args, base_url, served, concurrency, seed))
             physical = profile if concurrency > 1 else profile.with_server(None)
             row |= predictions(physical, row, args.queries)
-            row["profiled_model_mean"] = thinkq.model.system_time(
-                profiled.replace(rate=row["offered_rate"]),
-                [row["budgets"][name] for name in profiled.names],
-            )
+            try:
+                row["profiled_model_mean"] = thinkq.model.system_time(
+                    profiled.replace(rate=row["offered_rate"]),
+                    [row["budgets"][name] for name in profiled.names],
+                )
+            except thinkq.UnstableLoadError:
+                row["profiled_model_mean"] = math.inf
             done[name] = row
             partial = args.out.with_suffix(".partial")
             partial.write_text(json.dumps(done, indent=1))
