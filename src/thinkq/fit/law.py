@@ -68,6 +68,12 @@ class PowerLaw:
         n = np.unique(np.concatenate([dense, np.round(extra)]).astype(np.int64))
         return tuple((int(k), float(t)) for k, t in zip(n, self(n.astype(np.float64)), strict=True))
 
+    def misses(self, n: FloatArray, step: FloatArray) -> FloatArray:
+        """(measured - law) / law of each level's mean ``step`` at its mean batch ``n``."""
+        at = self(n)
+        result: FloatArray = (step - at) / at
+        return result
+
     def text(self) -> str:
         """The law in words, for tables and comments."""
         return (

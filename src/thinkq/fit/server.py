@@ -188,7 +188,7 @@ def fit_server(
     if not linear:  # the bent law (three levels at least: the quadratic needed them)
         power = fit_power(data.batch, data.step, w)
         steps = power.steps(data.slots)
-        miss = np.abs(power(x_mean) - y_mean) / y_mean
+        miss = np.abs(power.misses(x_mean, y_mean))
         if float(np.max(miss)) > HELD_OUT_GOAL and int(data.levels[0]) == 1:
             steps, measured = (
                 tuple((int(n), float(y)) for n, y in zip(data.levels, y_mean, strict=True)),
@@ -227,8 +227,7 @@ def server_warnings(fit: ServerFit, bend: float) -> tuple[str, ...]:
             f"misses concurrency {int(data.levels[worst])} by {miss[worst]:+.1%}); the "
             f"profile's [server] steps are {fit.steps_text} (the line stays as tau0, tau1)"
         )
-        at = fit.power(data.means(data.batch))
-        bent = (data.means(data.step) - at) / at
+        bent = fit.power.misses(data.means(data.batch), data.means(data.step))
         off = int(np.argmax(np.abs(bent)))
         if abs(bent[off]) > HELD_OUT_GOAL:
             notes.append(

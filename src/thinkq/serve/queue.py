@@ -122,8 +122,11 @@ class Queue:
         """The server's virtual clock: the integral of tau(1) / tau(busy) over time since
         start, the solo-seconds of work each request in service has done (the batched
         model's semantics); NaN without ``speeds``."""
-        self.area()
-        return self._work
+        return self.marks()[1]
+
+    def marks(self) -> tuple[float, float]:
+        """:meth:`area` and :meth:`work` now, brought up to date once."""
+        return self.area(), self._work
 
     def _add_busy(self, change: int) -> None:
         self.area()

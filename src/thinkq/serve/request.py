@@ -207,10 +207,7 @@ class _Served:
         except DisconnectedError:
             self.books.finish(self.job, None, "disconnected")
             raise
-        self.turn = Turn(
-            self.budget(self.job.task), self.books.clock(), None, self.queue.area(),
-            self.queue.work(),
-        )  # fmt: skip
+        self.turn = Turn(self.budget(self.job.task), self.books.clock(), None, *self.queue.marks())
         return self.turn
 
     async def __aexit__(self, kind: object, exc: BaseException | None, trace: object) -> None:
@@ -230,10 +227,10 @@ class _Served:
                     raise PromptTooLongError(why) from exc
         finally:
             seconds = self.books.clock() - turn.started
-            batch = (queue.area() - turn.area) / seconds if seconds > 0 else float(queue.busy)
-            work = queue.work() - turn.work  # solo seconds by the server's law (NaN: no law)
+            area, work = queue.marks()  # work: solo seconds by the server's law (NaN: no law)
+            batch = (area - turn.area) / seconds if seconds > 0 else float(queue.busy)
             queue.release()  # the one place a served request gives its slot back
-            self.books.finish(self.job, turn, outcome, max(batch, 1.0), work)
+            self.books.finish(self.job, turn, outcome, max(batch, 1.0), work - turn.work)
 
 
 def served(
