@@ -5,6 +5,8 @@
   the request before it (pipelined) still gets 431;
 * :meth:`Records.ended_since` (the fleet's report, O(new)) gives exactly the served
   requests that :meth:`Records.recent` has and that ended after the mark;
+* the window's mean system time and mean batch, kept as sums as records come and go,
+  are those of the window's records counted afresh;
 * the metrics' cached series count and observe as the labelled lookups did, also for
   a task outside the profile.
 """
@@ -14,6 +16,8 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+
+import pytest
 
 from test_serve_app import metric
 from test_serve_connections import CHAT, MAX_HEADER, exchange, gateway_server, request
@@ -65,6 +69,28 @@ def test_ended_since_is_recent_filtered_by_end() -> None:
             found = records.ended_since(mark)
             assert [r for r in found if r.arrival + r.system_time > mark] == expected
             assert all(r.arrival + r.system_time > mark - 1e-3 for r in found)
+
+
+def test_the_windows_means_kept_as_sums_are_those_of_its_records() -> None:
+    rng = random.Random(11)
+    now = [0.0]
+    records = Records(window=30.0, clock=lambda: now[0])
+    assert records.mean_system_time() is None
+    assert records.mean_batch() is None
+    for k in range(3000):  # with a pause long enough to empty the window, midway
+        now[0] += rng.expovariate(20.0) + (60.0 if k == 1500 else 0.0)
+        if k == 1500:
+            assert records.mean_system_time() is None  # all left: the sums start again
+        wait, service = rng.uniform(0, 2), rng.uniform(0, 5)
+        outcome = rng.choice(["ok", "ok", "ok", "upstream_error", "disconnected"])
+        records.add(Record(now[0] - wait - service, wait, service, "a", 0, 0, outcome))
+        if rng.random() < 0.05:
+            served = records.recent()  # the window's served records, counted afresh
+            span = min(30.0, now[0])
+            mean = sum(r.system_time for r in served) / len(served)
+            assert records.mean_system_time() == pytest.approx(mean, rel=1e-12)
+            batch = sum(r.service for r in served) / span
+            assert records.mean_batch() == pytest.approx(batch, rel=1e-12)
 
 
 def test_cached_series_count_as_the_labelled_ones() -> None:

@@ -20,9 +20,10 @@ its change over the service, exact where the batch changed while it was served,
 where its time over the slowdown at its mean batch is low (tau(1) / tau(n) is convex
 in n).
 
-Every request leaves a :class:`Record`: arrival, wait, service time, type, budget,
-thinking tokens, outcome and mean batch. :class:`Records` keeps those of the last
-``window`` seconds for the measured mean system time and mean batch.
+Every request leaves a :class:`~thinkq.serve.records.Record` (arrival, wait,
+service time, type, budget, thinking tokens, outcome and mean batch), kept by
+:class:`~thinkq.serve.records.Records` for the window's measured figures (both
+importable from here too).
 """
 
 from __future__ import annotations
@@ -33,37 +34,13 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 
 from thinkq.batching.server import Server
 from thinkq.errors import QueueFullError
 from thinkq.serve.estimator import Clock
+from thinkq.serve.records import Record, Records
 
 __all__ = ["Queue", "Record", "Records"]
-
-
-@dataclass(frozen=True, slots=True)
-class Record:
-    """One request as the gateway saw it (times in seconds, by the gateway's clock).
-
-    ``outcome`` is ``"ok"``, ``"upstream_error"`` or ``"disconnected"``; ``wait`` is
-    the time in the queue and ``service`` the time in a slot (both 0 if never served);
-    ``batch`` the mean number of requests in service (itself included) while it was.
-    """
-
-    arrival: float
-    wait: float
-    service: float
-    task: str
-    budget: int
-    thinking_tokens: int
-    outcome: str
-    batch: float = 1.0
-
-    @property
-    def system_time(self) -> float:
-        """Wait plus service: the sojourn time of eq. (6), seconds."""
-        return self.wait + self.service
 
 
 class Queue:
@@ -223,69 +200,3 @@ class Queue:
             yield
         finally:
             self.release()
-
-
-class Records:
-    """The records of the last ``window`` seconds, and totals since start.
-
-    Parameters
-    ----------
-    window:
-        Seconds of history kept for :meth:`mean_system_time`.
-    clock:
-        The gateway's monotonic clock, seconds.
-    """
-
-    def __init__(self, *, window: float, clock: Clock) -> None:
-        self.window = window
-        self.clock = clock
-        self._recent: deque[Record] = deque()
-        self._start = clock()
-
-    def add(self, record: Record) -> None:
-        """Keep ``record``, written when its request ended (so they come in end order)."""
-        self._recent.append(record)
-
-    def _expire(self) -> None:
-        horizon = self.clock() - self.window
-        while self._recent and self._recent[0].arrival < horizon:
-            self._recent.popleft()
-
-    def recent(self) -> list[Record]:
-        """The served requests (outcome ``"ok"``) that arrived in the window."""
-        self._expire()
-        return [r for r in self._recent if r.outcome == "ok"]
-
-    def ended_since(self, after: float) -> list[Record]:
-        """Those of :meth:`recent` that ended after ``after`` (gateway clock, seconds),
-        and perhaps some that ended up to a millisecond before: O(their number), read
-        from the newest back, since records are added in the order their requests end
-        (a reporter filters exactly)."""
-        self._expire()
-        found = []
-        for r in reversed(self._recent):
-            if r.arrival + r.wait + r.service < after - 1e-3:
-                break
-            if r.outcome == "ok":
-                found.append(r)
-        found.reverse()
-        return found
-
-    def mean_system_time(self) -> float | None:
-        """Measured mean wait plus service of the window's served requests, seconds."""
-        served = self.recent()
-        if not served:
-            return None
-        return sum(r.system_time for r in served) / len(served)
-
-    def mean_batch(self) -> float | None:
-        """Measured mean number in service over the window (Little's law on the slots).
-
-        The service seconds of the window's served requests over the window's length
-        (or the time since start, if shorter); ``None`` before the first.
-        """
-        served = self.recent()
-        span = min(self.window, self.clock() - self._start)
-        if not served or span <= 0:
-            return None
-        return sum(r.service for r in served) / span

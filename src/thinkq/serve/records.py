@@ -1,0 +1,128 @@
+"""What the gateway keeps of finished requests: a :class:`Record` each, for a window.
+
+Every request leaves a :class:`Record`: arrival, wait, service time, type, budget,
+thinking tokens, outcome and mean batch. :class:`Records` keeps those of the last
+``window`` seconds for the measured mean system time and mean batch.
+
+The two means are read at every re-solve, every ``/metrics`` scrape and every poll of
+the live page, while the window holds every request of the last minute (12,000 at
+200 requests/s): :class:`Records` keeps the sums they need as records come and go,
+so a read costs the records that left the window since the last one, not a pass over
+the window (which stopped the event loop for about a millisecond at that size). The
+sums are of the same floats as before; added and taken away in another order they
+may differ from a fresh sum in the last bits, and they start again from zero
+whenever the window is empty.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+from thinkq.serve.estimator import Clock
+
+__all__ = ["Record", "Records"]
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One request as the gateway saw it (times in seconds, by the gateway's clock).
+
+    ``outcome`` is ``"ok"``, ``"upstream_error"`` or ``"disconnected"``; ``wait`` is
+    the time in the queue and ``service`` the time in a slot (both 0 if never served);
+    ``batch`` the mean number of requests in service (itself included) while it was.
+    """
+
+    arrival: float
+    wait: float
+    service: float
+    task: str
+    budget: int
+    thinking_tokens: int
+    outcome: str
+    batch: float = 1.0
+
+    @property
+    def system_time(self) -> float:
+        """Wait plus service: the sojourn time of eq. (6), seconds."""
+        return self.wait + self.service
+
+
+class Records:
+    """The records of the last ``window`` seconds, and totals since start.
+
+    Parameters
+    ----------
+    window:
+        Seconds of history kept for :meth:`mean_system_time`.
+    clock:
+        The gateway's monotonic clock, seconds.
+    """
+
+    def __init__(self, *, window: float, clock: Clock) -> None:
+        self.window = window
+        self.clock = clock
+        self._recent: deque[Record] = deque()
+        self._start = clock()
+        # the served records in the window: how many, and their system and service time
+        self._served = 0
+        self._system = self._service = 0.0
+
+    def add(self, record: Record) -> None:
+        """Keep ``record``, written when its request ended (so they come in end order)."""
+        self._recent.append(record)
+        if record.outcome == "ok":
+            self._served += 1
+            self._system += record.system_time
+            self._service += record.service
+
+    def _expire(self) -> None:
+        horizon = self.clock() - self.window
+        recent = self._recent
+        while recent and recent[0].arrival < horizon:
+            record = recent.popleft()
+            if record.outcome == "ok":
+                self._served -= 1
+                self._system -= record.system_time
+                self._service -= record.service
+        if not self._served:  # none left: no rounding carried on
+            self._system = self._service = 0.0
+
+    def recent(self) -> list[Record]:
+        """The served requests (outcome ``"ok"``) that arrived in the window."""
+        self._expire()
+        return [r for r in self._recent if r.outcome == "ok"]
+
+    def ended_since(self, after: float) -> list[Record]:
+        """Those of :meth:`recent` that ended after ``after`` (gateway clock, seconds),
+        and perhaps some that ended up to a millisecond before: O(their number), read
+        from the newest back, since records are added in the order their requests end
+        (a reporter filters exactly)."""
+        self._expire()
+        found = []
+        for r in reversed(self._recent):
+            if r.arrival + r.wait + r.service < after - 1e-3:
+                break
+            if r.outcome == "ok":
+                found.append(r)
+        found.reverse()
+        return found
+
+    def mean_system_time(self) -> float | None:
+        """Measured mean wait plus service of the window's served requests, seconds."""
+        self._expire()
+        if not self._served:
+            return None
+        return self._system / self._served
+
+    def mean_batch(self) -> float | None:
+        """Measured mean number in service over the window (Little's law on the slots).
+
+        The service seconds of the window's served requests over the window's length
+        (or the time since start, if shorter); ``None`` before the first.
+        """
+        self._expire()
+        span = min(self.window, self.clock() - self._start)
+        if not self._served or span <= 0:
+            return None
+        return self._service / span
