@@ -20,6 +20,10 @@ bigger batches), first as the line tau0 + tau1 n. Then:
   others predicts its mean step, and the relative error is kept (the line needs three
   levels, the bent law four: ``thinkq profile --server-levels 1,2,3,4``); the line's
   own held-out error is kept beside it;
+* **measured steps**: where the bent law misses a level by over :data:`HELD_OUT_GOAL`
+  or predicts the interior levels left out worse than the measured steps interpolated
+  from the levels beside them do, ``steps`` are the measured steps (and their held-out
+  errors, at interior levels, those kept);
 * **whole queries**: the batched model stretches a query's whole solo time (prompt,
   thinking, answer) by tau(n) / tau(1). Every level asks the same queries, so each
   level's mean latency over the first level's (``latency_ratio``) is set beside the
@@ -41,7 +45,14 @@ from thinkq._typing import FloatArray
 from thinkq.batching.server import Server
 from thinkq.fit.law import PowerLaw, fit_power, power_held_out
 from thinkq.fit.server_checks import intervals as server_intervals
-from thinkq.fit.server_checks import level_rows, line_held_out, step_line
+from thinkq.fit.server_checks import (
+    level_rows,
+    line_held_out,
+    quadratic_fit,
+    step_line,
+    steps_held_out,
+    worst,
+)
 from thinkq.fit.steps import StepData
 
 __all__ = ["BEND", "HELD_OUT_GOAL", "SOLO_RATIO", "ServerFit", "fit_server", "with_solo"]
@@ -68,13 +79,6 @@ def _weights(data: StepData) -> FloatArray:
     return result
 
 
-def _quadratic(x: FloatArray, y: FloatArray, w: FloatArray) -> FloatArray:
-    design = np.column_stack([np.ones_like(x), x, x * x]) * np.sqrt(w)[:, None]
-    coefficients, *_ = np.linalg.lstsq(design, y * np.sqrt(w), rcond=None)
-    result: FloatArray = coefficients
-    return result
-
-
 @dataclass(frozen=True)
 class ServerFit:
     """The fitted step-time law, its intervals and its checks (see the module)."""
@@ -98,9 +102,11 @@ class ServerFit:
     power: PowerLaw | None = None
     #: the worst held-out error of the line (``held_out`` is the bent law's where it was fitted)
     line_held_out: float | None = None
-    #: the bent law missed a level by more than :data:`HELD_OUT_GOAL`: ``server.steps``
-    #: are the measured step at each level instead
+    #: the bent law missed a level by more than :data:`HELD_OUT_GOAL` or predicted the
+    #: interior levels left out worse: ``server.steps`` are the measured steps instead
     measured_steps: bool = False
+    #: the worst held-out error of the bent law on the interior levels, where it was fitted
+    power_held_out: float | None = None
 
     @property
     def law(self) -> str:
@@ -147,6 +153,7 @@ class ServerFit:
             | {"p_value": self.quadratic_p},
             "held_out_max_error": self.held_out,
             "line_held_out_max_error": self.line_held_out,
+            "power_held_out_max_error": self.power_held_out,
             "c_over_step_1": self.c_ratio,
             "levels": self.levels,
             "warnings": list(self.warnings),
@@ -173,7 +180,7 @@ def fit_server(
     dof = int(data.levels.size - 2)
     chi2 = float(np.sum(level_w * (y_mean - (tau0 + tau1 * x_mean)) ** 2)) if dof > 0 else None
     p_value = float(stats.chi2.sf(chi2, dof)) if chi2 is not None else None
-    quadratic = _quadratic(data.batch, data.step, w)
+    quadratic = quadratic_fit(data.batch, data.step, w)
     quadratic_p, bend = None, 0.0
     if data.levels.size >= 3 and data.size > 3:
         sse_q = float(np.sum(w * (data.step - np.polyval(quadratic[::-1], data.batch)) ** 2))
@@ -183,19 +190,19 @@ def fit_server(
         bend = float(np.max(np.abs(np.polyval(quadratic[::-1], x_mean) - line_at) / line_at))
     linear = not (quadratic_p is not None and quadratic_p < 1e-3 and bend > BEND)
     line_held = line_held_out(data, w, x_mean, y_mean)
-    held, power = line_held, None
+    held, power, power_held = line_held, None, None
     measured = False
     if not linear:  # the bent law (three levels at least: the quadratic needed them)
         power = fit_power(data.batch, data.step, w)
         steps = power.steps(data.slots)
-        miss = np.abs(power.misses(x_mean, y_mean))
-        if float(np.max(miss)) > HELD_OUT_GOAL and int(data.levels[0]) == 1:
-            steps, measured = (
-                tuple((int(n), float(y)) for n, y in zip(data.levels, y_mean, strict=True)),
-                True,
-            )
-        server = Server(slots=data.slots, tau0=tau0, tau1=tau1, steps=steps)
         held = power_held_out(data.batch, data.step, w, data.level, x_mean, y_mean)
+        between, power_held = steps_held_out(x_mean, y_mean), worst(held[1:-1])
+        worse = power_held is not None and power_held > (worst(between[1:-1]) or np.inf)
+        miss = float(np.max(np.abs(power.misses(x_mean, y_mean))))
+        if (miss > HELD_OUT_GOAL or worse) and int(data.levels[0]) == 1:
+            steps = tuple((int(n), float(y)) for n, y in zip(data.levels, y_mean, strict=True))
+            measured, held = True, between
+        server = Server(slots=data.slots, tau0=tau0, tau1=tau1, steps=steps)
     intervals: dict[str, tuple[float, float]] = {}
     if bootstrap:
         intervals = server_intervals(data, w, bootstrap, level, rng, None if measured else power)
@@ -203,14 +210,10 @@ def fit_server(
     fit = ServerFit(
         server, data, intervals, r_squared, chi2, max(dof, 0), p_value,
         (float(quadratic[0]), float(quadratic[1]), float(quadratic[2])), quadratic_p,
-        linear, levels, _worst(held), power=power, line_held_out=_worst(line_held),
-        measured_steps=measured,
+        linear, levels, worst(held), power=power, line_held_out=worst(line_held),
+        measured_steps=measured, power_held_out=power_held,
     )  # fmt: skip
     return dataclasses.replace(fit, warnings=server_warnings(fit, bend))
-
-
-def _worst(errors: FloatArray) -> float | None:
-    return float(np.nanmax(np.abs(errors))) if np.isfinite(errors).any() else None
 
 
 def server_warnings(fit: ServerFit, bend: float) -> tuple[str, ...]:
@@ -238,6 +241,12 @@ def server_warnings(fit: ServerFit, bend: float) -> tuple[str, ...]:
                     if fit.measured_steps
                     else ""
                 )
+            )
+        elif fit.measured_steps and fit.held_out is not None:
+            notes.append(
+                f"server: the measured steps, interpolated, predict a level left out within "
+                f"{fit.held_out:.1%}, the bent law within {fit.power_held_out:.1%} (interior "
+                "levels): the profile's [server] steps are the measured step at each level"
             )
     if fit.held_out is not None and fit.held_out > HELD_OUT_GOAL:
         notes.append(

@@ -12,7 +12,15 @@ from thinkq.fit.latency import fit_line
 from thinkq.fit.law import PowerLaw, power_draws
 from thinkq.fit.steps import StepData
 
-__all__ = ["intervals", "level_rows", "line_held_out", "step_line"]
+__all__ = [
+    "intervals",
+    "level_rows",
+    "line_held_out",
+    "quadratic_fit",
+    "step_line",
+    "steps_held_out",
+    "worst",
+]
 
 
 def step_line(x: FloatArray, y: FloatArray, w: FloatArray) -> tuple[float, float]:
@@ -33,6 +41,32 @@ def line_held_out(
         tau0, tau1 = step_line(data.batch[rest], data.step[rest], w[rest])
         predicted = tau0 + tau1 * x_mean[g]
         errors[g] = (predicted - y_mean[g]) / y_mean[g]
+    return errors
+
+
+def quadratic_fit(x: FloatArray, y: FloatArray, w: FloatArray) -> FloatArray:
+    """tau0, tau1, tau2 of the weighted least-squares quadratic in the batch."""
+    design = np.column_stack([np.ones_like(x), x, x * x]) * np.sqrt(w)[:, None]
+    coefficients, *_ = np.linalg.lstsq(design, y * np.sqrt(w), rcond=None)
+    result: FloatArray = coefficients
+    return result
+
+
+def worst(errors: FloatArray) -> float | None:
+    """The largest absolute error, None where none is finite."""
+    return float(np.nanmax(np.abs(errors))) if np.isfinite(errors).any() else None
+
+
+def steps_held_out(x_mean: FloatArray, y_mean: FloatArray) -> FloatArray:
+    """Relative error of each interior level's mean step interpolated (linearly in the
+    batch, as the profile's ``steps`` are) from the levels beside it: what the measured
+    steps predict of a level left out. NaN at the first and the last level, which
+    interpolation does not reach."""
+    errors = np.full(x_mean.size, np.nan)
+    for g in range(1, x_mean.size - 1):
+        a, b = g - 1, g + 1
+        t = (x_mean[g] - x_mean[a]) / (x_mean[b] - x_mean[a])
+        errors[g] = (y_mean[a] + t * (y_mean[b] - y_mean[a]) - y_mean[g]) / y_mean[g]
     return errors
 
 
