@@ -9,11 +9,16 @@ batched model, the simulator of the same semantics, the paper's M/G/1 model of t
 same traffic, and the gateway's own live prediction at the end of the run.
 
 Throughput (``--throughput RHO``): every budget fixed at ``--throughput-budget``
-tokens (l_max, with alpha so large that the solver keeps them there), the one-slot
+tokens (l_max, with alpha so large that the solver keeps them there; a comma list
+gives each type its own, each 0 or the largest: ``0,384``), the one-slot
 deployment (``--concurrency 1``) at the rate that loads one slot to RHO by the
 profile, then the B-slot deployment at ``--throughput-ratio`` (1.5) times that rate:
 if its measured mean system time is no longer, B slots carry that many times the
-one-slot deployment's rate at the same mean system time.
+one-slot deployment's rate at the same mean system time. Both runs of a pair serve
+the same queries (one seed: the same types and prompts, the B-slot run's gaps
+shorter by the ratio), so that the pair differs only in the deployment; the report
+also gives the rate one slot carries at the B-slot run's mean system time by P-K
+with the one-slot run's service moments.
 
 Then the budgets that matter (``--compare``): at one rate that a single slot can
 carry, J = alpha * accuracy - mean system time measured for three deployments: the
@@ -158,6 +163,7 @@ async def serve_run(
         else thinkq.model.system_time(offered, budgets),
         "live_refit_server": None if live_server is None else live_server.to_dict(),
         "model_with_measured_moments": measured_moments,
+        "solo_moments": [m1, m2],
         "live_latency": state["latency"],
         "live_server": server,
         "accuracy": accuracy,
@@ -237,14 +243,15 @@ def runs(profile: thinkq.Profile, args: argparse.Namespace) -> dict[str, tuple[A
             slots,
         )
     if args.throughput is not None:
-        fixed = profile.replace(max_tokens=args.throughput_budget, alpha=1e3)
-        service = thinkq.model.moments(fixed, [args.throughput_budget] * fixed.size).mean
+        fixed, budgets = fixed_budgets(profile, args.throughput_budget)
+        service = thinkq.model.moments(fixed, budgets).mean
         one = args.throughput / service
-        plan[f"throughput: one slot, utilization {args.throughput:g}"] = (
+        where = f"{args.throughput:g}, budgets {','.join(map(str, budgets))}"
+        plan[f"throughput: one slot, utilization {where}"] = (
             fixed.replace(rate=one).with_server(None),
             1,
         )
-        plan[f"throughput: B slots, {args.throughput_ratio:g}x utilization {args.throughput:g}"] = (
+        plan[f"throughput: B slots, {args.throughput_ratio:g}x utilization {where}"] = (
             fixed.replace(rate=args.throughput_ratio * one),
             slots,
         )
@@ -255,6 +262,31 @@ def runs(profile: thinkq.Profile, args: argparse.Namespace) -> dict[str, tuple[A
         plan["compare: M/G/1 budgets, B slots"] = (at.with_server(None), slots)
         plan["compare: M/G/1 budgets, 1 slot"] = (at.with_server(None), 1)
     return plan
+
+
+def fixed_budgets(profile: thinkq.Profile, given: str) -> tuple[thinkq.Profile, list[int]]:
+    """The profile whose optimal budgets are ``given`` (one for all, or one per type, each
+    0 or the largest) at any stable load: l_max the largest, the accuracy curve of a type
+    at 0 flat, that of a type at l_max so steep and alpha so large that the solver keeps
+    it there. Only the latency lines matter in the throughput runs."""
+    try:
+        values = [int(v) for v in given.split(",")]
+    except ValueError:
+        sys.exit(f"error: --throughput-budget: whole numbers of tokens, got {given}")
+    budgets = values * profile.size if len(values) == 1 else values
+    if len(budgets) != profile.size or min(budgets) < 0:
+        sys.exit(f"error: --throughput-budget: one budget or {profile.size} (>= 0), got {given}")
+    top = max(budgets)
+    if any(0 < b < top for b in budgets):
+        sys.exit(f"error: --throughput-budget: each budget 0 or the largest, got {given}")
+    data = profile.to_dict()
+    for task, budget in zip(data["tasks"], budgets, strict=True):
+        if budget == 0:
+            task["A"] = 1e-9  # (must be > 0): a gain far below any token's cost
+        else:
+            task["b"] = min(task["b"], 1.0 / top)
+    data["alpha"], data["max_tokens"] = 1e6, max(top, 1)
+    return thinkq.profile.profile_from_dict(data), budgets
 
 
 def main() -> None:
@@ -270,7 +302,7 @@ def main() -> None:
     parser.add_argument("--compare", action="store_true", help="The three deployments too.")
     parser.add_argument("--compare-utilization", type=float, default=0.6)
     parser.add_argument("--throughput", type=float, help="One slot's utilization (see above).")
-    parser.add_argument("--throughput-budget", type=int, default=16)
+    parser.add_argument("--throughput-budget", default="16", help="Tokens: one, or one a type.")
     parser.add_argument("--throughput-ratio", type=float, default=1.5)
     parser.add_argument(
         "--calibration",
@@ -278,6 +310,7 @@ def main() -> None:
         default=0,
         help="Queries that teach the gateway this machine first (refit).",
     )
+    parser.add_argument("--seed", type=int, default=0, help="Runs' arrivals: seed + 1, + 2, ...")
     parser.add_argument("--out", type=Path, required=True, help="Results (JSON), resumable.")
     args = parser.parse_args()
     profiled = thinkq.load_profile(args.profile)
@@ -294,7 +327,10 @@ def main() -> None:
         if "calibration" in done:
             profile = thinkq.profile.profile_from_dict(done["calibration"]["profile"])
         todo = {k: v for k, v in runs(profile, args).items() if k not in done}
-        for seed, (name, (served, concurrency)) in enumerate(todo.items(), start=1):
+        for index, (name, (served, concurrency)) in enumerate(todo.items(), start=1):
+            # a throughput pair serves the same queries (common random numbers): the same
+            # types and prompts, the B-slot run's gaps 1 / ratio times the one-slot run's
+            seed = args.seed + (1 if name.startswith("throughput:") else index)
             print(f"{name}: rate {served.rate:.4g}/s, concurrency {concurrency}", flush=True)
             row = asyncio.run(serve_run(args, base_url, served, concurrency, seed))
             physical = profile if concurrency > 1 else profile.with_server(None)
@@ -313,11 +349,33 @@ def main() -> None:
     finally:
         if llama is not None:
             stop(llama)
-    report({k: v for k, v in done.items() if k != "calibration"})
+    report({k: v for k, v in done.items() if k != "calibration"}, profile)
 
 
-def throughput(done: dict[str, Row]) -> None:
-    """Each B-slot throughput run's mean system time over its one-slot run's."""
+def one_slot_moments(profile: thinkq.Profile, budgets: list[int], one: Row) -> tuple[float, ...]:
+    """The one-slot run's service moments: measured (``solo_moments``), or for runs that
+    did not record them, its measured mean with the profile's cs^2 at ``budgets``."""
+    if "solo_moments" in one:
+        return tuple(one["solo_moments"])
+    m = thinkq.model.moments(profile, budgets)
+    mean = one["measured_mean_service"]
+    return mean, mean * mean * m.second / m.mean**2
+
+
+def one_slot_rate(moments: tuple[float, ...], system_time: float) -> float:
+    """The rate at which one slot's mean system time is ``system_time`` by P-K (exact for
+    FIFO M/G/1) with service moments ``moments``: T = m1 + rate m2 / (2 (1 - rate m1))
+    solved for the rate."""
+    m1, m2 = moments
+    excess = system_time - m1
+    return 2.0 * excess / (m2 + 2.0 * m1 * excess) if excess > 0 else 0.0
+
+
+def throughput(done: dict[str, Row], profile: thinkq.Profile) -> None:
+    """Each B-slot throughput run's mean system time over its one-slot run's, and the
+    rate it carried over the rate one slot carries at the same mean system time by P-K
+    with the one-slot run's service (a run of a few hundred queries near capacity pins
+    its own mean only loosely)."""
     for name, many in done.items():
         if not name.startswith("throughput: B slots"):
             continue
@@ -332,9 +390,17 @@ def throughput(done: dict[str, Row]) -> None:
             f"against one slot's {one['measured_mean']:.3f} s "
             f"({many['measured_mean'] / one['measured_mean']:.2f}x)"
         )
+        moments = one_slot_moments(profile, [one["budgets"][n] for n in profile.names], one)
+        same = one_slot_rate(moments, many["measured_mean"])
+        print(
+            f"  P-K with the one-slot run's service: one slot carries {same:.4g}/s at "
+            f"{many['measured_mean']:.3f} s (its capacity {1 / moments[0]:.4g}/s): "
+            f"{many['concurrency']} slots carried "
+            f"{many['offered_rate'] / same if same > 0 else math.inf:.2f}x that"
+        )
 
 
-def report(done: dict[str, Row]) -> None:
+def report(done: dict[str, Row], profile: thinkq.Profile) -> None:
     keys = ("offered_rate", "measured_mean", "measured_mean_95", "measured_p95", "model_mean",
             "profiled_model_mean",
             "simulated_mean", "simulated_p95", "mgl_mean", "live_prediction",
@@ -349,7 +415,7 @@ def report(done: dict[str, Row]) -> None:
             value = row.get(key)
             if isinstance(value, float) and math.isfinite(value) and value > 0:
                 print(f"  {'measured / ' + key:>22}: {measured / value:.3f}")
-    throughput(done)
+    throughput(done, profile)
 
 
 if __name__ == "__main__":
