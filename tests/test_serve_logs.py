@@ -1,6 +1,7 @@
-"""The gateway's request log lines, logged together (:mod:`thinkq.serve.logs`): held
-at most the delay, in order, with their own time; at once outside a loop, at capacity,
-on flush and when the gateway stops; and before ``thinkq serve`` ends on SIGTERM."""
+"""The gateway's request log lines, logged later (:mod:`thinkq.serve.logs`): held for
+the delay, then logged in slices of the loop with gaps between, in order, with their
+own time; at once outside a loop, at capacity, on flush and when the gateway stops;
+and before ``thinkq serve`` ends on SIGTERM."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from fakes import FakeServer, profile
 from gateway_process import wait_healthy
 from llama_server import free_port
 from loopback import serving
+from test_serve_app import gateway_client
 from thinkq.serve.connections import GatewayServer
 from thinkq.serve.logs import DeferredLog
 
@@ -133,12 +135,113 @@ def test_a_timer_of_a_loop_that_ended_holds_nothing_back(logger) -> None:
     asyncio.run(second())
 
 
+def test_lines_held_are_logged_in_slices_in_order_with_gaps_between(logger) -> None:
+    lines, kept = logger
+    lines.slice_time, lines.gap = 0.0, 30.0  # one line a slice; the next slice far off
+
+    async def main() -> None:
+        for k in range(4):
+            lines.info("line %d", k)
+        await asyncio.sleep(0.2)  # the delay: the first slice only
+        assert kept.lines() == ["line 0"]
+        assert lines.timer is not None  # the next slice is due after the gap
+        assert [msg % args for _, msg, args in lines.held] == ["line 1", "line 2", "line 3"]
+        lines.flush()  # (as the gateway's stop does) the rest at once, in order
+        assert kept.lines() == ["line 0", "line 1", "line 2", "line 3"]
+        assert lines.timer is None
+        assert lines.held == []
+
+    asyncio.run(main())
+
+
+def test_slices_go_on_until_every_line_is_logged_in_order(logger) -> None:
+    lines, kept = logger
+    lines.slice_time, lines.gap = 0.0, 0.001
+    callbacks = []
+
+    async def main() -> None:
+        start = time.time()
+        for k in range(3):  # (the capacity is 5)
+            lines.info("line %d", k)
+        await asyncio.sleep(0.02)  # within the delay: a line held meanwhile joins them
+        lines.info("line 3")
+        while lines.held:
+            callbacks.append(len(kept.records))
+            await asyncio.sleep(0.001)
+        assert kept.lines() == [f"line {k}" for k in range(4)]
+        assert lines.timer is None
+        for record in kept.records:  # when it was logged, not when it was handled
+            assert start <= record.created < start + 0.04
+
+    asyncio.run(main())
+    # one line a slice: the loop ran other callbacks between the slices
+    assert sorted(set(callbacks)) == [0, 1, 2, 3]
+
+
+def test_a_slice_of_work_logs_several_lines(logger) -> None:
+    lines, kept = logger
+    lines.slice_time, lines.gap = 10.0, 30.0  # all in one slice
+
+    async def main() -> None:
+        for k in range(4):
+            lines.info("line %d", k)
+        await asyncio.sleep(0.2)
+        assert kept.lines() == [f"line {k}" for k in range(4)]
+        assert lines.timer is None
+
+    asyncio.run(main())
+
+
+def test_the_gateways_lines_are_all_logged_in_order_and_the_rest_when_it_stops() -> None:
+    kept = Kept()
+    log = logging.getLogger("thinkq.serve")
+    level = log.level
+    log.setLevel(logging.INFO)
+    log.addHandler(kept)
+    body = {"max_tokens": 4}
+    headers = {"X-Thinkq-Task": "math"}
+
+    async def main() -> None:
+        async with gateway_client(FakeServer(), log_prompts=True) as (client, gateway):
+            lines = gateway.books.lines
+            lines.slice_time, lines.gap = 0.0, 0.001  # one line a slice
+            for k in range(6):  # served one after the other, logged in slices meanwhile
+                messages = [{"role": "user", "content": f"question {k}"}]
+                reply = await client.post(
+                    "/v1/chat/completions", json=body | {"messages": messages}, headers=headers
+                )
+                assert reply.status_code == 200, reply.text
+            while lines.held:
+                await asyncio.sleep(0.001)
+            lines.gap = 30.0  # then the next slice far off: the gateway's stop logs the rest
+            for k in range(6, 9):
+                messages = [{"role": "user", "content": f"question {k}"}]
+                await client.post(
+                    "/v1/chat/completions", json=body | {"messages": messages}, headers=headers
+                )
+            await asyncio.sleep(0.3)  # the delay: one slice
+            assert len(lines.held) == 2
+        assert lines.held == []
+
+    try:
+        asyncio.run(main())
+    finally:
+        log.removeHandler(kept)
+        log.setLevel(level)
+    prompts = [line.rsplit("prompt=", 1)[1] for line in kept.lines() if " task=math " in line]
+    assert prompts == [repr(f"question {k}") for k in range(9)]
+
+
 def test_the_arguments_are_checked() -> None:
     log = logging.getLogger("thinkq.test_serve_logs")
     with pytest.raises(ValueError, match="delay"):
         DeferredLog(log, delay=0)
     with pytest.raises(ValueError, match="capacity"):
         DeferredLog(log, capacity=0)
+    with pytest.raises(ValueError, match="slice_time"):
+        DeferredLog(log, slice_time=-1.0)
+    with pytest.raises(ValueError, match="gap"):
+        DeferredLog(log, gap=float("nan"))
 
 
 def test_the_gateways_server_calls_before_exit_once_shut_down(logger) -> None:

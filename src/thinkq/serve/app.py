@@ -204,9 +204,15 @@ def create_app(
     answer a request may ask for (``max_tokens`` or ``max_completion_tokens``; 400
     beyond).
     """
+    in_app = [0]  # requests in progress here: the request log waits for none
+    gateway.books.lines.idle = lambda: not in_app[0]
 
     async def generate(request: Request, kind: Kind) -> Response:
-        return await _generate(gateway, request, kind, body_limit, max_tokens)
+        in_app[0] += 1
+        try:
+            return await _generate(gateway, request, kind, body_limit, max_tokens)
+        finally:
+            in_app[0] -= 1
 
     async def chat(request: Request) -> Response:
         return await generate(request, "chat")
