@@ -108,7 +108,10 @@ class Estimator:
         self.since: float | None = None
         #: Changes detected since start.
         self.changes = 0
-        self._arrivals: deque[tuple[float, int]] = deque()
+        # the window's arrivals: their times and types, two deques of numbers (pairs
+        # would be a container the cyclic collector tracks, for a minute, per request)
+        self._times: deque[float] = deque()
+        self._tasks: deque[int] = deque()
         self._counts = [0] * self.prior_shares.size  # a list: += 1 on it is O(1) and cheap
         self._before = 0  # arrivals in the window older than ``since``
         #: Arrivals counted since start.
@@ -116,7 +119,8 @@ class Estimator:
 
     def arrival(self, task: int) -> None:
         """Count one arrival of type ``task`` (an index into the profile's tasks) now."""
-        self._arrivals.append((self.clock(), task))
+        self._times.append(self.clock())
+        self._tasks.append(task)
         self._counts[task] += 1
         self.counted += 1
 
@@ -124,13 +128,15 @@ class Estimator:
         """``(n, arrivals)``: the arrivals counted since start, and those after the first
         ``after`` of them still in the window as ``(time, task)``, oldest first."""
         self._expire(self.clock())
-        new = min(self.counted - after, len(self._arrivals))
-        return self.counted, list(islice(reversed(self._arrivals), new))[::-1]
+        new = min(self.counted - after, len(self._times))
+        times, tasks = islice(reversed(self._times), new), islice(reversed(self._tasks), new)
+        return self.counted, list(zip(times, tasks, strict=True))[::-1]
 
     def _expire(self, now: float) -> None:
         start = now - self.window
-        while self._arrivals and self._arrivals[0][0] < start:
-            when, task = self._arrivals.popleft()
+        times, tasks = self._times, self._tasks
+        while times and times[0] < start:
+            when, task = times.popleft(), tasks.popleft()
             self._counts[task] -= 1
             if self.since is not None and when < self.since:
                 self._before -= 1
@@ -140,12 +146,12 @@ class Estimator:
     def _rate(self, now: float) -> float:
         """Arrivals per second over the window, or since the last change."""
         if self.since is not None:
-            return (len(self._arrivals) - self._before) / (now - self.since)
+            return (len(self._times) - self._before) / (now - self.since)
         observed = min(now - self.started, self.window)
         pseudo = min(self.prior_time, self.window - observed)
         if observed + pseudo <= 0:
             return self.prior_rate
-        return (len(self._arrivals) + self.prior_rate * pseudo) / (observed + pseudo)
+        return (len(self._times) + self.prior_rate * pseudo) / (observed + pseudo)
 
     def _changed(self, now: float, rate: float) -> bool:
         """Whether the last ``horizon`` seconds' count is implausible at ``rate``."""
@@ -154,7 +160,7 @@ class Estimator:
             return False  # too little history before the horizon to compare with
         cut = now - self.horizon
         recent = 0
-        for when, _ in reversed(self._arrivals):
+        for when in reversed(self._times):
             if when < cut:
                 break
             recent += 1
@@ -170,8 +176,8 @@ class Estimator:
         rate = self._rate(now)
         if self.horizon is not None and self._changed(now, rate):
             self.since, self.changes = now - self.horizon, self.changes + 1
-            self._before = sum(1 for when, _ in self._arrivals if when < self.since)
+            self._before = sum(1 for when in self._times if when < self.since)
             rate = self._rate(now)
-        arrivals = len(self._arrivals)
+        arrivals = len(self._times)
         shares = (np.array(self._counts, dtype=np.float64) + self.prior_shares) / (arrivals + 1.0)
         return Estimate(rate=float(rate), shares=shares, arrivals=arrivals)

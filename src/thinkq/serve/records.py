@@ -17,7 +17,9 @@ whenever the window is empty.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, fields
+from typing import Any
 
 from thinkq.serve.estimator import Clock
 
@@ -48,6 +50,10 @@ class Record:
         return self.wait + self.service
 
 
+#: Record's fields, in order: the columns :class:`Records` keeps.
+_FIELDS = tuple(f.name for f in fields(Record))
+
+
 class Records:
     """The records of the last ``window`` seconds, and totals since start.
 
@@ -62,7 +68,8 @@ class Records:
     def __init__(self, *, window: float, clock: Clock) -> None:
         self.window = window
         self.clock = clock
-        self._recent: deque[Record] = deque()
+        # the window's records, a deque per field, in Record's order (module docstring)
+        self._columns: tuple[deque[Any], ...] = tuple(deque() for _ in _FIELDS)
         self._start = clock()
         # the served records in the window: how many, and their system and service time
         self._served = 0
@@ -70,7 +77,8 @@ class Records:
 
     def add(self, record: Record) -> None:
         """Keep ``record``, written when its request ended (so they come in end order)."""
-        self._recent.append(record)
+        for column, name in zip(self._columns, _FIELDS, strict=True):
+            column.append(getattr(record, name))
         if record.outcome == "ok":
             self._served += 1
             self._system += record.system_time
@@ -78,9 +86,9 @@ class Records:
 
     def _expire(self) -> None:
         horizon = self.clock() - self.window
-        recent = self._recent
-        while recent and recent[0].arrival < horizon:
-            record = recent.popleft()
+        arrivals = self._columns[0]
+        while arrivals and arrivals[0] < horizon:
+            record = Record(*(column.popleft() for column in self._columns))
             if record.outcome == "ok":
                 self._served -= 1
                 self._system -= record.system_time
@@ -88,10 +96,15 @@ class Records:
         if not self._served:  # none left: no rounding carried on
             self._system = self._service = 0.0
 
+    def _records(self, reverse: bool = False) -> Iterator[Record]:
+        """The window's records (newest first with ``reverse``), made again from their fields."""
+        columns = (reversed(c) for c in self._columns) if reverse else self._columns
+        return (Record(*fields) for fields in zip(*columns, strict=True))
+
     def recent(self) -> list[Record]:
         """The served requests (outcome ``"ok"``) that arrived in the window."""
         self._expire()
-        return [r for r in self._recent if r.outcome == "ok"]
+        return [r for r in self._records() if r.outcome == "ok"]
 
     def ended_since(self, after: float) -> list[Record]:
         """Those of :meth:`recent` that ended after ``after`` (gateway clock, seconds),
@@ -100,7 +113,7 @@ class Records:
         (a reporter filters exactly)."""
         self._expire()
         found = []
-        for r in reversed(self._recent):
+        for r in self._records(reverse=True):
             if r.arrival + r.wait + r.service < after - 1e-3:
                 break
             if r.outcome == "ok":
