@@ -49,7 +49,6 @@ __all__ = ["LEASE_PERIODS", "Host", "Member"]
 LEASE_PERIODS = 3
 #: Seconds after the end of a second before its bucket is read (every report is in).
 SETTLE = 0.25
-
 log = logging.getLogger("thinkq.fleet")
 
 
@@ -233,6 +232,7 @@ class Member:
             self.role = "leader"
             load, done = await self.pooled()
             plan = self.controller.resolve(load)
+            await asyncio.sleep(0)  # requests ready meanwhile go first (two short stalls)
             self.plan_doc = to_doc(
                 plan, self.names, fingerprint=self.fingerprint, by=self.id,
                 solved_at=self.store.wall(), period=self.period, arrivals=load.arrivals,

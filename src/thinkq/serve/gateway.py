@@ -44,7 +44,6 @@ from thinkq.slo import Objective
 PRIOR_TIME = 60.0
 
 __all__ = ["Gateway", "Mode"]
-
 Mode = Literal["force", "cap"]
 
 log = logging.getLogger("thinkq.serve")
@@ -189,7 +188,9 @@ class Gateway:
     async def _resolving(self) -> None:
         while True:
             await asyncio.sleep(self.resolve_every)
-            self.resolve()
+            plan = self.controller.resolve()
+            await asyncio.sleep(0)  # requests ready meanwhile go first (two short stalls)
+            self.announce(plan)
 
     def _replicas_changed(self, up: int) -> None:
         self.controller.replicas = up  # the plan for the replicas up (the queue has resized)
