@@ -353,4 +353,4 @@ def test_closing_the_gateways_stream_early_closes_the_upstream_stream() -> None:
     assert [(p.kind, p.text) for p in got] == [("thinking", "Six")]
     assert inner.ag_frame is None  # closed at once, not left to the event loop's shutdown
     assert (gateway.queue.acquired, gateway.queue.released, gateway.queue.busy) == (1, 1, 0)
-    assert [r.outcome for r in gateway.records._recent] == ["disconnected"]
+    assert [r.outcome for r in gateway.records] == ["disconnected"]

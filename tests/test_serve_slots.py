@@ -173,7 +173,7 @@ def test_a_failed_request_gives_its_slot_back_exactly_once(point: str, stream: b
             assert (queue.acquired, queue.released, queue.busy) == (1, 1, 0)
             text = gateway.metrics.exposition().decode()
             assert metric(text, "thinkq_requests_total", task="math", outcome=outcome) == 1
-            assert len(gateway.records._recent) == 1 + (point == "left the queue")
+            assert len(gateway.records) == 1 + (point == "left the queue")
             fake.down, fake.cut_after, fake.delay, fake.failures = False, None, 0.0, {}
             after = await Client(app, stream=stream)()  # the queue did not stall
             assert after.status == 200

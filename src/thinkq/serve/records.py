@@ -101,6 +101,14 @@ class Records:
         columns = (reversed(c) for c in self._columns) if reverse else self._columns
         return (Record(*fields) for fields in zip(*columns, strict=True))
 
+    def __len__(self) -> int:
+        """Records in the window, of every outcome (the expired ones go at the next read)."""
+        return len(self._columns[0])
+
+    def __iter__(self) -> Iterator[Record]:
+        """The records of :meth:`__len__`, oldest first."""
+        return self._records()
+
     def recent(self) -> list[Record]:
         """The served requests (outcome ``"ok"``) that arrived in the window."""
         self._expire()
