@@ -7,6 +7,7 @@
   requests that :meth:`Records.recent` has and that ended after the mark;
 * the window's mean system time and mean batch, kept as sums as records come and go,
   are those of the window's records counted afresh;
+* the window (records, arrivals) adds no object the cyclic collector tracks per request;
 * the metrics' cached series count and observe as the labelled lookups did, also for
   a task outside the profile.
 """
@@ -14,13 +15,17 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import random
+import types
 
+import numpy as np
 import pytest
 
 from test_serve_app import metric
 from test_serve_connections import CHAT, MAX_HEADER, exchange, gateway_server, request
+from thinkq.serve.estimator import Estimator
 from thinkq.serve.metrics import Metrics
 from thinkq.serve.queue import Record, Records
 
@@ -91,6 +96,34 @@ def test_the_windows_means_kept_as_sums_are_those_of_its_records() -> None:
             assert records.mean_system_time() == pytest.approx(mean, rel=1e-12)
             batch = sum(r.service for r in served) / span
             assert records.mean_batch() == pytest.approx(batch, rel=1e-12)
+
+
+def _tracked(root: object) -> int:
+    """Objects the cyclic collector tracks reachable from ``root`` (not through
+    functions, modules or classes: the clock's globals are not the window's)."""
+    seen, stack, found = set(), [root], 0
+    while stack:
+        item = stack.pop()
+        if id(item) in seen or isinstance(item, types.FunctionType | types.ModuleType | type):
+            continue
+        seen.add(id(item))
+        found += gc.is_tracked(item)
+        stack.extend(gc.get_referents(item))
+    return found
+
+
+def test_the_window_adds_no_tracked_object_per_request() -> None:
+    records = Records(window=60.0, clock=lambda: 1.0)
+    estimator = Estimator(
+        prior_rate=1.0, prior_shares=np.array([0.5, 0.5]), window=60.0, clock=lambda: 1.0
+    )
+    before = _tracked(records), _tracked(estimator)
+    for k in range(100):
+        records.add(Record(1.0, 0.25, 0.5, "a", 8, 8, "ok" if k % 3 else "disconnected"))
+        estimator.arrival(k % 2)
+    assert (_tracked(records), _tracked(estimator)) == before
+    assert len(records.recent()) == 66  # all kept, all given back as records
+    assert estimator.recorded(0)[1] == [(1.0, k % 2) for k in range(100)]
 
 
 def test_cached_series_count_as_the_labelled_ones() -> None:

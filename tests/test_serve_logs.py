@@ -232,6 +232,61 @@ def test_the_gateways_lines_are_all_logged_in_order_and_the_rest_when_it_stops()
     assert prompts == [repr(f"question {k}") for k in range(9)]
 
 
+def test_lines_wait_for_no_request_in_progress_or_the_patience(logger) -> None:
+    lines, kept = logger
+    busy = [True]
+    lines.idle, lines.patience = (lambda: not busy[0]), 30.0
+
+    async def main() -> None:
+        lines.info("a")
+        lines.info("b")
+        await asyncio.sleep(0.2)  # the delay is up, but a request is in progress
+        assert kept.records == []
+        busy[0] = False
+        await asyncio.sleep(0.05)
+        assert kept.lines() == ["a", "b"]
+        busy[0], lines.patience = True, 0.1
+        lines.info("c")
+        await asyncio.sleep(0.5)  # held past the delay and the patience: logged, busy or not
+        assert kept.lines() == ["a", "b", "c"]
+        assert lines.timer is None
+
+    asyncio.run(main())
+
+
+def test_the_gateways_lines_wait_while_a_request_is_in_progress() -> None:
+    kept = Kept()
+    log = logging.getLogger("thinkq.serve")
+    level = log.level
+    log.setLevel(logging.INFO)
+    log.addHandler(kept)
+    body = {"messages": [{"role": "user", "content": "2 + 3?"}], "max_tokens": 4}
+    headers = {"X-Thinkq-Task": "math"}
+
+    async def main() -> None:
+        upstream = FakeServer()
+        async with gateway_client(upstream) as (client, gateway):
+            lines = gateway.books.lines
+            reply = await client.post("/v1/chat/completions", json=body, headers=headers)
+            assert reply.status_code == 200, reply.text
+            upstream.delay = 0.5  # the next request is in progress for a second or so
+            slow = asyncio.create_task(
+                client.post("/v1/chat/completions", json=body, headers=headers)
+            )
+            await asyncio.sleep(0.4)  # past the delay of the first line
+            assert len(lines.held) == 1
+            assert (await slow).status_code == 200
+            await asyncio.sleep(0.05)  # none in progress: both logged
+            assert lines.held == []
+
+    try:
+        asyncio.run(main())
+    finally:
+        log.removeHandler(kept)
+        log.setLevel(level)
+    assert sum(" task=math " in line for line in kept.lines()) == 2
+
+
 def test_the_arguments_are_checked() -> None:
     log = logging.getLogger("thinkq.test_serve_logs")
     with pytest.raises(ValueError, match="delay"):
