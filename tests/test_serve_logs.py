@@ -54,6 +54,19 @@ def logger() -> Iterator[tuple[DeferredLog, Kept]]:
     log.removeHandler(kept)
 
 
+@pytest.fixture
+def serve_log() -> Iterator[Kept]:
+    """The gateway's own logger at INFO, its records kept."""
+    kept = Kept()
+    log = logging.getLogger("thinkq.serve")
+    level = log.level
+    log.setLevel(logging.INFO)
+    log.addHandler(kept)
+    yield kept
+    log.removeHandler(kept)
+    log.setLevel(level)
+
+
 def test_outside_a_loop_a_line_is_logged_at_once(logger) -> None:
     lines, kept = logger
     lines.info("one %d", 1)
@@ -192,12 +205,10 @@ def test_a_slice_of_work_logs_several_lines(logger) -> None:
     asyncio.run(main())
 
 
-def test_the_gateways_lines_are_all_logged_in_order_and_the_rest_when_it_stops() -> None:
-    kept = Kept()
-    log = logging.getLogger("thinkq.serve")
-    level = log.level
-    log.setLevel(logging.INFO)
-    log.addHandler(kept)
+def test_the_gateways_lines_are_all_logged_in_order_and_the_rest_when_it_stops(
+    serve_log: Kept,
+) -> None:
+    kept = serve_log
     body = {"max_tokens": 4}
     headers = {"X-Thinkq-Task": "math"}
 
@@ -223,11 +234,7 @@ def test_the_gateways_lines_are_all_logged_in_order_and_the_rest_when_it_stops()
             assert len(lines.held) == 2
         assert lines.held == []
 
-    try:
-        asyncio.run(main())
-    finally:
-        log.removeHandler(kept)
-        log.setLevel(level)
+    asyncio.run(main())
     prompts = [line.rsplit("prompt=", 1)[1] for line in kept.lines() if " task=math " in line]
     assert prompts == [repr(f"question {k}") for k in range(9)]
 
@@ -254,12 +261,8 @@ def test_lines_wait_for_no_request_in_progress_or_the_patience(logger) -> None:
     asyncio.run(main())
 
 
-def test_the_gateways_lines_wait_while_a_request_is_in_progress() -> None:
-    kept = Kept()
-    log = logging.getLogger("thinkq.serve")
-    level = log.level
-    log.setLevel(logging.INFO)
-    log.addHandler(kept)
+def test_the_gateways_lines_wait_while_a_request_is_in_progress(serve_log: Kept) -> None:
+    kept = serve_log
     body = {"messages": [{"role": "user", "content": "2 + 3?"}], "max_tokens": 4}
     headers = {"X-Thinkq-Task": "math"}
 
@@ -279,11 +282,7 @@ def test_the_gateways_lines_wait_while_a_request_is_in_progress() -> None:
             await asyncio.sleep(0.05)  # none in progress: both logged
             assert lines.held == []
 
-    try:
-        asyncio.run(main())
-    finally:
-        log.removeHandler(kept)
-        log.setLevel(level)
+    asyncio.run(main())
     assert sum(" task=math " in line for line in kept.lines()) == 2
 
 
