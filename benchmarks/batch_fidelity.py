@@ -313,6 +313,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="Runs' arrivals: seed + 1, + 2, ...")
     parser.add_argument("--out", type=Path, required=True, help="Results (JSON), resumable.")
     args = parser.parse_args()
+    if args.throughput is not None and not 0 < args.throughput < 1:
+        parser.error(f"--throughput: one slot's utilization in (0, 1), got {args.throughput}")
     profiled = thinkq.load_profile(args.profile)
     if profiled.batched is None:
         sys.exit(f"error: {args.profile}: the profile has no [server] table with slots > 1")
@@ -419,4 +421,7 @@ def report(done: dict[str, Row], profile: thinkq.Profile) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except (thinkq.ThinkqError, httpx.HTTPError, OSError) as exc:  # finished runs are saved
+        sys.exit(f"error: {exc}")
