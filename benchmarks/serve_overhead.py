@@ -7,7 +7,8 @@ what stands in front of it, not the model's:
 * **direct**: the client to the stub;
 * **proxy**: a bare pass-through proxy on the gateway's own stack (this file,
   ``--proxy PORT UPSTREAM``: uvicorn, Starlette and the same upstream transport, the
-  heap settled after the start as ``thinkq serve`` does, no thinkq logic), the peer
+  heap settled after the start and the cyclic collector run between requests as
+  ``thinkq serve`` does (``thinkq.serve.collector``), no thinkq logic), the peer
   that shows what any Python gateway pays here;
 * **gateway**: ``thinkq serve`` in force mode, with a profile whose budgets are
   zero so that it makes exactly one upstream request like the others, a
@@ -155,29 +156,40 @@ def proxy(port: int, upstream: str) -> None:
     from starlette.responses import Response
     from starlette.routing import Route
 
+    from thinkq.serve.collector import IdleCollector
     from thinkq.serve.connections import settle_heap
     from thinkq.serve.upstream import upstream_transport
 
     client: httpx.AsyncClient | None = None
+    collector = IdleCollector()
 
     async def forward(request: Request) -> Response:
         nonlocal client
         if client is None:  # created in the server's loop
             client = httpx.AsyncClient(transport=upstream_transport())
-        reply = await client.post(
-            f"{upstream}/v1/completions",
-            content=await request.body(),
-            headers={"content-type": "application/json"},
-        )
+        collector.enter()
+        try:
+            reply = await client.post(
+                f"{upstream}/v1/completions",
+                content=await request.body(),
+                headers={"content-type": "application/json"},
+            )
+        finally:
+            collector.leave()
         return Response(reply.content, status_code=reply.status_code, media_type="application/json")
 
     app = Starlette(routes=[Route("/v1/completions", forward, methods=["POST"])])
-    settle_heap()  # as thinkq serve does before it serves
     config = uvicorn.Config(
         app, host="127.0.0.1", port=port, log_level="warning", access_log=False,
         timeout_keep_alive=KEEP_ALIVE,
     )  # fmt: skip
-    uvloop.run(uvicorn.Server(config).serve())
+
+    async def serve() -> None:
+        settle_heap()  # as thinkq serve does before it serves,
+        collector.start()  # and its collector's passes between requests
+        await uvicorn.Server(config).serve()
+
+    uvloop.run(serve())
 
 
 def wait_up(url: str, process: subprocess.Popen[bytes]) -> None:

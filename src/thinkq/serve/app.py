@@ -28,12 +28,11 @@ not start or stop the gateway: run it inside ``async with gateway:``.
 from __future__ import annotations
 
 import hmac
-from collections.abc import AsyncGenerator
 
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -46,12 +45,14 @@ from thinkq.errors import (
     RoutingError,
     ServerError,
 )
-from thinkq.measure.generation import Piece, Sampling
+from thinkq.measure.generation import Sampling
 from thinkq.measure.prompts import Cue
+from thinkq.serve.collector import IdleCollector
 from thinkq.serve.dashboard import SignIn, dashboard_routes
+from thinkq.serve.events import EventStream
 from thinkq.serve.gateway import Gateway
 from thinkq.serve.metrics import Metrics
-from thinkq.serve.openai import ChatRequest, CompletionRequest, Kind, Reply, error_body, parse, sse
+from thinkq.serve.openai import ChatRequest, CompletionRequest, Kind, Reply, error_body, parse
 from thinkq.serve.request import Job
 from thinkq.serve.routing import TASK_HEADER, last_user_text
 
@@ -184,7 +185,7 @@ async def _generate(
         if query.stream:
             source = gateway.stream(job, disconnected)
             first = await anext(source)  # waiting and the first upstream reply
-            return _EventStream(reply, first, source, usage=query.usage_in_stream)
+            return EventStream(reply, first, source, usage=query.usage_in_stream)
         generation = await gateway.complete(job, disconnected)
     except (GatewayError, ServerError) as exc:
         return _failure(exc)
@@ -197,22 +198,23 @@ def create_app(
     api_key: str | None = None,
     body_limit: int = DEFAULT_BODY_LIMIT,
     max_tokens: int = DEFAULT_MAX_TOKENS,
+    collector: IdleCollector | None = None,
 ) -> ASGIApp:
     """The ASGI app of ``gateway``; with ``api_key``, every endpoint but /healthz needs it.
 
     ``body_limit`` is the largest body (bytes; 413 beyond), ``max_tokens`` the largest
     answer a request may ask for (``max_tokens`` or ``max_completion_tokens``; 400
-    beyond).
+    beyond). ``collector`` counts the requests in progress, for the request log and
+    the collector's passes to wait for none (:mod:`thinkq.serve.collector`).
     """
-    in_app = [0]  # requests in progress here: the request log waits for none
-    gateway.books.lines.idle = lambda: not in_app[0]
+    gateway.books.lines.idle = (quiet := collector or IdleCollector()).idle
 
     async def generate(request: Request, kind: Kind) -> Response:
-        in_app[0] += 1
+        quiet.enter()
         try:
             return await _generate(gateway, request, kind, body_limit, max_tokens)
         finally:
-            in_app[0] -= 1
+            quiet.leave()
 
     async def chat(request: Request) -> Response:
         return await generate(request, "chat")
@@ -250,51 +252,3 @@ def create_app(
     if api_key is None:
         return app
     return SignIn(_Auth(app, api_key=api_key, metrics=gateway.metrics), app, api_key=api_key)
-
-
-class _EventStream(StreamingResponse):
-    """A server-sent event stream whose source is closed however the response ends.
-
-    Starlette stops iterating when the client leaves but does not close the
-    iterator; closing the source here ends the request (its slot is given back) at
-    once, not at garbage collection.
-    """
-
-    def __init__(
-        self, reply: Reply, first: Piece, source: AsyncGenerator[Piece], *, usage: bool
-    ) -> None:
-        self.events = _events(reply, first, source, usage=usage)
-        self.source = source
-        super().__init__(self.events, media_type="text/event-stream")
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            await super().__call__(scope, receive, send)
-        finally:
-            await self.events.aclose()
-            await self.source.aclose()
-
-
-async def _events(
-    reply: Reply, first: Piece, source: AsyncGenerator[Piece], *, usage: bool
-) -> AsyncGenerator[bytes]:
-    def encoded(piece: Piece) -> list[bytes]:
-        if piece.generation is not None:
-            return [sse(c) for c in reply.last_chunks(piece.generation, usage=usage)]
-        if piece.kind == "done":
-            return []
-        return [sse(reply.chunk(piece.kind, piece.text))]
-
-    if reply.kind == "chat":
-        yield sse(reply.first_chunk())
-    try:
-        for event in encoded(first):
-            yield event
-        async for piece in source:
-            for event in encoded(piece):
-                yield event
-    except ServerError as exc:
-        yield sse(error_body(f"upstream: {exc}", "upstream_error"))
-    except GatewayError as exc:  # the answer phase did not fit the context
-        yield sse(error_body(str(exc), exc.kind))
-    yield sse("[DONE]")
