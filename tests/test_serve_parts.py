@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import time
 from pathlib import Path
 
 import numpy as np
@@ -259,5 +260,32 @@ def test_until_disconnected_tells_a_client_that_left_from_a_cancelled_task() -> 
         stopped.cancel()  # a server shutting down, not a client leaving
         with pytest.raises(asyncio.CancelledError):
             await stopped
+
+    asyncio.run(main())
+
+
+def test_until_disconnected_watches_the_client_only_once_the_work_lasts() -> None:
+    async def main() -> None:
+        gone, watches = asyncio.Event(), [0]
+
+        async def disconnected() -> None:
+            watches[0] += 1
+            await gone.wait()
+
+        async def work(seconds: float) -> str:
+            await asyncio.sleep(seconds)
+            return "done"
+
+        assert await until_disconnected(work(0.01), disconnected, after=0.2) == "done"
+        assert watches == [0]  # the work ended first: no watch was started
+        gone.set()  # the client leaves at once, before the watch starts
+        start = time.perf_counter()
+        leaving = asyncio.create_task(until_disconnected(work(10), disconnected, after=0.1))
+        await asyncio.sleep(0.02)
+        assert not leaving.done()
+        with pytest.raises(DisconnectedError):
+            await leaving
+        assert watches == [1]
+        assert time.perf_counter() - start >= 0.1
 
     asyncio.run(main())
