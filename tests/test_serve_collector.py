@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import time
 import weakref
 from collections.abc import Iterator
 
@@ -155,3 +156,38 @@ def test_a_collector_turned_off_by_the_program_stays_off() -> None:
 def test_bad_settings_name_the_field(field: str, value: float) -> None:
     with pytest.raises(ValueError, match=field):
         IdleCollector(**{field: value})
+
+
+def test_quiet_waits_for_no_request_in_progress_or_its_patience() -> None:
+    async def run() -> None:
+        collector = IdleCollector()
+        start = time.monotonic()
+        await collector.quiet(patience=1.0)  # idle: at once
+        assert time.monotonic() - start < 0.5
+        collector.enter()
+        loop = asyncio.get_running_loop()
+        loop.call_later(0.05, collector.leave)
+        start = time.monotonic()
+        await collector.quiet(patience=5.0)
+        waited = time.monotonic() - start
+        assert 0.04 <= waited < 2.0  # until the request left
+        collector.enter()  # and never leaves
+        start = time.monotonic()
+        await collector.quiet(patience=0.1)
+        assert 0.09 <= time.monotonic() - start < 2.0  # no longer than its patience
+
+    asyncio.run(run())
+
+
+def test_the_gateway_counts_its_requests_in_one_place() -> None:
+    from thinkq.serve.metrics import Metrics
+    from thinkq.serve.queue import Records
+    from thinkq.serve.request import Books
+
+    records = Records(window=60.0, clock=time.monotonic)
+    books = Books(("chat",), records=records, metrics=Metrics(("chat",), []), refit=None,
+                  clock=time.monotonic, log_prompts=False)  # fmt: skip
+    assert books.lines.idle is not None
+    assert books.lines.idle()
+    books.activity.enter()
+    assert not books.lines.idle()

@@ -31,7 +31,6 @@ from thinkq.measure.tokenizer import LocalTokenizer
 from thinkq.profile import Profile
 from thinkq.serve import Gateway, create_app
 from thinkq.serve.app import DEFAULT_BODY_LIMIT, DEFAULT_MAX_TOKENS
-from thinkq.serve.collector import IdleCollector
 from thinkq.serve.connections import (
     DEFAULT_KEEP_ALIVE,
     DEFAULT_MAX_HEADER,
@@ -269,17 +268,15 @@ def serve_command(
         )  # fmt: skip
         sign_in = " (sign in once with ?key=<the key>)" if key else ""
         log.info("live page at http://%s:%d/thinkq/%s", host, port, sign_in)
-        collector = IdleCollector()
-        app = create_app(gateway, api_key=key, body_limit=max_body, max_tokens=answer_limit,
-                         collector=collector)  # fmt: skip
+        app = create_app(gateway, api_key=key, body_limit=max_body, max_tokens=answer_limit)
         config = server_config(app, host=host, port=port, max_header=max_header,
                                read_timeout=read_timeout, keep_alive=keep_alive)  # fmt: skip
         settle_heap()  # the start's objects out of the collector's full passes
-        collector.start()  # and its passes between requests
+        gateway.books.activity.start()  # and its passes between requests
         try:
             await GatewayServer(config, before_exit=gateway.books.lines.flush).serve()
         finally:
-            collector.stop()
+            gateway.books.activity.stop()
             await gateway.stop()
 
     _run(main())

@@ -27,44 +27,28 @@ import logging
 import math
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 from prometheus_client import CollectorRegistry, Gauge
 
 from thinkq.errors import StateError
 from thinkq.fleet.counts import completions, ended_per_second, estimate, matrix, per_second
+from thinkq.fleet.host import Host
 from thinkq.fleet.plans import fingerprint, from_doc, to_doc
 from thinkq.fleet.state import Store, member_id, parse_epoch
+from thinkq.serve.collector import IdleCollector
 from thinkq.serve.controller import Controller, Plan
 from thinkq.serve.estimator import Clock, Estimate, Estimator
-from thinkq.serve.metrics import Metrics
 from thinkq.serve.queue import Records
-from thinkq.serve.replicas import Replicas
-from thinkq.serve.status import Shared
 
-__all__ = ["LEASE_PERIODS", "Host", "Member"]
+__all__ = ["LEASE_PERIODS", "Member"]
 
 #: The lease lasts this many periods: a member that stops is replaced after as long.
 LEASE_PERIODS = 3
 #: Seconds after the end of a second before its bucket is read (every report is in).
 SETTLE = 0.25
 log = logging.getLogger("thinkq.fleet")
-
-
-class Host(Protocol):
-    """The parts of a :class:`thinkq.serve.gateway.Gateway` a member works with."""
-
-    controller: Controller
-    estimator: Estimator
-    records: Records
-    resolve_every: float
-    clock: Clock
-    metrics: Metrics
-    replicas: Replicas
-    fleet: Shared | None
-
-    def announce(self, plan: Plan) -> Plan: ...
 
 
 class Member:
@@ -127,6 +111,8 @@ class Member:
         self._started = math.inf  # the epoch's start, wall seconds
         self._reported = 0  # the estimator's arrivals reported so far
         self._mark = -math.inf  # served requests that ended before this are reported
+        #: The gateway's requests in progress: a tick waits for none (``None``: no requests).
+        self.activity: IdleCollector | None = None
 
     @classmethod
     def joining(cls, store: Store, gateway: Host) -> Member:
@@ -138,6 +124,7 @@ class Member:
             replicas=gateway.replicas.rows,
         )  # fmt: skip
         member.register(gateway.metrics.registry)
+        member.activity = gateway.books.activity
         gateway.fleet = member
         return member
 
@@ -161,6 +148,8 @@ class Member:
         """Tick every :attr:`tick_every` seconds until cancelled; then close the store."""
         try:
             while True:
+                if self.activity is not None:
+                    await self.activity.quiet()  # no request waits for the tick's work
                 await self.tick()
                 await asyncio.sleep(self.tick_every)
         finally:
@@ -231,8 +220,9 @@ class Member:
         if await self.store.lease(self.id, LEASE_PERIODS * self.period):
             self.role = "leader"
             load, done = await self.pooled()
+            await self._quiet()  # the solve (a millisecond or two) once no request is in progress
             plan = self.controller.resolve(load)
-            await asyncio.sleep(0)  # requests ready meanwhile go first (two short stalls)
+            await self._quiet()
             self.plan_doc = to_doc(
                 plan, self.names, fingerprint=self.fingerprint, by=self.id,
                 solved_at=self.store.wall(), period=self.period, arrivals=load.arrivals,
@@ -265,6 +255,9 @@ class Member:
             self.role = "local"
             current = self.controller.resolve()
         self.on_plan(self.controller.adopt(current))
+
+    async def _quiet(self) -> None:
+        await (asyncio.sleep(0) if self.activity is None else self.activity.quiet())
 
     async def pooled(self) -> tuple[Estimate, dict[str, dict[str, Any]]]:
         """The fleet's load over the window, and its completions per task."""

@@ -47,7 +47,6 @@ from thinkq.errors import (
 )
 from thinkq.measure.generation import Sampling
 from thinkq.measure.prompts import Cue
-from thinkq.serve.collector import IdleCollector
 from thinkq.serve.dashboard import SignIn, dashboard_routes
 from thinkq.serve.events import EventStream
 from thinkq.serve.gateway import Gateway
@@ -198,16 +197,15 @@ def create_app(
     api_key: str | None = None,
     body_limit: int = DEFAULT_BODY_LIMIT,
     max_tokens: int = DEFAULT_MAX_TOKENS,
-    collector: IdleCollector | None = None,
 ) -> ASGIApp:
     """The ASGI app of ``gateway``; with ``api_key``, every endpoint but /healthz needs it.
 
     ``body_limit`` is the largest body (bytes; 413 beyond), ``max_tokens`` the largest
     answer a request may ask for (``max_tokens`` or ``max_completion_tokens``; 400
-    beyond). ``collector`` counts the requests in progress, for the request log and
-    the collector's passes to wait for none (:mod:`thinkq.serve.collector`).
+    beyond). The generation requests in progress are counted in the gateway's
+    ``books.activity`` (:mod:`thinkq.serve.collector`).
     """
-    gateway.books.lines.idle = (quiet := collector or IdleCollector()).idle
+    quiet = gateway.books.activity
 
     async def generate(request: Request, kind: Kind) -> Response:
         quiet.enter()

@@ -21,6 +21,8 @@ for an idle loop: a timer every ``period`` seconds runs the pass anyway once the
 young generation holds ``ceiling`` times its threshold (or when the loop is idle and
 it is past the threshold), so the garbage held stays bounded and the collector
 makes fewer, longer passes. :meth:`stop` turns the automatic collector back on.
+The gateway's other periodic work waits for an idle loop the same way
+(:meth:`IdleCollector.quiet`), as its request log does (:mod:`thinkq.serve.logs`).
 The thresholds are CPython's own (:func:`gc.get_threshold`), so a program that
 tunes them tunes these passes too.
 """
@@ -29,13 +31,18 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import time
 
-__all__ = ["DEFAULT_CEILING", "DEFAULT_PERIOD", "IdleCollector"]
+__all__ = ["DEFAULT_CEILING", "DEFAULT_PATIENCE", "DEFAULT_PERIOD", "IdleCollector"]
 
 #: The young generation's count, in thresholds, at which a pass runs in any case.
 DEFAULT_CEILING = 8
 #: Seconds between two looks of the timer.
 DEFAULT_PERIOD = 0.1
+#: Seconds periodic work waits at most for an idle loop (:meth:`IdleCollector.quiet`).
+DEFAULT_PATIENCE = 0.25
+#: Seconds between two looks while it waits.
+_POLL = 0.001
 
 
 class IdleCollector:
@@ -57,6 +64,14 @@ class IdleCollector:
     def idle(self) -> bool:
         """Whether no request is in progress."""
         return not self.in_progress
+
+    async def quiet(self, patience: float = DEFAULT_PATIENCE) -> None:
+        """Return once no request is in progress, or ``patience`` seconds later: periodic
+        work of a millisecond or more (a re-solve, a report to Redis) waits for it, so
+        that no request waits for that work."""
+        end = time.monotonic() + patience
+        while self.in_progress and time.monotonic() < end:
+            await asyncio.sleep(_POLL)
 
     def enter(self) -> None:
         """A request begins."""

@@ -3,10 +3,10 @@
 :meth:`Gateway.admit` counts an arrival for the estimator and refuses it
 (:class:`~thinkq.errors.OverloadedError`, HTTP 503) when the server cannot take it
 now (:mod:`thinkq.serve.admission`); :meth:`Gateway.complete` and :meth:`Gateway.stream`
-serve it inside :func:`~thinkq.serve.request.served` (its turn, its budget, its slot
-given back and its record written once) with exactly the budget's thinking tokens
-(``force``, :class:`~thinkq.measure.forcing.Forcer`) or at most that many (``cap``,
-:class:`~thinkq.measure.cap.Capper`) on the least-loaded replica (one of each per replica).
+serve it inside :func:`~thinkq.serve.request.served` (turn, budget, slot, record) with
+exactly the budget's thinking tokens (``force``, :class:`~thinkq.measure.forcing.Forcer`)
+or at most that many (``cap``, :class:`~thinkq.measure.cap.Capper`) on the least-loaded
+replica. Periodic work waits for no request to be in progress (``books.activity``).
 """
 
 from __future__ import annotations
@@ -165,8 +165,7 @@ class Gateway:
         self.publish()
         self.history.resolved(self.controller.plan, self)  # the plan at start
         if self.resolve_every > 0:
-            loop = self._resolving() if self.fleet is None else self.fleet.run()
-            self._loop = asyncio.create_task(loop)
+            self._loop = asyncio.create_task(self.fleet.run() if self.fleet else self._resolving())
         self.replicas.start()  # every replica's forcer with the first's suppressed ids
 
     async def stop(self) -> None:
@@ -188,8 +187,9 @@ class Gateway:
     async def _resolving(self) -> None:
         while True:
             await asyncio.sleep(self.resolve_every)
+            await self.books.activity.quiet()  # no request waits for the re-solve,
             plan = self.controller.resolve()
-            await asyncio.sleep(0)  # requests ready meanwhile go first (two short stalls)
+            await self.books.activity.quiet()  # nor for its gauges and log
             self.announce(plan)
 
     def _replicas_changed(self, up: int) -> None:

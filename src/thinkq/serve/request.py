@@ -31,6 +31,7 @@ from thinkq.errors import DisconnectedError, PromptTooLongError, ServerError
 from thinkq.measure.generation import Generation, Sampling
 from thinkq.measure.prompts import Cue
 from thinkq.measure.templates import Message
+from thinkq.serve.collector import IdleCollector
 from thinkq.serve.disconnect import Disconnected
 from thinkq.serve.estimator import Clock
 from thinkq.serve.logs import DeferredLog
@@ -121,7 +122,9 @@ class Books:
         self.refit = refit
         self.clock = clock
         self.log_prompts = log_prompts
-        self.lines = DeferredLog(log)
+        #: The requests in progress, which the log lines and the collector wait for.
+        self.activity = IdleCollector()
+        self.lines = DeferredLog(log, idle=self.activity.idle)
 
     def finish(
         self, job: Job, turn: Turn | None, outcome: str, batch: float = 1.0, work: float = math.nan
