@@ -7,7 +7,7 @@ import itertools
 import json
 import re
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -512,5 +512,40 @@ def test_a_client_that_leaves_mid_stream_frees_the_slot() -> None:
         text = (await client.get("/metrics")).text
         assert metric(text, "thinkq_requests_total", outcome="disconnected") == 1
         assert (await client.post("/v1/chat/completions", json=CHAT)).status_code == 200
+
+    run(scenario)
+
+
+def test_a_streamed_request_is_in_progress_until_its_stream_ends() -> None:
+    """The endpoint returns the stream before it is sent: the stream itself counts as a
+    request in progress, so the collector's passes and the log wait for its end."""
+
+    async def scenario(client: httpx.AsyncClient, gateway: Gateway, upstream: FakeServer) -> None:
+        body = {"prompt": "2 + 3 =", "stream": True, "metadata": {"task": "math"}}
+        sent, asked = json.dumps(body).encode(), []
+        in_progress: list[int] = []
+
+        async def receive() -> dict[str, Any]:
+            if not asked:
+                asked.append(True)
+                return {"type": "http.request", "body": sent, "more_body": False}
+            await asyncio.Event().wait()  # the client stays
+            raise AssertionError("unreachable")
+
+        async def send(message: MutableMapping[str, Any]) -> None:
+            if message["type"] == "http.response.body":
+                in_progress.append(gateway.books.activity.in_progress)
+
+        scope = {
+            "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+            "method": "POST", "scheme": "http", "path": "/v1/completions",
+            "raw_path": b"/v1/completions", "query_string": b"", "root_path": "",
+            "headers": [(b"content-type", b"application/json")],
+            "client": ("127.0.0.1", 1), "server": ("gateway.test", 80),
+        }  # fmt: skip
+        await create_app(gateway)(scope, receive, send)
+        assert len(in_progress) > 2  # events, then the end of the body
+        assert set(in_progress) == {1}
+        assert gateway.books.activity.in_progress == 0
 
     run(scenario)

@@ -184,7 +184,10 @@ async def _generate(
         if query.stream:
             source = gateway.stream(job, disconnected)
             first = await anext(source)  # waiting and the first upstream reply
-            return EventStream(reply, first, source, usage=query.usage_in_stream)
+            return EventStream(
+                reply, first, source, usage=query.usage_in_stream,
+                activity=gateway.books.activity,
+            )  # fmt: skip
         generation = await gateway.complete(job, disconnected)
     except (GatewayError, ServerError) as exc:
         return _failure(exc)

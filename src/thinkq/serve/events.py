@@ -9,6 +9,7 @@ from starlette.types import Receive, Scope, Send
 
 from thinkq.errors import GatewayError, ServerError
 from thinkq.measure.generation import Piece
+from thinkq.serve.collector import IdleCollector
 from thinkq.serve.openai import Reply, error_body, sse
 
 __all__ = ["EventStream"]
@@ -19,20 +20,31 @@ class EventStream(StreamingResponse):
 
     Starlette stops iterating when the client leaves but does not close the
     iterator; closing the source here ends the request (its slot is given back) at
-    once, not at garbage collection.
+    once, not at garbage collection. While it streams, the request counts as in
+    progress in ``activity`` (the endpoint that made it has returned by then).
     """
 
     def __init__(
-        self, reply: Reply, first: Piece, source: AsyncGenerator[Piece], *, usage: bool
+        self,
+        reply: Reply,
+        first: Piece,
+        source: AsyncGenerator[Piece],
+        *,
+        usage: bool,
+        activity: IdleCollector | None = None,
     ) -> None:
         self.events = _events(reply, first, source, usage=usage)
-        self.source = source
+        self.source, self.activity = source, activity
         super().__init__(self.events, media_type="text/event-stream")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.activity is not None:
+            self.activity.enter()
         try:
             await super().__call__(scope, receive, send)
         finally:
+            if self.activity is not None:
+                self.activity.leave()
             await self.events.aclose()
             await self.source.aclose()
 
