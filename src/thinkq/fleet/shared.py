@@ -148,8 +148,7 @@ class Member:
         """Tick every :attr:`tick_every` seconds until cancelled; then close the store."""
         try:
             while True:
-                if self.activity is not None:
-                    await self.activity.quiet()  # no request waits for the tick's work
+                await self._quiet()  # no request waits for the tick's work
                 await self.tick()
                 await asyncio.sleep(self.tick_every)
         finally:
@@ -257,6 +256,7 @@ class Member:
         self.on_plan(self.controller.adopt(current))
 
     async def _quiet(self) -> None:
+        """Wait for no request in progress (a turn of the loop without a gateway)."""
         await (asyncio.sleep(0) if self.activity is None else self.activity.quiet())
 
     async def pooled(self) -> tuple[Estimate, dict[str, dict[str, Any]]]:
