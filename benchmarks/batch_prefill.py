@@ -186,6 +186,10 @@ def main() -> None:
         args.shares = [float(x) for x in args.shares.split(",")]
     except ValueError:
         usage(f"--shares: not numbers: {args.shares!r}")
+    if not all(x >= 0 for x in args.shares):
+        usage(f"--shares: each must be >= 0, got {args.shares}")
+    if args.queries < 1:
+        usage(f"--queries: must be >= 1, got {args.queries}")
     try:
         runs = json.loads(args.runs.read_text())
     except (OSError, ValueError) as exc:
