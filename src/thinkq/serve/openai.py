@@ -7,7 +7,10 @@ Requests are checked with pydantic; any problem is a one-line
 that JSON allows but nothing downstream can carry: nesting deeper than Python's
 recursion limit, and strings with a lone UTF-16 surrogate (``"\\ud800"``: not
 Unicode, so no UTF-8 encoder takes it), which are looked for only in bodies that
-hold such an escape.
+hold such an escape. A body is read by pydantic's own JSON parser first (one pass);
+only one that it refuses or that holds such an escape is read step by step, for the
+message that names the problem (the two ways take the same bodies alike:
+``tests/test_serve_wire.py``).
 
 Responses carry the answer as ``content`` (``text`` for completions), the thinking as
 ``reasoning_content`` (vLLM's convention) and the thinking tokens in
@@ -17,11 +20,12 @@ thinking deltas as ``reasoning_content`` and answer deltas as ``content``.
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import secrets
 import time
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -43,9 +47,14 @@ __all__ = [
 DEFAULT_ANSWER_TOKENS = 512
 
 Kind = Literal["chat", "completion"]
+_R = TypeVar("_R", bound="_Request")
 
 #: A JSON escape of a UTF-16 surrogate (U+D800-U+DFFF): the only way a lone one gets in.
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_SURROGATE_ESCAPE_BYTES = re.compile(_SURROGATE_ESCAPE.pattern.encode())
+#: Response ids: 32 hex digits, a random 64-bit half per process and a count (unique
+#: across gateways without a system call per request, as ``secrets.token_hex`` made).
+_IDS = itertools.count(secrets.randbits(64) << 64)
 #: Seeds beyond a signed 64-bit integer are refused (vLLM's range; larger break servers).
 _SEED_BOUND = 1 << 63
 
@@ -135,6 +144,17 @@ def parse(kind: Kind, body: bytes) -> ChatRequest | CompletionRequest:
         ``body`` is not UTF-8 JSON, or a field is missing or invalid (the message
         names it).
     """
+    model = ChatRequest if kind == "chat" else CompletionRequest
+    if _SURROGATE_ESCAPE_BYTES.search(body) is None:
+        try:  # pydantic's own JSON parser: one pass, in Rust (what it takes, so does
+            return model.model_validate_json(body)  # the way below, alike)
+        except ValidationError:
+            pass  # found again below, with this module's messages
+    return _checked(ChatRequest, body) if kind == "chat" else _checked(CompletionRequest, body)
+
+
+def _checked(model: type[_R], body: bytes) -> _R:
+    """:func:`parse` step by step: UTF-8, JSON, Unicode, then the fields."""
     try:
         text = body.decode()  # strictly: json.loads(bytes) lets UTF-8 surrogates through
     except UnicodeDecodeError as exc:
@@ -147,7 +167,6 @@ def parse(kind: Kind, body: bytes) -> ChatRequest | CompletionRequest:
         raise BadRequestError(f"body: not JSON ({exc})") from exc
     if _SURROGATE_ESCAPE.search(text) is not None:
         _check_unicode(data)
-    model = ChatRequest if kind == "chat" else CompletionRequest
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -186,7 +205,7 @@ class Reply:
         self.model = model
         self.answer_tokens = answer_tokens
         prefix = "chatcmpl" if kind == "chat" else "cmpl"
-        self.id = f"{prefix}-{secrets.token_hex(16)}"  # as uuid4().hex, without the UUID
+        self.id = f"{prefix}-{next(_IDS):032x}"
         self.created = int(time.time())
         self.object = "chat.completion" if kind == "chat" else "text_completion"
 
