@@ -191,3 +191,70 @@ def test_the_gateway_counts_its_requests_in_one_place() -> None:
     assert books.lines.idle()
     books.activity.enter()
     assert not books.lines.idle()
+
+
+def test_the_timer_settles_the_books_only_while_no_request_is_in_progress() -> None:
+    async def run() -> None:
+        ran: list[str] = []
+        collector = IdleCollector(period=0.01)
+        collector.settles.append(lambda: ran.append("settle"))
+        await asyncio.sleep(0.03)
+        assert ran == []  # not started: counting alone
+        collector.start()
+        collector.enter()
+        await asyncio.sleep(0.05)
+        assert ran == []  # a request in progress the whole time
+        collector.leave()
+        assert ran == []  # not inside the request's own code
+        await asyncio.sleep(0.05)
+        assert len(ran) >= 2  # idle: at every look of the timer
+        collector.stop()
+        seen = len(ran)
+        await asyncio.sleep(0.03)
+        assert len(ran) == seen  # stopped
+
+    asyncio.run(run())
+
+
+def test_a_request_counts_in_the_metrics_once_the_loop_is_idle() -> None:
+    from thinkq.measure.prompts import Cue
+    from thinkq.serve.metrics import Metrics
+    from thinkq.serve.queue import Records
+    from thinkq.serve.request import Books, Job
+
+    def served() -> float | None:
+        return metrics.registry.get_sample_value(
+            "thinkq_requests_total", {"task": "chat", "outcome": "ok"}
+        )
+
+    async def run() -> None:
+        books.activity.start()
+        books.activity.enter()
+        job = Job(0, time.monotonic(), "completion", [], "hi", Cue("", 1, ()))
+        books.finish(job, None, "ok")
+        assert served() == 0.0  # held, off the request's path
+        assert len(records) == 1  # a read sees it
+        books.activity.leave()
+        await asyncio.sleep(2 * books.activity.period)
+        assert served() == 1.0  # counted once the loop was idle
+        books.finish(job, None, "ok")
+        assert b'outcome="ok",task="chat"} 2.0' in metrics.exposition()  # a scrape sees it
+        books.activity.stop()
+
+    records, metrics = Records(window=60.0, clock=time.monotonic), Metrics(("chat",), [])
+    books = Books(("chat",), records=records, metrics=metrics, refit=None,
+                  clock=time.monotonic, log_prompts=False)  # fmt: skip
+    asyncio.run(run())
+
+
+def test_the_books_held_are_bounded_without_an_idle_loop() -> None:
+    from thinkq.serve.metrics import Metrics
+    from thinkq.serve.records import HOLD, Record
+
+    metrics = Metrics(("chat",), [])
+    for _ in range(HOLD - 1):
+        metrics.record(Record(0.0, 0.0, 0.1, "chat", 0, 0, "ok"))
+    labels = {"task": "chat", "outcome": "ok"}
+    assert metrics.registry.get_sample_value("thinkq_requests_total", labels) == 0.0
+    metrics.record(Record(0.0, 0.0, 0.1, "chat", 0, 0, "ok"))
+    assert metrics.registry.get_sample_value("thinkq_requests_total", labels) == HOLD

@@ -121,6 +121,7 @@ def test_the_window_adds_no_tracked_object_per_request() -> None:
     for k in range(100):
         records.add(Record(1.0, 0.25, 0.5, "a", 8, 8, "ok" if k % 3 else "disconnected"))
         estimator.arrival(k % 2)
+    records.settle()  # what the gateway does once no request is in progress
     assert (_tracked(records), _tracked(estimator)) == before
     assert len(records.recent()) == 66  # all kept, all given back as records
     assert estimator.recorded(0)[1] == [(1.0, k % 2) for k in range(100)]

@@ -21,10 +21,17 @@ for an idle loop: a timer every ``period`` seconds runs the pass anyway once the
 young generation holds ``ceiling`` times its threshold (or when the loop is idle and
 it is past the threshold), so the garbage held stays bounded and the collector
 makes fewer, longer passes. :meth:`stop` turns the automatic collector back on.
+
 The gateway's other periodic work waits for an idle loop the same way
 (:meth:`IdleCollector.quiet`), as its request log does (:mod:`thinkq.serve.logs`).
 The thresholds are CPython's own (:func:`gc.get_threshold`), so a program that
 tunes them tunes these passes too.
+
+The books of finished requests wait for the idle loop too: the records and the
+metrics hold what a request adds (:mod:`thinkq.serve.records`), and the timer runs
+the callables in :attr:`IdleCollector.settles`, which keep it, when it finds no
+request in progress: the books of a tenth of a second at once, the caches warm
+(what a request's own bookkeeping, run cold between two of its steps, did not have).
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import time
+from collections.abc import Callable
 
 __all__ = ["DEFAULT_CEILING", "DEFAULT_PATIENCE", "DEFAULT_PERIOD", "IdleCollector"]
 
@@ -59,6 +67,8 @@ class IdleCollector:
         self.passes = [0, 0, 0]  # passes run here, by generation
         self.loop: asyncio.AbstractEventLoop | None = None  # set while started
         self.timer: asyncio.TimerHandle | None = None
+        #: What runs when no request is in progress (the books' ``settle``), once started.
+        self.settles: list[Callable[[], None]] = []
         self._due = False  # a pass is scheduled on the loop
 
     def idle(self) -> bool:
@@ -111,6 +121,9 @@ class IdleCollector:
     def _watch(self) -> None:
         if self.loop is None:
             return
+        if not self.in_progress:
+            for settle in self.settles:
+                settle()
         young, threshold = gc.get_count()[0], gc.get_threshold()[0]
         if young > threshold * self.ceiling or (young > threshold and not self.in_progress):
             self.collect()

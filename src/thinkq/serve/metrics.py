@@ -25,7 +25,9 @@ metric                                     type       labels
 Outcomes: ``ok``, ``rejected`` (503), ``upstream_error`` (502), ``bad_request`` (400
 or 413), ``disconnected`` (the client left before its reply), ``unauthorized`` (401).
 Every request to the two generation endpoints is counted once, under the task
-``""`` while its type is unknown.
+``""`` while its type is unknown. A request that reached the queue is counted from
+its record (:meth:`Metrics.record`), held off the request's path as the records
+are (:mod:`thinkq.serve.records`) and counted before the next exposition.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from collections.abc import Sequence
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from thinkq.serve.controller import Plan
-from thinkq.serve.queue import Record
+from thinkq.serve.records import HOLD, Record
 from thinkq.serve.slo import SloState
 
 __all__ = ["OUTCOMES", "Metrics"]
@@ -106,6 +108,7 @@ class Metrics:
             for outcome in OUTCOMES:
                 self._counts[task, outcome] = self.requests.labels(task, outcome)
             self._series(task)
+        self._held: list[Record] = []  # recorded, not yet counted
 
     def _objectives(self, objectives: Sequence[str]) -> None:
         """The gauges of the latency objectives (none without ``--slo``)."""
@@ -154,7 +157,21 @@ class Metrics:
         counter.inc()
 
     def record(self, record: Record) -> None:
-        """Count a request that reached the queue, and observe its times if served."""
+        """Count a request that reached the queue, and observe its times if served: at
+        :meth:`settle` (the gateway's idle loop), at the next :meth:`exposition`, or
+        once :data:`~thinkq.serve.records.HOLD` are held."""
+        held = self._held
+        held.append(record)
+        if len(held) >= HOLD:
+            self.settle()
+
+    def settle(self) -> None:
+        """Count the records held."""
+        held, self._held = self._held, []
+        for record in held:
+            self._count(record)
+
+    def _count(self, record: Record) -> None:
         if record.outcome != "ok":
             self.outcome(record.task, record.outcome)
             return
@@ -181,4 +198,5 @@ class Metrics:
 
     def exposition(self) -> bytes:
         """The metrics in Prometheus's text format."""
+        self.settle()
         return generate_latest(self.registry)

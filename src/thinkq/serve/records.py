@@ -12,6 +12,11 @@ the window (which stopped the event loop for about a millisecond at that size). 
 sums are of the same floats as before; added and taken away in another order they
 may differ from a fresh sum in the last bits, and they start again from zero
 whenever the window is empty.
+
+:meth:`Records.add` only holds the record (a list's append, on the request's path);
+the records held are kept at the next read, at :meth:`Records.settle` (which the
+gateway runs when no request is in progress, :mod:`thinkq.serve.collector`), or once
+:data:`HOLD` are held, so every read sees every record added before it.
 """
 
 from __future__ import annotations
@@ -23,7 +28,10 @@ from typing import Any
 
 from thinkq.serve.estimator import Clock
 
-__all__ = ["Record", "Records"]
+__all__ = ["HOLD", "Record", "Records"]
+
+#: Records held at most before they are kept (:meth:`Records.add`).
+HOLD = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,17 +82,29 @@ class Records:
         # the served records in the window: how many, and their system and service time
         self._served = 0
         self._system = self._service = 0.0
+        self._held: list[Record] = []  # added, not yet kept
 
     def add(self, record: Record) -> None:
-        """Keep ``record``, written when its request ended (so they come in end order)."""
-        for column, name in zip(self._columns, _FIELDS, strict=True):
-            column.append(getattr(record, name))
-        if record.outcome == "ok":
-            self._served += 1
-            self._system += record.system_time
-            self._service += record.service
+        """Hold ``record``, written when its request ended (so they come in end order),
+        to be kept at the next read or :meth:`settle`."""
+        held = self._held
+        held.append(record)
+        if len(held) >= HOLD:
+            self.settle()
+
+    def settle(self) -> None:
+        """Keep the records held: in the window's columns and its sums."""
+        held, self._held = self._held, []
+        for record in held:
+            for column, name in zip(self._columns, _FIELDS, strict=True):
+                column.append(getattr(record, name))
+            if record.outcome == "ok":
+                self._served += 1
+                self._system += record.system_time
+                self._service += record.service
 
     def _expire(self) -> None:
+        self.settle()
         horizon = self.clock() - self.window
         arrivals = self._columns[0]
         while arrivals and arrivals[0] < horizon:
@@ -98,11 +118,13 @@ class Records:
 
     def _records(self, reverse: bool = False) -> Iterator[Record]:
         """The window's records (newest first with ``reverse``), made again from their fields."""
+        self.settle()
         columns = (reversed(c) for c in self._columns) if reverse else self._columns
         return (Record(*fields) for fields in zip(*columns, strict=True))
 
     def __len__(self) -> int:
         """Records in the window, of every outcome (the expired ones go at the next read)."""
+        self.settle()
         return len(self._columns[0])
 
     def __iter__(self) -> Iterator[Record]:

@@ -124,6 +124,7 @@ class Books:
         self.log_prompts = log_prompts
         #: The requests in progress, which the log lines and the collector wait for.
         self.activity = IdleCollector()
+        self.activity.settles += [records.settle, metrics.settle]  # off the requests' path
         self.lines = DeferredLog(log, idle=self.activity.idle)
 
     def finish(
