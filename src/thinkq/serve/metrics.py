@@ -37,7 +37,7 @@ from collections.abc import Sequence
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from thinkq.serve.controller import Plan
-from thinkq.serve.records import HOLD, Record
+from thinkq.serve.records import Held, Record
 from thinkq.serve.slo import SloState
 
 __all__ = ["OUTCOMES", "Metrics"]
@@ -108,7 +108,7 @@ class Metrics:
             for outcome in OUTCOMES:
                 self._counts[task, outcome] = self.requests.labels(task, outcome)
             self._series(task)
-        self._held: list[Record] = []  # recorded, not yet counted
+        self._held = Held(self._count)  # recorded, not yet counted
 
     def _objectives(self, objectives: Sequence[str]) -> None:
         """The gauges of the latency objectives (none without ``--slo``)."""
@@ -160,16 +160,11 @@ class Metrics:
         """Count a request that reached the queue, and observe its times if served: at
         :meth:`settle` (the gateway's idle loop), at the next :meth:`exposition`, or
         once :data:`~thinkq.serve.records.HOLD` are held."""
-        held = self._held
-        held.append(record)
-        if len(held) >= HOLD:
-            self.settle()
+        self._held.add(record)
 
     def settle(self) -> None:
         """Count the records held."""
-        held, self._held = self._held, []
-        for record in held:
-            self._count(record)
+        self._held.settle()
 
     def _count(self, record: Record) -> None:
         if record.outcome != "ok":

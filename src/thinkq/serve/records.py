@@ -22,13 +22,13 @@ gateway runs when no request is in progress, :mod:`thinkq.serve.collector`), or 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
 from typing import Any
 
 from thinkq.serve.estimator import Clock
 
-__all__ = ["HOLD", "Record", "Records"]
+__all__ = ["HOLD", "Held", "Record", "Records"]
 
 #: Records held at most before they are kept (:meth:`Records.add`).
 HOLD = 256
@@ -58,6 +58,30 @@ class Record:
         return self.wait + self.service
 
 
+class Held:
+    """Records held off the requests' path, each handed to ``keep`` at :meth:`settle`,
+    or at once when :data:`HOLD` are held."""
+
+    __slots__ = ("keep", "records")
+
+    def __init__(self, keep: Callable[[Record], None]) -> None:
+        self.keep = keep
+        self.records: list[Record] = []
+
+    def add(self, record: Record) -> None:
+        """Hold ``record``."""
+        records = self.records
+        records.append(record)
+        if len(records) >= HOLD:
+            self.settle()
+
+    def settle(self) -> None:
+        """Hand the records held to ``keep``, in the order they came."""
+        records, self.records = self.records, []
+        for record in records:
+            self.keep(record)
+
+
 #: Record's fields, in order: the columns :class:`Records` keeps.
 _FIELDS = tuple(f.name for f in fields(Record))
 
@@ -82,26 +106,24 @@ class Records:
         # the served records in the window: how many, and their system and service time
         self._served = 0
         self._system = self._service = 0.0
-        self._held: list[Record] = []  # added, not yet kept
+        self._held = Held(self._keep)  # added, not yet kept
 
     def add(self, record: Record) -> None:
         """Hold ``record``, written when its request ended (so they come in end order),
         to be kept at the next read or :meth:`settle`."""
-        held = self._held
-        held.append(record)
-        if len(held) >= HOLD:
-            self.settle()
+        self._held.add(record)
 
     def settle(self) -> None:
         """Keep the records held: in the window's columns and its sums."""
-        held, self._held = self._held, []
-        for record in held:
-            for column, name in zip(self._columns, _FIELDS, strict=True):
-                column.append(getattr(record, name))
-            if record.outcome == "ok":
-                self._served += 1
-                self._system += record.system_time
-                self._service += record.service
+        self._held.settle()
+
+    def _keep(self, record: Record) -> None:
+        for column, name in zip(self._columns, _FIELDS, strict=True):
+            column.append(getattr(record, name))
+        if record.outcome == "ok":
+            self._served += 1
+            self._system += record.system_time
+            self._service += record.service
 
     def _expire(self) -> None:
         self.settle()
