@@ -146,10 +146,12 @@ def parse(kind: Kind, body: bytes) -> ChatRequest | CompletionRequest:
     """
     model = ChatRequest if kind == "chat" else CompletionRequest
     if _SURROGATE_ESCAPE_BYTES.search(body) is None:
-        try:  # pydantic's own JSON parser: one pass, in Rust (what it takes, so does
-            return model.model_validate_json(body)  # the way below, alike)
+        # pydantic's own JSON parser, one pass in Rust: it takes no body that the checked
+        # way refuses, and reads alike those it takes (tests/test_serve_wire.py)
+        try:
+            return model.model_validate_json(body)
         except ValidationError:
-            pass  # found again below, with this module's messages
+            pass  # read again the checked way, for this module's messages
     return _checked(ChatRequest, body) if kind == "chat" else _checked(CompletionRequest, body)
 
 
