@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import numpy as np
+from starlette.responses import JSONResponse
 
 import thinkq
 from fakes import ANSWER, ANSWER_TOKENS, Clock, FakeServer, profile, thinking_words
@@ -93,6 +94,19 @@ def test_chat_response_carries_thinking_answer_and_reasoning_tokens() -> None:
         assert answer["max_tokens"] == 8
 
     run(scenario)
+
+
+def test_a_reply_is_written_as_starlettes_json_response_writes_it() -> None:
+    async def scenario(client: httpx.AsyncClient, gateway: Gateway, upstream: FakeServer) -> None:
+        completion = {"prompt": "What is 2 + 3?", "max_tokens": 8}
+        for path, body in (("/v1/chat/completions", CHAT), ("/v1/completions", completion)):
+            reply = await client.post(path, json=body, headers={"X-Thinkq-Task": "math"})
+            assert reply.status_code == 200
+            assert reply.headers["content-type"] == "application/json"
+            assert reply.content == JSONResponse(reply.json()).body  # UTF-8, no spaces
+            assert "é 😀".encode() in reply.content  # not escaped
+
+    run(scenario, FakeServer(answer=(" é", " 😀")))
 
 
 def test_streamed_completion_sends_reasoning_then_content_then_usage() -> None:

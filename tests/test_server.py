@@ -312,6 +312,34 @@ def test_reply_that_is_not_a_json_object(response: httpx.Response) -> None:
     assert len(handler.requests) == 1
 
 
+BODIES = [
+    {"prompt": "x"},
+    {"prompt": 'Größe — 2 + 2 = ? 🙂\n\t"q"', "max_tokens": 16, "stop": ["\n", "</s>"]},
+    {"temperature": 0.6, "top_p": 1e-7, "seed": -(2**62), "n": None, "logit_bias": {"42": -100}},
+    {"big": 1e16, "small": 5e-324, "nested": [[], {}, [True, False, None]]},
+]
+
+
+@pytest.mark.parametrize("body", BODIES)
+def test_post_sends_the_bytes_of_json_dumps(body: dict[str, Any]) -> None:
+    handler = Recorder(httpx.Response(200, json={"ok": 1}))
+    run(handler, lambda server: server.post("/completions", body))
+    (sent,) = handler.requests
+    assert json.loads(sent.content) == body
+    assert sent.headers["content-type"] == "application/json"
+    assert int(sent.headers["content-length"]) == len(sent.content)
+    if not any(isinstance(v, float) for v in body.values()):  # (1e16: 1e+16 or 1e16)
+        assert sent.content == json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+@pytest.mark.parametrize(
+    "content", [b'{"a": "\\u00e9", "n": 12345678901234567890123}', b'\xef\xbb\xbf{"a": 1}']
+)
+def test_reply_is_read_as_json_loads_reads_it(content: bytes) -> None:
+    handler = Recorder(httpx.Response(200, content=content))
+    assert run(handler, post()) == json.loads(content)
+
+
 # ---------------------------------------------------------------- streaming
 
 

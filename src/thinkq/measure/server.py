@@ -18,6 +18,7 @@ from collections.abc import AsyncGenerator, Sequence
 from typing import Any
 
 import httpx
+from pydantic_core import from_json, to_json
 
 from thinkq.errors import ServerError, ServerUnreachableError
 from thinkq.measure.families import find_tokenizer, render, tokenize_with
@@ -28,6 +29,11 @@ __all__ = ["Server", "check_base_url"]
 
 #: Seconds to wait for a connection: a server that is down fails fast.
 CONNECT_TIMEOUT = 5.0
+#: The header of a JSON body (pydantic-core's encoder writes the bytes httpx's ``json=``
+#: would, UTF-8 without spaces, in a sixth of the time).
+_JSON_BODY = {"Content-Type": "application/json"}
+#: A UTF-8 byte-order mark, which some servers put before their JSON.
+_BOM = b"\xef\xbb\xbf"
 
 
 def check_base_url(base_url: str) -> None:
@@ -159,12 +165,12 @@ class Server:
             parsed = self._urls.get(url)
             if parsed is None:
                 parsed = self._urls[url] = httpx.URL(url)
-            response = await self.http.post(parsed, json=body)
+            response = await self.http.post(parsed, content=to_json(body), headers=_JSON_BODY)
         except httpx.HTTPError as exc:
             raise self._failure(url, exc) from exc
         self._check(url, response)
         try:
-            reply = response.json()
+            reply = from_json(response.content.removeprefix(_BOM))  # json.loads took a BOM
         except ValueError:
             reply = None
         if not isinstance(reply, dict):
