@@ -343,6 +343,10 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="Runs' arrivals: seed + 1, + 2, ...")
     parser.add_argument("--out", type=Path, required=True, help="Results (JSON), resumable.")
     args = parser.parse_args()
+    if args.queries < 1:
+        parser.error(f"--queries: at least 1, got {args.queries}")
+    if args.calibration < 0:
+        parser.error(f"--calibration: queries at each budget, >= 0, got {args.calibration}")
     if args.throughput is not None and not 0 < args.throughput < 1:
         parser.error(f"--throughput: one slot's utilization in (0, 1), got {args.throughput}")
     profiled = thinkq.load_profile(args.profile)
