@@ -24,7 +24,8 @@ In the runs the prompts were partly cached (the chat template's common prefix, a
 prompts drawn again land on the slot that holds them), which is why a share is scanned.
 
 Run: ``python benchmarks/batch_prefill.py --runs docs/profiling/batch_fidelity_throughput.json
---prefill 0.302,0.289`` (results in ``docs/batching.md``).
+--prefill 0.302,0.289`` (results in ``docs/batching.md``). Each share also gets the
+batched model under the two-phase law of the first order (:func:`mixed`).
 """
 
 from __future__ import annotations
@@ -239,10 +240,28 @@ def main() -> None:
             p = np.minimum(share * prefill, solo)
             values = [simulate(rate, profile.share, solo, profile.variance, p, server,
                                args.queries, rng) for _ in range(REPLICATIONS)]  # fmt: skip
+            law = mixed(server, rate, m1, m2, float(profile.share @ p) / m1)
             print(
                 f"  simulated, prompts {share:4.2f} of their uncached time: "
-                f"{np.mean(values):8.3f} s (sd of {REPLICATIONS} runs {np.std(values, ddof=1):.3f})"
+                f"{np.mean(values):8.3f} s (sd of {REPLICATIONS} runs "
+                f"{np.std(values, ddof=1):.3f}); two-phase law {law}"
             )
+
+
+def mixed(server: Server, rate: float, m1: float, m2: float, f: float) -> str:
+    """The batched model's mean system time (s) under the two-phase law of the first
+    order: a share ``f`` of the work is prompt, done at speed 1, the rest at C(n), so
+    C_f(n) = n / (n f + (1 - f) tau(n) / tau(1)), the step table
+    tau_f(n) = n f tau(1) + (1 - f) tau(n) (``docs/batching.md``, fourth run)."""
+    one = server.step_time(1)
+    steps = tuple(
+        (n, n * f * one + (1 - f) * server.step_time(n)) for n in range(1, server.slots + 1)
+    )
+    law = Server(slots=server.slots, tau0=server.tau0, tau1=server.tau1, steps=steps)
+    try:
+        return f"{delay(law, rate, m1, m2).system_time:.3f} s"
+    except (ThinkqError, ValueError):
+        return "unstable"
 
 
 if __name__ == "__main__":
