@@ -77,6 +77,16 @@ def simulate(
     mean = np.maximum(solo - prefill, 1e-9)
     scale = np.maximum(variance, 1e-12) / mean  # gamma: shape mean / scale
     decode = rng.gamma((mean / scale)[types], scale[types])
+    return float(np.mean(serve(arrivals, prompt, decode, server)[warm:]))
+
+
+def serve(
+    arrivals: np.ndarray, prompt: np.ndarray, decode: np.ndarray, server: Server
+) -> np.ndarray:
+    """Each query's system time under the prefill semantics (the module docstring): it
+    arrives at ``arrivals`` (sorted) with ``prompt`` seconds of prompt and ``decode``
+    solo seconds of decode."""
+    total = arrivals.size
     slowdown = [math.nan] + [
         server.step_time(n) / server.step_time(1) for n in range(1, server.slots + 1)
     ]
@@ -127,7 +137,7 @@ def simulate(
         system[q] = now - arrivals[q]
         if waiting:
             start(waiting.popleft())
-    return float(np.mean(system[warm:]))
+    return system
 
 
 Row = dict[str, Any]

@@ -25,10 +25,7 @@ Run: ``python benchmarks/prefill_chain.py`` (results in ``docs/batching.md``).
 from __future__ import annotations
 
 import argparse
-import heapq
-import math
 import sys
-from collections import deque
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +37,7 @@ from thinkq.batching import delay
 from thinkq.batching.server import Server
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from batch_prefill import mixed
+from batch_prefill import mixed, serve
 
 
 def chain(rate: float, prompt: float, decode: float, server: Server, states: int) -> float:
@@ -83,51 +80,8 @@ def simulate(
     """Mean system time of the same semantics, event by event (a tenth as warm-up)."""
     rng = np.random.default_rng(seed)
     arrivals = np.cumsum(rng.exponential(1.0 / rate, queries))
-    prompts_s, decodes = rng.exponential(prompt, queries), rng.exponential(decode, queries)
-    slowdown = [math.nan] + [
-        server.step_time(n) / server.step_time(1) for n in range(1, server.slots + 1)
-    ]
-    now = clock = left = 0.0
-    waiting: deque[int] = deque()
-    prompts: deque[int] = deque()
-    decoders: list[tuple[float, int]] = []
-    system = np.full(queries, np.nan)
-    i = 0
-    while i < queries or prompts or decoders or waiting:
-        arrival = arrivals[i] if i < queries else math.inf
-        if prompts:
-            done = now + left
-        elif decoders:
-            done = now + (decoders[0][0] - clock) * slowdown[len(decoders)]
-        else:
-            done = math.inf
-        if arrival <= done:
-            if prompts:
-                left -= arrival - now
-            elif decoders:
-                clock += (arrival - now) / slowdown[len(decoders)]
-            now = arrival
-            if len(prompts) + len(decoders) < server.slots:
-                left = prompts_s[i] if not prompts else left
-                prompts.append(i)
-            else:
-                waiting.append(i)
-            i += 1
-        elif prompts:  # the first prompt ends
-            now = done
-            q = prompts.popleft()
-            heapq.heappush(decoders, (clock + decodes[q], q))
-            if prompts:
-                left = prompts_s[prompts[0]]
-        else:  # a decoder ends
-            clock, now = decoders[0][0], done
-            _, q = heapq.heappop(decoders)
-            system[q] = now - arrivals[q]
-            if waiting:
-                q = waiting.popleft()
-                left = prompts_s[q] if not prompts else left
-                prompts.append(q)
-    return float(np.mean(system[queries // 10 :]))
+    prompts, decodes = rng.exponential(prompt, queries), rng.exponential(decode, queries)
+    return float(np.mean(serve(arrivals, prompts, decodes, server)[queries // 10 :]))
 
 
 def main() -> None:
