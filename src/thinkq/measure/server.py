@@ -49,10 +49,16 @@ def check_base_url(base_url: str) -> None:
         )
 
 
+def _json(response: httpx.Response) -> Any:
+    """The response's JSON, read by pydantic-core (as ``json.loads`` reads it, a UTF-8
+    byte-order mark included, in a third of the time); ``ValueError`` if it is not JSON."""
+    return from_json(response.content.removeprefix(_BOM))
+
+
 def _reason(response: httpx.Response) -> str:
     """The server's own one-line reason for a failed request."""
     try:
-        body = response.json()
+        body = _json(response)
     except ValueError:
         body = None
     message: Any = None
@@ -170,7 +176,7 @@ class Server:
             raise self._failure(url, exc) from exc
         self._check(url, response)
         try:
-            reply = from_json(response.content.removeprefix(_BOM))  # json.loads took a BOM
+            reply = _json(response)
         except ValueError:
             reply = None
         if not isinstance(reply, dict):
@@ -195,7 +201,9 @@ class Server:
         """POST ``body`` with ``stream: true`` and yield each server-sent event's JSON."""
         url = self.base_url + path
         try:
-            async with self.http.stream("POST", url, json={**body, "stream": True}) as response:
+            content = to_json({**body, "stream": True})
+            exchange = self.http.stream("POST", url, content=content, headers=_JSON_BODY)
+            async with exchange as response:
                 if response.status_code >= 400:
                     await response.aread()
                     self._check(url, response)
@@ -236,7 +244,7 @@ class Server:
         """GET ``path`` (under ``base_url``): its JSON object; failures as :class:`ServerError`."""
         response = await self._get(path)
         try:
-            reply = response.json()
+            reply = _json(response)
         except ValueError:
             reply = None
         if not isinstance(reply, dict):
@@ -250,7 +258,7 @@ class Server:
         """The model names the server lists at ``GET /models``."""
         response = await self._get("/models")
         try:
-            data = response.json()["data"]
+            data = _json(response)["data"]
             return [str(entry["id"]) for entry in data]
         except (ValueError, KeyError, TypeError) as exc:
             raise ServerError(
