@@ -44,7 +44,8 @@ def chain(rate: float, prompt: float, decode: float, server: Server, states: int
     """E[T] of the (N, j) chain (see the module), truncated at ``states`` in the system."""
     slots = server.slots
     speed = [0.0] + [server.step_time(1) / server.step_time(n) for n in range(1, slots + 1)]
-    index = {(n, j): 0 for n in range(states + 1) for j in range(min(n, slots) + 1)}
+    stage = 1 if prompt > 0 else 0  # without a prompt a query decodes at once
+    index = {(n, j): 0 for n in range(states + 1) for j in range(stage * min(n, slots) + 1)}
     for i, key in enumerate(index):
         index[key] = i
     rows: list[int] = []
@@ -54,11 +55,11 @@ def chain(rate: float, prompt: float, decode: float, server: Server, states: int
         busy = min(n, slots)
         moves = []
         if n < states:  # an arrival
-            moves.append(((n + 1, j + 1 if busy < slots else j), rate))
+            moves.append(((n + 1, j + stage if busy < slots else j), rate))
         if j > 0:  # the first prompt ends
             moves.append(((n, j - 1), 1.0 / prompt))
         elif busy > 0:  # a decoder ends; the first waiting query starts its prompt
-            moves.append(((n - 1, 1 if n > slots else 0), busy * speed[busy] / decode))
+            moves.append(((n - 1, stage if n > slots else 0), busy * speed[busy] / decode))
         for target, value in moves:
             rows.append(i)
             cols.append(index[target])
@@ -109,6 +110,12 @@ def main() -> None:
     decode = args.solo - args.prompt
     m1, m2 = args.solo, 2.0 * args.solo**2
     print(f"{server.slots} slots, rate {args.rate}/s, solo {m1} s, prompt {args.prompt} s")
+    # saturated, the slots alternate prompts (speed 1) and B decoders (C(B)): the mix
+    f, top = args.prompt / m1, server.slots * server.step_time(1) / server.step_time(server.slots)
+    capacity = 1.0 / (f + (1.0 - f) / top)
+    if args.rate * m1 >= capacity:
+        print(f"  unstable: a load of {args.rate * m1:.4g} against a capacity of {capacity:.4g}")
+        return
     exact = chain(args.rate, args.prompt, decode, server, args.states)
     print(f"  the (N, j) chain:            {exact:.4f} s")
     runs = [
