@@ -91,9 +91,9 @@ def utilization(profile: Profile, budgets: ArrayLike) -> float:
     On a batched server, lambda E[S] / C(B): the load as a fraction of the most work
     the slots do per second (stable iff < 1; lambda E[S] at one slot).
     """
-    rho = profile.rate * moments(profile, budgets).mean
+    mean = moments(profile, budgets).mean
     server = profile.batched
-    return rho if server is None else rho / server.max_capacity
+    return profile.rate * mean if server is None else server.utilization(profile.rate, mean)
 
 
 def _wait(rate: float, m: Moments) -> float:

@@ -35,6 +35,7 @@ from functools import lru_cache
 from typing import NamedTuple
 
 from thinkq.batching.chain import chain
+from thinkq.batching.prompts import prompt_chain
 from thinkq.batching.server import Server
 
 __all__ = ["Delay", "delay", "deterministic_ratio"]
@@ -123,12 +124,14 @@ def delay(server: Server, rate: float, m1: float, m2: float) -> Delay:
     ``m1`` = E[S] (s) and ``m2`` = E[S^2] (s^2) are the solo service-time moments.
     """
     rho = rate * m1
-    if not rho < server.max_capacity:
+    if not rho < server.load_limit(rate):
         return _unstable(server)
     if server.single:
         return _single(server, rate, m1, m2)
     if rho <= _NO_LOAD * server.max_capacity:  # no load: every query runs alone
         return Delay(m1, 0.0, 1.0, 0.0, 0.0, server.step_time(1), 1.0, 0.0, 0.0, 0.0)
+    if server.prompt:
+        return _prompted(server, rate, m1, m2)
     c = chain(server, rho)
     w, w1, w2 = c.waiting, c.d_waiting, c.d2_waiting
     s, s1, s2 = _shape(server, rho)
@@ -153,4 +156,39 @@ def delay(server: Server, rate: float, m1: float, m2: float) -> Delay:
         d_second=rate * q,
         d_mean_mean=rate * (c.d2_batch + p2) + rate**3 * m2 * q2,
         d_mean_second=rate**2 * q1,
+    )
+
+
+def _prompted(server: Server, rate: float, m1: float, m2: float) -> Delay:
+    """:func:`delay` with a prompt stage: the (N, j) chain of :mod:`thinkq.batching.prompts`.
+
+    E[T] = b / rate + (w / rate) (s + (1 - s) m2 / (2 m1^2)) with b = E[min(N, B)],
+    w = E[(N - B)^+] and s = 2 h - 1 (the cs^2 correction of the single-phase model,
+    at the utilisation u = rate (p + (m1 - p) / C(B)), which reaches 1 at the load
+    limit). The chain's aggregates come with their m1-derivatives, s with its own (u is
+    linear in m1: a load of u C(B) in :func:`_shape`, moving at rate C(B) u' = rate).
+    The step is the mean while some query decodes and no prompt runs.
+    """
+    c = prompt_chain(server, rate, m1)
+    b, b1, b2 = c.batch, c.d_batch, c.d2_batch
+    w, w1, w2 = c.waiting, c.d_waiting, c.d2_waiting
+    s, s1, s2 = _shape(server, server.utilization(rate, m1) * server.max_capacity)
+    s1, s2 = s1 * rate, s2 * rate * rate
+    p, p1, p2 = w * s, w1 * s + w * s1, w2 * s + 2.0 * w1 * s1 + w * s2
+    a, a1, a2 = w * (1.0 - s), w1 * (1.0 - s) - w * s1, w2 * (1.0 - s) - 2.0 * w1 * s1 - w * s2
+    k, k1, k2 = 1.0 / m1**2, -2.0 / m1**3, 6.0 / m1**4
+    g, g1, g2 = a * k, a1 * k + a * k1, a2 * k + 2.0 * a1 * k1 + a * k2
+    wait = p / rate + m2 * g / (2.0 * rate)
+    busy = 1.0 - c.empty
+    return Delay(
+        system_time=b / rate + wait,
+        waiting_time=wait,
+        slowdown=b / (rate * m1),
+        batch=b,
+        busy=busy,
+        step=c.stepping / c.decoding,
+        d_mean=(b1 + p1) / rate + m2 * g1 / (2.0 * rate),
+        d_second=g / (2.0 * rate),
+        d_mean_mean=(b2 + p2) / rate + m2 * g2 / (2.0 * rate),
+        d_mean_second=g1 / (2.0 * rate),
     )

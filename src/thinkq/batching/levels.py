@@ -93,7 +93,7 @@ class Levels:
         else the levels stop a step short of the capacity, where J* tends to -inf (a
         level there would only cost evaluations, in the delay law's worst numerics).
         """
-        cap = self.ws.server.max_capacity / self.ws.profile.rate
+        cap = self.ws.server.load_limit(self.ws.profile.rate) / self.ws.profile.rate
         if not min(self.top, cap) > self.base:
             return np.array([self.base])
         if self.top < cap:

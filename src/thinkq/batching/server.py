@@ -8,7 +8,13 @@ The semantics every part of thinkq shares (``docs/batching.md``):
   while n queries are in service (n <= B = ``slots``) each advances at
   ``tau(1) / tau(n)`` of its solo speed, and the server as a whole does
   C(n) = n tau(1) / tau(n) solo-seconds of work per second (its *capacity*);
-* a query that arrives to B queries in service waits in FIFO order.
+* a query that arrives to B queries in service waits in FIFO order;
+* with a prompt stage (``prompt`` = p > 0 seconds, llama.cpp's semantics) a query that
+  takes a slot first has its prompt computed alone, at full speed, one prompt at a time,
+  while every decoding sequence waits; the rest of its solo time, t_k - p, decodes as
+  above. p is the mean over queries (the server's prompt time with its cache, part of
+  every solo time: it must be below E[S] at zero budgets). Without it (p = 0) prompts
+  are batched like decode steps.
 
 Where the step time is not linear in the batch (a measured server may bend: llama.cpp
 on two cores takes twice as long a step for two sequences as for one, then less
@@ -35,7 +41,7 @@ import numpy as np
 from thinkq._typing import FloatArray
 from thinkq.errors import ProfileError
 
-__all__ = ["UNLIMITED_SLOTS", "Server"]
+__all__ = ["PROMPT_SLOTS", "UNLIMITED_SLOTS", "Server"]
 
 #: A number of slots that stands for "unlimited" in profiles and figures.
 UNLIMITED_SLOTS = 1_000_000
@@ -56,6 +62,9 @@ class Server:
     tau0: float = 1.0
     tau1: float = 0.0
     steps: tuple[tuple[int, float], ...] = ()
+    #: Mean seconds of prompt a query's slot computes alone while the batch waits (llama.cpp's
+    #: semantics; 0: prompts are batched like decode steps). Part of every solo time.
+    prompt: float = 0.0
     #: C(B), computed once (the solver reads it thousands of times).
     _max_capacity: float = field(init=False, repr=False, compare=False)
     #: The hash of the fields, computed once (the delay law's caches are keyed by server).
@@ -95,8 +104,10 @@ class Server:
                 field="server.tau1",
             )
         object.__setattr__(self, "steps", _checked_steps(self.steps, self.slots))
+        _check_prompt(self.prompt, self.slots)
         object.__setattr__(self, "_max_capacity", self.capacity(self.slots))
-        object.__setattr__(self, "_hash", hash((self.slots, self.tau0, self.tau1, self.steps)))
+        fields = (self.slots, self.tau0, self.tau1, self.steps, self.prompt)
+        object.__setattr__(self, "_hash", hash(fields))
 
     def __hash__(self) -> int:
         return self._hash
@@ -106,6 +117,8 @@ class Server:
         table: dict[str, Any] = {"slots": self.slots, "tau0": self.tau0, "tau1": self.tau1}
         if self.steps:
             table["steps"] = [[n, t] for n, t in self.steps]
+        if self.prompt:
+            table["prompt"] = self.prompt
         return table
 
     @property
@@ -153,10 +166,11 @@ class Server:
     @property
     def law(self) -> str:
         """The step-time law in words, for tables: the line, or the steps."""
+        prompt = f"; prompts {self.prompt:.4g} s alone" if self.prompt else ""
         if not self.steps:
-            return f"{self.tau0:g} + {self.tau1:g} n"
+            return f"{self.tau0:g} + {self.tau1:g} n{prompt}"
         points = ", ".join(f"{t:.4g} at {n}" for n, t in self.steps)
-        return f"steps {points} (interpolated)"
+        return f"steps {points} (interpolated){prompt}"
 
     def speed(self, n: float) -> float:
         """tau(1) / tau(n): each sequence's speed relative to running alone (n >= 1)."""
@@ -169,8 +183,54 @@ class Server:
 
     @property
     def max_capacity(self) -> float:
-        """C(B), the most work per second: stability needs rate * E[S] < C(B)."""
+        """C(B), the most work per second of decode: without a prompt stage, stability
+        needs rate * E[S] < C(B) (:meth:`load_limit`)."""
         return self._max_capacity
+
+    def utilization(self, rate: float, mean: float) -> float:
+        """The saturated server's share of time the load needs: rate (p + (E[S] - p) / C(B)),
+        prompts at full speed and the rest at C(B) (rate E[S] / C(B) without prompts)."""
+        if not self.prompt:
+            return rate * mean / self._max_capacity
+        return rate * (self.prompt + (mean - self.prompt) / self._max_capacity)
+
+    def load_limit(self, rate: float) -> float:
+        """The bound on the offered load rate * E[S] for stability at arrival rate ``rate``:
+        C(B) - rate p (C(B) - 1), where :meth:`utilization` reaches 1."""
+        if not self.prompt:
+            return self._max_capacity
+        return self._max_capacity - rate * self.prompt * (self._max_capacity - 1.0)
+
+    def rate_limit(self, mean: float) -> float:
+        """The arrival rate at which :meth:`utilization` reaches 1 with mean solo time
+        ``mean`` > 0: C(B) / E[S] without prompts, 1 / (p + (E[S] - p) / C(B)) with."""
+        if not self.prompt:
+            return self._max_capacity / mean
+        return 1.0 / (self.prompt + (mean - self.prompt) / self._max_capacity)
+
+
+#: The most slots the prompt stage's chain is solved for (its states grow with B).
+PROMPT_SLOTS = 32
+
+
+def _check_prompt(prompt: Any, slots: int) -> None:
+    """``prompt`` is finite seconds >= 0, with at most ``PROMPT_SLOTS`` slots when > 0."""
+    if isinstance(prompt, bool) or not isinstance(prompt, int | float):
+        raise ProfileError(
+            f"field 'server.prompt': expected a number of seconds, got {prompt!r}",
+            field="server.prompt",
+        )
+    if not (math.isfinite(prompt) and prompt >= 0):
+        raise ProfileError(
+            f"field 'server.prompt': must be finite and >= 0 (seconds), got {prompt}",
+            field="server.prompt",
+        )
+    if prompt > 0 and slots > PROMPT_SLOTS:
+        raise ProfileError(
+            f"field 'server.prompt': the prompt stage is modelled for at most {PROMPT_SLOTS} "
+            f"slots, got slots = {slots}",
+            field="server.prompt",
+        )
 
 
 def _checked_steps(steps: Any, slots: int) -> tuple[tuple[int, float], ...]:

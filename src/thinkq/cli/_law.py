@@ -33,6 +33,7 @@ def with_law(
             slots or (law.slots if law else 1),
             law.tau0 if tau0 is None and law else float(tau0 or 0.0),
             law.tau1 if tau1 is None and law else float(tau1 or 0.0),
+            prompt=law.prompt if law else 0.0,
         )
         return profile.with_server(server)
     except ThinkqError as exc:

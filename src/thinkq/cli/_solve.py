@@ -234,11 +234,13 @@ def _bound_rows(result: SolveResult) -> dict[str, str]:
 
 def _summary(result: SolveResult) -> Table:
     c = result.continuous
-    batched = result.profile.batched is not None
+    server = result.profile.batched
+    batched = server is not None
+    share = "lambda (p + (E[S] - p) / C(B))" if server and server.prompt else "rho / C(B)"
     na = "n/a (P-K only)"
     rows = {
         "mean accuracy": num(result.accuracy, ".4f"),
-        f"utilisation ({'rho / C(B)' if batched else 'rho'})": num(result.utilization, ".4f"),
+        f"utilisation ({share if batched else 'rho'})": num(result.utilization, ".4f"),
         "mean waiting time (s)": num(result.mean_waiting_time, ".4f"),
         "mean system time (s)": num(result.mean_system_time, ".4f"),
         f"J at integer budgets ({result.integer})": num(result.objective, ".6f"),
@@ -264,7 +266,7 @@ def _server(result: SolveResult) -> Table | None:
         if result.profile.server
         else f"{f.tau0:g} + {f.tau1:g} n",
         "capacity C(B) (solo-s per s)": num(f.capacity, ".4g"),
-        "utilisation of C(B)": num(f.utilization, ".4f"),
+        "utilisation (of the load limit)": num(f.utilization, ".4f"),
         "mean batch (in service)": num(f.mean_batch, ".4f"),
         "step time (s per decode step)": num(f.step_time, ".4g"),
         "slowdown in service": num(f.slowdown, ".4f"),

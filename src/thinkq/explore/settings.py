@@ -104,7 +104,7 @@ def _server(law: Server, slots: int) -> Server:
     """``slots`` slots of ``law`` (measured steps beyond ``slots`` dropped, as ``thinkq
     sweep --over slots`` does)."""
     steps = tuple(point for point in law.steps if point[0] <= slots)
-    return Server(slots, law.tau0, law.tau1, steps=steps)
+    return Server(slots, law.tau0, law.tau1, steps=steps, prompt=law.prompt)
 
 
 def with_slots(profile: Profile, slots: int) -> Profile:
@@ -135,11 +135,12 @@ def saturation_rate(profile: Profile, slots: int | None = None) -> float:
     1, or C(B) with ``slots`` = B slots of the profile's law; default: its own slots);
     ``inf`` when every t0 is 0. Does not depend on the profile's rate."""
     law = profile.server
-    capacity = 1.0
-    if law is not None:
-        capacity = (law if slots is None else _server(law, slots)).max_capacity
     load = float(np.dot(profile.share, profile.t0))
-    return capacity / load if load > 0 else math.inf
+    if not load > 0:
+        return math.inf
+    if law is None:
+        return 1.0 / load
+    return (law if slots is None else _server(law, slots)).rate_limit(load)
 
 
 def ranges(profile: Profile) -> dict[str, dict[str, Any]]:

@@ -182,7 +182,7 @@ def _at(profile: Profile, over: str, value: float) -> Profile:
     law = profile.server
     assert law is not None  # checked by _slots
     steps = tuple(point for point in law.steps if point[0] <= value)
-    return profile.with_server(Server(int(value), law.tau0, law.tau1, steps=steps))
+    return profile.with_server(Server(int(value), law.tau0, law.tau1, steps, law.prompt))
 
 
 def _point(

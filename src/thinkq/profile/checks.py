@@ -43,7 +43,7 @@ TOP_KEYS = ("rate", "alpha", "max_tokens", "tasks")
 #: and the server's table.
 OPTIONAL_TOP_KEYS = ("default_task", "server")
 #: The keys of the optional ``[server]`` table (:class:`~thinkq.batching.Server`).
-SERVER_KEYS = ("slots", "tau0", "tau1", "steps")
+SERVER_KEYS = ("slots", "tau0", "tau1", "steps", "prompt")
 # A + D <= 1 is checked with this slack, so that values computed in floating point (a fit
 # that puts A + D on its bound 1) are not refused for a rounding error.
 SUM_SLACK = 1e-9
@@ -188,11 +188,18 @@ def _validate_load(profile: Fields) -> None:
                 f"rate * E[S(0)] = {load:.6g} >= 1",
                 field="rate",
             )
-    elif not load < server.max_capacity:
+    elif not server.prompt < load / profile.rate:
+        raise ProfileError(
+            f"field 'server.prompt': the mean prompt ({server.prompt:g} s) must be below the "
+            f"mean solo time at zero budgets, E[S(0)] = {load / profile.rate:.6g} s",
+            field="server.prompt",
+        )
+    elif not load < server.load_limit(profile.rate):
+        limit = server.load_limit(profile.rate)
+        why = f"C(B) = {limit:.6g}" if not server.prompt else f"{limit:.6g} (C(B) less the prompts)"
         raise UnstableLoadError(
             f"field 'rate': the queue is unstable even at zero budgets: rate * E[S(0)] = "
-            f"{load:.6g} >= C(B) = {server.max_capacity:.6g}, the most work the server's "
-            f"{server.slots} slots do per second",
+            f"{load:.6g} >= {why}, the most work the server's {server.slots} slots do per second",
             field="rate",
         )
 

@@ -104,8 +104,9 @@ def max_rate(point: Profile, objectives: Sequence[Objective], up_to: float) -> f
     targets = resolve(objectives, point)
     zero = np.zeros(point.size, dtype=np.int64)
     mean = float(np.dot(point.share, point.t0))
-    capacity = 1.0 if point.batched is None else point.batched.max_capacity
-    limit = capacity / mean * (1.0 - 1e-9) if mean > 0 else math.inf
+    server = point.batched
+    most = (1.0 / mean if server is None else server.rate_limit(mean)) if mean > 0 else math.inf
+    limit = most * (1.0 - 1e-9)
     high, low = min(up_to, limit), 0.0
     if _feasible(point.replace(rate=high), targets, zero):
         return high

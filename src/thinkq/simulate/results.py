@@ -118,7 +118,7 @@ class Tally:
         self.batch_correct = np.zeros(BATCHES)
         self.busy = self.span = 0.0  # solo work and time over the measured arrivals
         # batched: integrals of n in service, of n > 0 and of the step time while n > 0
-        self.area = self.busy_time = self.step_time = 0.0
+        self.area = self.busy_time = self.step_time = self.decode_time = 0.0
         self.overall_wait, self.overall_system = Histogram(_FINE), Histogram(_FINE)
         self.type_system = Histogram(_COARSE, types) if types <= _PER_TYPE_LIMIT else None
 
@@ -221,8 +221,12 @@ class Tally:
         batched = analytic.batched
         utilization = self.busy / self.span
         slowdown = 1.0
-        if batched is not None and figures is not None:
-            utilization /= batched.max_capacity  # offered work over capacity, as the model's
+        if batched is not None and figures is not None:  # the model's: work over capacity
+            utilization = (
+                batched.utilization(queries / self.span, self.busy / queries)
+                if batched.prompt
+                else utilization / batched.max_capacity
+            )
             slowdown = figures.slowdown
         overall_wait, overall_system = self.overall_wait, self.overall_system
         return Simulation(
@@ -260,5 +264,5 @@ class Tally:
         """The server's simulated mean batch and step time beside the model's ``figures``."""
         assert profile.server is not None
         times = {"work": self.busy, "span": self.span, "area": self.area, "busy": self.busy_time,
-                 "steps": self.step_time}  # fmt: skip
+                 "steps": self.step_time, "decode": self.decode_time}  # fmt: skip
         return server_statistics(profile.server, figures, **times)

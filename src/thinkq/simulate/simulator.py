@@ -119,7 +119,8 @@ def _check_stable(profile: Profile, budgets: FloatArray) -> None:
         raise ValueError("budgets: the queue is unstable at these budgets (rate * E[S] >= 1)")
     raise ValueError(
         "budgets: the queue is unstable at these budgets (rate * E[S] >= "
-        f"C(B) = {server.max_capacity:.6g}, the most work the {server.slots} slots do)"
+        f"C(B) = {server.load_limit(profile.rate):.6g}, the most work the {server.slots} slots"
+        f" do{' less the prompts' if server.prompt else ''})"
     )
 
 

@@ -114,7 +114,7 @@ def _polish(
             return x, iteration, evaluations, "line search failed to improve J"
         # gains below J's rounding three times in a row within 1e-6 of the capacity: the
         # limit of double precision (at a huge alpha the optimum's distance to it is below)
-        near = ws.profile.rate * trial.m1 >= (1.0 - 1e-6) * ws.server.max_capacity
+        near = ws.profile.rate * trial.m1 >= (1.0 - 1e-6) * ws.server.load_limit(ws.profile.rate)
         stalled = stalled + 1 if near and trial.objective - x.objective <= _noise(x) else 0
         x = trial
         if stalled >= 3:

@@ -146,7 +146,7 @@ class Lattice:
     def _screen(self, acc: FloatArray, mean: FloatArray, second: FloatArray) -> FloatArray:
         """J with F0 and F2 interpolated in E[S] (see the module docstring)."""
         p, server = self.profile, self.server
-        stable = p.rate * mean < server.max_capacity
+        stable = p.rate * mean < server.load_limit(p.rate)
         screen = np.full(mean.shape, -math.inf)
         if not np.any(stable):
             return screen

@@ -65,7 +65,7 @@ class ServerFigures(NamedTuple):
         capacity = server.max_capacity
         return cls(
             slots=server.slots, tau0=server.tau0, tau1=server.tau1, capacity=capacity,
-            utilization=profile.rate * m.mean / capacity, mean_batch=law.batch,
+            utilization=server.utilization(profile.rate, m.mean), mean_batch=law.batch,
             step_time=law.step, slowdown=law.slowdown, waiting_time=law.waiting_time,
         )  # fmt: skip
 
