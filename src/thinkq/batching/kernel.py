@@ -16,6 +16,15 @@ the queries still in the system move to the front of the next block's arrays wit
 server's state (heap, clocks), times shifted so that the block starts at 0. It also
 integrates the number in service over time, for the mean batch and step time.
 
+With a prompt stage (``prompt`` = p > 0: :mod:`thinkq.batching.kernel_prompt`) a query
+that takes a slot first has p seconds of prompt computed alone, one prompt at a time,
+while the decoding sequences wait, then decodes max(work - p, 0) as above (a solo time
+below p takes p). A query is in service from the moment it takes its slot, prompt
+included (``wait``, ``area``, ``busy``); the step-time integral ``steps`` runs over the
+*decode* time only (one or more decoding, no prompt pending), reported as ``decode``:
+``steps / decode`` is the mean decode step. With p = 0 the loop is the one above, bit
+for bit, and ``decode`` is ``busy``.
+
 At B = 1 this is the FIFO M/G/1 queue, and departures agree with Lindley's recursion.
 """
 
@@ -27,14 +36,17 @@ import numba
 import numpy as np
 
 from thinkq._typing import FloatArray, IntArray
+from thinkq.batching.kernel_prompt import advance_prompt, checked_prompt
 
 __all__ = ["BatchedQueue", "Served", "departures"]
 
 # the kernel's state between calls: floats (now, virtual clock, integral of the number
 # in service over time, time with at least one in service, integral of the step time
-# while busy) and integers (in service, queries started, next arrival)
-_NOW, _CLOCK, _AREA, _BUSY, _STEPS = range(5)
-_IN_SERVICE, _STARTED, _NEXT = range(3)
+# while decoding, time left of the first pending prompt, time decoding) and integers
+# (decoding, queries started, next arrival, pending prompts); without a prompt stage
+# the loop reads the first five and three
+_NOW, _CLOCK, _AREA, _BUSY, _STEPS, _LEFT, _DECODE = range(7)
+_IN_SERVICE, _STARTED, _NEXT, _PROMPTS = range(4)
 
 
 # long: one event loop with its heap operations inlined; numba compiles it as one unit
@@ -139,6 +151,26 @@ def _check(arrivals: FloatArray, work: FloatArray) -> tuple[FloatArray, FloatArr
     return a, s
 
 
+#: The server's law as the loops take it: slots, tau0, tau1, the step table, the prompt.
+_Law = tuple[int, float, float, FloatArray, float]
+
+
+def _loop(
+    arrays: tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray, IntArray],
+    state: FloatArray,
+    counts: IntArray,
+    law: _Law,
+    final: bool,
+) -> None:
+    """Run the event loop (with the prompt stage only when there is one) on (arrivals,
+    work, start, out, keys, ids)."""
+    slots, tau0, tau1, table, prompt = law
+    if prompt > 0:
+        advance_prompt(*arrays, state, counts, slots, tau0, tau1, table, prompt, final)
+    else:
+        _advance(*arrays, state, counts, slots, tau0, tau1, table, final)
+
+
 def departures(
     arrivals: FloatArray,
     work: FloatArray,
@@ -147,20 +179,21 @@ def departures(
     tau0: float,
     tau1: float,
     table: FloatArray | None = None,
+    prompt: float = 0.0,
 ) -> FloatArray:
     """Departure times (s) of queries arriving at ``arrivals`` with solo times ``work``.
 
     ``table`` (optional) is tau(n) for n = 0 .. K (:meth:`~thinkq.batching.Server.step_table`);
-    beyond it, and without it, the step time is tau0 + tau1 n.
+    beyond it, and without it, the step time is tau0 + tau1 n. ``prompt`` (s) is every
+    query's prompt stage (:attr:`~thinkq.batching.Server.prompt`; the module docstring).
     """
     a, s = _check(arrivals, work)
-    size = min(int(slots), a.size) + 1
+    law = (int(slots), float(tau0), float(tau1), _table(table), checked_prompt(prompt))
+    size = min(law[0], a.size) + 1
     out, start = np.empty(a.size), np.empty(a.size)
     keys, ids = np.empty(size), np.empty(size, np.int64)
-    state, counts = np.zeros(5), np.zeros(3, np.int64)
-    steps = _table(table)
-    _advance(a, s, start, out, keys, ids, state, counts, int(slots), float(tau0), float(tau1),
-             steps, True)  # fmt: skip
+    state, counts = np.zeros(7), np.zeros(4, np.int64)
+    _loop((a, s, start, out, keys, ids), state, counts, law, True)
     return out
 
 
@@ -174,8 +207,10 @@ class Served(NamedTuple):
     ``tags`` are the caller's labels; ``wait`` is the time from arrival to service
     start and ``system`` from arrival to departure (s). ``area`` is the integral of
     the number in service over the call's time, ``busy`` the time with at least one
-    in service (s) and ``steps`` the integral of the step time tau(n) over that busy
-    time (s^2), all up to the block's last arrival (a final drain adds nothing).
+    in service (s), ``decode`` the time with one or more decoding and no prompt pending
+    (``busy`` without a prompt stage) and ``steps`` the integral of the step time tau(n)
+    over that decode time (s^2), all up to the block's last arrival (a final drain adds
+    nothing).
     """
 
     tags: IntArray
@@ -184,20 +219,26 @@ class Served(NamedTuple):
     area: float
     busy: float
     steps: float = 0.0
+    decode: float = 0.0
 
 
 class BatchedQueue:
-    """The batched server fed block by block (see the module docstring); ``table`` as
-    in :func:`departures`."""
+    """The batched server fed block by block (see the module docstring); ``table`` and
+    ``prompt`` as in :func:`departures`."""
 
     def __init__(
-        self, slots: int, tau0: float, tau1: float, table: FloatArray | None = None
+        self,
+        slots: int,
+        tau0: float,
+        tau1: float,
+        table: FloatArray | None = None,
+        prompt: float = 0.0,
     ) -> None:
         self.slots, self.tau0, self.tau1 = int(slots), float(tau0), float(tau1)
-        self.table = _table(table)
+        self.table, self.prompt = _table(table), checked_prompt(prompt)
         self.keys, self.ids = np.empty(1), np.empty(1, np.int64)
-        self.state, self.counts = np.zeros(5), np.zeros(3, np.int64)
-        # the queries still in the system: in service (heap order), then queued
+        self.state, self.counts = np.zeros(7), np.zeros(4, np.int64)
+        # the queries still in the system: decoding (heap order), in their prompt, queued
         self.arrivals, self.work, self.start = np.empty(0), np.empty(0), np.empty(0)
         self.tags: IntArray = np.empty(0, np.int64)
 
@@ -220,31 +261,38 @@ class BatchedQueue:
             self.ids = np.concatenate((self.ids, np.empty(size - self.ids.size, np.int64)))
         start = np.concatenate((self.start, np.empty(arrivals.size)))
         out = np.full(a.size, np.nan)
-        area, busy, steps = self.state[_AREA], self.state[_BUSY], self.state[_STEPS]
-        _advance(a, s, start, out, self.keys, self.ids, self.state, self.counts,
-                 self.slots, self.tau0, self.tau1, self.table, final)  # fmt: skip
-        area, busy = self.state[_AREA] - area, self.state[_BUSY] - busy
-        steps = self.state[_STEPS] - steps
+        before = self.state[[_AREA, _BUSY, _STEPS, _DECODE]]
+        law = (self.slots, self.tau0, self.tau1, self.table, self.prompt)
+        _loop((a, s, start, out, self.keys, self.ids), self.state, self.counts, law, final)
+        area, busy, steps, decode = self.state[[_AREA, _BUSY, _STEPS, _DECODE]] - before
+        decode = decode if self.prompt > 0 else busy
         if final:
-            area = busy = steps = 0.0
+            area = busy = steps = decode = 0.0
         done = ~np.isnan(out)
         served = Served(tag[done], (start - a)[done], (out - a)[done], float(area),
-                        float(busy), float(steps))  # fmt: skip
+                        float(busy), float(steps), float(decode))  # fmt: skip
         self._keep(a, s, start, tag)
         return served
 
     def _keep(
         self, arrivals: FloatArray, work: FloatArray, start: FloatArray, tags: IntArray
     ) -> None:
-        """Move the queries still present to the front, times shifted to the last arrival."""
+        """Move the queries still present to the front, times shifted to the last arrival:
+        the decoding (heap order; in arrival order with a prompt stage, whose heap breaks
+        ties by index), the pending prompts (the last m started), the queued."""
         n, started = int(self.counts[_IN_SERVICE]), int(self.counts[_STARTED])
-        keep = np.concatenate((self.ids[:n], np.arange(started, arrivals.size)))
+        m = int(self.counts[_PROMPTS])
+        decoding, heap = self.ids[:n], np.arange(n)
+        if self.prompt > 0:
+            decoding = np.sort(decoding)
+            heap = np.searchsorted(decoding, self.ids[:n])
+        keep = np.concatenate((decoding, np.arange(started - m, arrivals.size)))
         origin, clock = self.state[_NOW], self.state[_CLOCK]
         self.arrivals = arrivals[keep] - origin
         self.start = start[keep] - origin  # set for those in service, not yet for the queued
         self.work, self.tags = work[keep], tags[keep]
         self.keys[:n] -= clock
-        self.ids[:n] = np.arange(n)
+        self.ids[:n] = heap
         self.state[_NOW] = self.state[_CLOCK] = 0.0
-        self.counts[_STARTED] = n
+        self.counts[_STARTED] = n + m
         self.counts[_NEXT] = keep.size

@@ -4,7 +4,11 @@ A simulation either takes one distribution per task from the caller
 (:func:`answer_distributions`, checked against the profile's t0) or builds them from the
 profile's own variability (:func:`profile_answer_times`): deterministic where a
 task's variance is zero, as in the paper, else lognormal with mean t0 and that
-variance.
+variance. On a server with a prompt stage (prompt p, :class:`~thinkq.batching.Server`)
+the answer part starts with its prompt: p fixed, then the lognormal rest with mean
+t0 - p and the same variance (so no answer time falls below the prompt it contains;
+a type with t0 <= p keeps the plain lognormal, and the simulator gives its shorter
+draws p).
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from thinkq.profile import Profile
-from thinkq.simulate.distributions import Deterministic, Distribution, Lognormal
+from thinkq.simulate.distributions import Deterministic, Distribution, Lognormal, Shifted
 
 __all__ = ["answer_distributions", "profile_answer_times"]
 
@@ -53,9 +57,14 @@ def profile_answer_times(profile: Profile) -> list[Distribution] | None:
     if not np.any(profile.variance > 0):
         return None
     answers: list[Distribution] = []
+    server = profile.batched
+    prompt = 0.0 if server is None else server.prompt
     for k, (mean, variance) in enumerate(zip(profile.t0, profile.variance, strict=True)):
         if variance == 0:
             answers.append(Deterministic(float(mean)))
+        elif mean > prompt > 0:
+            rest = float(mean) - prompt
+            answers.append(Shifted(prompt, Lognormal(rest, math.sqrt(variance) / rest)))
         elif mean > 0:
             answers.append(Lognormal(float(mean), math.sqrt(variance) / float(mean)))
         else:

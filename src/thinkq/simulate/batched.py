@@ -48,7 +48,7 @@ def run_batched(
     service_of = thinking + profile.t0
     correct_of = model.accuracy(profile, budgets)
     tally = Tally(types_count)
-    queue = BatchedQueue(server.slots, *server.tail_line(), server.step_table())
+    queue = BatchedQueue(server.slots, *server.tail_line(), server.step_table(), server.prompt)
     for batch, start, size in blocks:
         gaps = rng.exponential(1.0 / profile.rate, size)
         types = sampler.draw(rng, size)
@@ -64,6 +64,7 @@ def run_batched(
             tally.area += served.area
             tally.busy_time += served.busy
             tally.step_time += served.steps
+            tally.decode_time += served.decode
         _add_served(tally, served.tags, served.wait, served.system, types_count)
         if tick is not None:
             tick(start + size)

@@ -19,7 +19,7 @@ import numpy as np
 
 from thinkq._typing import FloatArray
 
-__all__ = ["Deterministic", "Distribution", "Empirical", "Lognormal"]
+__all__ = ["Deterministic", "Distribution", "Empirical", "Lognormal", "Shifted"]
 
 
 @runtime_checkable
@@ -113,3 +113,27 @@ class Empirical:
 
     def sample(self, rng: np.random.Generator, size: int) -> FloatArray:
         return self._values[rng.integers(0, self._values.size, size)]
+
+
+@dataclass(frozen=True)
+class Shifted:
+    """``shift`` seconds (>= 0) plus a draw of ``base``: a fixed part, then the variable
+    rest (a prompt stage's prompt, then the answer's decode)."""
+
+    shift: float
+    base: Distribution
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.shift) and self.shift >= 0):
+            raise ValueError(f"shift: expected a finite time >= 0, got {self.shift!r}")
+
+    @property
+    def mean(self) -> float:
+        return self.shift + self.base.mean
+
+    @property
+    def variance(self) -> float:
+        return self.base.variance
+
+    def sample(self, rng: np.random.Generator, size: int) -> FloatArray:
+        return self.shift + self.base.sample(rng, size)

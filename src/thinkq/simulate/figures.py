@@ -56,6 +56,7 @@ def server_statistics(
     area: float,
     busy: float,
     steps: float = math.nan,
+    decode: float = math.nan,
 ) -> ServerStatistics:
     """The figures from a run's totals over the measured arrivals' span (s).
 
@@ -63,7 +64,8 @@ def server_statistics(
     service and ``busy`` the time with one or more in service (the last two from the
     batched kernel). With one slot the number in service is 1 while busy, so its mean
     is the fraction of time busy, ``work / span`` as in the utilisation, and every
-    step takes tau(1).
+    step takes tau(1). With a prompt stage the step is the mean over the time some
+    query decodes and no prompt runs (``decode``), as the model's.
     """
     if server.single:
         batch, step = work / span, server.step_time(1)
@@ -74,6 +76,8 @@ def server_statistics(
         step = server.step_time(area / busy if busy > 0 else 1.0)
         if server.steps and busy > 0:
             step = steps / busy
+        if server.prompt and decode > 0:
+            step = steps / decode
     return ServerStatistics(
         slots=server.slots,
         tau0=server.tau0,

@@ -114,7 +114,7 @@ def sampled_law(
     thinking = profile.c * budgets
     service_of = thinking + profile.t0
     correct_of = model.accuracy(profile, budgets)
-    queue = BatchedQueue(server.slots, *server.tail_line(), server.step_table())
+    queue = BatchedQueue(server.slots, *server.tail_line(), server.step_table(), server.prompt)
     kept: list[tuple[IntArray, FloatArray]] = []
     for batch, size in _blocks(queries // 10, queries):
         gaps = rng.exponential(1.0 / profile.rate, size)
