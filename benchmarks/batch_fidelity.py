@@ -28,6 +28,11 @@ concurrency 1 (the paper's deployment). Accuracy is the profile's curves at the
 budgets served: SmolLM2-135M gains no accuracy from thinking, so the curves are set
 by hand as in ``benchmarks/smollm2_fidelity.toml``.
 
+With ``--prompt P`` the profile's server gets a prompt stage (llama.cpp computes a
+prompt alone while the batch waits, ``docs/batching.md``) of P seconds to start from;
+with ``--refit`` the gateway learns the mean stall from the prompts' timings, and the
+calibration keeps the mean of the stalls learned at its two budgets.
+
 Every run is written to ``--out`` (JSON) as soon as it ends; a rerun skips the runs
 already there. Run::
 
@@ -42,6 +47,7 @@ import asyncio
 import json
 import math
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -216,8 +222,12 @@ async def calibrate(args: argparse.Namespace, base_url: str, profile: thinkq.Pro
     high = at_plan.t0 + at_plan.c * served  # the solo time learned at the budget served
     slope = np.where(served > 0, (high - at_zero.t0) / np.maximum(served, 1.0), at_plan.c)
     c = np.where(slope > 0, slope, at_plan.c)  # a slope the noise made <= 0: the profile's
+    prompts = [p.server.prompt if p.server else 0.0 for p in (at_plan, at_zero)]
+    server = at_plan.server
+    if server is not None and server.prompt:  # the prompt stage learned at both budgets
+        server = replace(server, prompt=sum(prompts) / 2)
     learned = thinkq.Profile.from_arrays(
-        server=at_plan.server, names=profile.names, share=profile.share, A=profile.A,
+        server=server, names=profile.names, share=profile.share, A=profile.A,
         b=profile.b, D=profile.D, t0=np.maximum(high - c * served, 0.0), c=c,
         variance=(at_plan.variance + at_zero.variance) / 2, rate=profile.rate,
         alpha=profile.alpha, max_tokens=profile.max_tokens,
@@ -226,6 +236,7 @@ async def calibrate(args: argparse.Namespace, base_url: str, profile: thinkq.Pro
         "profile": learned.to_dict(),
         "at_budgets": {"budgets": budgets, "t0": at_plan.t0.tolist(), "c": at_plan.c.tolist()},
         "at_zero": {"t0": at_zero.t0.tolist()},
+        "prompts": prompts,
     }
 
 
@@ -340,6 +351,11 @@ def main() -> None:
         default=0,
         help="Queries that teach the gateway this machine first (refit), at each of two budgets.",
     )
+    parser.add_argument(
+        "--prompt",
+        type=float,
+        help="Seconds: the server's mean prompt stall to start from (the refit learns it).",
+    )
     parser.add_argument("--seed", type=int, default=0, help="Runs' arrivals: seed + 1, + 2, ...")
     parser.add_argument("--out", type=Path, required=True, help="Results (JSON), resumable.")
     args = parser.parse_args()
@@ -352,6 +368,11 @@ def main() -> None:
     profiled = thinkq.load_profile(args.profile)
     if profiled.batched is None:
         sys.exit(f"error: {args.profile}: the profile has no [server] table with slots > 1")
+    if args.prompt is not None:
+        try:
+            profiled = profiled.with_server(replace(profiled.batched, prompt=args.prompt))
+        except thinkq.ThinkqError as exc:
+            parser.error(f"--prompt: {exc}")
     done: dict[str, Row] = json.loads(args.out.read_text()) if args.out.exists() else {}
     llama = None if args.base_url else start_batching(parallel=profiled.server.slots)
     base_url = args.base_url or (llama.base_url if llama else "")

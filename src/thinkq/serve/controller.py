@@ -15,15 +15,15 @@ with the last budgets in force before it, so that when a burst is over the budge
 come back to what they were unless the load after it is really different.
 
 A profile with a ``[server]`` table (more than one slot) is solved and predicted
-with the batched model (``docs/batching.md``), its step-time law refitted online
-with the latency lines when refitting is on (:mod:`thinkq.serve.refit`). With
-``replicas`` > 1 (the replicas up behind the gateway) the server solved for is the
-fleet, :func:`thinkq.batching.fleet.replicated`: M/G/c (``docs/fleet.md``).
+with the batched model (``docs/batching.md``), its step-time law (and mean prompt)
+refitted online with the latency lines when refitting is on (:mod:`thinkq.serve.refit`;
+a learned prompt is held below 0.9 E[S(0)]). With ``replicas`` > 1 the server solved
+for is the fleet, :func:`thinkq.batching.fleet.replicated`: M/G/c (``docs/fleet.md``).
 
-When even zero budgets are unstable at the estimated load (lambda E[S(0)] >= 1,
-eq. 4, or >= C(B) on a batched server) the plan is *overloaded*: its budgets are
-zero, and the gateway admits a request only while the work already queued would start it soon
-(:mod:`thinkq.serve.admission`).
+When even zero budgets are unstable at the estimated load (lambda E[S(0)] >= 1, eq. 4,
+or beyond the batched server's load limit) the plan is *overloaded*: its budgets are
+zero, and the gateway admits a request only while the work already queued would start
+it soon (:mod:`thinkq.serve.admission`).
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ from thinkq.batching.server import Server
 from thinkq.errors import UnstableLoadError
 from thinkq.profile import Profile
 from thinkq.serve.estimator import Estimate, Estimator
-from thinkq.serve.refit import LatencyRefit
+from thinkq.serve.refit import LatencyRefit, held_prompt
 from thinkq.serve.slo import SloState, plan_slo, unmeetable
 from thinkq.slo import Objective
 from thinkq.solve import solve
@@ -71,7 +71,7 @@ class Plan:
         The estimated type shares (sum 1).
     utilization:
         lambda E[S] at ``budgets`` (at zero budgets when overloaded); on a batched
-        server lambda E[S] / C(B), the fraction of its capacity.
+        server its :meth:`~thinkq.batching.Server.utilization`.
     predicted_mean_system_time:
         P-K mean system time (eq. 6) at ``budgets``, seconds (the batched model's on a
         batched server); ``inf`` when overloaded.
@@ -178,7 +178,7 @@ class Controller:
         p = self.profile
         t0, c, variance = self._line()
         return Profile.from_arrays(
-            server=self._server(),
+            server=held_prompt(self._server(), estimate.shares, t0),
             names=p.names,
             share=estimate.shares,
             A=p.A,
@@ -222,12 +222,14 @@ class Controller:
             t0, c, _ = self._line()
             zero_service = float(np.dot(estimate.shares, t0))
             server = self._server()
-            capacity = 1.0 if server is None or server.single else server.max_capacity
+            busy = estimate.rate * zero_service  # of one slot; a batched server's own share:
+            if server is not None and not server.single:
+                busy = server.utilization(estimate.rate, zero_service)
             return Plan(
                 budgets=(0,) * self.profile.size,
                 rate=estimate.rate,
                 shares=shares,
-                utilization=estimate.rate * zero_service / capacity,
+                utilization=busy,
                 predicted_mean_system_time=math.inf,
                 overloaded=True,
                 mean_service=zero_service,

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from dataclasses import replace
 
 import numpy as np
 
@@ -45,10 +46,12 @@ from thinkq.batching.server import Server
 from thinkq.profile import Profile
 from thinkq.serve.estimator import Clock
 
-__all__ = ["LatencyRefit"]
+__all__ = ["LatencyRefit", "held_prompt"]
 
-#: One observation: (time, thinking tokens, seconds, mean batch, solo seconds by the clock).
-Seen = tuple[float, int, float, float, float]
+#: One observation: (time, thinking tokens, seconds, mean batch, solo seconds by the clock,
+#: seconds of its prompts by the server's timings).
+Seen = tuple[float, int, float, float, float, float]
+Columns = tuple[IntArray, FloatArray, FloatArray, FloatArray, FloatArray, FloatArray]
 
 
 class LatencyRefit:
@@ -85,12 +88,30 @@ class LatencyRefit:
         self._seen: list[deque[Seen]] = [deque() for _ in profile.names]
 
     def observe(
-        self, task: int, tokens: int, seconds: float, batch: float = 1.0, work: float = math.nan
+        self,
+        task: int,
+        tokens: int,
+        seconds: float,
+        batch: float = 1.0,
+        work: float = math.nan,
+        prompt: float = math.nan,
     ) -> None:
         """A request of type ``task`` thought ``tokens`` tokens and took ``seconds`` to
         serve, in a mean batch of ``batch`` requests, ``work`` solo seconds by the
-        server's law (NaN: unknown)."""
-        self._seen[task].append((self.clock(), tokens, seconds, batch, work))
+        server's law, ``prompt`` seconds of its prompts by the server (NaN: unknown)."""
+        self._seen[task].append((self.clock(), tokens, seconds, batch, work, prompt))
+
+    def stall(self, prompts: tuple[float, ...], batch: float) -> float:
+        """Seconds the batch waited for a request's prompts of ``prompts`` seconds each
+        (llama.cpp's ``prompt_ms``), served in a mean batch of ``batch``: each prompt's
+        time less the decode step of the others, which advanced in the same step (at
+        batch - 1 others, interpolated to 0 below one); NaN without a prompt stage."""
+        server = self.profile.batched
+        if server is None or not server.prompt:
+            return math.nan
+        others = max(batch - 1.0, 0.0)
+        step = server.step_time(others) if others >= 1.0 else others * server.step_time(1)
+        return sum(max(p - step, 0.0) for p in prompts)
 
     def _recent(self) -> list[deque[Seen]]:
         horizon = self.clock() - self.window
@@ -99,27 +120,36 @@ class LatencyRefit:
                 seen.popleft()
         return self._seen
 
-    def _columns(self) -> tuple[IntArray, FloatArray, FloatArray, FloatArray, FloatArray]:
+    def _columns(self) -> Columns:
         """The window's observations as columns: type, thinking tokens, seconds, batch,
-        solo seconds by the server's clock."""
+        solo seconds by the server's clock, prompt seconds."""
         rows = [(k, *obs[1:]) for k, seen in enumerate(self._recent()) for obs in seen]
         if not rows:
-            return np.empty(0, np.intp), np.empty(0), np.empty(0), np.empty(0), np.empty(0)
+            empty = np.empty(0)
+            return np.empty(0, np.intp), empty, empty, empty, empty, empty
         columns = zip(*rows, strict=True)
-        k, tokens, seconds, batch, work = (np.array(column, np.float64) for column in columns)
-        return k.astype(np.intp), tokens, seconds, batch, work
+        k, tokens, seconds, batch, work, prompt = (np.array(c, np.float64) for c in columns)
+        return k.astype(np.intp), tokens, seconds, batch, work, prompt
 
     def server(self) -> Server | None:
-        """The profile's server with its step-time law refitted where there is data."""
+        """The profile's server with its step-time law refitted where there is data, and
+        its prompt stage's mean prompt (where it has one) learned from the prompts'
+        timings the upstream reports (``min_samples`` of them)."""
+        return self._law()[0]
+
+    def _law(self) -> tuple[Server | None, bool]:
+        """:meth:`server`, and whether its step-time law is the profile's."""
         server = self.profile.batched
-        if server is None or server.steps:  # a measured step table is kept as it is
-            return self.profile.server
-        k, tokens, seconds, batch, _ = self._columns()
-        if np.count_nonzero(batch > 1.5) < self.min_samples:
-            return server
+        if server is None:
+            return self.profile.server, True
+        k, tokens, seconds, batch, _, prompt = self._columns()
+        if server.prompt and np.count_nonzero(np.isfinite(prompt)) >= self.min_samples:
+            server = replace(server, prompt=float(np.nanmean(prompt)))
+        if server.steps or np.count_nonzero(batch > 1.5) < self.min_samples:
+            return server, True  # a measured step table is kept as it is
         beta = float(min(_BETAS, key=lambda b: self._misfit(k, tokens, seconds, batch, float(b))))
         solo = server.step_time(1)
-        return Server(server.slots, solo * (1.0 - beta), solo * beta)
+        return replace(server, tau0=solo * (1.0 - beta), tau1=solo * beta), False
 
     def _misfit(
         self, k: IntArray, l: FloatArray, s: FloatArray, n: FloatArray, beta: float
@@ -133,16 +163,19 @@ class LatencyRefit:
     def fitted(self) -> tuple[FloatArray, FloatArray, FloatArray]:
         """``(t0, c, variance)`` per type: refitted where there is enough data."""
         p = self.profile
-        k, l, s, n, work = self._columns()
+        k, l, s, n, work, prompt = self._columns()
         counts = np.bincount(k, minlength=p.size)
         ready = counts >= self.min_samples
         if not np.any(ready):
             return p.t0.copy(), p.c.copy(), p.variance.copy()
-        server = self.server() if p.batched is not None else None
+        server, kept = self._law() if p.batched is not None else (None, True)
         if server is not None:  # solo times: undo the batch's slowdown
-            s = s * server.step_time(1) / server.step_times(n)
-            if server is p.server:  # the profile's law, kept: its clock where there is one
+            speed = server.step_time(1) / server.step_times(n)
+            s = s * speed
+            if kept:  # the profile's law, kept: its clock where there is one
                 s = np.where(np.isfinite(work), work, s)
+            if server.prompt:  # its own prompt ran at full speed, not at the batch's
+                s = s + np.where(np.isfinite(prompt), prompt * (1.0 - speed), 0.0)
         intercept, slope = _lines(k, l, s, p.c, self.min_spread)
         residuals = s - intercept[k] - slope[k] * l
         spread = np.bincount(k, weights=residuals**2, minlength=p.size) / np.maximum(counts - 1, 1)
@@ -150,6 +183,15 @@ class LatencyRefit:
         c: FloatArray = np.where(ready, slope, p.c)
         variance: FloatArray = np.where(ready, spread, p.variance)
         return t0, c, variance
+
+
+def held_prompt(server: Server | None, shares: FloatArray, t0: FloatArray) -> Server | None:
+    """``server`` with a learned mean prompt held below 0.9 E[S(0)] at ``shares`` (a
+    prompt is part of every solo time: one measured above the refitted lines is noise)."""
+    if server is None or not server.prompt:
+        return server
+    below = 0.9 * float(np.dot(shares, t0) / np.sum(shares))
+    return replace(server, prompt=min(server.prompt, max(below, 0.0)))
 
 
 #: The ratios tau1 / tau(1) the online refit chooses among (0: perfect batching, 1:
