@@ -28,10 +28,9 @@ concurrency 1 (the paper's deployment). Accuracy is the profile's curves at the
 budgets served: SmolLM2-135M gains no accuracy from thinking, so the curves are set
 by hand as in ``benchmarks/smollm2_fidelity.toml``.
 
-With ``--prompt P`` the profile's server gets a prompt stage (llama.cpp computes a
-prompt alone while the batch waits, ``docs/batching.md``) of P seconds to start from;
-with ``--refit`` the gateway learns the mean stall from the prompts' timings, and the
-calibration keeps the mean of the stalls learned at its two budgets.
+With ``--prompt P`` the profile's server gets a prompt stage of P seconds
+(``docs/batching.md``, "A prompt stage": llama.cpp computing a prompt alone while the
+batch waits).
 
 Every run is written to ``--out`` (JSON) as soon as it ends; a rerun skips the runs
 already there. Run::
@@ -222,12 +221,8 @@ async def calibrate(args: argparse.Namespace, base_url: str, profile: thinkq.Pro
     high = at_plan.t0 + at_plan.c * served  # the solo time learned at the budget served
     slope = np.where(served > 0, (high - at_zero.t0) / np.maximum(served, 1.0), at_plan.c)
     c = np.where(slope > 0, slope, at_plan.c)  # a slope the noise made <= 0: the profile's
-    prompts = [p.server.prompt if p.server else 0.0 for p in (at_plan, at_zero)]
-    server = at_plan.server
-    if server is not None and server.prompt:  # the prompt stage learned at both budgets
-        server = replace(server, prompt=sum(prompts) / 2)
     learned = thinkq.Profile.from_arrays(
-        server=server, names=profile.names, share=profile.share, A=profile.A,
+        server=at_plan.server, names=profile.names, share=profile.share, A=profile.A,
         b=profile.b, D=profile.D, t0=np.maximum(high - c * served, 0.0), c=c,
         variance=(at_plan.variance + at_zero.variance) / 2, rate=profile.rate,
         alpha=profile.alpha, max_tokens=profile.max_tokens,
@@ -236,7 +231,6 @@ async def calibrate(args: argparse.Namespace, base_url: str, profile: thinkq.Pro
         "profile": learned.to_dict(),
         "at_budgets": {"budgets": budgets, "t0": at_plan.t0.tolist(), "c": at_plan.c.tolist()},
         "at_zero": {"t0": at_zero.t0.tolist()},
-        "prompts": prompts,
     }
 
 
@@ -354,7 +348,7 @@ def main() -> None:
     parser.add_argument(
         "--prompt",
         type=float,
-        help="Seconds: the server's mean prompt stall to start from (the refit learns it).",
+        help="Seconds: a prompt stage for the profile's server (docs/batching.md).",
     )
     parser.add_argument("--seed", type=int, default=0, help="Runs' arrivals: seed + 1, + 2, ...")
     parser.add_argument("--out", type=Path, required=True, help="Results (JSON), resumable.")

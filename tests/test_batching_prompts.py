@@ -17,8 +17,8 @@ import thinkq
 from thinkq.batching import Server, delay
 from thinkq.batching.prompts import prompt_chain
 from thinkq.errors import ProfileError
-from thinkq.measure.generation import Generation, prompt_seconds
 from thinkq.profile import profile_from_dict
+from thinkq.serve.queue import Queue
 from thinkq.serve.refit import LatencyRefit, held_prompt
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
@@ -138,25 +138,22 @@ def test_the_solver_finds_the_best_budgets_with_a_prompt_stage() -> None:
     assert sum(result.budgets) < sum(thinkq.solve(_profile(0.0)).budgets)
 
 
-def test_the_refit_learns_the_stall_from_the_prompts_timings() -> None:
+def test_the_refit_counts_a_querys_own_prompt_at_full_speed() -> None:
     now = [0.0]
     refit = LatencyRefit(_profile(0.01), window=1e6, clock=lambda: now[0], min_samples=5)
-    assert refit.server() == _server(0.01)  # too few yet: the profile's
-    # a prompt of 40 ms served beside two others: the others' step (14.67 ms) is not a stall
-    stall = refit.stall((0.040,), 3.0)
-    assert stall == pytest.approx(0.040 - 0.01467)
-    assert refit.stall((0.040, 0.001), 1.0) == pytest.approx(0.041)  # alone: all of both
-    for k in range(12):
-        refit.observe(k % 2, 0, 0.2, 3.0, math.nan, stall)
-    learned = refit.server()
-    assert learned is not None
-    assert learned.prompt == pytest.approx(stall)
-    # its own prompt ran at full speed: a solo time longer than the batch's slowdown gives
+    for k in range(12):  # six of each type, served in a mean batch of 3
+        refit.observe(k % 2, 0, 0.2, 3.0, math.nan if k < 6 else 0.05)
+    server = refit.server()
+    assert server == _server(0.01)  # a measured step table and its prompt, kept
     t0 = refit.fitted()[0]
-    speed = learned.speed(3.0)
-    assert t0[0] == pytest.approx(0.2 * speed + stall * (1 - speed))
-    without = LatencyRefit(_profile(0.0), window=1e6, clock=lambda: now[0])
-    assert math.isnan(without.stall((0.04,), 2.0))
+    speed = server.speed(3.0)
+    # type 0: three by the slowdown (the prompt at full speed), three by the clock
+    by_slowdown, by_clock = 0.2 * speed + 0.01 * (1 - speed), 0.05 + 0.01
+    assert t0[0] == pytest.approx((by_slowdown + by_clock) / 2)
+    plain = LatencyRefit(_profile(0.0), window=1e6, clock=lambda: now[0], min_samples=5)
+    for k in range(12):
+        plain.observe(k % 2, 0, 0.2, 3.0, math.nan)
+    assert plain.fitted()[0][0] == pytest.approx(0.2 * speed)
 
 
 def test_a_learned_prompt_is_held_below_the_solo_times() -> None:
@@ -167,9 +164,26 @@ def test_a_learned_prompt_is_held_below_the_solo_times() -> None:
     assert held_prompt(None, np.array([1.0]), np.array([0.1])) is None
 
 
-def test_prompt_seconds_read_the_servers_timings() -> None:
-    replies = [{"timings": {"prompt_ms": 30.0}}, {"timings": {"prompt_ms": 2.5}}]
-    assert prompt_seconds(*replies) == pytest.approx((0.030, 0.0025))
-    assert prompt_seconds({"timings": {"prompt_ms": 30.0}}, {}) is None
-    assert prompt_seconds() == ()
-    assert Generation(0, "", "", 0, 0, None, 1.0, "force").prompt_s is None  # not reported
+def test_the_gateways_clock_stands_still_while_prompts_stall_the_batch() -> None:
+    now = [0.0]
+    queue = Queue(concurrency=4, max_queue=10, clock=lambda: now[0])
+    server = _server(0.1)
+    queue.keep_work(server)
+    assert queue.stall == 0.1
+    assert queue.enter() is None  # a slot at 0: its prompt stalls the clock until 0.1
+    now[0] = 0.2
+    assert queue.work() == pytest.approx(0.1)  # decoding alone from 0.1, at speed 1
+    assert queue.enter() is None  # a second at 0.2: stalled until 0.3
+    now[0] = 0.25
+    assert queue.enter() is None  # a third at 0.25: its prompt after the second's, to 0.4
+    now[0] = 0.5
+    assert queue.work() == pytest.approx(0.1 + 0.1 * server.speed(3))
+    queue.release()
+    queue.release()
+    queue.release()
+    # without a prompt stage the clock runs whenever a request is in service
+    plain = Queue(concurrency=4, max_queue=10, clock=lambda: now[0])
+    plain.keep_work(_server(0.0))
+    assert plain.enter() is None
+    now[0] = 0.7
+    assert plain.work() == pytest.approx(0.2)

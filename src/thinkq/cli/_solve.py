@@ -260,13 +260,16 @@ def _server(result: SolveResult) -> Table | None:
     if f is None:
         return None
     slots = f"{f.slots:,}" + (" (unlimited)" if f.slots >= UNLIMITED_SLOTS else "")
+    server = result.profile.server
+    # with a prompt stage, of the load limit rather than of C(B) (docs/batching.md)
+    share = "utilisation (limit)" if server is not None and server.prompt else "utilisation of C(B)"
     rows = {
         "slots (B)": slots,
         "step time law tau(n) (s)": result.profile.server.law
         if result.profile.server
         else f"{f.tau0:g} + {f.tau1:g} n",
         "capacity C(B) (solo-s per s)": num(f.capacity, ".4g"),
-        "utilisation (of the load limit)": num(f.utilization, ".4f"),
+        share: num(f.utilization, ".4f"),
         "mean batch (in service)": num(f.mean_batch, ".4f"),
         "step time (s per decode step)": num(f.step_time, ".4g"),
         "slowdown in service": num(f.slowdown, ".4f"),

@@ -37,7 +37,6 @@ from thinkq.measure.generation import (
     check_budget,
     counted,
     first_choice,
-    prompt_seconds,
     stream_choices,
     timings_of,
     usage,
@@ -175,12 +174,10 @@ class Forcer:
         prompt = await self.render(messages)
         started = time.perf_counter()
         thinking, prompt_tokens, timings = "", None, None
-        replies: list[dict[str, Any]] = []  # every reply, for the prompts' time
         if budget > 0:
             reply = await self.server.post(
                 "/completions", self._think_body(prompt, budget, sampled)
             )
-            replies.append(reply)
             timings = timings_of(reply, started, time.perf_counter())
             choice = first_choice(reply, "/completions")
             produced = usage(reply, "completion_tokens")
@@ -189,7 +186,6 @@ class Forcer:
             prompt_tokens = usage(reply, "prompt_tokens")
         head = prompt + thinking + self.thinking.close + cue.text
         reply = await self.server.post("/completions", self._answer_body(head, cue, sampled))
-        replies.append(reply)
         text = str(first_choice(reply, "/completions").get("text") or "")
         latency = time.perf_counter() - started
         answered = await counted(self.server, text, usage(reply, "completion_tokens"))
@@ -205,7 +201,6 @@ class Forcer:
             latency_s=latency,
             mode="force",
             timings=timings,
-            prompt_s=prompt_seconds(*replies),
         )
 
     # long: the two phases of one streamed generation, in order, sharing the prompt,

@@ -34,7 +34,6 @@ __all__ = [
     "check_budget",
     "counted",
     "first_choice",
-    "prompt_seconds",
     "stream_choices",
     "timings_of",
     "usage",
@@ -77,13 +76,6 @@ class Timings:
     predicted_per_token_ms: float | None = None
     prompt_ms: float | None = None
     prompt_n: int | None = None
-
-
-def prompt_seconds(*replies: dict[str, Any]) -> tuple[float, ...] | None:
-    """The seconds the server spent on the prompt of each of ``replies`` (their
-    ``timings.prompt_ms``), or ``None`` if one does not report it."""
-    seconds = [timings_of(reply, 0.0, 0.0).prompt_ms for reply in replies]
-    return None if None in seconds else tuple(ms / 1000.0 for ms in seconds if ms is not None)
 
 
 def timings_of(reply: dict[str, Any], start: float, end: float) -> Timings:
@@ -132,9 +124,6 @@ class Generation:
     latency_s: float
     mode: Mode
     timings: Timings | None = None
-    #: Seconds the server spent on each request's prompt (llama.cpp's
-    #: ``timings.prompt_ms``), ``None`` where a request did not report it.
-    prompt_s: tuple[float, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)

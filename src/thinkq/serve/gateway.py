@@ -1,12 +1,11 @@
 """The gateway without HTTP: admission, budgets, budgeted generation, state.
 
-:meth:`Gateway.admit` counts an arrival for the estimator and refuses it
-(:class:`~thinkq.errors.OverloadedError`, HTTP 503) when the server cannot take it
-now (:mod:`thinkq.serve.admission`); :meth:`Gateway.complete` and :meth:`Gateway.stream`
-serve it inside :func:`~thinkq.serve.request.served` (turn, budget, slot, record) with
-exactly the budget's thinking tokens (``force``, :class:`~thinkq.measure.forcing.Forcer`)
-or at most that many (``cap``, :class:`~thinkq.measure.cap.Capper`) on the least-loaded
-replica. Periodic work waits for no request to be in progress (``books.activity``).
+:meth:`Gateway.admit` counts an arrival and refuses it (HTTP 503) when the server cannot
+take it now (:mod:`thinkq.serve.admission`); :meth:`Gateway.complete` and
+:meth:`Gateway.stream` serve it in :func:`~thinkq.serve.request.served` with exactly the
+budget's thinking tokens (``force``, :class:`~thinkq.measure.forcing.Forcer`) or at most
+that many (``cap``, :class:`~thinkq.measure.cap.Capper`) on the least-loaded replica.
+Periodic work waits for no request to be in progress (``books.activity``).
 """
 
 from __future__ import annotations
@@ -202,6 +201,7 @@ class Gateway:
 
     def announce(self, plan: Plan) -> Plan:
         """Log what ``plan`` (now in force) changed and bring the gauges up to date."""
+        self.queue.stall = plan.server.prompt if plan.server is not None else 0.0
         announce(plan, self.profile.names, log)
         self.publish()
         self.history.resolved(plan, self)

@@ -18,7 +18,10 @@ also integrates the speed tau(1) / tau(n) of each request in service
 (:meth:`Queue.work`, the batched model's virtual clock): a request's solo service is
 its change over the service, exact where the batch changed while it was served,
 where its time over the slowdown at its mean batch is low (tau(1) / tau(n) is convex
-in n).
+in n). With a prompt stage (:attr:`Queue.stall` seconds, the server's ``prompt`` in
+force) each slot taken stalls the clock for that long after the prompts already
+pending, as llama.cpp's batch waits for a prompt: a request's clock then counts its
+decode alone, and its solo time is that plus its own prompt.
 
 Every request leaves a :class:`~thinkq.serve.records.Record` (arrival, wait,
 service time, type, budget, thinking tokens, outcome and mean batch), kept by
@@ -74,6 +77,9 @@ class Queue:
         self._since = clock()
         self._speeds: tuple[float, ...] = ()
         self._work = math.nan
+        #: Seconds each slot taken stalls the clock (a prompt stage's prompt, in force).
+        self.stall = 0.0
+        self._stalled_until = -math.inf
 
     def keep_work(self, server: Server | None) -> None:
         """Integrate :meth:`work` by ``server``'s law from now on (``None``, or a server
@@ -83,17 +89,26 @@ class Queue:
             return
         self.area()
         self._speeds = (0.0, *(server.speed(n) for n in range(1, self.concurrency + 1)))
-        self._work = 0.0
+        self._work, self.stall = 0.0, server.prompt
 
     def area(self) -> float:
         """The integral of ``busy`` over time since start (request-seconds in service)."""
         now = self._clock()
         elapsed = now - self._since
         self._area += self.busy * elapsed
-        if self._speeds:
+        if self._speeds:  # the clock stands still while a prompt stalls the batch
+            if self._stalled_until > self._since:
+                elapsed = max(now - self._stalled_until, 0.0)
             self._work += self._speeds[min(self.busy, len(self._speeds) - 1)] * elapsed
         self._since = now
         return self._area
+
+    def _took(self) -> None:
+        """A slot was taken: with a prompt stage its prompt stalls the clock for
+        :attr:`stall` seconds after the prompts already pending (one at a time)."""
+        self.acquired += 1
+        if self.stall > 0.0 and self._speeds:
+            self._stalled_until = max(self._since, self._stalled_until) + self.stall
 
     def work(self) -> float:
         """The server's virtual clock: the integral of tau(1) / tau(busy) over time since
@@ -130,7 +145,7 @@ class Queue:
         """
         if self.busy < self.concurrency and not self._waiting:
             self._add_busy(1)
-            self.acquired += 1
+            self._took()
             return None
         if len(self._waiting) >= self.max_queue:
             raise QueueFullError(
@@ -174,7 +189,8 @@ class Queue:
             turn = self._waiting.popleft()
             if not turn.done():
                 turn.set_result(None)
-                self.acquired += 1
+                self.area()  # the clock up to now, before this slot's prompt stalls it
+                self._took()
                 return
         self._add_busy(-1)
 
@@ -190,7 +206,7 @@ class Queue:
             if not turn.done():
                 turn.set_result(None)
                 self._add_busy(1)
-                self.acquired += 1
+                self._took()
 
     @asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:

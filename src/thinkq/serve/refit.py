@@ -30,7 +30,10 @@ kept as it is (only the latency lines are refitted), and a request's solo time i
 then the server's virtual clock over its service where the gateway has it
 (:meth:`~thinkq.serve.queue.Queue.work`: exact where the batch changed during the
 service; its time over the slowdown at its mean batch is low, since tau(1) / tau(n)
-is convex in n).
+is convex in n). With a prompt stage (the table's ``prompt`` = p > 0, kept as it is)
+the clock stands still while prompts stall the batch, so a solo time is the clock
+over the decode plus p, the request's own prompt at full speed (and without the clock,
+its time over the slowdown credits p at full speed rather than at the batch's).
 """
 
 from __future__ import annotations
@@ -48,10 +51,8 @@ from thinkq.serve.estimator import Clock
 
 __all__ = ["LatencyRefit", "held_prompt"]
 
-#: One observation: (time, thinking tokens, seconds, mean batch, solo seconds by the clock,
-#: seconds of its prompts by the server's timings).
-Seen = tuple[float, int, float, float, float, float]
-Columns = tuple[IntArray, FloatArray, FloatArray, FloatArray, FloatArray, FloatArray]
+#: One observation: (time, thinking tokens, seconds, mean batch, solo seconds by the clock).
+Seen = tuple[float, int, float, float, float]
 
 
 class LatencyRefit:
@@ -88,30 +89,12 @@ class LatencyRefit:
         self._seen: list[deque[Seen]] = [deque() for _ in profile.names]
 
     def observe(
-        self,
-        task: int,
-        tokens: int,
-        seconds: float,
-        batch: float = 1.0,
-        work: float = math.nan,
-        prompt: float = math.nan,
+        self, task: int, tokens: int, seconds: float, batch: float = 1.0, work: float = math.nan
     ) -> None:
         """A request of type ``task`` thought ``tokens`` tokens and took ``seconds`` to
         serve, in a mean batch of ``batch`` requests, ``work`` solo seconds by the
-        server's law, ``prompt`` seconds of its prompts by the server (NaN: unknown)."""
-        self._seen[task].append((self.clock(), tokens, seconds, batch, work, prompt))
-
-    def stall(self, prompts: tuple[float, ...], batch: float) -> float:
-        """Seconds the batch waited for a request's prompts of ``prompts`` seconds each
-        (llama.cpp's ``prompt_ms``), served in a mean batch of ``batch``: each prompt's
-        time less the decode step of the others, which advanced in the same step (at
-        batch - 1 others, interpolated to 0 below one); NaN without a prompt stage."""
-        server = self.profile.batched
-        if server is None or not server.prompt:
-            return math.nan
-        others = max(batch - 1.0, 0.0)
-        step = server.step_time(others) if others >= 1.0 else others * server.step_time(1)
-        return sum(max(p - step, 0.0) for p in prompts)
+        server's law (NaN: unknown)."""
+        self._seen[task].append((self.clock(), tokens, seconds, batch, work))
 
     def _recent(self) -> list[deque[Seen]]:
         horizon = self.clock() - self.window
@@ -120,36 +103,27 @@ class LatencyRefit:
                 seen.popleft()
         return self._seen
 
-    def _columns(self) -> Columns:
+    def _columns(self) -> tuple[IntArray, FloatArray, FloatArray, FloatArray, FloatArray]:
         """The window's observations as columns: type, thinking tokens, seconds, batch,
-        solo seconds by the server's clock, prompt seconds."""
+        solo seconds by the server's clock."""
         rows = [(k, *obs[1:]) for k, seen in enumerate(self._recent()) for obs in seen]
         if not rows:
-            empty = np.empty(0)
-            return np.empty(0, np.intp), empty, empty, empty, empty, empty
+            return np.empty(0, np.intp), np.empty(0), np.empty(0), np.empty(0), np.empty(0)
         columns = zip(*rows, strict=True)
-        k, tokens, seconds, batch, work, prompt = (np.array(c, np.float64) for c in columns)
-        return k.astype(np.intp), tokens, seconds, batch, work, prompt
+        k, tokens, seconds, batch, work = (np.array(column, np.float64) for column in columns)
+        return k.astype(np.intp), tokens, seconds, batch, work
 
     def server(self) -> Server | None:
-        """The profile's server with its step-time law refitted where there is data, and
-        its prompt stage's mean prompt (where it has one) learned from the prompts'
-        timings the upstream reports (``min_samples`` of them)."""
-        return self._law()[0]
-
-    def _law(self) -> tuple[Server | None, bool]:
-        """:meth:`server`, and whether its step-time law is the profile's."""
+        """The profile's server with its step-time law refitted where there is data."""
         server = self.profile.batched
-        if server is None:
-            return self.profile.server, True
-        k, tokens, seconds, batch, _, prompt = self._columns()
-        if server.prompt and np.count_nonzero(np.isfinite(prompt)) >= self.min_samples:
-            server = replace(server, prompt=float(np.nanmean(prompt)))
-        if server.steps or np.count_nonzero(batch > 1.5) < self.min_samples:
-            return server, True  # a measured step table is kept as it is
+        if server is None or server.steps:  # a measured step table is kept as it is
+            return self.profile.server
+        k, tokens, seconds, batch, _ = self._columns()
+        if np.count_nonzero(batch > 1.5) < self.min_samples:
+            return server
         beta = float(min(_BETAS, key=lambda b: self._misfit(k, tokens, seconds, batch, float(b))))
         solo = server.step_time(1)
-        return replace(server, tau0=solo * (1.0 - beta), tau1=solo * beta), False
+        return replace(server, tau0=solo * (1.0 - beta), tau1=solo * beta)
 
     def _misfit(
         self, k: IntArray, l: FloatArray, s: FloatArray, n: FloatArray, beta: float
@@ -163,19 +137,18 @@ class LatencyRefit:
     def fitted(self) -> tuple[FloatArray, FloatArray, FloatArray]:
         """``(t0, c, variance)`` per type: refitted where there is enough data."""
         p = self.profile
-        k, l, s, n, work, prompt = self._columns()
+        k, l, s, n, work = self._columns()
         counts = np.bincount(k, minlength=p.size)
         ready = counts >= self.min_samples
         if not np.any(ready):
             return p.t0.copy(), p.c.copy(), p.variance.copy()
-        server, kept = self._law() if p.batched is not None else (None, True)
+        server = self.server() if p.batched is not None else None
         if server is not None:  # solo times: undo the batch's slowdown
             speed = server.step_time(1) / server.step_times(n)
-            s = s * speed
-            if kept:  # the profile's law, kept: its clock where there is one
-                s = np.where(np.isfinite(work), work, s)
-            if server.prompt:  # its own prompt ran at full speed, not at the batch's
-                s = s + np.where(np.isfinite(prompt), prompt * (1.0 - speed), 0.0)
+            own = server.prompt  # its own prompt ran at full speed (0 without a stage)
+            s = s * speed + own * (1.0 - speed)
+            if server is p.server:  # the profile's law, kept: its clock where there is one
+                s = np.where(np.isfinite(work), work + own, s)
         intercept, slope = _lines(k, l, s, p.c, self.min_spread)
         residuals = s - intercept[k] - slope[k] * l
         spread = np.bincount(k, weights=residuals**2, minlength=p.size) / np.maximum(counts - 1, 1)
@@ -186,8 +159,8 @@ class LatencyRefit:
 
 
 def held_prompt(server: Server | None, shares: FloatArray, t0: FloatArray) -> Server | None:
-    """``server`` with a learned mean prompt held below 0.9 E[S(0)] at ``shares`` (a
-    prompt is part of every solo time: one measured above the refitted lines is noise)."""
+    """``server`` with its prompt held below 0.9 E[S(0)] at ``shares`` and refitted lines
+    ``t0`` (a prompt is part of every solo time; refitted lines may fall below it)."""
     if server is None or not server.prompt:
         return server
     below = 0.9 * float(np.dot(shares, t0) / np.sum(shares))

@@ -151,12 +151,7 @@ class Books:
         self.records.add(record)
         self.metrics.record(record)
         if self.refit is not None and outcome == "ok":
-            prompted = math.nan
-            if g is not None and g.prompt_s is not None:
-                prompted = self.refit.stall(g.prompt_s, batch)
-            self.refit.observe(
-                job.task, record.thinking_tokens, record.service, batch, work, prompted
-            )
+            self.refit.observe(job.task, record.thinking_tokens, record.service, batch, work)
         if log.isEnabledFor(logging.INFO):
             prompt = f" prompt={job.text[:200]!r}" if self.log_prompts else ""
             self.lines.info(

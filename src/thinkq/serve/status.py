@@ -66,6 +66,7 @@ def _server(plan: Plan, measured_batch: float | None, replicas: int) -> dict[str
         "tau1": server.tau1,
         "steps": [list(point) for point in server.steps] or None,
         "capacity": server.max_capacity,
+        "prompt": server.prompt,
         "predicted_mean_batch": finite_number(plan.mean_batch),
         "measured_mean_batch": measured_batch,
         "predicted_step_time": finite_number(plan.step_time),
