@@ -8,13 +8,13 @@ measure another workload than the one its name and ``docs/batching.md`` state.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 from pathlib import Path
 from types import ModuleType
 
 import numpy as np
 import pytest
 
+import bench_scripts
 import thinkq
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -22,14 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def fidelity() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "thinkq_batch_fidelity", ROOT / "benchmarks" / "batch_fidelity.py"
-    )
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return bench_scripts.load("batch_fidelity")
 
 
 def _plan(fidelity: ModuleType, budget: str, rho: float) -> dict[str, tuple[thinkq.Profile, int]]:

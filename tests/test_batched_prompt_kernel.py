@@ -8,13 +8,12 @@ plain Python; with no prompt the kernel is the one it was, bit for bit.
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
 from types import ModuleType
 
 import numpy as np
 import pytest
 
+import bench_scripts
 import thinkq
 from thinkq import model
 from thinkq.batching.kernel import BatchedQueue, departures
@@ -23,20 +22,11 @@ from thinkq.simulate.batched import run_batched
 from thinkq.simulate.queueing import TypeSampler, lindley
 from thinkq.simulate.simulator import _blocks
 
-ROOT = Path(__file__).resolve().parents[1]
-
 
 @pytest.fixture(scope="module")
 def prefill() -> ModuleType:
     """``benchmarks/batch_prefill.py``, whose ``serve`` is the reference."""
-    spec = importlib.util.spec_from_file_location(
-        "thinkq_batch_prefill", ROOT / "benchmarks" / "batch_prefill.py"
-    )
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return bench_scripts.load("batch_prefill")
 
 
 def bent(slots: int, prompt: float) -> Server:

@@ -3,16 +3,14 @@ server's load limit, the profile's checks, the solver on it and the gateway's re
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-import sys
-from pathlib import Path
 from types import ModuleType
 
 import numpy as np
 import pytest
 
+import bench_scripts
 import thinkq
 from thinkq.batching import Server, delay
 from thinkq.batching.prompts import prompt_chain
@@ -21,19 +19,12 @@ from thinkq.profile import profile_from_dict
 from thinkq.serve.queue import Queue
 from thinkq.serve.refit import LatencyRefit, held_prompt
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 STEPS = ((1, 0.00716), (2, 0.01467), (3, 0.02070), (4, 0.02176))
 
 
 def _reference() -> ModuleType:
     """``benchmarks/prefill_chain.py``: the chain built state by state, independently."""
-    sys.path.insert(0, str(BENCHMARKS))
-    spec = importlib.util.spec_from_file_location("prefill_chain", BENCHMARKS / "prefill_chain.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return bench_scripts.load("prefill_chain")
 
 
 def _server(prompt: float, slots: int = 4) -> Server:
