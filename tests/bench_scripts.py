@@ -1,5 +1,8 @@
 """The benchmark scripts (``benchmarks/*.py``) as modules, for the tests that use their
-functions as references (``benchmarks`` is not a package: loaded by path)."""
+functions as references or instances (``benchmarks`` is not a package: loaded by path,
+under names of their own, since ``tests/instances.py`` and ``benchmarks/instances.py``
+would shadow each other; a script puts its own folder on the path if it imports a
+sibling)."""
 
 from __future__ import annotations
 
@@ -12,12 +15,10 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
 def load(name: str) -> ModuleType:
-    """``benchmarks/<name>.py``, loaded once (its siblings importable, as when it runs)."""
+    """``benchmarks/<name>.py``, loaded once, as the module ``thinkq_benchmark_<name>``."""
     key = f"thinkq_benchmark_{name}"
     if key in sys.modules:
         return sys.modules[key]
-    if str(BENCHMARKS) not in sys.path:
-        sys.path.insert(0, str(BENCHMARKS))
     spec = importlib.util.spec_from_file_location(key, BENCHMARKS / f"{name}.py")
     assert spec is not None
     assert spec.loader is not None
