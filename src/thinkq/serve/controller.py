@@ -15,10 +15,10 @@ with the last budgets in force before it, so that when a burst is over the budge
 come back to what they were unless the load after it is really different.
 
 A profile with a ``[server]`` table (more than one slot) is solved and predicted
-with the batched model (``docs/batching.md``), its step-time law (and mean prompt)
-refitted online with the latency lines when refitting is on (:mod:`thinkq.serve.refit`;
-a learned prompt is held below 0.9 E[S(0)]). With ``replicas`` > 1 the server solved
-for is the fleet, :func:`thinkq.batching.fleet.replicated`: M/G/c (``docs/fleet.md``).
+with the batched model (``docs/batching.md``), its step-time law refitted online with
+the latency lines when refitting is on (:mod:`thinkq.serve.refit`; a prompt stage's
+prompt held below 0.9 E[S(0)] of the refitted lines). With ``replicas`` > 1 the server
+solved for is the fleet, :func:`thinkq.batching.fleet.replicated`: M/G/c (``docs/fleet.md``).
 
 When even zero budgets are unstable at the estimated load (lambda E[S(0)] >= 1, eq. 4,
 or beyond the batched server's load limit) the plan is *overloaded*: its budgets are
