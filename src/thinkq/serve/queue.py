@@ -108,6 +108,7 @@ class Queue:
         :attr:`stall` seconds after the prompts already pending (one at a time)."""
         self.acquired += 1
         if self.stall > 0.0 and self._speeds:
+            self.area()  # the clock up to now, before this slot's prompt stalls it
             self._stalled_until = max(self._since, self._stalled_until) + self.stall
 
     def work(self) -> float:
@@ -189,7 +190,6 @@ class Queue:
             turn = self._waiting.popleft()
             if not turn.done():
                 turn.set_result(None)
-                self.area()  # the clock up to now, before this slot's prompt stalls it
                 self._took()
                 return
         self._add_busy(-1)
