@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -163,6 +164,32 @@ def test_the_load_generator_sends_every_query_and_reports_sojourn_times() -> Non
         assert [t["name"] for t in data["tasks"]] == ["math", "chat"]
 
     asyncio.run(main())
+
+
+def test_unique_prompts_share_no_prefix_beyond_the_template() -> None:
+    upstream = FakeServer(delay=0.0)
+
+    async def main(unique: bool) -> list[str]:
+        upstream.calls.clear()
+        gateway = Gateway(
+            profile(), upstream.server(), template=TEMPLATES["chatml"], max_wait=3600.0
+        )
+        async with gateway:
+            transport = httpx.ASGITransport(app=create_app(gateway))
+            await run_load(
+                "http://gateway.test/v1", rate=500.0, queries=12, mix={"math": 1.0},
+                prompts={"math": ["1+1?"]}, transport=transport, seed=5, unique=unique,
+            )  # fmt: skip
+        return [str(b["prompt"]) for b in upstream.generated() if "1+1?" in str(b["prompt"])]
+
+    tagged = asyncio.run(main(unique=True))
+    heads = {p.split("1+1?")[0] for p in tagged}  # the template, then the tag
+    assert len(heads) == 12  # both phases of a query carry its tag
+    tags = {re.search(r"\[query 5-(\d+)\] $", head) for head in heads}
+    assert sorted(int(t.group(1)) for t in tags if t) == list(range(12))
+    plain = asyncio.run(main(unique=False))
+    assert len({p.split("1+1?")[0] for p in plain}) == 1  # one prompt, one prefix
+    assert not any("[query" in p for p in plain)
 
 
 def test_dataset_of_maps_task_names_to_benchmark_sets() -> None:

@@ -117,6 +117,12 @@ def loadtest_command(
         int, typer.Option("--max-tokens", help="Answer tokens per request.", min=1)
     ] = 64,
     seed: Annotated[int, typer.Option("--seed", help="Seed of arrivals and prompts.", min=0)] = 0,
+    unique: Annotated[
+        bool,
+        typer.Option(
+            "--unique-prompts", help="Tag each prompt with its query, so no server cache holds it."
+        ),
+    ] = False,
     api_key_env: Annotated[
         str | None, typer.Option("--api-key-env", help="Environment variable holding the key.")
     ] = None,
@@ -139,13 +145,14 @@ def loadtest_command(
             result = asyncio.run(
                 run_load(
                     target, rate=rate, queries=queries, mix=shares, prompts=prompts,
-                    max_tokens=max_tokens, seed=seed, api_key=key, progress=update,
+                    max_tokens=max_tokens, seed=seed, unique=unique, api_key=key,
+                    progress=update,
                 )
             )  # fmt: skip
         except ValueError as exc:
             fail(str(exc))
     if as_json:
-        dump(result.to_dict() | {"seed": seed}, "loadtest")
+        dump(result.to_dict() | {"seed": seed, "unique_prompts": unique}, "loadtest")
     else:
         _render(result)
     if result.overall.served == 0:

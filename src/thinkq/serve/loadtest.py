@@ -134,6 +134,7 @@ async def run_load(
     max_tokens: int = 64,
     stop: Sequence[str] = (),
     seed: int = 0,
+    unique: bool = False,
     api_key: str | None = None,
     timeout: float = 600.0,
     transport: httpx.AsyncBaseTransport | None = None,
@@ -157,6 +158,12 @@ async def run_load(
         Answer tokens per request, and the strings that end an answer.
     seed:
         Seed of the arrival times, types and prompts.
+    unique:
+        Start each query's prompt with its own tag (``[query 0-17]``: the seed, then the
+        query), so that no two queries share a prefix beyond the chat template's: a
+        server's prompt cache then holds nothing of a query before it arrives, as with
+        new users' queries. Without it the prompts recur, and a server that caches them
+        computes fewer of them.
     api_key, timeout, transport:
         Sent as a bearer token; seconds per request; an ``httpx`` transport (tests).
     progress:
@@ -191,8 +198,11 @@ async def run_load(
             task, scheduled = names[kinds[k]], start + float(times[k])
             await asyncio.sleep(max(0.0, scheduled - time.perf_counter()))
             texts = prompts[task]
+            text = texts[int(draws[k]) % len(texts)]
+            if unique:
+                text = f"[query {seed}-{k}] {text}"
             body = {
-                "messages": [{"role": "user", "content": texts[int(draws[k]) % len(texts)]}],
+                "messages": [{"role": "user", "content": text}],
                 "max_tokens": max_tokens,
                 "seed": int(draws[k]),
             }
