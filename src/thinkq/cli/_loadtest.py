@@ -96,6 +96,7 @@ def _render(result: LoadResult) -> None:
     Console().print(table)
 
 
+# long: most of it is the options' declarations, one per option, as Typer reads them
 @app.command("loadtest")
 def loadtest_command(
     target: Annotated[
