@@ -28,7 +28,10 @@ Hooks make it misbehave: ``down`` refuses every connection, :meth:`fail_on` give
 generation request an error status, ``broken`` maps paths to the error status they
 always answer, ``cut_after`` breaks the connection after that
 many tokens of a reply (a plain reply is cut in its body), ``delay`` is each
-generation's service time (seconds). ``complete`` (or ``chat``) replaces the reply
+generation's service time (seconds). ``prompt_ms`` (new, held) makes a plain
+``/v1/completions`` reply carry llama.cpp's ``timings``: ``prompt_ms`` the first for a
+prompt not seen before (``prompt_n`` its characters), the second for one seen
+(``prompt_n`` 1), as llama-server's prompt cache does. ``complete`` (or ``chat``) replaces the reply
 of ``/v1/completions`` (``/v1/chat/completions``); a reply that is an
 ``httpx.Response`` is sent as it is.
 
@@ -187,6 +190,8 @@ class FakeServer:
     chat: Callable[[Body], Reply] | None = None
     calls: list[Call] = field(default_factory=list)
     generations: int = 0
+    prompt_ms: tuple[float, float] | None = None
+    seen: set[str] = field(default_factory=set)
 
     def transport(self) -> httpx.MockTransport:
         return httpx.MockTransport(self.handle)
@@ -300,12 +305,22 @@ class FakeServer:
         usage["total_tokens"] = PROMPT_TOKENS + len(out)
         if not body.get("stream"):
             reply = completion("".join(t for _, t in out), finish, tokens=None)
-            return self._plain(reply | ({"usage": usage} if self.usage else {}))
+            return self._plain(reply | ({"usage": usage} if self.usage else {}) | self._timed(body))
         events = [{"choices": [{"index": 0, "text": t, "finish_reason": None}]} for _, t in out]
         if not events:
             events.append({"choices": [{"index": 0, "text": "", "finish_reason": None}]})
         events[-1]["choices"][0]["finish_reason"] = finish
         return self._events(body, events, usage)
+
+    def _timed(self, body: Body) -> Body:
+        """llama.cpp's ``timings`` of a prompt, new or seen (none without ``prompt_ms``)."""
+        if self.prompt_ms is None:
+            return {}
+        prompt = str(body.get("prompt"))
+        new = prompt not in self.seen
+        self.seen.add(prompt)
+        ms = self.prompt_ms[0] if new else self.prompt_ms[1]
+        return {"timings": {"prompt_ms": ms, "prompt_n": len(prompt) if new else 1}}
 
     def _chat(self, body: Body) -> Reply | None:
         if self.chat is not None:

@@ -135,7 +135,10 @@ def _edit(path: Path, line: int, **changes: Any) -> None:
     [
         ({"batch": "four"}, "r.server.jsonl:3: batch: expected a number, got 'four'"),
         ({"concurrency": 0}, "r.server.jsonl:3: concurrency: must be >= 1, got 0"),
-        ({"phase": "warmup"}, "r.server.jsonl:3: phase: expected 'server', got 'warmup'"),
+        (
+            {"phase": "warmup"},
+            "r.server.jsonl:3: phase: expected 'server' or 'prompt', got 'warmup'",
+        ),
         (
             {"predicted_ms": None, "think_s": None},
             "r.server.jsonl:3: think_s: missing (neither the server's predicted_ms",

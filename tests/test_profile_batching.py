@@ -1,5 +1,6 @@
 """``thinkq profile --slots`` and ``thinkq fit`` against llama.cpp's own ``llama-server``
-(4 slots, continuous batching) serving SmolLM2-135M: a server table from a real server."""
+(4 slots, continuous batching) serving SmolLM2-135M: a server table, its prompt stage
+included, from a real server."""
 
 from __future__ import annotations
 
@@ -15,8 +16,13 @@ def test_a_real_batching_server_is_profiled_and_fitted(
     llama_batching_server: LlamaServer, benchmarks_dir: Path, tmp_path: Path
 ) -> None:
     fitted = profile_and_fit(llama_batching_server, benchmarks_dir, tmp_path)
-    rows = [json.loads(line) for line in fitted.server_records.read_text("utf-8").splitlines()]
-    assert all(r["error"] is None for r in rows)
+    every = [json.loads(line) for line in fitted.server_records.read_text("utf-8").splitlines()]
+    assert all(r["error"] is None for r in every)
+    rows = [r for r in every if r["phase"] == "server"]
+    # the prompt probe: each item's prompt new (computed whole) and held (llama.cpp's cache)
+    probes = [r for r in every if r["phase"] == "prompt"]
+    assert len(probes) == 4  # two items of each of two datasets
+    assert all(r["new_n"] > r["held_n"] and r["new_ms"] > r["held_ms"] for r in probes)
     assert sorted({r["concurrency"] for r in rows}) == [1, 2, 4]
     assert all(r["thinking_tokens"] == r["budget"] for r in rows)  # exact forcing
     # llama-server reports its own decode timings and its busy slots
@@ -42,3 +48,8 @@ def test_a_real_batching_server_is_profiled_and_fitted(
     else:
         assert report["held_out_max_error"] == report["line_held_out_max_error"]
     assert 0.001 < server.step_time(1) < 0.5  # seconds per decode step on 2 cores
+    # a new prompt is computed alone while the batch waits: part of every solo time
+    solo = float(profile.share @ profile.t0)  # E[S(0)], t0 lifted for new prompts
+    assert 0 < server.prompt < solo
+    assert fitted.report["prompt"]["written"]
+    assert fitted.report["prompt"]["probes"] == len(probes)

@@ -134,3 +134,43 @@ def test_records_and_summaries_combine_across_files(tmp_path: Path):
     both = read_records([records, summary])
     assert both.task_names == ("math", "code")
     assert both.files == (str(records), str(summary))
+
+
+def probe_line(**changes: object) -> str:
+    """One line of the server phase's prompt probe."""
+    base = {"phase": "prompt", "task": "math", "item_id": "q1", "model": "m", "tag": "[t-0]",
+            "new_ms": 350.5, "new_n": 125, "held_ms": 9.0, "held_n": 1, "error": None}  # fmt: skip
+    return json.dumps(base | changes)
+
+
+def test_prompt_probe_lines_are_read_beside_the_records(tmp_path: Path):
+    failed = probe_line(item_id="q2", new_ms=None, held_ms=None, error="server: HTTP 500")
+    path = write(tmp_path / "r.jsonl", *good_lines(), probe_line(), failed)
+    records = read_records([path])
+    assert len(records.records) == len(good_lines())  # the probe is no accuracy record
+    (probe,) = records.prompts
+    assert (probe.new_ms, probe.new_n, probe.held_ms, probe.held_n) == (350.5, 125, 9.0, 1)
+    assert records.prompt_lines == (f"{path}:{len(good_lines()) + 1}",)
+    assert records.failed == 1
+    assert records.model == "m"
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "fragment"),
+    [
+        ({"new_ms": None}, "new_ms", "missing (a probe that did not fail"),
+        ({"held_ms": -1}, "held_ms", "must be >= 0"),
+        ({"new_n": 1.5}, "new_n", "expected an integer"),
+        ({"task": ""}, "task", "must be a non-empty name"),
+        ({"model": "other"}, "model", "records mix models"),
+    ],
+)
+def test_a_malformed_probe_line_is_one_problem(
+    tmp_path: Path, changes: dict[str, object], field: str, fragment: str
+):
+    path = write(tmp_path / "r.jsonl", *good_lines(), probe_line(**changes))
+    with pytest.raises(RecordError) as info:
+        read_records([path])
+    (problem,) = info.value.problems
+    assert (problem.line, problem.field) == (len(good_lines()) + 1, field)
+    assert fragment in problem.message

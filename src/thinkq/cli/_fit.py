@@ -7,7 +7,8 @@ tokens differ from their budget (``--drop-off-budget`` leaves them out instead).
 left out or counted once (:func:`thinkq.records.check_records`) are ``warning:`` lines,
 and so are fit warnings (a flat curve, b on a bound, many outliers); the fit still
 succeeds. Records of the server phase (``thinkq profile --slots``) add the server's
-step-time law, printed as a third table.
+step-time law, printed as a third table, and its prompt probe the table's ``prompt``
+with each t0 lifted for new prompts (``--no-prompt-stage``: neither).
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ def _records_error(exc: RecordError) -> None:
     raise typer.Exit(2)
 
 
-# long: the signature declares its 11 options (Typer).
+# long: the signature declares its 12 options (Typer).
 @app.command("fit")
 def fit_command(
     records: Annotated[
@@ -108,6 +109,13 @@ def fit_command(
             help="Leave out records whose thinking tokens differ from their budget (counted).",
         ),
     ] = False,
+    no_prompt_stage: Annotated[
+        bool,
+        typer.Option(
+            "--no-prompt-stage",
+            help="No prompt stage: leave out the server prompt and the t0 lift for new prompts.",
+        ),
+    ] = False,
 ) -> None:
     """Fit accuracy and latency curves to measurements and write a profile."""
     if output is not None and output.suffix.lower() not in (".toml", ".json"):
@@ -133,6 +141,7 @@ def fit_command(
                 seed=seed,
                 progress=update,
                 drop_off_budget=drop_off_budget,
+                prompt_stage=not no_prompt_stage,
             )
     except RecordError as exc:
         _records_error(exc)
@@ -231,6 +240,8 @@ def _render(console: Console, result: FitResult, written: list[Path]) -> None:
     server = [] if result.server is None else [_server_table(result.server)]
     if result.server is not None:
         rows |= _server_rows(result.server)
+    if result.prompt is not None:
+        rows["prompt"] = result.prompt.text
     console.print(Group(accuracy, latency, *server, grid("Fit", rows)))
 
 

@@ -3,8 +3,9 @@
 :func:`measure` checks the server (it answers, lists the model, tokenizes the end
 texts and renders the template), then runs the accuracy phase
 (:func:`thinkq.measure.runner.run`) and, with ``--slots``, the server phase
-(:func:`thinkq.measure.levels.run_levels`), each with its progress bar. A server that
-answered the checks and then cannot be reached raises :class:`ServerStoppedError`.
+(:func:`thinkq.measure.levels.run_levels`) and its prompt probe
+(:func:`thinkq.measure.prompt_probe.run_probe`), each with its progress bar. A server
+that answered the checks and then cannot be reached raises :class:`ServerStoppedError`.
 :func:`summary` and :func:`level_summary` are the tables printed after the run.
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from rich.table import Table
 
@@ -24,12 +26,14 @@ from thinkq.measure.generation import Generator
 from thinkq.measure.items import Item
 from thinkq.measure.level_plan import LevelQuery
 from thinkq.measure.levels import run_levels
+from thinkq.measure.prompt_probe import Probed, run_probe
 from thinkq.measure.runner import Progress, Query, Tally, run
 from thinkq.measure.server import Server
 from thinkq.measure.settings import RunSettings
 from thinkq.records import RecordSet, read_records
 
 __all__ = [
+    "Measured",
     "Phase",
     "ServerStoppedError",
     "items_of",
@@ -97,11 +101,19 @@ async def _preflight(generator: Generator, server: Server) -> None:
         await generator.render([{"role": "user", "content": "2 + 2 = ?"}])
 
 
+class Measured(NamedTuple):
+    """The tally of each phase, and the prompt probe's (``None`` without ``--slots`` > 1)."""
+
+    tallies: list[Tally]
+    probe: Probed | None = None
+
+
 async def measure(
     generator: Generator, server: Server, phases: list[Phase], *, retries: int
-) -> list[Tally]:
-    """Check the server, then run each phase in order; the tally of each."""
-    tallies = []
+) -> Measured:
+    """Check the server, then run each phase in order (the server phase with its prompt
+    probe); the tally of each."""
+    tallies, probe = [], None
     async with server:
         await _preflight(generator, server)
         try:
@@ -109,9 +121,15 @@ async def measure(
                 label = "measuring" if phase.slots is None else "measuring the server"
                 with progress(label, True) as update:
                     tallies.append(await _run(generator, server, phase, retries, update))
+                if (phase.slots or 0) > 1 and isinstance(generator, Forcer):  # batching
+                    with progress("probing new prompts", True) as update:
+                        queries = [q for q in phase.queries if isinstance(q, LevelQuery)]
+                        probe = await run_probe(
+                            generator, queries, phase.output, retries=retries, progress=update
+                        )
         except ServerUnreachableError as exc:  # it answered the checks: it died
             raise ServerStoppedError(exc) from exc
-    return tallies
+    return Measured(tallies, probe)
 
 
 async def _run(
@@ -164,7 +182,10 @@ def level_summary(out: Path, tally: Tally) -> Table:
     for column in ("concurrency", "n", "batch", "batch (/slots)", "step (ms)", "tokens/s"):
         table.add_column(column, justify="right")
     levels: dict[int, list[tuple[float, float | None, float | None]]] = defaultdict(list)
-    for r in _read(out).server:
+    records = _read(out)
+    if records.prompts:
+        table.caption = _probe_caption(records)
+    for r in records.server:
         levels[r.concurrency].append((r.batch, r.batch_slots, r.step_s))
     for n, rows in sorted(levels.items()):
         batch = sum(b for b, _, _ in rows) / len(rows)
@@ -178,3 +199,18 @@ def level_summary(out: Path, tally: Tally) -> Table:
             f"{batch / step:.0f}" if step else "-",
         )  # fmt: skip
     return table
+
+
+def _probe_caption(records: RecordSet) -> str:
+    """The prompt probe in one line: mean new and held prompt (ms and tokens)."""
+    probes = records.prompts
+
+    def mean(values: list[float | None]) -> str:
+        given = [v for v in values if v is not None]
+        return f"{sum(given) / len(given):.0f}" if given else "-"
+
+    return (
+        f"prompt probe: {len(probes)} items; a new prompt {mean([r.new_ms for r in probes])} ms "
+        f"({mean([r.new_n for r in probes])} tokens), held {mean([r.held_ms for r in probes])} "
+        f"ms ({mean([r.held_n for r in probes])} tokens)"
+    )

@@ -16,7 +16,8 @@ With ``--slots B`` a server phase follows (``--server-only``: replaces) the accu
 phase: ``--server-queries`` forced queries at each concurrency level 1, 2, 4, ..., B
 (or those of ``--server-levels``; the fit's held-out check of a law that bends needs
 four or more), written with the batch each saw to ``NAME.server.jsonl``, resumable the same way
-(:mod:`thinkq.measure.levels`).
+(:mod:`thinkq.measure.levels`), then the prompt probe: what a new prompt and the same
+prompt held cost the server (:mod:`thinkq.measure.prompt_probe`; llama.cpp only).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from rich.console import Console
 
 from thinkq.cli._app import api_key, app, fail, integers, wrote
 from thinkq.cli._measurement import (
+    Measured,
     Phase,
     ServerStoppedError,
     items_of,
@@ -47,7 +49,7 @@ from thinkq.measure.datasets import DATASETS
 from thinkq.measure.forcing import Forcer
 from thinkq.measure.generation import Generator, Sampling
 from thinkq.measure.level_plan import checked_levels
-from thinkq.measure.runner import Tally, plan
+from thinkq.measure.runner import plan
 from thinkq.measure.server import Server
 from thinkq.measure.templates import TEMPLATES, THINKING, get_template
 from thinkq.measure.tokenizer import LocalTokenizer
@@ -223,7 +225,7 @@ def profile_command(
             generator = Forcer(
                 server, template=chosen, thinking=style, sampling=sampling, suppress_ids=ids
             )
-        tallies = asyncio.run(measure(generator, server, phases, retries=retries))
+        measured = asyncio.run(measure(generator, server, phases, retries=retries))
     except KeyboardInterrupt:
         sys.stderr.write(
             "interrupted: finished queries are in the file; run the same command to go on\n"
@@ -247,19 +249,27 @@ def profile_command(
         sys.stderr.write(f"error: option -o: {where}: cannot write: {why}; the finished records "
                          f"are in {files}: run the same command to go on\n")  # fmt: skip
         raise typer.Exit(1) from None
-    _report(phases, tallies, note)
+    _report(phases, measured, note)
 
 
-def _report(phases: list[Phase], tallies: list[Tally], note: str | None) -> None:
+def _report(phases: list[Phase], measured: Measured, note: str | None) -> None:
     """The summary of each phase, the files written, warnings; exit 1 if queries failed."""
     console = Console()
+    tallies, probe = measured
     for phase, tally in zip(phases, tallies, strict=True):
         table = summary if phase.slots is None else level_summary
         console.print(table(phase.output, tally))
-    wrote([p.output for p, t in zip(phases, tallies, strict=True) if t.answered or t.failed])
+    probed = probe is not None and probe.tally.answered + probe.tally.failed > 0
+    wrote([p.output for p, t in zip(phases, tallies, strict=True)
+           if t.answered or t.failed or (probed and p.slots is not None)])  # fmt: skip
     if note:
         sys.stderr.write(f"warning: {note}\n")
-    failed = sum(t.failed for t in tallies)
+    if probe is not None and not probe.timed:
+        sys.stderr.write(
+            "warning: the server's replies carry no timings: the prompt probe (llama.cpp's "
+            "prompt_ms) wrote nothing, and thinkq fit leaves the [server] prompt out\n"
+        )
+    failed = sum(t.failed for t in tallies) + (probe.tally.failed if probe else 0)
     if failed:
         sys.stderr.write(
             f"warning: {failed} queries failed (their records say why); "

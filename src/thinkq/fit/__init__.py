@@ -9,7 +9,8 @@
 
 and, where the files hold the server phase of ``thinkq profile --slots`` (lines with
 ``"phase": "server"``), the server's step time tau(n) = tau0 + tau1 n (:mod:`.server`),
-written as the profile's ``[server]`` table;
+written as the profile's ``[server]`` table, with the prompt stage of its prompt probe
+(``"phase": "prompt"``: :mod:`.prompt`);
 
 bootstraps both (:mod:`.bootstrap`) for percentile intervals, and returns a
 :class:`FitResult` (:mod:`.result`): a validated :class:`~thinkq.Profile` at the chosen operating
@@ -32,6 +33,7 @@ from thinkq.fit.accuracy import AccuracyFit, fit_accuracy
 from thinkq.fit.bootstrap import bootstrap as bootstrap_fits
 from thinkq.fit.data import TaskData, supported_max, task_data
 from thinkq.fit.latency import C_MIN, LatencyFit, fit_latency
+from thinkq.fit.prompt import PromptFit, fit_prompt_stage
 from thinkq.fit.result import FitResult, TaskFit
 from thinkq.fit.server import ServerFit, fit_server, with_solo
 from thinkq.fit.steps import step_data
@@ -50,6 +52,7 @@ __all__ = [
     "FitError",
     "FitResult",
     "LatencyFit",
+    "PromptFit",
     "Propagation",
     "Replicates",
     "ServerFit",
@@ -116,6 +119,7 @@ def fit_records(
     seed: int | None = 0,
     progress: Callable[[int, int], None] | None = None,
     drop_off_budget: bool = False,
+    prompt_stage: bool = True,
 ) -> FitResult:
     """Fit a profile to measurement files (or a :class:`~thinkq.records.RecordSet`).
 
@@ -142,6 +146,10 @@ def fit_records(
         Leave out records whose thinking tokens differ from their budget (counted in
         a warning) instead of raising; see :func:`thinkq.records.check_records`,
         whose warnings (failed queries, repeated records) the result carries.
+    prompt_stage:
+        With the server phase's prompt probe in the records, write the ``[server]``
+        table's ``prompt`` and lift each t0 for new prompts (:mod:`.prompt`); false
+        leaves both out (traffic whose prompts repeat).
 
     Raises
     ------
@@ -184,8 +192,12 @@ def fit_records(
             tasks, accuracy, latency, bootstrap, level=level, seed=seed, progress=progress
         )
     server = _server_fit(record_set, profile, bootstrap=bootstrap, level=level, seed=seed)
+    prompt = None
     if server is not None:
-        profile = profile.with_server(server.server)
+        profile, server, replicates, prompt = fit_prompt_stage(
+            record_set, profile.with_server(server.server), server, replicates,
+            bootstrap=bootstrap, level=level, seed=seed, enabled=prompt_stage,
+        )  # fmt: skip
     return FitResult(
         profile=profile,
         tasks=tuple(
@@ -201,6 +213,7 @@ def fit_records(
         notes=(thin,) if thin and max_tokens is None else (),
         checks=checks,
         server=server,
+        prompt=prompt,
     )
 
 

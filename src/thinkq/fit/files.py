@@ -71,17 +71,38 @@ def profile_text(result: FitResult, *, suffix: str = ".toml") -> str:
             f"name = {_toml_string(task.name)}",
             f"share = {float(p.share[k])!r}  # {task.data.queries} queries measured",
         ]
+        lift = result.prompt.lift(k) if result.prompt is not None else 0.0
         for key in PARAMETERS:
             value = float(getattr(p, key)[k])
+            shift = lift if key == "t0" else 0.0
             note = []
             if key in task.intervals:
                 low, high = task.intervals[key]
-                note.append(f"[{low:.4g}, {high:.4g}]")
+                note.append(f"[{low + shift:.4g}, {high + shift:.4g}]")
             if _UNITS[key]:
                 note.append(_UNITS[key])
+            if shift:
+                note.append(
+                    f"(the line's {task.latency.t0:.4g} s + {shift:.4g} s: a new prompt; "
+                    "the line was measured with prompts held)"
+                )
             comment = f"  # {' '.join(note)}" if note else ""
             lines.append(f"{key} = {value!r}{comment}")
     return "\n".join(lines) + "\n"
+
+
+def _prompt_lines(result: FitResult) -> list[str]:
+    """The ``[server]`` table's ``prompt`` line (a comment where it was left out)."""
+    fit = result.prompt
+    if fit is None:
+        return []
+    if not fit.applied:
+        return [f"# prompt not written ({fit.probes} probes): {fit.why}"]
+    interval = f"[{fit.interval[0]:.4g}, {fit.interval[1]:.4g}] " if fit.interval else ""
+    return [
+        f"prompt = {fit.prompt!r}  # {interval}s: a new prompt computed alone while the batch "
+        f"waits ({fit.probes} probes)"
+    ]
 
 
 def _server_lines(result: FitResult) -> list[str]:
@@ -121,6 +142,7 @@ def _server_lines(result: FitResult) -> list[str]:
             if s.steps
             else []
         ),
+        *_prompt_lines(result),
     ]
 
 

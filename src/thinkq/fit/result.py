@@ -13,6 +13,7 @@ from typing import Any
 from thinkq.fit.accuracy import AccuracyFit
 from thinkq.fit.data import TaskData
 from thinkq.fit.latency import LatencyFit
+from thinkq.fit.prompt import PromptFit
 from thinkq.fit.server import ServerFit
 from thinkq.fit.uncertainty import Replicates
 from thinkq.profile import Profile
@@ -52,6 +53,7 @@ class FitResult:
     notes: tuple[str, ...] = ()  # the profile's warnings (a budget too thin for l_max)
     checks: tuple[str, ...] = ()  # what check_records left out or found repeated
     server: ServerFit | None = None  # the step-time law, from the server phase's records
+    prompt: PromptFit | None = None  # the prompt stage, from the server phase's prompt probe
 
     @property
     def warnings(self) -> tuple[str, ...]:
@@ -59,6 +61,7 @@ class FitResult:
         the profile's."""
         notes = [*self.checks, *(f"{t.name}: {w}" for t in self.tasks for w in t.warnings)]
         notes += self.server.warnings if self.server is not None else ()
+        notes += self.prompt.warnings if self.prompt is not None else ()
         if self.profile.max_tokens > self.measured_max:
             notes.append(
                 f"max_tokens {self.profile.max_tokens} is above the largest measured budget "
@@ -81,6 +84,14 @@ class FitResult:
         }
         if self.server is not None:
             data["server"] = self.server.to_dict()
+        if self.prompt is not None:
+            data["prompt"] = self.prompt.to_dict()
+            for k, task in enumerate(data["tasks"]):  # the profile's t0, and why it differs
+                lift = self.prompt.lift(k)
+                task["latency"] |= {
+                    "t0_prompt_lift": lift,
+                    "t0_profile": task["latency"]["t0"] + lift,
+                }
         if replicates and self.replicates is not None:
             data["replicates"] = self.replicates.to_dict()
         return data

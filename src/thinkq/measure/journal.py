@@ -53,6 +53,7 @@ def finished(
     grid: Collection[K] | None = None,
     key: Callable[[dict[str, Any]], K | None] = _key,  # type: ignore[assignment]
     outside: Callable[[K, Collection[K]], str] = _outside,  # type: ignore[assignment]
+    phase: str | None = None,
 ) -> set[K]:
     """The keys of the queries ``path`` already answers; clean the file for appending.
 
@@ -60,7 +61,9 @@ def finished(
     queries are removed, atomically, so that they are asked again. With ``grid``,
     every record must be one of its cells: records of other settings are not mixed in.
     ``key`` reads a record's key (default: task, item, budget, run) and ``outside``
-    says which setting puts a key outside ``grid`` (its field and a phrase).
+    says which setting puts a key outside ``grid`` (its field and a phrase). With
+    ``phase``, lines of another phase of the file (the prompt probe's and the server
+    phase's share ``NAME.server.jsonl``) are kept as they are, unread.
 
     Raises
     ------
@@ -81,8 +84,10 @@ def finished(
             data = json.loads(line)
         except (ValueError, RecursionError):
             data = None
-        found = key(data) if isinstance(data, dict) else None
-        if data is None or found is None:
+        if phase is not None and isinstance(data, dict) and data.get("phase") not in (None, phase):
+            keep.append(line)  # another phase's: its own pass reads it
+            continue
+        if (found := key(data) if isinstance(data, dict) else None) is None or data is None:
             raise RecordError([f"{path}:{number}: record: not a record of thinkq profile"])
         if data.get("model") != model:
             raise RecordError(

@@ -192,8 +192,9 @@ async def run_levels(
         As :func:`~thinkq.measure.runner.run`.
     """
     done = finished(
-        out, model=server.model, grid={q.key for q in queries}, key=_key, outside=_outside
-    )
+        out, model=server.model, grid={q.key for q in queries}, key=_key, outside=_outside,
+        phase=PHASE,
+    )  # fmt: skip
     if settings is not None and _written(out) != settings:
         write_settings(out, settings)
     todo = [q for q in queries if q.key not in done]

@@ -9,7 +9,9 @@ Two forms are read, by file suffix:
   A record with an ``error`` (a query that failed, as ``thinkq profile`` writes it)
   is counted in :attr:`RecordSet.failed` and left out of the measurements. A line
   with ``"phase": "server"`` is a :class:`ServerRecord` of ``thinkq profile --slots``
-  (:attr:`RecordSet.server`), which fits the server's step time, never the curves.
+  (:attr:`RecordSet.server`), which fits the server's step time, never the curves;
+  one with ``"phase": "prompt"`` a :class:`PromptRecord` of its prompt probe
+  (:attr:`RecordSet.prompts`), which gives the ``[server]`` table's ``prompt``.
 * ``.csv``: a summary, one :class:`SummaryRow` per task and budget with ``task``,
   ``budget``, ``n`` (queries), ``correct`` (how many were right), ``mean_latency_s``
   and optionally ``latency_variance_s2`` (seconds squared); further columns are kept.
@@ -31,7 +33,7 @@ from pathlib import Path
 
 from thinkq.errors import RecordError
 from thinkq.records.checks import Checked, check_records
-from thinkq.records.lines import Problem, Record, ServerRecord, SummaryRow
+from thinkq.records.lines import Problem, PromptRecord, Record, ServerRecord, SummaryRow
 from thinkq.records.readers import check_consistency, read_csv, read_jsonl
 from thinkq.records.sets import RecordSet
 
@@ -40,6 +42,7 @@ __all__ = [
     "SUMMARY_SUFFIXES",
     "Checked",
     "Problem",
+    "PromptRecord",
     "Record",
     "RecordSet",
     "ServerRecord",
@@ -50,6 +53,22 @@ __all__ = [
 
 RECORD_SUFFIXES = (".jsonl", ".ndjson")
 SUMMARY_SUFFIXES = (".csv",)
+
+
+def _jsonl(
+    path: Path, label: str, problems: list[Problem]
+) -> tuple[
+    list[tuple[str, Record]], list[tuple[str, ServerRecord]], list[tuple[str, PromptRecord]]
+]:
+    """A ``.jsonl`` file's records, server records and probe records, by ``FILE:LINE``."""
+    server: list[tuple[int, ServerRecord]] = []
+    prompts: list[tuple[int, PromptRecord]] = []
+    records = read_jsonl(path, label, problems, server, prompts)
+    return (
+        [(f"{label}:{n}", r) for n, r in records],
+        [(f"{label}:{n}", r) for n, r in server],
+        [(f"{label}:{n}", r) for n, r in prompts],
+    )
 
 
 def read_records(paths: Iterable[str | Path]) -> RecordSet:
@@ -65,6 +84,7 @@ def read_records(paths: Iterable[str | Path]) -> RecordSet:
     records: list[tuple[str, Record]] = []
     summaries: list[tuple[str, SummaryRow]] = []
     server: list[tuple[str, ServerRecord]] = []
+    prompts: list[tuple[str, PromptRecord]] = []
     files: list[str] = []
     for item in paths:
         path = Path(item)
@@ -78,11 +98,8 @@ def read_records(paths: Iterable[str | Path]) -> RecordSet:
             continue
         try:
             if suffix in RECORD_SUFFIXES:
-                phase: list[tuple[int, ServerRecord]] = []
-                records += [
-                    (f"{label}:{n}", r) for n, r in read_jsonl(path, label, problems, phase)
-                ]
-                server += [(f"{label}:{n}", r) for n, r in phase]
+                more, measured, probed = _jsonl(path, label, problems)
+                records, server, prompts = records + more, server + measured, prompts + probed
             else:
                 summaries += [(f"{label}:{n}", r) for n, r in read_csv(path, label, problems)]
         except FileNotFoundError:
@@ -91,12 +108,13 @@ def read_records(paths: Iterable[str | Path]) -> RecordSet:
             problems.append(Problem(label, None, "file", f"cannot read: {exc.strerror or exc}"))
     if not files:
         problems.append(Problem("records", None, "files", "no files given"))
-    check_consistency(records, summaries, problems, server)
-    failed = sum(1 for _, r in records if r.error is not None)
-    failed += sum(1 for _, r in server if r.error is not None)
+    check_consistency(records, summaries, problems, [*server, *prompts])
+    errors = [r.error for _, r in records] + [r.error for _, r in server]
+    failed = sum(1 for e in errors + [r.error for _, r in prompts] if e is not None)
     records = [(w, r) for w, r in records if r.error is None]
     server = [(w, r) for w, r in server if r.error is None]
-    if not problems and not records and not summaries and not server:
+    prompts = [(w, r) for w, r in prompts if r.error is None]
+    if not problems and not records and not summaries and not server and not prompts:
         what = f"all {failed} records are failed queries" if failed else "no records in the files"
         problems.append(Problem(", ".join(files), None, "records", what))
     if problems:
@@ -110,4 +128,6 @@ def read_records(paths: Iterable[str | Path]) -> RecordSet:
         failed=failed,
         server=tuple(r for _, r in server),
         server_lines=tuple(w for w, _ in server),
+        prompts=tuple(r for _, r in prompts),
+        prompt_lines=tuple(w for w, _ in prompts),
     )

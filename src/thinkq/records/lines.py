@@ -2,7 +2,9 @@
 
 A :class:`Record` is one line of a ``.jsonl`` file (one answered query), a
 :class:`ServerRecord` one line of the server phase (``"phase": "server"``: a query
-asked at a concurrency level, with the batch it saw), a :class:`SummaryRow` one row
+asked at a concurrency level, with the batch it saw), a :class:`PromptRecord` one
+line of its prompt probe (``"phase": "prompt"``: one item's prompt, new and held), a
+:class:`SummaryRow` one row
 of a ``.csv`` summary (one task at one budget); a :class:`Problem` locates and
 describes one malformed line. :mod:`thinkq.records`
 describes the formats and exports these types.
@@ -14,7 +16,7 @@ from typing import Annotated, Literal, NamedTuple
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-__all__ = ["Problem", "Record", "ServerRecord", "SummaryRow"]
+__all__ = ["Problem", "PromptRecord", "Record", "ServerRecord", "SummaryRow"]
 
 
 def _named(value: str) -> str:
@@ -122,3 +124,29 @@ class ServerRecord(BaseModel):
         if self.think_s and tokens > 0:
             return self.think_s / tokens
         return None
+
+
+Milliseconds = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+Tokens = Annotated[int, Field(ge=0, le=MAX_COUNT)]
+
+
+class PromptRecord(BaseModel):
+    """One item of the server phase's prompt probe (:mod:`thinkq.measure.prompt_probe`).
+
+    ``new_ms`` is the server's ``timings.prompt_ms`` of the item's prompt made new by a
+    unique tag (``new_n`` tokens computed), ``held_ms`` that of the same prompt sent
+    again, held in the server's cache (``held_n`` tokens computed). Both are given
+    unless the probe failed (``error``).
+    """
+
+    model_config = ConfigDict(extra="allow", strict=True, frozen=True)
+
+    phase: Literal["prompt"]
+    task: TaskName
+    new_ms: Milliseconds | None = None
+    held_ms: Milliseconds | None = None
+    new_n: Tokens | None = None
+    held_n: Tokens | None = None
+    item_id: str | int | None = None
+    model: str | None = None
+    error: str | None = None

@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from thinkq.records.lines import Problem, Record, ServerRecord, SummaryRow
+from thinkq.records.lines import Problem, PromptRecord, Record, ServerRecord, SummaryRow
 
 __all__ = ["check_consistency", "read_csv", "read_jsonl"]
 
@@ -73,11 +73,13 @@ def read_jsonl(
     label: str,
     problems: list[Problem],
     server: list[tuple[int, ServerRecord]] | None = None,
+    prompts: list[tuple[int, PromptRecord]] | None = None,
 ) -> list[tuple[int, Record]]:
     """The records of a ``.jsonl`` file with their line numbers; problems to ``problems``.
 
-    Lines of the server phase (``"phase": "server"``) go to ``server`` (they are no
-    accuracy measurements); without that list, they are problems.
+    Lines of the server phase (``"phase": "server"``) go to ``server`` and those of its
+    prompt probe (``"phase": "prompt"``) to ``prompts`` (they are no accuracy
+    measurements); without those lists, they are problems.
     """
     out: list[tuple[int, Record]] = []
     for number, raw in enumerate(path.read_bytes().splitlines(), start=1):
@@ -104,6 +106,9 @@ def read_jsonl(
         if not isinstance(data, dict):
             problems.append(Problem(label, number, "record", "expected a JSON object"))
             continue
+        if data.get("phase") == "prompt":
+            _prompt_line(data, (label, number), problems, prompts)
+            continue
         if "phase" in data:
             _server_line(data, (label, number), problems, server)
             continue
@@ -124,7 +129,9 @@ def _server_line(
     label, number = where
     if data["phase"] != "server":
         shown = repr(data["phase"])[:40]
-        problems.append(Problem(label, number, "phase", f"expected 'server', got {shown}"))
+        problems.append(
+            Problem(label, number, "phase", f"expected 'server' or 'prompt', got {shown}")
+        )
         return
     if server is None:
         problems.append(Problem(label, number, "phase", "a server-phase record is not read here"))
@@ -144,6 +151,31 @@ def _server_line(
         )  # fmt: skip
         return
     server.append((number, record))
+
+
+def _prompt_line(
+    data: dict[str, Any],
+    where: tuple[str, int],
+    problems: list[Problem],
+    prompts: list[tuple[int, PromptRecord]] | None,
+) -> None:
+    """Read one line of the prompt probe into ``prompts``, or its problems."""
+    label, number = where
+    if prompts is None:
+        problems.append(Problem(label, number, "phase", "a prompt-probe record is not read here"))
+        return
+    try:
+        record = PromptRecord.model_validate(data)
+    except ValidationError as exc:
+        problems.extend(_problems(label, number, exc))
+        return
+    if record.error is None:
+        for field in ("new_ms", "held_ms"):
+            if getattr(record, field) is None:
+                why = "missing (a probe that did not fail times its prompt, new and held)"
+                problems.append(Problem(label, number, field, why))
+                return
+    prompts.append((number, record))
 
 
 _SUMMARY_COLUMNS = ("task", "budget", "n", "correct", "mean_latency_s")
@@ -200,12 +232,12 @@ def check_consistency(
     records: Sequence[tuple[str, Record]],
     summaries: Sequence[tuple[str, SummaryRow]],
     problems: list[Problem],
-    server: Sequence[tuple[str, ServerRecord]] = (),
+    server: Sequence[tuple[str, ServerRecord | PromptRecord]] = (),
 ) -> None:
-    """One model throughout (server records too); each task in one form (records or
-    summary rows)."""
+    """One model throughout (server and probe records too); each task in one form
+    (records or summary rows)."""
     model_seen: tuple[str, str] | None = None
-    every: list[tuple[str, Record | ServerRecord]] = [*records, *server]
+    every: list[tuple[str, Record | ServerRecord | PromptRecord]] = [*records, *server]
     for where, record in every:
         if record.model is None:
             continue

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from thinkq.records.lines import Record, ServerRecord, SummaryRow
+from thinkq.records.lines import PromptRecord, Record, ServerRecord, SummaryRow
 
 __all__ = ["RecordSet"]
 
@@ -15,8 +15,8 @@ class RecordSet:
 
     ``record_lines`` and ``summary_lines`` give ``FILE:LINE`` of each entry;
     ``failed`` counts the records of failed queries, which are left out. ``server``
-    holds the server phase's records (``server_lines`` where they are), failed ones
-    left out too.
+    holds the server phase's records (``server_lines`` where they are) and ``prompts``
+    its prompt probe's (``prompt_lines``), failed ones left out too.
     """
 
     records: tuple[Record, ...]
@@ -27,11 +27,17 @@ class RecordSet:
     failed: int = 0
     server: tuple[ServerRecord, ...] = ()
     server_lines: tuple[str, ...] = ()
+    prompts: tuple[PromptRecord, ...] = ()
+    prompt_lines: tuple[str, ...] = ()
 
     @property
     def model(self) -> str | None:
         """The model the records name (they all name the same one), if any."""
-        every: tuple[Record | ServerRecord, ...] = (*self.records, *self.server)
+        every: tuple[Record | ServerRecord | PromptRecord, ...] = (
+            *self.records,
+            *self.server,
+            *self.prompts,
+        )
         return next((r.model for r in every if r.model is not None), None)
 
     @property
