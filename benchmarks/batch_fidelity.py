@@ -30,7 +30,12 @@ by hand as in ``benchmarks/smollm2_fidelity.toml``.
 
 With ``--prompt P`` the profile's server gets a prompt stage of P seconds
 (``docs/batching.md``, "A prompt stage": llama.cpp computing a prompt alone while the
-batch waits).
+batch waits); ``--prompt measure`` measures it first (:func:`measure_prompt`: new
+prompts, one at a time, llama-server's own ``prompt_ms``) and lifts each type's line by
+its new prompt's time (the profile's lines were measured with prompts held by the
+slots). ``--unique-prompts`` tags every query's prompt so that no slot or prompt cache
+holds it (``thinkq loadtest --unique-prompts``): without it the 300 prompts a type
+recur, and llama-server computes fewer of them the longer a run goes.
 
 Every run is written to ``--out`` (JSON) as soon as it ends; a rerun skips the runs
 already there. Run::
@@ -77,7 +82,7 @@ def mean_batch(profile: thinkq.Profile) -> float:
 def rate_for_batch(profile: thinkq.Profile, target: float) -> float:
     """The rate whose optimal budgets give a predicted mean batch of ``target`` (bisection)."""
     assert profile.server is not None
-    high = 0.999 * profile.server.max_capacity / float(np.dot(profile.share, profile.t0))
+    high = 0.999 * profile.server.rate_limit(float(np.dot(profile.share, profile.t0)))
     low = 1e-6
     for _ in range(60):
         middle = math.sqrt(low * high)
@@ -122,7 +127,7 @@ async def serve_run(
         result = await run_load(
             "http://gateway/v1", rate=profile.rate, queries=args.queries, mix=mix,
             prompts=prompts, max_tokens=args.answer_tokens, stop=("\n",), seed=seed,
-            transport=transport, timeout=7200,
+            unique=args.unique_prompts, transport=transport, timeout=7200,
         )  # fmt: skip
         state = gateway.state()
         # the live prediction's inputs, one at a time: the rate it estimated, its lines
@@ -155,6 +160,16 @@ async def serve_run(
         "served": result.overall.served,
         "rejected": result.overall.rejected,
         "budgets": state["budgets"],
+        "budget_counts": {  # the budgets served (the live gateway re-solves during a run)
+            name: {
+                str(int(b)): int(n)
+                for b, n in zip(
+                    *np.unique([r.budget for r in served if r.task == name], return_counts=True),
+                    strict=True,
+                )
+            }
+            for name in profile.names
+        },
         "measured_mean": float(times.mean()),
         "measured_mean_95": interval(times),
         "measured_p95": float(np.percentile(times, 95)),
@@ -178,7 +193,7 @@ async def serve_run(
 
 
 async def learn(
-    args: argparse.Namespace, base_url: str, point: thinkq.Profile, queries: int
+    args: argparse.Namespace, base_url: str, point: thinkq.Profile, queries: int, seed: int
 ) -> tuple[thinkq.Profile, dict[str, int]]:
     """Serve ``queries`` queries at ``point`` with the refit on; the profile the gateway
     learned (latency lines, the server's law) and the budgets it served."""
@@ -194,12 +209,43 @@ async def learn(
         mix = dict(zip(point.names, point.share.tolist(), strict=True))
         await run_load(
             "http://gateway/v1", rate=point.rate, queries=queries, mix=mix,
-            prompts=prompts, max_tokens=args.answer_tokens, stop=("\n",), seed=99,
-            transport=transport, timeout=7200,
+            prompts=prompts, max_tokens=args.answer_tokens, stop=("\n",), seed=seed,
+            unique=args.unique_prompts, transport=transport, timeout=7200,
         )  # fmt: skip
         learned = gateway.controller.at(Estimate(point.rate, point.share, 0))
         budgets = dict(gateway.state()["budgets"])
     return learned, budgets
+
+
+async def measure_prompt(
+    args: argparse.Namespace, base_url: str, profile: thinkq.Profile, count: int = 24
+) -> Row:
+    """The stall of a prompt: llama-server's ``timings.prompt_ms`` of ``count`` prompts a
+    type, each tagged so that no slot holds it (as ``--unique-prompts`` serves them), sent
+    one at a time to an idle server (so no decode shares their steps), mixed by the
+    profile's shares. A prompt that takes a slot is computed while every decoding query
+    waits (``docs/batching.md``, "A prompt stage")."""
+    template = get_template(args.template)
+    assert template is not None
+    prompts = load_prompts(list(profile.names), data_dir=args.data_dir, n=300, seed=0)
+    seconds: dict[str, list[float]] = {}
+    async with httpx.AsyncClient(base_url=base_url, timeout=600) as client:
+        for name in profile.names:
+            for k, text in enumerate(prompts[name][-count:]):  # the end: the load draws all
+                body = {
+                    "model": "smollm2",
+                    "prompt": template.render([{"role": "user", "content": f"[probe {k}] {text}"}]),
+                    "max_tokens": 1,
+                    "temperature": 0,
+                }
+                reply = (await client.post("/completions", json=body)).json()
+                seconds.setdefault(name, []).append(reply["timings"]["prompt_ms"] / 1000)
+    means = [float(np.mean(seconds[name])) for name in profile.names]
+    return {
+        "prompt": float(np.dot(profile.share, means)),
+        "by_type": dict(zip(profile.names, means, strict=True)),
+        "count": count,
+    }
 
 
 async def calibrate(args: argparse.Namespace, base_url: str, profile: thinkq.Profile) -> Row:
@@ -212,10 +258,10 @@ async def calibrate(args: argparse.Namespace, base_url: str, profile: thinkq.Pro
     tokens 45 % above what the gateway then measured at zero tokens (the loads near
     capacity are served at zero budgets)."""
     planned = profile.replace(rate=rate_for_batch(profile, 1.0))
-    at_plan, budgets = await learn(args, base_url, planned, args.calibration)
+    at_plan, budgets = await learn(args, base_url, planned, args.calibration, seed=99)
     zero, _ = fixed_budgets(profile, "0")
     at_zero, _ = await learn(
-        args, base_url, zero.replace(rate=rate_for_batch(zero, 1.0)), args.calibration
+        args, base_url, zero.replace(rate=rate_for_batch(zero, 1.0)), args.calibration, seed=98
     )
     served = np.array([budgets[name] for name in profile.names], dtype=float)
     high = at_plan.t0 + at_plan.c * served  # the solo time learned at the budget served
@@ -234,18 +280,45 @@ async def calibrate(args: argparse.Namespace, base_url: str, profile: thinkq.Pro
     }
 
 
+def served_moments(profile: thinkq.Profile, row: Row) -> tuple[float, float]:
+    """E[S] and E[S^2] of the solo times at the budgets each query was served, by the
+    profile's lines (the live gateway re-solves during a run: near capacity its budgets
+    move), with the types in the proportions served."""
+    weights, means, variances = [], [], []
+    counts = row.get("budget_counts") or {
+        name: {str(row["budgets"][name]): 1} for name in profile.names
+    }  # rows of before: the final budgets
+    for k, name in enumerate(profile.names):
+        for budget, n in counts[name].items():
+            weights.append(n)
+            means.append(profile.t0[k] + profile.c[k] * int(budget))
+            variances.append(profile.variance[k])
+    w = np.array(weights, dtype=float) / sum(weights)
+    mean = np.array(means)
+    return float(w @ mean), float(w @ (mean**2 + np.array(variances)))
+
+
 def predictions(profile: thinkq.Profile, row: Row, queries: int) -> Row:
     """The batched model, the simulator and M/G/1 at the offered rate and budgets served
     (infinite where the model calls that load unstable: a run's Poisson arrivals can
-    come out above a rate planned near capacity)."""
-    point = profile.replace(rate=row["offered_rate"])
+    come out above a rate planned near capacity). The model takes the budgets each
+    query was served (:func:`served_moments`); the simulator and M/G/1 the final ones."""
     budgets = np.array([row["budgets"][name] for name in profile.names], dtype=float)
-    m = thinkq.model.moments(point, budgets)
-    unstable = {"model_mean": math.inf, "mgl_mean": math.inf, "model_mean_service": m.mean}
+    m1, m2 = served_moments(profile, row)
+    unstable = {"model_mean": math.inf, "mgl_mean": math.inf, "model_mean_service": m1}
     try:
-        model_mean = thinkq.model.system_time(point, budgets)
+        point = profile.replace(rate=row["offered_rate"])
     except thinkq.UnstableLoadError:
         return unstable
+    if point.batched is None:
+        rho = point.rate * m1
+        model_mean = point.rate * m2 / (2 * (1 - rho)) + m1 if rho < 1 else math.inf
+    else:
+        model_mean = delay(point.batched, point.rate, m1, m2).system_time
+    if not math.isfinite(model_mean):
+        return unstable
+    if not math.isfinite(thinkq.model.system_time(point, budgets)):
+        return {"model_mean": model_mean, "mgl_mean": math.inf, "model_mean_service": m1}
     simulated = thinkq.simulate(point, budgets, queries=200_000, seed=0)
     runs = [
         thinkq.simulate(point, budgets, queries=queries, warmup=0, seed=s).mean_system_time
@@ -255,7 +328,7 @@ def predictions(profile: thinkq.Profile, row: Row, queries: int) -> Row:
         mgl = thinkq.model.system_time(point.with_server(None), budgets)
     except thinkq.UnstableLoadError:
         mgl = math.inf
-    law = delay(point.server, point.rate, m.mean, m.second) if point.batched else None
+    law = delay(point.server, point.rate, m1, m2) if point.batched else None
     return {
         "model_mean": model_mean,
         "model_mean_batch": None if law is None else law.batch,
@@ -263,7 +336,8 @@ def predictions(profile: thinkq.Profile, row: Row, queries: int) -> Row:
         "simulated_mean": simulated.mean_system_time,
         "simulated_p95": simulated.p95_system_time,
         "simulated_runs_5_95": np.percentile(runs, [5, 95]).tolist(),
-        "model_mean_service": m.mean,
+        "model_mean_service": m1,
+        "model_mean_final_budgets": thinkq.model.system_time(point, budgets),
     }
 
 
@@ -347,8 +421,12 @@ def main() -> None:
     )
     parser.add_argument(
         "--prompt",
-        type=float,
-        help="Seconds: a prompt stage for the profile's server (docs/batching.md).",
+        help="Seconds, or 'measure': a prompt stage for the profile's server (docs/batching.md).",
+    )
+    parser.add_argument(
+        "--unique-prompts",
+        action="store_true",
+        help="Tag each query's prompt so that no slot holds it (thinkq loadtest's option).",
     )
     parser.add_argument("--seed", type=int, default=0, help="Runs' arrivals: seed + 1, + 2, ...")
     parser.add_argument("--out", type=Path, required=True, help="Results (JSON), resumable.")
@@ -362,28 +440,53 @@ def main() -> None:
     profiled = thinkq.load_profile(args.profile)
     if profiled.batched is None:
         sys.exit(f"error: {args.profile}: the profile has no [server] table with slots > 1")
-    if args.prompt is not None:
+    if args.prompt not in (None, "measure"):
         try:
-            profiled = profiled.with_server(replace(profiled.batched, prompt=args.prompt))
+            seconds = float(args.prompt)
+        except ValueError:
+            parser.error(f"--prompt: seconds or 'measure', got {args.prompt!r}")
+        try:
+            profiled = profiled.with_server(replace(profiled.batched, prompt=seconds))
         except thinkq.ThinkqError as exc:
             parser.error(f"--prompt: {exc}")
     done: dict[str, Row] = json.loads(args.out.read_text()) if args.out.exists() else {}
     llama = None if args.base_url else start_batching(parallel=profiled.server.slots)
     base_url = args.base_url or (llama.base_url if llama else "")
     try:
+        if args.prompt == "measure":
+            if "prompt" not in done:
+                done["prompt"] = asyncio.run(measure_prompt(args, base_url, profiled))
+                save(args.out, done)
+            print(f"prompt stage: {done['prompt']['prompt']:.4f} s", flush=True)
+            # the profile's lines were measured with the prompts mostly held by the slots:
+            # each type's uncached prompt on top, as a start for the calibration
+            lifted = [done["prompt"]["by_type"][name] for name in profiled.names]
+            try:
+                stage = replace(profiled.batched, prompt=done["prompt"]["prompt"])
+                profiled = thinkq.Profile.from_arrays(
+                    server=stage, names=profiled.names, share=profiled.share, A=profiled.A,
+                    b=profiled.b, D=profiled.D, t0=profiled.t0 + np.array(lifted),
+                    c=profiled.c, variance=profiled.variance, rate=profiled.rate,
+                    alpha=profiled.alpha, max_tokens=profiled.max_tokens,
+                )  # fmt: skip
+            except thinkq.ThinkqError as exc:
+                sys.exit(f"error: the measured prompt stage: {exc}")
         profile = profiled
         if args.calibration and "calibration" not in done:
             done["calibration"] = asyncio.run(calibrate(args, base_url, profiled))
             save(args.out, done)
         if "calibration" in done:
             profile = thinkq.profile.profile_from_dict(done["calibration"]["profile"])
-        todo = {k: v for k, v in runs(profile, args).items() if k not in done}
+        todo = {k: v for k, v in runs(profile, args).items() if "model_mean" not in done.get(k, {})}
         for index, (name, (served, concurrency)) in enumerate(todo.items(), start=1):
             # a throughput pair serves the same queries (common random numbers): the same
             # types and prompts, the B-slot run's gaps 1 / ratio times the one-slot run's
             seed = args.seed + (1 if name.startswith("throughput:") else index)
-            print(f"{name}: rate {served.rate:.4g}/s, concurrency {concurrency}", flush=True)
-            row = asyncio.run(serve_run(args, base_url, served, concurrency, seed))
+            if name not in done:  # served, kept, then predicted: a crash loses no queries
+                print(f"{name}: rate {served.rate:.4g}/s, concurrency {concurrency}", flush=True)
+                done[name] = asyncio.run(serve_run(args, base_url, served, concurrency, seed))
+                save(args.out, done)
+            row = done[name]
             physical = profile if concurrency > 1 else profile.with_server(None)
             row |= predictions(physical, row, args.queries)
             try:
@@ -398,7 +501,7 @@ def main() -> None:
     finally:
         if llama is not None:
             stop(llama)
-    report({k: v for k, v in done.items() if k != "calibration"}, profile)
+    report({k: v for k, v in done.items() if k not in ("calibration", "prompt")}, profile)
 
 
 def save(out: Path, done: dict[str, Row]) -> None:

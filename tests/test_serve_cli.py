@@ -185,8 +185,11 @@ def test_unique_prompts_share_no_prefix_beyond_the_template() -> None:
     tagged = asyncio.run(main(unique=True))
     heads = {p.split("1+1?")[0] for p in tagged}  # the template, then the tag
     assert len(heads) == 12  # both phases of a query carry its tag
-    tags = {re.search(r"\[query 5-(\d+)\] $", head) for head in heads}
-    assert sorted(int(t.group(1)) for t in tags if t) == list(range(12))
+    tags = {re.search(r"\[query ([0-9a-f]{8})-(\d+)\] $", head) for head in heads}
+    assert sorted(int(t.group(2)) for t in tags if t) == list(range(12))
+    assert len({t.group(1) for t in tags if t}) == 1  # one run, one nonce
+    again = asyncio.run(main(unique=True))  # another run of the same seed: other tags
+    assert not {p.split("1+1?")[0] for p in again} & heads
     plain = asyncio.run(main(unique=False))
     assert len({p.split("1+1?")[0] for p in plain}) == 1  # one prompt, one prefix
     assert not any("[query" in p for p in plain)

@@ -11,6 +11,7 @@ scheduled send to the end of its reply (seconds).
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -159,8 +160,9 @@ async def run_load(
     seed:
         Seed of the arrival times, types and prompts.
     unique:
-        Start each query's prompt with its own tag (``[query 0-17]``: the seed, then the
-        query), so that no two queries share a prefix beyond the chat template's: a
+        Start each query's prompt with its own tag (``[query 5f0c9a1e-17]``: a random
+        hex of this call, then the query), so that no two queries, of this run or
+        another (of the same seed too), share a prefix beyond the chat template's: a
         server's prompt cache then holds nothing of a query before it arrives, as with
         new users' queries. Without it the prompts recur, and a server that caches them
         computes fewer of them.
@@ -181,6 +183,7 @@ async def run_load(
     times = np.cumsum(rng.exponential(1.0 / rate, queries))
     kinds = rng.choice(len(names), size=queries, p=shares / shares.sum())
     draws = rng.integers(0, 1 << 30, size=queries)
+    nonce = secrets.token_hex(4)  # another run's tags, even of the same seed, differ
     results: list[list[tuple[int, float]]] = [[] for _ in names]
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     done = 0
@@ -200,7 +203,7 @@ async def run_load(
             texts = prompts[task]
             text = texts[int(draws[k]) % len(texts)]
             if unique:
-                text = f"[query {seed}-{k}] {text}"
+                text = f"[query {nonce}-{k}] {text}"
             body = {
                 "messages": [{"role": "user", "content": text}],
                 "max_tokens": max_tokens,
