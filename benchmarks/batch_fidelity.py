@@ -298,6 +298,18 @@ def served_moments(profile: thinkq.Profile, row: Row) -> tuple[float, float]:
     return float(w @ mean), float(w @ (mean**2 + np.array(variances)))
 
 
+def elasticity(server: Any, rate: float, m1: float, m2: float, step: float = 0.01) -> float:
+    """d ln E[T] / d ln S of the batched model: every solo time (and the prompt in it)
+    scaled by 1 +- ``step``, the rate held. Near capacity it is large: an error of x % in
+    the solo times learned is about this many times x % in the prediction, which bounds
+    how closely any calibration can be checked at that load."""
+    times = []
+    for f in (1.0 - step, 1.0 + step):
+        scaled = replace(server, prompt=server.prompt * f)
+        times.append(delay(scaled, rate, m1 * f, m2 * f * f).system_time)
+    return float(math.log(times[1] / times[0]) / math.log((1.0 + step) / (1.0 - step)))
+
+
 def predictions(profile: thinkq.Profile, row: Row, queries: int) -> Row:
     """The batched model, the simulator and M/G/1 at the offered rate and budgets served
     (infinite where the model calls that load unstable: a run's Poisson arrivals can
@@ -329,7 +341,9 @@ def predictions(profile: thinkq.Profile, row: Row, queries: int) -> Row:
     except thinkq.UnstableLoadError:
         mgl = math.inf
     law = delay(point.server, point.rate, m1, m2) if point.batched else None
+    sensitive = elasticity(point.batched, point.rate, m1, m2) if point.batched else 1.0
     return {
+        "model_elasticity": sensitive,
         "model_mean": model_mean,
         "model_mean_batch": None if law is None else law.batch,
         "mgl_mean": mgl,
@@ -564,7 +578,8 @@ def report(done: dict[str, Row], profile: thinkq.Profile) -> None:
             "profiled_model_mean",
             "simulated_mean", "simulated_p95", "mgl_mean", "live_prediction",
             "live_rate_estimate", "live_at_offered_rate", "model_with_measured_moments",
-            "measured_mean_batch", "model_mean_batch", "measured_J")  # fmt: skip
+            "measured_mean_batch", "model_mean_batch", "model_elasticity",
+            "measured_J")  # fmt: skip
     for name, row in done.items():
         print(f"\n{name} (concurrency {row['concurrency']}, budgets {row['budgets']})")
         for key in keys:
