@@ -14,9 +14,9 @@ import io
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from thinkq.records.lines import Problem, PromptRecord, Record, ServerRecord, SummaryRow
 
@@ -119,6 +119,30 @@ def read_jsonl(
     return out
 
 
+_Line = TypeVar("_Line", bound=BaseModel)
+
+
+def _validated(
+    model: type[_Line],
+    data: dict[str, Any],
+    where: tuple[str, int],
+    problems: list[Problem],
+    kind: str,
+    into: list[Any] | None,
+) -> _Line | None:
+    """``data`` as a ``model`` record, or None with its problems (also when this reader
+    does not take records of this ``kind``: ``into`` is None)."""
+    label, number = where
+    if into is None:
+        problems.append(Problem(label, number, "phase", f"{kind} record is not read here"))
+        return None
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        problems.extend(_problems(label, number, exc))
+        return None
+
+
 def _server_line(
     data: dict[str, Any],
     where: tuple[str, int],
@@ -133,13 +157,8 @@ def _server_line(
             Problem(label, number, "phase", f"expected 'server' or 'prompt', got {shown}")
         )
         return
-    if server is None:
-        problems.append(Problem(label, number, "phase", "a server-phase record is not read here"))
-        return
-    try:
-        record = ServerRecord.model_validate(data)
-    except ValidationError as exc:
-        problems.extend(_problems(label, number, exc))
+    record = _validated(ServerRecord, data, where, problems, "a server-phase", server)
+    if record is None or server is None:
         return
     if record.error is None and record.step_s is None:
         problems.append(
@@ -161,13 +180,8 @@ def _prompt_line(
 ) -> None:
     """Read one line of the prompt probe into ``prompts``, or its problems."""
     label, number = where
-    if prompts is None:
-        problems.append(Problem(label, number, "phase", "a prompt-probe record is not read here"))
-        return
-    try:
-        record = PromptRecord.model_validate(data)
-    except ValidationError as exc:
-        problems.extend(_problems(label, number, exc))
+    record = _validated(PromptRecord, data, where, problems, "a prompt-probe", prompts)
+    if record is None or prompts is None:
         return
     if record.error is None:
         for field in ("new_ms", "held_ms"):
